@@ -1,0 +1,80 @@
+# berth: one node agent in place of kubelet + kube-proxy.
+#
+#   make setup   install what the build and the test bed need (Debian 12, root)
+#   make demo    bring up the test bed and show it; Ctrl-C takes it down
+#   make test    unit, integration and end-to-end tests (what CI runs)
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+
+GO       ?= go
+CACHE    := $(CURDIR)/.cache
+BIN      := $(CURDIR)/bin
+NODES    ?= 2
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+STATICCHECK_VERSION := v0.8.2
+
+# Debian packages: the container runtime every node runs, the kernel tools
+# the proxy and the tests drive, and what the VM tests are built from.
+APT_PACKAGES := containerd runc iptables ipvsadm conntrack nftables \
+	containernetworking-plugins busybox-static iproute2 util-linux procps \
+	qemu-system-x86 debootstrap cpio ca-certificates
+
+# The test bed's binaries: built by test/tools/build-upstream.sh, cached by
+# version under .cache/upstream.
+UPSTREAM_DIR = $(shell test/tools/build-upstream.sh $(CACHE)/upstream | tail -n1)
+
+.PHONY: all setup apt upstream build test unit lint bench demo testbed-up testbed-down clean distclean
+
+all: build
+
+setup: apt upstream build
+	@echo "setup done: run 'make demo' (as root) to see the test bed, 'make test' to test"
+
+apt:
+	@if dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | grep -qv 'install ok installed' \
+	   || ! dpkg-query -W $(APT_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
+	else echo "apt packages: all installed"; fi
+
+upstream:
+	test/tools/build-upstream.sh $(CACHE)/upstream
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/berth ./cmd/berth
+	$(GO) build -o $(BIN)/testbed ./test/testbed/cmd/testbed
+
+# test runs everything: the end-to-end packages bring up their own test beds
+# (they need root; as non-root they skip and say why).
+test: lint
+	BERTH_UPSTREAM_DIR=$(UPSTREAM_DIR) $(GO) test -count=1 -timeout 40m ./...
+
+# unit runs only the tests that need neither root nor the test bed.
+unit:
+	$(GO) test -count=1 -short $$($(GO) list ./... | grep -v /test/e2e/)
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build
+	$(BIN)/testbed demo --nodes $(NODES)
+
+testbed-up: build
+	$(BIN)/testbed up --nodes $(NODES)
+
+testbed-down: build
+	$(BIN)/testbed down
+
+clean: testbed-down
+	rm -rf $(BIN) $(CACHE)/images
+
+# distclean also drops the cached upstream binaries (a rebuild takes a while).
+distclean: clean
+	rm -rf $(CACHE)

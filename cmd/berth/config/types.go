@@ -1,0 +1,106 @@
+package config
+
+// APIVersion is the only configuration API version berth understands.
+const APIVersion = "berth.dev/v1alpha1"
+
+// Kind is the kind of berth's configuration document.
+const Kind = "BerthConfiguration"
+
+// PodNetwork says who provides the network of pods on this node.
+type PodNetwork string
+
+const (
+	// PodNetworkBuiltin means berth wires pods to the node itself.
+	PodNetworkBuiltin PodNetwork = "builtin"
+	// PodNetworkCNI means a CNI add-on installed by the operator owns pod
+	// networking and berth only invokes it through the container runtime.
+	PodNetworkCNI PodNetwork = "cni"
+)
+
+// ProxyMode selects the kernel facility that implements Service virtual IPs.
+type ProxyMode string
+
+const (
+	// ProxyModeIPTables programs services as iptables NAT rules.
+	ProxyModeIPTables ProxyMode = "iptables"
+	// ProxyModeIPVS programs services as IPVS virtual servers with
+	// round-robin scheduling.
+	ProxyModeIPVS ProxyMode = "ipvs"
+)
+
+// Config is berth's configuration file, a BerthConfiguration document.
+type Config struct {
+	// APIVersion must be APIVersion.
+	APIVersion string `json:"apiVersion"`
+	// Kind must be Kind.
+	Kind string `json:"kind"`
+	// NodeName is the name of the Node object berth registers and serves.
+	// When empty, Load uses the lowercased hostname, as kubelet does.
+	NodeName string `json:"nodeName,omitempty"`
+	// Kubelet says where kubeadm left the kubelet's settings and credentials
+	// and how pods are run.
+	Kubelet KubeletConfig `json:"kubelet"`
+	// Proxy configures the replacement for kube-proxy.
+	Proxy ProxyConfig `json:"proxy"`
+}
+
+// KubeletConfig holds the part of the configuration that replaces kubelet.
+type KubeletConfig struct {
+	// ConfigFile is the KubeletConfiguration file written by kubeadm join.
+	ConfigFile string `json:"configFile"`
+	// KubeadmFlagsFile is the environment file in which kubeadm join records
+	// node-specific kubelet flags (KUBELET_KUBEADM_ARGS).
+	KubeadmFlagsFile string `json:"kubeadmFlagsFile"`
+	// BootstrapKubeconfig is the kubeconfig holding the bootstrap token used
+	// to request the node's first client certificate.
+	BootstrapKubeconfig string `json:"bootstrapKubeconfig"`
+	// Kubeconfig is the node's own kubeconfig; it is written after TLS
+	// bootstrap and used from then on.
+	Kubeconfig string `json:"kubeconfig"`
+	// RootDir is kubelet's --root-dir: pod volumes, plugin sockets and the
+	// node's rotated client certificates (pki/).
+	RootDir string `json:"rootDir"`
+	// ContainerRuntimeEndpoint is the CRI socket of the container runtime,
+	// as a unix:// URL.
+	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint"`
+	// PodNetwork says who provides pod networking.
+	PodNetwork PodNetwork `json:"podNetwork"`
+}
+
+// ProxyConfig holds the part of the configuration that replaces kube-proxy.
+type ProxyConfig struct {
+	// Enabled runs the service proxy. Turn it off when something else (a
+	// kube-proxy DaemonSet, a CNI with its own service implementation)
+	// already programs services on the node.
+	Enabled bool `json:"enabled"`
+	// Mode selects how services are programmed.
+	Mode ProxyMode `json:"mode"`
+	// ConfigFile is an optional KubeProxyConfiguration file. Fields it
+	// leaves unset take their values from the cluster's
+	// kube-system/kube-proxy ConfigMap.
+	ConfigFile string `json:"configFile,omitempty"`
+}
+
+// Default returns the configuration used for every field a file leaves
+// unset: the paths kubeadm join writes, containerd's default socket, built-in
+// pod networking and the iptables proxy. NodeName stays empty; Load fills it
+// from the hostname.
+func Default() *Config {
+	return &Config{
+		APIVersion: APIVersion,
+		Kind:       Kind,
+		Kubelet: KubeletConfig{
+			ConfigFile:               "/var/lib/kubelet/config.yaml",
+			KubeadmFlagsFile:         "/var/lib/kubelet/kubeadm-flags.env",
+			BootstrapKubeconfig:      "/etc/kubernetes/bootstrap-kubelet.conf",
+			Kubeconfig:               "/etc/kubernetes/kubelet.conf",
+			RootDir:                  "/var/lib/kubelet",
+			ContainerRuntimeEndpoint: "unix:///run/containerd/containerd.sock",
+			PodNetwork:               PodNetworkBuiltin,
+		},
+		Proxy: ProxyConfig{
+			Enabled: true,
+			Mode:    ProxyModeIPTables,
+		},
+	}
+}

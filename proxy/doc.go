@@ -1,0 +1,7 @@
+// Package proxy holds berth's service proxy: the kube-proxy's job. Informers
+// for Services, EndpointSlices and the Node feed change trackers; a
+// bounded-frequency runner takes snapshots and calls a pure Compute that
+// turns them into a backend-neutral desired state (virtual IP to backends,
+// masquerade, reject, node ports), which a netrules backend applies. Nothing
+// here touches the kernel.
+package proxy

@@ -1,0 +1,15 @@
+package foundation
+
+import (
+	"os"
+	"testing"
+
+	"github.com/berthnode/berth/test/testbed"
+)
+
+// bed is the test bed all tests of this package share (nil as non-root).
+var bed *testbed.Testbed
+
+func TestMain(m *testing.M) {
+	os.Exit(testbed.RunTests(m, 2, &bed))
+}

@@ -1,0 +1,64 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/berthnode/berth/test/images"
+)
+
+// DefaultConfig returns the configuration of a bed with the given name and
+// node count, with the upstream binaries and the images built (or taken
+// from the cache under the repository's .cache folder) and the run folder
+// under $BERTH_TESTBED_ROOT or DefaultRoot.
+func DefaultConfig(ctx context.Context, name string, nodes int) (Config, error) {
+	repo, err := images.RepoRoot()
+	if err != nil {
+		return Config{}, err
+	}
+	cache := filepath.Join(repo, ".cache")
+	upstream, err := UpstreamDir(ctx, repo)
+	if err != nil {
+		return Config{}, err
+	}
+	built, err := images.Build(ctx, filepath.Join(cache, "images"))
+	if err != nil {
+		return Config{}, fmt.Errorf("build test bed images: %w", err)
+	}
+	cfg := Config{
+		Name:         name,
+		Root:         DefaultRoot,
+		Nodes:        nodes,
+		UpstreamDir:  upstream,
+		SandboxImage: images.PauseRef,
+	}
+	if root := os.Getenv("BERTH_TESTBED_ROOT"); root != "" {
+		cfg.Root = root
+	}
+	for _, b := range built {
+		cfg.Images = append(cfg.Images, b.Path)
+	}
+	return cfg, nil
+}
+
+// UpstreamDir returns the folder with the upstream control-plane binaries:
+// $BERTH_UPSTREAM_DIR when set, else the cache folder that
+// test/tools/build-upstream.sh fills (building them when they are missing,
+// which takes many minutes the first time).
+func UpstreamDir(ctx context.Context, repo string) (string, error) {
+	if dir := os.Getenv("BERTH_UPSTREAM_DIR"); dir != "" {
+		return dir, nil
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(repo, "test/tools/build-upstream.sh"), filepath.Join(repo, ".cache/upstream"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("build upstream binaries: %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1], nil
+}
