@@ -8,7 +8,10 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 
 GO       ?= go
-CACHE    := $(CURDIR)/.cache
+# Built upstream binaries and images are cached outside the checkout, keyed
+# by version, so that a fresh clone (CI) does not rebuild them.
+export BERTH_CACHE ?= /var/cache/berth
+CACHE    := $(BERTH_CACHE)
 BIN      := $(CURDIR)/bin
 NODES    ?= 2
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
@@ -23,7 +26,7 @@ APT_PACKAGES := containerd runc iptables ipvsadm conntrack nftables \
 	qemu-system-x86 debootstrap cpio ca-certificates
 
 # The test bed's binaries: built by test/tools/build-upstream.sh, cached by
-# version under .cache/upstream.
+# version under $(CACHE)/upstream.
 UPSTREAM_DIR = $(shell test/tools/build-upstream.sh $(CACHE)/upstream | tail -n1)
 
 .PHONY: all setup apt upstream build test unit lint bench demo testbed-up testbed-down clean distclean

@@ -166,7 +166,7 @@ func validateEntry(f File) error {
 	switch f.Mode.Type() {
 	case 0:
 		if f.Linkname != "" {
-			return errors.New("Linkname is set on a regular file")
+			return errors.New("a regular file has a Linkname")
 		}
 	case fs.ModeDir:
 		if len(f.Data) != 0 || f.Linkname != "" {

@@ -148,3 +148,22 @@ func pollInterval(attempt int) time.Duration {
 	d := 50 * time.Millisecond << min(attempt, 5)
 	return min(d, time.Second)
 }
+
+// removeCgroupParent removes the parent of all beds' cgroups from every
+// hierarchy where it is empty: other beds may still use it, and it goes with
+// the last of them.
+func removeCgroupParent() error {
+	parents, err := filepath.Glob(filepath.Join(cgroupFS, "*", cgroupPrefix))
+	if err != nil {
+		return err
+	}
+	parents = append(parents, filepath.Join(cgroupFS, cgroupPrefix))
+	var errs []error
+	for _, p := range parents {
+		err := syscall.Rmdir(p)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.ENOTEMPTY) {
+			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -175,19 +175,19 @@ func (tb *Testbed) setupScript(h HostState) string {
 	dir := shellQuote(tb.HostDir(h.Name))
 	var b strings.Builder
 	fmt.Fprintf(&b, "N=%s\nS=\"$N/stage\"\n", dir)
-	b.WriteString(`mount -t tmpfs -o mode=0755,size=1m berth-stage "$S"
+	b.WriteString(`mount -n -t tmpfs -o mode=0755,size=1m berth-stage "$S"
 mkdir "$S/etc" "$S/var" "$S/run" "$S/sys"
-mount -t overlay berth-etc -o "lowerdir=/etc,upperdir=$N/overlay/etc,workdir=$N/overlay/etc.work" "$S/etc"
-mount -t overlay berth-var -o "lowerdir=/var,upperdir=$N/overlay/var,workdir=$N/overlay/var.work" "$S/var"
-mount -t tmpfs -o mode=0755 berth-run "$S/run"
-mount -t sysfs berth-sys "$S/sys"
-mount --rbind /sys/fs/cgroup "$S/sys/fs/cgroup"
+mount -n -t overlay berth-etc -o "lowerdir=/etc,upperdir=$N/overlay/etc,workdir=$N/overlay/etc.work" "$S/etc"
+mount -n -t overlay berth-var -o "lowerdir=/var,upperdir=$N/overlay/var,workdir=$N/overlay/var.work" "$S/var"
+mount -n -t tmpfs -o mode=0755 berth-run "$S/run"
+mount -n -t sysfs berth-sys "$S/sys"
+mount -n --rbind /sys/fs/cgroup "$S/sys/fs/cgroup"
 `)
 	for _, p := range boundPaths {
-		fmt.Fprintf(&b, "mkdir -p \"$S\"%[1]s && mount --bind \"$N/fs\"%[1]s \"$S\"%[1]s\n", shellQuote(p))
+		fmt.Fprintf(&b, "mkdir -p \"$S\"%[1]s && mount -n --bind \"$N/fs\"%[1]s \"$S\"%[1]s\n", shellQuote(p))
 	}
 	for _, top := range moveOrder(tb.HostDir(h.Name)) {
-		fmt.Fprintf(&b, "mount --move \"$S\"%[1]s %[1]s\n", top)
+		fmt.Fprintf(&b, "mount -n --move \"$S\"%[1]s %[1]s\n", top)
 	}
 	fmt.Fprintf(&b, "echo %s > /proc/sys/kernel/hostname\n", shellQuote(h.Name))
 	b.WriteString("echo 1 > /proc/sys/net/ipv4/ip_forward\n")

@@ -2,7 +2,6 @@ package testbed
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -160,9 +159,6 @@ func (tb *Testbed) DialContext(ctx context.Context, host, network, addr string) 
 	}
 	return r.conn, nil
 }
-
-// errNoHost is returned for a host the bed does not have.
-var errNoHost = errors.New("no such host")
 
 // netipParse parses an address recorded in the bed's state.
 func netipParse(s string) (netip.Addr, error) { return netip.ParseAddr(s) }

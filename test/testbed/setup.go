@@ -13,14 +13,14 @@ import (
 
 // DefaultConfig returns the configuration of a bed with the given name and
 // node count, with the upstream binaries and the images built (or taken
-// from the cache under the repository's .cache folder) and the run folder
+// from the cache, see CacheDir) and the run folder
 // under $BERTH_TESTBED_ROOT or DefaultRoot.
 func DefaultConfig(ctx context.Context, name string, nodes int) (Config, error) {
 	repo, err := images.RepoRoot()
 	if err != nil {
 		return Config{}, err
 	}
-	cache := filepath.Join(repo, ".cache")
+	cache := CacheDir()
 	upstream, err := UpstreamDir(ctx, repo)
 	if err != nil {
 		return Config{}, err
@@ -45,6 +45,19 @@ func DefaultConfig(ctx context.Context, name string, nodes int) (Config, error) 
 	return cfg, nil
 }
 
+// DefaultCacheDir holds what the bed builds once per machine: the upstream
+// binaries (keyed by version) and the images. It is outside the checkout so
+// that a fresh clone does not build them again.
+const DefaultCacheDir = "/var/cache/berth"
+
+// CacheDir returns $BERTH_CACHE, or DefaultCacheDir.
+func CacheDir() string {
+	if dir := os.Getenv("BERTH_CACHE"); dir != "" {
+		return dir
+	}
+	return DefaultCacheDir
+}
+
 // UpstreamDir returns the folder with the upstream control-plane binaries:
 // $BERTH_UPSTREAM_DIR when set, else the cache folder that
 // test/tools/build-upstream.sh fills (building them when they are missing,
@@ -53,7 +66,7 @@ func UpstreamDir(ctx context.Context, repo string) (string, error) {
 	if dir := os.Getenv("BERTH_UPSTREAM_DIR"); dir != "" {
 		return dir, nil
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(repo, "test/tools/build-upstream.sh"), filepath.Join(repo, ".cache/upstream"))
+	cmd := exec.CommandContext(ctx, filepath.Join(repo, "test/tools/build-upstream.sh"), filepath.Join(CacheDir(), "upstream"))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
@@ -154,12 +153,7 @@ func (tb *Testbed) Down(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("unmount %s: %w", nsDir, err))
 	}
 	errs = append(errs, removeCgroupTrees(path(cgroupPrefix, tb.cfg.Name)))
-	// Other beds may still use the common parent; it goes with the last.
-	for _, h := range []string{trackingHierarchy()} {
-		if err := syscall.Rmdir(filepath.Join(h, cgroupPrefix)); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.ENOTEMPTY) {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, removeCgroupParent())
 	if err := errors.Join(errs...); err != nil {
 		// Removing files below a mount that survived would delete a
 		// host's data through it: keep the folder for a later Down.

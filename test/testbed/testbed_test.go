@@ -161,13 +161,13 @@ func TestSetupScriptMountsEveryBoundPath(t *testing.T) {
 	tb := &Testbed{cfg: Config{Name: "b", Root: "/r"}, state: &State{}}
 	script := tb.setupScript(HostState{Name: "node1", Mounts: true})
 	for _, p := range boundPaths {
-		if !strings.Contains(script, `mount --bind "$N/fs"'`+p+`' "$S"'`+p+`'`) {
+		if !strings.Contains(script, `mount -n --bind "$N/fs"'`+p+`' "$S"'`+p+`'`) {
 			t.Errorf("setup script does not bind %s:\n%s", p, script)
 		}
 	}
 	// The moves come after every bind: their sources must be resolved
 	// before /var is overlaid.
-	if strings.LastIndex(script, "mount --bind") > strings.Index(script, "mount --move") {
+	if strings.LastIndex(script, "mount -n --bind") > strings.Index(script, "mount -n --move") {
 		t.Errorf("a bind mount follows a move:\n%s", script)
 	}
 	if got := tb.setupScript(HostState{Name: "lan"}); got != "true" {

@@ -14,7 +14,9 @@ cache="${1:?usage: build-upstream.sh CACHE_DIR}"
 kube_version="v1.37.2"
 etcd_version="v3.7.0"
 go_version="$(go env GOVERSION)"
-key="kube-${kube_version}_etcd-${etcd_version}_${go_version}"
+# The pins themselves are part of the key: a changed go.sum rebuilds.
+pins="$(cat "${here}"/kube/go.mod "${here}"/kube/go.sum "${here}"/etcd/go.mod "${here}"/etcd/go.sum "$0" | sha256sum | cut -c1-12)"
+key="kube-${kube_version}_etcd-${etcd_version}_${go_version}_${pins}"
 out="${cache}/${key}"
 
 if [[ -f "${out}/.complete" ]]; then
@@ -35,7 +37,8 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	ldflags+=" -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
 done
 
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
+# -mod=readonly: the pinned go.sum is the whole truth.
+export CGO_ENABLED=0 GOFLAGS=-mod=readonly
 (
 	cd "${here}/kube"
 	for cmd in kube-apiserver kube-controller-manager kube-scheduler kubeadm kubectl; do

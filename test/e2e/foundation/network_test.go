@@ -29,8 +29,9 @@ func TestLAN(t *testing.T) {
 		}
 	}
 
-	// The apiserver serves /readyz to anonymous clients: a node that can
-	// verify its certificate and reach its address gets "ok".
+	// A node that can verify the apiserver's certificate and reach its
+	// address gets "ok", authenticated with the bootstrap token as
+	// `kubeadm join` will be.
 	ca, err := os.ReadFile(mustHostPath(t, testbed.ControlPlaneHost, "/etc/kubernetes/pki/ca.crt"))
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +41,7 @@ func TestLAN(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := bed.Output(ctx, n.Name, bed.UpstreamBinary("kubectl"),
-			"--server=https://"+bed.ControlPlaneEndpoint(), "--certificate-authority=/run/berth/ca.crt",
+			"--server=https://"+bed.ControlPlaneEndpoint(), "--certificate-authority=/run/berth/ca.crt", "--token="+bed.Token(),
 			"get", "--raw=/readyz")
 		if err != nil || string(out) != "ok" {
 			t.Errorf("%s: GET https://%s/readyz = %q, %v", n.Name, bed.ControlPlaneEndpoint(), out, err)
