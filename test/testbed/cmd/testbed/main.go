@@ -207,8 +207,8 @@ func demo(ctx context.Context, name, root string, args []string, stdout io.Write
 	}
 	if err == nil {
 		fmt.Fprintf(stdout, "\nThe test bed is running. Try, in another terminal:\n"+
-			"  go run ./test/testbed/cmd/testbed kubectl get --raw /version\n"+
-			"  go run ./test/testbed/cmd/testbed exec node1 -- ip addr\n"+
+			"  bin/testbed kubectl get nodes\n"+
+			"  bin/testbed exec node1 -- ip addr\n"+
 			"Press Ctrl-C to take it down.\n")
 		<-ctx.Done()
 	}
