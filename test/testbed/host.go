@@ -232,3 +232,25 @@ func (tb *Testbed) removeHost(h HostState) error {
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// Namespaces returns the namespaces the bed's hosts own, in the form
+// /proc/PID/ns/* links read ("net:[4026532280]"), so a test can check that
+// nothing holds them after Down.
+func (tb *Testbed) Namespaces() ([]string, error) {
+	procName := map[string]string{"net": "net", "mount": "mnt", "uts": "uts"}
+	var ids []string
+	for _, h := range tb.state.Hosts {
+		for _, k := range nsKinds {
+			var st unix.Stat_t
+			err := unix.Stat(tb.nsFile(h.Name, k), &st)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("host %s: %w", h.Name, err)
+			}
+			ids = append(ids, fmt.Sprintf("%s:[%d]", procName[k], st.Ino))
+		}
+	}
+	return ids, nil
+}

@@ -52,6 +52,10 @@ func TestDownLeavesNothing(t *testing.T) {
 	if err != nil || len(pids) == 0 {
 		t.Fatalf("bed has processes %v, %v; want some", pids, err)
 	}
+	namespaces, err := tb.Namespaces()
+	if err != nil || len(namespaces) != 7 { // lan: net; cp, node1: net, mnt, uts
+		t.Fatalf("bed has namespaces %v, %v; want 7", namespaces, err)
+	}
 	runDir := tb.RunDir()
 	if err := tb.Down(ctx); err != nil {
 		t.Fatal(err)
@@ -67,6 +71,9 @@ func TestDownLeavesNothing(t *testing.T) {
 	}
 	if mounts := mountsUnder(t, runDir); len(mounts) > 0 {
 		t.Errorf("mounts left under %s: %v", runDir, mounts)
+	}
+	if holders := namespaceHolders(namespaces); len(holders) > 0 {
+		t.Errorf("namespaces of the bed still held after Down: %v", holders)
 	}
 	cgroups, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*/berth-testbed", cfg.Name))
 	if len(cgroups) > 0 {
@@ -91,4 +98,27 @@ func mountsUnder(t *testing.T, dir string) []string {
 		}
 	}
 	return found
+}
+
+// namespaceHolders returns the processes that are in, or hold a file
+// descriptor of, one of the namespaces (as /proc/PID/ns links read them).
+func namespaceHolders(namespaces []string) []string {
+	want := map[string]bool{}
+	for _, ns := range namespaces {
+		want[ns] = true
+	}
+	var links []string
+	for _, pattern := range []string{"/proc/[0-9]*/ns/*", "/proc/[0-9]*/fd/*"} {
+		found, _ := filepath.Glob(pattern)
+		links = append(links, found...)
+	}
+	var holders []string
+	for _, l := range links {
+		// Processes come and go during the walk: unreadable links are
+		// of processes that exited.
+		if target, err := os.Readlink(l); err == nil && want[target] {
+			holders = append(holders, l+" -> "+target)
+		}
+	}
+	return holders
 }
