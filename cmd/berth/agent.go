@@ -50,9 +50,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "berth: configuration %s is valid\n", opts.configFile)
 		return exitOK
 	}
-	// The node agent's loops (node status and lease, pod workers, service
-	// proxy) are constructed from cfg here in the next milestone.
-	if err := runAgent(ctx, cfg); err != nil {
+	if err := runAgent(ctx, cfg, func(ctx context.Context) error { return runKubelet(ctx, cfg, nil) }); err != nil {
 		fmt.Fprintf(stderr, "berth: %v\n", err)
 		return exitFailure
 	}

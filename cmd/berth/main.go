@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -47,6 +48,7 @@ kubelet and kube-proxy.
 
 Commands:
   run       Run the node agent with the configuration file given by --config
+  kubelet   Run as kubelet, with kubelet's flags (also: berth installed as "kubelet")
   version   Print version information
 
 Run 'berth <command> -h' for the flags of a command.
@@ -57,7 +59,12 @@ func main() {
 	// Stop catching signals once the first one arrives, so a second SIGINT
 	// kills a shutdown that hangs.
 	context.AfterFunc(ctx, stop)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	args := os.Args[1:]
+	// Installed as the kubelet binary (a symlink), berth is run as kubelet.
+	if filepath.Base(os.Args[0]) == "kubelet" {
+		args = append([]string{"kubelet"}, args...)
+	}
+	code := run(ctx, args, os.Stdout, os.Stderr)
 	stop()
 	klog.Flush()
 	os.Exit(code)
@@ -76,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdRun(ctx, rest, stdout, stderr)
 	case "version":
 		return cmdVersion(rest, stdout, stderr)
+	case "kubelet":
+		return cmdKubelet(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

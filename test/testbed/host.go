@@ -29,6 +29,7 @@ var boundPaths = []string{
 	"/var/log/containers",
 	"/run/containerd",
 	"/run/berth",
+	"/usr/local/bin",
 }
 
 // nsKinds are the namespaces of a host with mounts of its own, as named by
@@ -184,7 +185,13 @@ mount -n -t sysfs berth-sys "$S/sys"
 mount -n --rbind /sys/fs/cgroup "$S/sys/fs/cgroup"
 `)
 	for _, p := range boundPaths {
-		fmt.Fprintf(&b, "mkdir -p \"$S\"%[1]s && mount -n --bind \"$N/fs\"%[1]s \"$S\"%[1]s\n", shellQuote(p))
+		if staged(p) {
+			fmt.Fprintf(&b, "mkdir -p \"$S\"%[1]s && mount -n --bind \"$N/fs\"%[1]s \"$S\"%[1]s\n", shellQuote(p))
+		} else {
+			// Outside the replaced trees: mounted in place (it exists
+			// outside, e.g. /usr/local/bin).
+			fmt.Fprintf(&b, "mount -n --bind \"$N/fs\"%[1]s %[1]s\n", shellQuote(p))
+		}
 	}
 	for _, top := range moveOrder(tb.HostDir(h.Name)) {
 		fmt.Fprintf(&b, "mount -n --move \"$S\"%[1]s %[1]s\n", top)
@@ -192,6 +199,16 @@ mount -n --rbind /sys/fs/cgroup "$S/sys/fs/cgroup"
 	fmt.Fprintf(&b, "echo %s > /proc/sys/kernel/hostname\n", shellQuote(h.Name))
 	b.WriteString("echo 1 > /proc/sys/net/ipv4/ip_forward\n")
 	return b.String()
+}
+
+// staged tells whether p lies in one of the trees a host gets a copy of.
+func staged(p string) bool {
+	for _, top := range []string{"/etc", "/run", "/sys", "/var"} {
+		if strings.HasPrefix(p, top+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // moveOrder returns the order in which the staged trees replace the

@@ -114,3 +114,9 @@ func defaultNodeName(hostname func() (string, error)) (string, error) {
 	}
 	return name, nil
 }
+
+// HostnameNodeName returns the node name kubelet would use without
+// --hostname-override: the hostname, trimmed and lowercased.
+func HostnameNodeName() (string, error) {
+	return defaultNodeName(os.Hostname)
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/berthnode/berth/cmd/berth/config"
+	"github.com/berthnode/berth/cri"
+	"github.com/berthnode/berth/kubelet/bootstrap"
+	kubeletconfig "github.com/berthnode/berth/kubelet/config"
+	"github.com/berthnode/berth/kubelet/health"
+	"github.com/berthnode/berth/kubelet/node"
+)
+
+// criConnectTimeout bounds each CRI connection attempt.
+const criConnectTimeout = 2 * time.Minute
+
+// nodeSettings is everything the kubelet part runs with, resolved from
+// berth's configuration, kubeadm's files and kubelet flags.
+type nodeSettings struct {
+	nodeName string
+	kubelet  *kubeletconfig.KubeletConfiguration
+	flags    kubeletconfig.Flags
+	nodeIPs  []net.IP
+	certDir  string
+	rootDir  string
+}
+
+// baseKubeletArgs renders berth's configuration as the kubelet flags it
+// stands for: the lowest-priority source, below kubeadm-flags.env and the
+// command line.
+func baseKubeletArgs(cfg *config.Config) []string {
+	return []string{
+		"--bootstrap-kubeconfig=" + cfg.Kubelet.BootstrapKubeconfig,
+		"--kubeconfig=" + cfg.Kubelet.Kubeconfig,
+		"--config=" + cfg.Kubelet.ConfigFile,
+		"--root-dir=" + cfg.Kubelet.RootDir,
+		"--container-runtime-endpoint=" + cfg.Kubelet.ContainerRuntimeEndpoint,
+	}
+}
+
+// resolveSettings waits for the KubeletConfiguration file (on a worker that
+// is not joined yet, `kubeadm join` writes it), then merges berth's
+// configuration, kubeadm-flags.env and the command-line kubelet flags, in
+// rising priority.
+func resolveSettings(ctx context.Context, cfg *config.Config, cmdline []string, clk clock.Clock) (*nodeSettings, error) {
+	log := klog.FromContext(ctx)
+	pre, _, err := kubeletconfig.ParseFlags(append(baseKubeletArgs(cfg), cmdline...))
+	if err != nil {
+		return nil, err
+	}
+	if err := waitForFile(ctx, pre.Config, clk); err != nil {
+		return nil, err
+	}
+	kubeadmArgs, err := kubeletconfig.ReadKubeadmFlags(cfg.Kubelet.KubeadmFlagsFile)
+	if err != nil {
+		return nil, err
+	}
+	args := append(append(baseKubeletArgs(cfg), kubeadmArgs...), cmdline...)
+	flags, warnings, err := kubeletconfig.ParseFlags(args)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		log.Info("Warning: "+w, "hint", "berth accepts upstream kubelet's flags but does not implement every one")
+	}
+	kc, err := kubeletconfig.LoadKubeletConfiguration(flags.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := flags.Apply(kc); err != nil {
+		return nil, err
+	}
+	s := &nodeSettings{nodeName: cfg.NodeName, kubelet: kc, flags: flags, rootDir: flags.RootDir}
+	if flags.HostnameOverride != "" {
+		s.nodeName = strings.ToLower(strings.TrimSpace(flags.HostnameOverride))
+	}
+	s.certDir = flags.CertDir
+	if s.certDir == "" {
+		s.certDir = filepath.Join(s.rootDir, "pki")
+	}
+	for _, ip := range flags.NodeIPs {
+		parsed := net.ParseIP(ip)
+		if parsed == nil {
+			return nil, fmt.Errorf("--node-ip %q: not an IP address", ip)
+		}
+		s.nodeIPs = append(s.nodeIPs, parsed)
+	}
+	return s, nil
+}
+
+// waitForFile polls until path exists, logging once that it waits.
+func waitForFile(ctx context.Context, path string, clk clock.Clock) error {
+	for attempt := 0; ; attempt++ {
+		_, err := os.Stat(path)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("kubelet configuration: %w", err)
+		}
+		if attempt == 0 {
+			klog.FromContext(ctx).Info("Waiting for the kubelet configuration (written by kubeadm join)", "path", path)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-clk.After(time.Second):
+		}
+	}
+}
+
+// runKubelet runs the kubelet part of berth until ctx ends. Shutting down
+// while it still waits (for kubeadm's files, for the certificate) is not an
+// error.
+func runKubelet(ctx context.Context, cfg *config.Config, cmdline []string) error {
+	err := startKubelet(ctx, cfg, cmdline)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil
+	}
+	return err
+}
+
+func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) error {
+	clk := clock.RealClock{}
+	s, err := resolveSettings(ctx, cfg, cmdline, clk)
+	if err != nil {
+		return err
+	}
+	log := klog.FromContext(ctx).WithValues("node", s.nodeName)
+	ctx = klog.NewContext(ctx, log)
+	boot := bootstrap.Config{
+		NodeName:            s.nodeName,
+		Kubeconfig:          s.flags.Kubeconfig,
+		BootstrapKubeconfig: s.flags.BootstrapKubeconfig,
+		CertDir:             s.certDir,
+		Clock:               clk,
+	}
+	restConfig, err := bootstrap.LoadClientConfig(ctx, boot)
+	if err != nil {
+		return err
+	}
+	restConfig.QPS = float32(*s.kubelet.KubeAPIQPS)
+	restConfig.Burst = int(s.kubelet.KubeAPIBurst)
+	restConfig.UserAgent = "berth/" + version
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return fmt.Errorf("node client: %w", err)
+	}
+	runtime, err := cri.Connect(ctx, s.kubelet.ContainerRuntimeEndpoint, criConnectTimeout)
+	if err != nil {
+		return err
+	}
+	nodes, err := node.New(node.Config{
+		NodeName: s.nodeName,
+		Client:   client,
+		Runtime:  runtime.Runtime,
+		Kubelet:  s.kubelet,
+		NodeIPs:  s.nodeIPs,
+		Labels:   s.flags.NodeLabels,
+		Taints:   s.flags.RegisterWithTaints,
+		RootDir:  s.rootDir,
+		Machine:  node.HostMachine{},
+		Clock:    clk,
+	})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return nodes.Run(gctx) })
+	if s.kubelet.RotateCertificates {
+		g.Go(func() error { return bootstrap.Rotate(gctx, boot) })
+	}
+	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))
+	g.Go(func() error {
+		return health.Serve(gctx, healthAddr, []health.Check{{Name: "node", Healthy: nodes.Healthy}})
+	})
+	return g.Wait()
+}

@@ -1,0 +1,36 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	internalapi "k8s.io/cri-api/pkg/apis"
+	remote "k8s.io/cri-client/pkg"
+)
+
+// Services are the CRI runtime and image services of one runtime, through
+// k8s.io/cri-client (the client upstream kubelet uses).
+type Services struct {
+	// Runtime is the runtime service: sandboxes, containers, status.
+	Runtime internalapi.RuntimeService
+	// Images is the image service.
+	Images internalapi.ImageManagerService
+}
+
+// Connect connects to the runtime at endpoint (unix:///path). Each call
+// times out after timeout.
+func Connect(ctx context.Context, endpoint string, timeout time.Duration) (*Services, error) {
+	if _, err := socketPath(endpoint); err != nil {
+		return nil, err
+	}
+	rt, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint(endpoint).WithConnectionTimeout(timeout).Build(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("CRI runtime service %s: %w", endpoint, err)
+	}
+	img, err := remote.NewRemoteImageServiceBuilder().WithEndpoint(endpoint).WithConnectionTimeout(timeout).Build(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("CRI image service %s: %w", endpoint, err)
+	}
+	return &Services{Runtime: rt, Images: img}, nil
+}

@@ -1,0 +1,170 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// updateStatus computes the node's status and posts it when it changed, or
+// when NodeStatusReportFrequency has passed since the last post.
+func (c *Controller) updateStatus(ctx context.Context, info MachineInfo) error {
+	c.mu.Lock()
+	old := c.node
+	ips := c.addresses
+	last := c.lastReport
+	c.mu.Unlock()
+	now := c.cfg.Clock.Now()
+
+	status, err := c.status(ctx, info, ips, old.Status.Conditions)
+	if err != nil {
+		return err
+	}
+	updated := old.DeepCopy()
+	updated.Status = status
+	due := now.Sub(last) >= c.cfg.Kubelet.NodeStatusReportFrequency.Duration
+	if !due && statusEqual(old.Status, updated.Status) {
+		return nil
+	}
+	node, err := c.patch(ctx, old, updated, "status")
+	if err != nil {
+		return err
+	}
+	if ready := readyCondition(node); ready != nil && (last.IsZero() || ready.Status != readyStatus(old)) {
+		klog.FromContext(ctx).Info("Node status posted", "ready", ready.Status, "reason", ready.Reason, "message", ready.Message)
+	}
+	c.mu.Lock()
+	c.node = node
+	c.lastReport = now
+	c.mu.Unlock()
+	return nil
+}
+
+// status computes the node's status from the machine and the runtime.
+func (c *Controller) status(ctx context.Context, info MachineInfo, ips []net.IP, oldConditions []v1.NodeCondition) (v1.NodeStatus, error) {
+	kc := c.cfg.Kubelet
+	usage, err := c.cfg.Machine.Usage(c.cfg.RootDir)
+	if err != nil {
+		return v1.NodeStatus{}, err
+	}
+	capList := capacity(info, usage, kc.MaxPods)
+	alloc, err := allocatable(capList, kc)
+	if err != nil {
+		return v1.NodeStatus{}, err
+	}
+	p, err := computePressure(usage, info, kc)
+	if err != nil {
+		return v1.NodeStatus{}, err
+	}
+	runtimeVersion, notReady := c.runtimeState(ctx)
+	for _, check := range c.cfg.Checks {
+		if err := check.Ready(); err != nil {
+			notReady = append(notReady, fmt.Sprintf("%s not ready: %v", check.Name, err))
+		}
+	}
+	var addrs []v1.NodeAddress
+	for _, ip := range ips {
+		addrs = append(addrs, v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip.String()})
+	}
+	addrs = append(addrs, v1.NodeAddress{Type: v1.NodeHostName, Address: c.cfg.NodeName})
+	return v1.NodeStatus{
+		Capacity:        capList,
+		Allocatable:     alloc,
+		Conditions:      conditions(oldConditions, notReady, p, c.cfg.Clock.Now()),
+		Addresses:       addrs,
+		DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: kc.Port}},
+		NodeInfo: v1.NodeSystemInfo{
+			MachineID:               info.MachineID,
+			SystemUUID:              info.SystemUUID,
+			BootID:                  info.BootID,
+			KernelVersion:           info.KernelVersion,
+			OSImage:                 info.OSImage,
+			ContainerRuntimeVersion: runtimeVersion,
+			KubeletVersion:          KubeletVersion,
+			OperatingSystem:         "linux",
+			Architecture:            info.Architecture,
+		},
+	}, nil
+}
+
+// runtimeState returns the runtime's version ("containerd://1.6.20") and
+// why it makes the node not ready, if it does.
+func (c *Controller) runtimeState(ctx context.Context) (string, []string) {
+	v, err := c.cfg.Runtime.Version(ctx, "v1")
+	if err != nil {
+		return "", []string{fmt.Sprintf("container runtime is down: %v", err)}
+	}
+	version := v.RuntimeName + "://" + v.RuntimeVersion
+	st, err := c.cfg.Runtime.Status(ctx, false)
+	if err != nil {
+		return version, []string{fmt.Sprintf("container runtime status check failed: %v", err)}
+	}
+	var notReady []string
+	for _, want := range []string{runtimeapi.RuntimeReady, runtimeapi.NetworkReady} {
+		cond := findRuntimeCondition(st.GetStatus(), want)
+		switch {
+		case cond == nil:
+			notReady = append(notReady, fmt.Sprintf("container runtime does not report %s", want))
+		case !cond.Status && want == runtimeapi.NetworkReady:
+			notReady = append(notReady, fmt.Sprintf("container runtime network not ready: %s=false reason:%s message:%s", want, cond.Reason, cond.Message))
+		case !cond.Status:
+			notReady = append(notReady, fmt.Sprintf("container runtime not ready: %s=false reason:%s message:%s", want, cond.Reason, cond.Message))
+		}
+	}
+	return version, notReady
+}
+
+func findRuntimeCondition(st *runtimeapi.RuntimeStatus, kind string) *runtimeapi.RuntimeCondition {
+	for _, c := range st.GetConditions() {
+		if c.Type == kind {
+			return c
+		}
+	}
+	return nil
+}
+
+// statusEqual compares two statuses ignoring heartbeat times.
+func statusEqual(a, b v1.NodeStatus) bool {
+	strip := func(s v1.NodeStatus) v1.NodeStatus {
+		s = *s.DeepCopy()
+		for i := range s.Conditions {
+			s.Conditions[i].LastHeartbeatTime = metav1.Time{}
+		}
+		return s
+	}
+	return apiequality.Semantic.DeepEqual(strip(a), strip(b))
+}
+
+func readyCondition(n *v1.Node) *v1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == v1.NodeReady {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func readyStatus(n *v1.Node) v1.ConditionStatus {
+	if c := readyCondition(n); c != nil {
+		return c.Status
+	}
+	return v1.ConditionUnknown
+}
+
+// ErrNotRegistered is returned by Healthy before the node is registered.
+var ErrNotRegistered = errors.New("node not registered yet")
+
+// Healthy returns nil once the node is registered.
+func (c *Controller) Healthy() error {
+	if !c.Registered() {
+		return ErrNotRegistered
+	}
+	return nil
+}
