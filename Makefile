@@ -46,6 +46,7 @@ upstream:
 	test/tools/build-upstream.sh $(CACHE)/upstream
 
 build:
+	$(GO) generate ./cri/pause
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/berth ./cmd/berth
 	$(GO) build -o $(BIN)/testbed ./test/testbed/cmd/testbed
 

@@ -164,6 +164,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if err != nil {
 		return err
 	}
+	ensureSandboxImage(ctx, runtime.Runtime, s.kubelet.ContainerRuntimeEndpoint, s.flags.PodInfraContainerImage)
 	nodes, err := node.New(node.Config{
 		NodeName: s.nodeName,
 		Client:   client,

@@ -48,6 +48,7 @@ kubelet and kube-proxy.
 
 Commands:
   run       Run the node agent with the configuration file given by --config
+  image     Load image tarballs into containerd (air-gapped nodes)
   kubelet   Run as kubelet, with kubelet's flags (also: berth installed as "kubelet")
   version   Print version information
 
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdVersion(rest, stdout, stderr)
 	case "kubelet":
 		return cmdKubelet(ctx, rest, stdout, stderr)
+	case "image":
+		return cmdImage(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -11,18 +11,27 @@ import (
 // upTimeout bounds bringing a bed up once the binaries are built.
 const upTimeout = 10 * time.Minute
 
+// Options shape the bed of an end-to-end test package.
+type Options struct {
+	// Nodes is the number of node hosts.
+	Nodes int
+	// Setup, if set, runs once the bed is up and before the tests (e.g.
+	// install berth and join the nodes). Its failure fails the package.
+	Setup func(ctx context.Context, tb *Testbed) error
+}
+
 // RunTests is the TestMain of an end-to-end test package: it brings up a
-// bed with the given number of nodes, stores it in *bed, runs the tests,
-// and takes the bed down. As non-root it runs the tests with *bed nil, and
-// Require skips them with the reason. When tests fail, the logs are kept
-// and their folder printed.
-func RunTests(m *testing.M, nodes int, bed **Testbed) int {
+// bed as opts say, stores it in *bed, runs the tests, and takes the bed
+// down. As non-root it runs the tests with *bed nil, and Require skips them
+// with the reason. When tests fail, the logs are kept and their folder
+// printed.
+func RunTests(m *testing.M, opts Options, bed **Testbed) int {
 	if os.Geteuid() != 0 {
 		return m.Run()
 	}
 	ctx := context.Background()
 	name := fmt.Sprintf("t%d", os.Getpid())
-	cfg, err := DefaultConfig(ctx, name, nodes)
+	cfg, err := DefaultConfig(ctx, name, opts.Nodes)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "test bed: %v\n", err)
 		return 1
@@ -30,6 +39,9 @@ func RunTests(m *testing.M, nodes int, bed **Testbed) int {
 	cfg.Owned = true
 	upCtx, cancel := context.WithTimeout(ctx, upTimeout)
 	tb, err := Up(upCtx, cfg)
+	if err == nil && opts.Setup != nil {
+		err = opts.Setup(upCtx, tb)
+	}
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "test bed up: %v\n", err)

@@ -1,0 +1,156 @@
+package testbed
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/template"
+
+	"github.com/berthnode/berth/test/images"
+)
+
+// joinConfigPath is where a node's JoinConfiguration lives, on the node.
+const joinConfigPath = "/run/berth/join.yaml"
+
+// kubeletArgs are the flags kubeadm's systemd drop-in for kubelet passes
+// (10-kubeadm.conf); the bed runs the node agent with exactly these.
+var kubeletArgs = []string{
+	"--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+	"--kubeconfig=/etc/kubernetes/kubelet.conf",
+	"--config=/var/lib/kubelet/config.yaml",
+}
+
+var joinTemplate = template.Must(template.New("join").Parse(`apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: {{.Endpoint}}
+    token: "{{.Token}}"
+    caCertHashes: ["{{.CAHash}}"]
+nodeRegistration:
+  name: {{.Node}}
+  criSocket: unix:///run/containerd/containerd.sock
+  kubeletExtraArgs:
+  - name: cgroup-root
+    value: {{.CgroupRoot}}
+{{- if .IgnorePreflight}}
+  ignorePreflightErrors: [{{.IgnorePreflight}}]
+{{- end}}
+`))
+
+// InstallBerth copies the berth binary to the node's /usr/local/bin and
+// links kubelet to it, as an operator installs berth in kubelet's place.
+func (tb *Testbed) InstallBerth(node, binary string) error {
+	dir, err := tb.HostPath(node, "/usr/local/bin")
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		return fmt.Errorf("install berth on %s: %w", node, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "berth.tmp"), data, 0o755); err != nil {
+		return fmt.Errorf("install berth on %s: %w", node, err)
+	}
+	if err := os.Rename(filepath.Join(dir, "berth.tmp"), filepath.Join(dir, "berth")); err != nil {
+		return fmt.Errorf("install berth on %s: %w", node, err)
+	}
+	link := filepath.Join(dir, "kubelet")
+	if _, err := os.Lstat(link); err == nil {
+		return nil
+	}
+	return os.Symlink("berth", link)
+}
+
+// StartBerth starts the installed berth on node as kubeadm's kubelet unit
+// would start kubelet, with extra flags appended. Its log is
+// LogDir()/NODE-berth.log.
+func (tb *Testbed) StartBerth(node string, extra ...string) (*Process, error) {
+	args := append(append([]string{"/usr/local/bin/kubelet"}, kubeletArgs...), extra...)
+	return tb.Start(node, "berth", args...)
+}
+
+// Join runs a real `kubeadm join` on node against the bed's control plane.
+// Only SystemVerification is ignored, and only on cgroup v1 machines: it
+// refuses cgroup v1, which these test machines have (the cluster's
+// KubeletConfiguration sets failCgroupV1: false, as upstream requires).
+func (tb *Testbed) Join(ctx context.Context, node string) error {
+	hash, err := tb.CACertHash()
+	if err != nil {
+		return err
+	}
+	params := struct{ Endpoint, Token, CAHash, Node, CgroupRoot, IgnorePreflight string }{
+		Endpoint:   tb.ControlPlaneEndpoint(),
+		Token:      tb.state.Token,
+		CAHash:     hash,
+		Node:       node,
+		CgroupRoot: cgroupParent(tb.cfg.Name, node),
+	}
+	if trackingHierarchy() != cgroupFS {
+		params.IgnorePreflight = "SystemVerification"
+	}
+	var b strings.Builder
+	if err := joinTemplate.Execute(&b, params); err != nil {
+		return fmt.Errorf("render join config: %w", err)
+	}
+	path, err := tb.HostPath(node, joinConfigPath)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write join config: %w", err)
+	}
+	return tb.Run(ctx, node, "kubeadm-join", tb.UpstreamBinary("kubeadm"), "join", "--config", joinConfigPath)
+}
+
+// CACertHash returns the cluster CA's public key hash, as `kubeadm join
+// --discovery-token-ca-cert-hash` takes it (sha256:<hex of the SPKI>).
+func (tb *Testbed) CACertHash() (string, error) {
+	path, err := tb.HostPath(ControlPlaneHost, "/etc/kubernetes/pki/ca.crt")
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read cluster CA: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return "", fmt.Errorf("cluster CA %s: no PEM block", path)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("cluster CA: %w", err)
+	}
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// BuildBerth builds the berth binary (with its embedded pause image) from
+// the repository into dir and returns its path.
+func BuildBerth(ctx context.Context, dir string) (string, error) {
+	repo, err := images.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "berth")
+	for _, args := range [][]string{
+		{"generate", "./cri/pause"},
+		{"build", "-trimpath", "-o", out, "./cmd/berth"},
+	} {
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return out, nil
+}
