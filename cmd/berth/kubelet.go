@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -23,6 +24,8 @@ import (
 	kubeletconfig "github.com/berthnode/berth/kubelet/config"
 	"github.com/berthnode/berth/kubelet/health"
 	"github.com/berthnode/berth/kubelet/node"
+	"github.com/berthnode/berth/kubelet/podnet"
+	"github.com/berthnode/berth/netrules/link"
 )
 
 // criConnectTimeout bounds each CRI connection attempt.
@@ -165,6 +168,21 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return err
 	}
 	ensureSandboxImage(ctx, runtime.Runtime, s.kubelet.ContainerRuntimeEndpoint, s.flags.PodInfraContainerImage)
+
+	g, gctx := errgroup.WithContext(ctx)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	var checks []node.Check
+	if cfg.Kubelet.PodNetwork == config.PodNetworkBuiltin {
+		if err := checkClusterReads(ctx, client); err != nil {
+			log.Error(err, "The built-in pod network cannot see the other nodes")
+		}
+		network, err := newPodNetwork(s.nodeName, factory, clk)
+		if err != nil {
+			return err
+		}
+		checks = append(checks, node.Check{Name: "pod network", Ready: network.Ready})
+		g.Go(func() error { return network.Run(gctx) })
+	}
 	nodes, err := node.New(node.Config{
 		NodeName: s.nodeName,
 		Client:   client,
@@ -174,13 +192,14 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		Labels:   s.flags.NodeLabels,
 		Taints:   s.flags.RegisterWithTaints,
 		RootDir:  s.rootDir,
+		Checks:   checks,
 		Machine:  node.HostMachine{},
 		Clock:    clk,
 	})
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	factory.Start(gctx.Done())
 	g.Go(func() error { return nodes.Run(gctx) })
 	if s.kubelet.RotateCertificates {
 		g.Go(func() error { return bootstrap.Rotate(gctx, boot) })
@@ -190,4 +209,20 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return health.Serve(gctx, healthAddr, []health.Check{{Name: "node", Healthy: nodes.Healthy}})
 	})
 	return g.Wait()
+}
+
+// newPodNetwork returns berth's built-in pod network: a CNI configuration
+// from this node's podCIDR, and routes to the other nodes' podCIDRs.
+func newPodNetwork(nodeName string, factory informers.SharedInformerFactory, clk clock.WithTicker) (*podnet.Controller, error) {
+	routes, err := link.NewRoutes()
+	if err != nil {
+		return nil, fmt.Errorf("pod network routes: %w", err)
+	}
+	return podnet.New(podnet.Config{
+		NodeName:    nodeName,
+		Nodes:       factory.Core().V1().Nodes(),
+		Routes:      routes,
+		HairpinMode: true,
+		Clock:       clk,
+	})
 }

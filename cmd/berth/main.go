@@ -49,6 +49,7 @@ kubelet and kube-proxy.
 Commands:
   run       Run the node agent with the configuration file given by --config
   image     Load image tarballs into containerd (air-gapped nodes)
+  rbac      Print the RBAC binding berth needs once per cluster
   kubelet   Run as kubelet, with kubelet's flags (also: berth installed as "kubelet")
   version   Print version information
 
@@ -88,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdKubelet(ctx, rest, stdout, stderr)
 	case "image":
 		return cmdImage(ctx, rest, stdout, stderr)
+	case "rbac":
+		return cmdRBAC(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -133,6 +133,26 @@ func (tb *Testbed) CACertHash() (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
+// ApplyBerthRBAC applies the RBAC binding berth needs once per cluster, as
+// an operator does: `berth rbac | kubectl apply -f -`.
+func (tb *Testbed) ApplyBerthRBAC(ctx context.Context, binary string) error {
+	manifest, err := exec.CommandContext(ctx, binary, "rbac").Output()
+	if err != nil {
+		return fmt.Errorf("berth rbac: %w", err)
+	}
+	path, err := tb.HostPath(ControlPlaneHost, "/run/berth/berth-rbac.yaml")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, manifest, 0o644); err != nil {
+		return fmt.Errorf("write berth RBAC: %w", err)
+	}
+	if _, err := tb.Kubectl(ctx, "apply", "-f", "/run/berth/berth-rbac.yaml"); err != nil {
+		return fmt.Errorf("apply berth RBAC: %w", err)
+	}
+	return nil
+}
+
 // BuildBerth builds the berth binary (with its embedded pause image) from
 // the repository into dir and returns its path.
 func BuildBerth(ctx context.Context, dir string) (string, error) {

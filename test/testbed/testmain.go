@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -15,6 +17,11 @@ const upTimeout = 10 * time.Minute
 type Options struct {
 	// Nodes is the number of node hosts.
 	Nodes int
+	// SandboxImage, if set, is the sandbox image the nodes' containerd is
+	// configured with instead of the bed's pause image, which is then not
+	// imported: the node agent must provide it (berth imports its embedded
+	// pause image), as on an air-gapped node.
+	SandboxImage string
 	// Setup, if set, runs once the bed is up and before the tests (e.g.
 	// install berth and join the nodes). Its failure fails the package.
 	Setup func(ctx context.Context, tb *Testbed) error
@@ -37,6 +44,10 @@ func RunTests(m *testing.M, opts Options, bed **Testbed) int {
 		return 1
 	}
 	cfg.Owned = true
+	if opts.SandboxImage != "" {
+		cfg.SandboxImage = opts.SandboxImage
+		cfg.Images = slices.DeleteFunc(cfg.Images, func(path string) bool { return filepath.Base(path) == "pause.tar" })
+	}
 	upCtx, cancel := context.WithTimeout(ctx, upTimeout)
 	tb, err := Up(upCtx, cfg)
 	if err == nil && opts.Setup != nil {

@@ -12,11 +12,16 @@ import (
 // bed is the test bed all tests of this package share (nil as non-root).
 var bed *testbed.Testbed
 
+// sandboxImage is the nodes' containerd sandbox image. The bed does not
+// import it: berth must, from its embedded pause image, as on an
+// air-gapped node.
+const sandboxImage = "registry.k8s.io/pause:3.10.1"
+
 // joinedAt records when each node's `kubeadm join` returned.
 var joinedAt = map[string]int64{}
 
 func TestMain(m *testing.M) {
-	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 2, Setup: joinNodes}, &bed))
+	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 2, SandboxImage: sandboxImage, Setup: joinNodes}, &bed))
 }
 
 // joinNodes installs berth on every node as its kubelet, starts it as
@@ -29,6 +34,9 @@ func joinNodes(ctx context.Context, tb *testbed.Testbed) error {
 	defer os.RemoveAll(dir)
 	binary, err := testbed.BuildBerth(ctx, dir)
 	if err != nil {
+		return err
+	}
+	if err := tb.ApplyBerthRBAC(ctx, binary); err != nil {
 		return err
 	}
 	for _, n := range tb.Nodes() {

@@ -1,0 +1,269 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/berthnode/berth/kubelet/volume/atomicwriter"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// configMap sets up a configMap volume. Like the kubelet, it is kept on disk.
+func (s *podSetup) configMap(ctx context.Context, name string, src *v1.ConfigMapVolumeSource) (string, error) {
+	payload, err := s.configMapPayload(ctx, src.Name, src.Items, isTrue(src.Optional), fileMode(src.DefaultMode, defaultFileMode))
+	if err != nil {
+		return "", err
+	}
+	return s.publish(ctx, pluginConfigMap, name, false, payload)
+}
+
+// secret sets up a secret volume on a tmpfs.
+func (s *podSetup) secret(ctx context.Context, name string, src *v1.SecretVolumeSource) (string, error) {
+	payload, err := s.secretPayload(ctx, src.SecretName, src.Items, isTrue(src.Optional), fileMode(src.DefaultMode, defaultFileMode))
+	if err != nil {
+		return "", err
+	}
+	return s.publish(ctx, pluginSecret, name, true, payload)
+}
+
+// downwardAPI sets up a downwardAPI volume on a tmpfs.
+func (s *podSetup) downwardAPI(ctx context.Context, name string, src *v1.DownwardAPIVolumeSource) (string, error) {
+	payload, err := s.downwardAPIPayload(ctx, src.Items, fileMode(src.DefaultMode, defaultFileMode))
+	if err != nil {
+		return "", err
+	}
+	return s.publish(ctx, pluginDownwardAPI, name, true, payload)
+}
+
+// configMapPayload reads the named configMap of the pod's namespace and
+// projects it. A missing configMap of an optional source projects nothing.
+func (s *podSetup) configMapPayload(ctx context.Context, name string, items []v1.KeyToPath, optional bool, mode os.FileMode) (map[string]atomicwriter.File, error) {
+	cm, err := s.m.cfg.Client.CoreV1().ConfigMaps(s.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		if optional && apierrors.IsNotFound(err) {
+			return map[string]atomicwriter.File{}, nil
+		}
+		return nil, &objectError{kind: "configmap", name: name, err: err}
+	}
+	data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+	for k, v := range cm.Data {
+		data[k] = []byte(v)
+	}
+	for k, v := range cm.BinaryData {
+		data[k] = v
+	}
+	return project("configmap", name, data, items, optional, mode)
+}
+
+// secretPayload reads the named secret of the pod's namespace and projects
+// it. A missing secret of an optional source projects nothing.
+func (s *podSetup) secretPayload(ctx context.Context, name string, items []v1.KeyToPath, optional bool, mode os.FileMode) (map[string]atomicwriter.File, error) {
+	secret, err := s.m.cfg.Client.CoreV1().Secrets(s.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		if optional && apierrors.IsNotFound(err) {
+			return map[string]atomicwriter.File{}, nil
+		}
+		return nil, &objectError{kind: "secret", name: name, err: err}
+	}
+	return project("secret", name, secret.Data, items, optional, mode)
+}
+
+// project turns the data of a configMap or secret into files: every key
+// under its own name, or only the listed items at their paths. A listed key
+// that is missing is skipped when optional and an error otherwise.
+func project(kind, name string, data map[string][]byte, items []v1.KeyToPath, optional bool, mode os.FileMode) (map[string]atomicwriter.File, error) {
+	payload := make(map[string]atomicwriter.File, len(data))
+	if len(items) == 0 {
+		for k, v := range data {
+			payload[k] = atomicwriter.File{Data: v, Mode: mode}
+		}
+		return payload, nil
+	}
+	for _, item := range items {
+		v, ok := data[item.Key]
+		if !ok {
+			if optional {
+				continue
+			}
+			return nil, fmt.Errorf("%s %q has no key %q", kind, name, item.Key)
+		}
+		payload[item.Path] = atomicwriter.File{Data: v, Mode: fileMode(item.Mode, mode)}
+	}
+	return payload, nil
+}
+
+// downwardAPIPayload renders the pod's fields and its containers' resources.
+func (s *podSetup) downwardAPIPayload(ctx context.Context, items []v1.DownwardAPIVolumeFile, mode os.FileMode) (map[string]atomicwriter.File, error) {
+	payload := make(map[string]atomicwriter.File, len(items))
+	var errs []error
+	for _, item := range items {
+		var value string
+		var err error
+		switch {
+		case item.FieldRef != nil:
+			value, err = podFieldValue(s.pod, item.FieldRef.FieldPath)
+		case item.ResourceFieldRef != nil:
+			value, err = s.resourceFieldValue(ctx, item.ResourceFieldRef)
+		default:
+			err = errors.New("neither fieldRef nor resourceFieldRef is set")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("downwardAPI item %q: %w", item.Path, err))
+			continue
+		}
+		payload[item.Path] = atomicwriter.File{Data: []byte(value), Mode: fileMode(item.Mode, mode)}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return payload, nil
+}
+
+// podFieldValue renders the metadata fields a downwardAPI volume may
+// project: name, namespace, uid, and labels and annotations either whole
+// (one key="value" per line, sorted) or one key with a subscript.
+func podFieldValue(pod *v1.Pod, fieldPath string) (string, error) {
+	if path, key, ok := splitSubscript(fieldPath); ok {
+		switch path {
+		case "metadata.labels":
+			if errs := validation.IsQualifiedName(key); len(errs) > 0 {
+				return "", fmt.Errorf("invalid label key in %s: %s", fieldPath, strings.Join(errs, "; "))
+			}
+			return pod.Labels[key], nil
+		case "metadata.annotations":
+			if errs := validation.IsQualifiedName(strings.ToLower(key)); len(errs) > 0 {
+				return "", fmt.Errorf("invalid annotation key in %s: %s", fieldPath, strings.Join(errs, "; "))
+			}
+			return pod.Annotations[key], nil
+		}
+		return "", fmt.Errorf("fieldPath %q does not take a subscript", fieldPath)
+	}
+	switch fieldPath {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "metadata.labels":
+		return formatMap(pod.Labels), nil
+	case "metadata.annotations":
+		return formatMap(pod.Annotations), nil
+	}
+	return "", fmt.Errorf("unsupported fieldPath %q", fieldPath)
+}
+
+// splitSubscript splits "metadata.labels['key']" into its path and key.
+func splitSubscript(fieldPath string) (path, key string, ok bool) {
+	rest, found := strings.CutSuffix(fieldPath, "']")
+	if !found {
+		return fieldPath, "", false
+	}
+	path, key, found = strings.Cut(rest, "['")
+	if !found || path == "" {
+		return fieldPath, "", false
+	}
+	return path, key, true
+}
+
+// formatMap renders labels or annotations as the kubelet does: sorted
+// key="value" lines, values Go-quoted, no trailing newline.
+func formatMap(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(m[k]))
+	}
+	return b.String()
+}
+
+// resourceFieldValue renders a container's request or limit in units of the
+// divisor, rounded up. A container without a cpu, memory or
+// ephemeral-storage limit is limited by the node's allocatable amount, as
+// with the kubelet.
+func (s *podSetup) resourceFieldValue(ctx context.Context, ref *v1.ResourceFieldSelector) (string, error) {
+	c := findContainer(s.pod, ref.ContainerName)
+	if c == nil {
+		return "", fmt.Errorf("container %q not found", ref.ContainerName)
+	}
+	kind, name, _ := strings.Cut(ref.Resource, ".")
+	res := v1.ResourceName(name)
+	standard := res == v1.ResourceCPU || res == v1.ResourceMemory || res == v1.ResourceEphemeralStorage
+	if !standard && !strings.HasPrefix(name, v1.ResourceHugePagesPrefix) {
+		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
+	}
+	var q resource.Quantity
+	switch kind {
+	case "requests":
+		q = c.Resources.Requests[res]
+	case "limits":
+		q = c.Resources.Limits[res]
+		if q.IsZero() && standard {
+			allocatable, err := s.allocatable(ctx)
+			if err != nil {
+				return "", err
+			}
+			q = allocatable[res]
+		}
+	default:
+		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		divisor = resource.MustParse("1")
+	}
+	if res == v1.ResourceCPU {
+		return strconv.FormatInt(ceilDiv(q.MilliValue(), divisor.MilliValue()), 10), nil
+	}
+	return strconv.FormatInt(ceilDiv(q.Value(), divisor.Value()), 10), nil
+}
+
+func ceilDiv(a, b int64) int64 {
+	if b <= 0 {
+		return 0
+	}
+	d := a / b
+	if a%b > 0 {
+		d++
+	}
+	return d
+}
+
+func findContainer(pod *v1.Pod, name string) *v1.Container {
+	for _, containers := range [][]v1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range containers {
+			if containers[i].Name == name {
+				return &containers[i]
+			}
+		}
+	}
+	return nil
+}
+
+// fileMode returns the permission bits of mode, or def when mode is unset.
+func fileMode(mode *int32, def os.FileMode) os.FileMode {
+	if mode == nil {
+		return def
+	}
+	return os.FileMode(*mode) & os.ModePerm
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }

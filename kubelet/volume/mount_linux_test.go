@@ -1,0 +1,125 @@
+package volume_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/berthnode/berth/kubelet/volume"
+	volumetesting "github.com/berthnode/berth/kubelet/volume/testing"
+	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// kernelRoot returns a temporary directory for real mounts, skipping when
+// not root, and detaches whatever a failed test left mounted below it
+// before the directory is removed.
+func kernelRoot(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting tmpfs needs root (CAP_SYS_ADMIN); run the tests as root to cover the system Mounter")
+	}
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m := volume.NewSystemMounter()
+		for range 10 {
+			mounts, err := m.List(root)
+			if err != nil || len(mounts) == 0 {
+				return
+			}
+			_ = unix.Unmount(mounts[len(mounts)-1].Path, unix.MNT_DETACH)
+		}
+	})
+	return root
+}
+
+func TestSystemMounterContract(t *testing.T) {
+	volumetesting.RunMounterSuite(t, volume.NewSystemMounter(), kernelRoot(t))
+}
+
+func TestSystemMounterBusyUnmountIsLazy(t *testing.T) {
+	root := kernelRoot(t)
+	m := volume.NewSystemMounter()
+	dir := filepath.Join(root, "busy")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MountTmpfs(dir, []string{"size=1048576"}); err != nil {
+		t.Fatal(err)
+	}
+	// An open file keeps the tmpfs busy.
+	f, err := os.Create(filepath.Join(dir, "held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := m.Unmount(dir); err != nil {
+		t.Fatalf("Unmount of a busy tmpfs: %v", err)
+	}
+	if mounts, _ := m.List(dir); len(mounts) != 0 {
+		t.Errorf("busy tmpfs still listed after Unmount: %v", mounts)
+	}
+	if _, err := f.WriteString("still usable"); err != nil {
+		t.Errorf("open file broke on lazy unmount: %v", err)
+	}
+}
+
+// TestManagerOnRealTmpfs sets up and tears down memory-backed volumes with
+// the system Mounter.
+func TestManagerOnRealTmpfs(t *testing.T) {
+	root := kernelRoot(t)
+	e := newEnv(t, testNode(), rootCA(), appSecret())
+	m, err := volume.New(volume.Config{RootDir: root, Client: e.client, NodeName: nodeName, Mounter: volume.NewSystemMounter(), Clock: e.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := newPod(
+		kubeAPIAccess(),
+		v1.Volume{Name: "creds", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "app"}}},
+		v1.Volume{Name: "cache", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory, SizeLimit: ptr(resource.MustParse("1Mi"))}}},
+	)
+	var paths map[string]string
+	for range 2 { // a second Setup mounts nothing more
+		if paths, err = m.Setup(e.ctx, pod); err != nil {
+			t.Fatalf("Setup: %v", err)
+		}
+	}
+	for name, dir := range paths {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Type != unix.TMPFS_MAGIC {
+			t.Errorf("volume %s at %s is not on tmpfs (type %#x)", name, dir, st.Type)
+		}
+		if name == "cache" && uint64(st.Blocks)*uint64(st.Bsize) != 1<<20 {
+			t.Errorf("cache tmpfs size = %d bytes, want 1Mi", uint64(st.Blocks)*uint64(st.Bsize))
+		}
+	}
+	if mounts, _ := volume.NewSystemMounter().List(root); len(mounts) != 3 {
+		t.Errorf("mounts after two Setups = %v, want 3", mounts)
+	}
+	if data, err := os.ReadFile(filepath.Join(paths["kube-api-access-x2x9z"], "namespace")); err != nil || string(data) != "shop" {
+		t.Errorf("namespace file = %q, %v", data, err)
+	}
+
+	// A process still holding a file makes the unmount lazy.
+	held, err := os.Create(filepath.Join(paths["cache"], "held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := m.Teardown(e.ctx, pod.UID); err != nil {
+		t.Fatalf("Teardown: %v", err)
+	}
+	if mounts, _ := volume.NewSystemMounter().List(root); len(mounts) != 0 {
+		t.Errorf("mounts after Teardown: %v", mounts)
+	}
+	if _, err := os.Stat(filepath.Join(root, "pods", string(pod.UID))); !os.IsNotExist(err) {
+		t.Errorf("pod directory after Teardown: %v", err)
+	}
+}

@@ -1,0 +1,128 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"time"
+
+	"github.com/berthnode/berth/kubelet/volume/atomicwriter"
+	authv1 "k8s.io/api/authentication/v1"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+)
+
+// defaultTokenExpiration is what the apiserver grants a token request
+// without expirationSeconds; used when its answer does not say.
+const defaultTokenExpiration = time.Hour
+
+// projected sets up a projected volume on a tmpfs: the kube-api-access-*
+// volume the apiserver adds to nearly every pod is one (token, ca.crt from
+// the kube-root-ca.crt configMap, namespace from the downward API).
+func (s *podSetup) projected(ctx context.Context, name string, src *v1.ProjectedVolumeSource) (string, error) {
+	mode := fileMode(src.DefaultMode, defaultFileMode)
+	payload := map[string]atomicwriter.File{}
+	var errs []error
+	for i := range src.Sources {
+		source := &src.Sources[i]
+		var part map[string]atomicwriter.File
+		var err error
+		switch {
+		case source.ServiceAccountToken != nil:
+			part, err = s.tokenPayload(ctx, name, source.ServiceAccountToken, mode)
+		case source.ConfigMap != nil:
+			part, err = s.configMapPayload(ctx, source.ConfigMap.Name, source.ConfigMap.Items, isTrue(source.ConfigMap.Optional), mode)
+		case source.Secret != nil:
+			part, err = s.secretPayload(ctx, source.Secret.Name, source.Secret.Items, isTrue(source.Secret.Optional), mode)
+		case source.DownwardAPI != nil:
+			part, err = s.downwardAPIPayload(ctx, source.DownwardAPI.Items, mode)
+		default:
+			err = &UnsupportedError{Type: "projected " + setField(source)}
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		maps.Copy(payload, part)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return "", err
+	}
+	return s.publish(ctx, pluginProjected, name, true, payload)
+}
+
+// tokenPayload returns the service account token file of a projection,
+// reusing the token written before until it is due for renewal.
+func (s *podSetup) tokenPayload(ctx context.Context, volume string, src *v1.ServiceAccountTokenProjection, mode os.FileMode) (map[string]atomicwriter.File, error) {
+	key := tokenKey{volume: volume, path: src.Path}
+	tok, ok := s.m.tokens.get(s.pod.UID, key, s.m.cfg.Clock.Now())
+	if !ok {
+		var err error
+		tok, err = s.requestToken(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		s.m.tokens.put(s.pod.UID, key, tok)
+		klog.FromContext(ctx).V(3).Info("Got service account token", "path", src.Path, "expires", tok.expires, "refreshAt", tok.refreshAt)
+	}
+	// With a single user or an fsGroup to give the token to, nobody else
+	// needs to read it: applyFSGroup adds group read.
+	uid := podFSUser(s.pod)
+	if uid != nil || podFSGroup(s.pod) != nil {
+		mode = 0o600
+	}
+	return map[string]atomicwriter.File{src.Path: {Data: []byte(tok.token), Mode: mode, UID: uid}}, nil
+}
+
+// requestToken asks the apiserver for a token of the pod's service account
+// bound to the pod, which the NodeRestriction admission plugin allows a
+// node to do for the pods bound to it.
+func (s *podSetup) requestToken(ctx context.Context, src *v1.ServiceAccountTokenProjection) (issuedToken, error) {
+	sa := s.pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	var audiences []string
+	if src.Audience != "" {
+		audiences = []string{src.Audience}
+	}
+	req := &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{
+		Audiences:         audiences,
+		ExpirationSeconds: src.ExpirationSeconds,
+		BoundObjectRef: &authv1.BoundObjectReference{
+			APIVersion: "v1",
+			Kind:       "Pod",
+			Name:       s.pod.Name,
+			UID:        s.pod.UID,
+		},
+	}}
+	now := s.m.cfg.Clock.Now()
+	resp, err := s.m.cfg.Client.CoreV1().ServiceAccounts(s.pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+	if err != nil {
+		return issuedToken{}, fmt.Errorf("request token for service account %q: %w", sa, err)
+	}
+	if resp.Status.Token == "" {
+		return issuedToken{}, fmt.Errorf("request token for service account %q: empty token in the answer", sa)
+	}
+	return newIssuedToken(resp, now), nil
+}
+
+// newIssuedToken derives a token's lifetime from the apiserver's answer the
+// way the kubelet does: issued at expiry minus the granted seconds, so that
+// renewal follows the apiserver's clock. Missing fields fall back to the
+// local clock and the default lifetime.
+func newIssuedToken(resp *authv1.TokenRequest, now time.Time) issuedToken {
+	ttl := defaultTokenExpiration
+	if resp.Spec.ExpirationSeconds != nil && *resp.Spec.ExpirationSeconds > 0 {
+		ttl = time.Duration(*resp.Spec.ExpirationSeconds) * time.Second
+	}
+	expires := resp.Status.ExpirationTimestamp.Time
+	if expires.IsZero() {
+		expires = now.Add(ttl)
+	}
+	issued := expires.Add(-ttl)
+	return issuedToken{token: resp.Status.Token, expires: expires, refreshAt: refreshTime(issued, expires)}
+}
