@@ -13,8 +13,12 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -25,6 +29,8 @@ import (
 	"github.com/berthnode/berth/kubelet/health"
 	"github.com/berthnode/berth/kubelet/node"
 	"github.com/berthnode/berth/kubelet/podnet"
+	"github.com/berthnode/berth/kubelet/pods"
+	"github.com/berthnode/berth/kubelet/volume"
 	"github.com/berthnode/berth/netrules/link"
 )
 
@@ -170,6 +176,15 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	ensureSandboxImage(ctx, runtime.Runtime, s.kubelet.ContainerRuntimeEndpoint, s.flags.PodInfraContainerImage)
 
 	g, gctx := errgroup.WithContext(ctx)
+	// The pod workers need the node's addresses for pod status before the
+	// node controller knows them: it resolves them first thing.
+	var nodes *node.Controller
+	nodeIPs := func() []net.IP {
+		if nodes == nil {
+			return nil
+		}
+		return nodes.NodeIPs()
+	}
 	factory := informers.NewSharedInformerFactory(client, 0)
 	var checks []node.Check
 	if cfg.Kubelet.PodNetwork == config.PodNetworkBuiltin {
@@ -183,7 +198,12 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		checks = append(checks, node.Check{Name: "pod network", Ready: network.Ready})
 		g.Go(func() error { return network.Run(gctx) })
 	}
-	nodes, err := node.New(node.Config{
+	podManager, err := newPodManager(s, client, runtime, nodeIPs, clk)
+	if err != nil {
+		return err
+	}
+	checks = append(checks, node.Check{Name: "pod workers", Ready: podManager.Healthy})
+	nodes, err = node.New(node.Config{
 		NodeName: s.nodeName,
 		Client:   client,
 		Runtime:  runtime.Runtime,
@@ -201,12 +221,16 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	}
 	factory.Start(gctx.Done())
 	g.Go(func() error { return nodes.Run(gctx) })
+	g.Go(func() error { return podManager.Run(gctx) })
 	if s.kubelet.RotateCertificates {
 		g.Go(func() error { return bootstrap.Rotate(gctx, boot) })
 	}
 	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))
 	g.Go(func() error {
-		return health.Serve(gctx, healthAddr, []health.Check{{Name: "node", Healthy: nodes.Healthy}})
+		return health.Serve(gctx, healthAddr, []health.Check{
+			{Name: "node", Healthy: nodes.Healthy},
+			{Name: "pod workers", Healthy: podManager.Healthy},
+		})
 	})
 	return g.Wait()
 }
@@ -224,5 +248,35 @@ func newPodNetwork(nodeName string, factory informers.SharedInformerFactory, clk
 		Routes:      routes,
 		HairpinMode: true,
 		Clock:       clk,
+	})
+}
+
+// newPodManager returns the pod workers with their volumes and events.
+func newPodManager(s *nodeSettings, client kubernetes.Interface, runtime *cri.Services, nodeIPs func() []net.IP, clk clock.WithTicker) (*pods.Manager, error) {
+	volumes, err := volume.New(volume.Config{
+		RootDir:  s.rootDir,
+		Client:   client,
+		NodeName: s.nodeName,
+		Mounter:  volume.NewSystemMounter(),
+		Clock:    clk,
+	})
+	if err != nil {
+		return nil, err
+	}
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: s.nodeName})
+	return pods.New(pods.Config{
+		NodeName:   s.nodeName,
+		Client:     client,
+		Runtime:    runtime.Runtime,
+		Images:     runtime.Images,
+		Volumes:    volumes,
+		Recorder:   recorder,
+		Kubelet:    s.kubelet,
+		RootDir:    s.rootDir,
+		PodLogsDir: s.kubelet.PodLogsDir,
+		NodeIPs:    nodeIPs,
+		Clock:      clk,
 	})
 }

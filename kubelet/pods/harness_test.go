@@ -1,0 +1,549 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	critest "k8s.io/cri-api/pkg/apis/testing"
+	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
+	testingclock "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+)
+
+const testNode = "node-1"
+
+// recordingRuntime is the CRI fake that also keeps the configurations it was
+// given and the order of lifecycle calls, and can fail container starts the
+// way containerd does (the container exits with 128).
+type recordingRuntime struct {
+	*critest.FakeRuntimeService
+	mu         sync.Mutex
+	sandboxes  []*runtimeapi.PodSandboxConfig
+	containers map[string]*runtimeapi.ContainerConfig
+	stops      map[string]int64
+	order      []string
+	failStart  map[string]error
+}
+
+func newRecordingRuntime() *recordingRuntime {
+	return &recordingRuntime{
+		FakeRuntimeService: critest.NewFakeRuntimeService(),
+		containers:         map[string]*runtimeapi.ContainerConfig{},
+		stops:              map[string]int64{},
+		failStart:          map[string]error{},
+	}
+}
+
+func (r *recordingRuntime) note(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.order = append(r.order, s)
+}
+
+func (r *recordingRuntime) Order() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.order...)
+}
+
+func (r *recordingRuntime) ResetOrder() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.order = nil
+}
+
+func (r *recordingRuntime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
+	id, err := r.FakeRuntimeService.RunPodSandbox(ctx, cfg, handler)
+	if err == nil {
+		r.mu.Lock()
+		r.sandboxes = append(r.sandboxes, cfg)
+		r.mu.Unlock()
+		r.note("runSandbox")
+	}
+	return id, err
+}
+
+func (r *recordingRuntime) SandboxConfigs() []*runtimeapi.PodSandboxConfig {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*runtimeapi.PodSandboxConfig(nil), r.sandboxes...)
+}
+
+func (r *recordingRuntime) CreateContainer(ctx context.Context, sb string, cfg *runtimeapi.ContainerConfig, sbc *runtimeapi.PodSandboxConfig) (string, error) {
+	id, err := r.FakeRuntimeService.CreateContainer(ctx, sb, cfg, sbc)
+	if err == nil {
+		r.mu.Lock()
+		r.containers[id] = cfg
+		r.mu.Unlock()
+		r.note("create:" + cfg.Metadata.Name)
+	}
+	return id, err
+}
+
+// ContainerConfig returns the config of the newest container named name.
+func (r *recordingRuntime) ContainerConfig(name string) *runtimeapi.ContainerConfig {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out *runtimeapi.ContainerConfig
+	for _, c := range r.containers {
+		if c.Metadata.Name == name && (out == nil || c.Metadata.Attempt > out.Metadata.Attempt) {
+			out = c
+		}
+	}
+	return out
+}
+
+func (r *recordingRuntime) StartContainer(ctx context.Context, id string) error {
+	r.mu.Lock()
+	cfg := r.containers[id]
+	fail := r.failStart[cfg.GetMetadata().GetName()]
+	r.mu.Unlock()
+	if fail != nil {
+		r.Lock()
+		if c, ok := r.Containers[id]; ok {
+			c.State = runtimeapi.ContainerState_CONTAINER_EXITED
+			c.ExitCode = 128
+			c.Reason = "StartError"
+			c.Message = fail.Error()
+		}
+		r.Unlock()
+		return fail
+	}
+	err := r.FakeRuntimeService.StartContainer(ctx, id)
+	if err == nil {
+		r.note("start:" + cfg.GetMetadata().GetName())
+	}
+	return err
+}
+
+func (r *recordingRuntime) StopContainer(ctx context.Context, id string, timeout int64) error {
+	r.mu.Lock()
+	r.stops[id] = timeout
+	name := r.containers[id].GetMetadata().GetName()
+	r.mu.Unlock()
+	err := r.FakeRuntimeService.StopContainer(ctx, id, timeout)
+	r.note("stop:" + name)
+	return err
+}
+
+func (r *recordingRuntime) StopTimeout(id string) (int64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.stops[id]
+	return t, ok
+}
+
+func (r *recordingRuntime) StopPodSandbox(ctx context.Context, id string) error {
+	err := r.FakeRuntimeService.StopPodSandbox(ctx, id)
+	r.note("stopSandbox")
+	return err
+}
+
+func (r *recordingRuntime) RemovePodSandbox(ctx context.Context, id string) error {
+	err := r.FakeRuntimeService.RemovePodSandbox(ctx, id)
+	r.note("removeSandbox")
+	return err
+}
+
+func (r *recordingRuntime) RemoveContainer(ctx context.Context, id string) error {
+	r.mu.Lock()
+	name := r.containers[id].GetMetadata().GetName()
+	r.mu.Unlock()
+	err := r.FakeRuntimeService.RemoveContainer(ctx, id)
+	r.note("remove:" + name)
+	return err
+}
+
+// imageService is the CRI image fake that can fail pulls of some images.
+type imageService struct {
+	*critest.FakeImageService
+	mu    sync.Mutex
+	fail  map[string]error
+	pulls []string
+	auths []*runtimeapi.AuthConfig
+}
+
+func (s *imageService) PullImage(ctx context.Context, img *runtimeapi.ImageSpec, auth *runtimeapi.AuthConfig, sb *runtimeapi.PodSandboxConfig) (string, error) {
+	s.mu.Lock()
+	s.pulls = append(s.pulls, img.Image)
+	s.auths = append(s.auths, auth)
+	err := s.fail[img.Image]
+	s.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	return s.FakeImageService.PullImage(ctx, img, auth, sb)
+}
+
+func (s *imageService) Pulls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.pulls...)
+}
+
+func (s *imageService) SetFail(image string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		delete(s.fail, image)
+		return
+	}
+	s.fail[image] = err
+}
+
+// fakeVolumes hands out a directory per volume and remembers teardowns.
+type fakeVolumes struct {
+	mu        sync.Mutex
+	root      string
+	fail      map[string]error
+	panicFor  map[string]bool
+	teardowns []types.UID
+}
+
+func (v *fakeVolumes) Setup(_ context.Context, pod *v1.Pod) (map[string]string, error) {
+	v.mu.Lock()
+	err := v.fail[pod.Name]
+	boom := v.panicFor[pod.Name]
+	v.mu.Unlock()
+	if boom {
+		panic("volume plugin bug")
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, vol := range pod.Spec.Volumes {
+		dir := filepath.Join(v.root, string(pod.UID), vol.Name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		out[vol.Name] = dir
+	}
+	return out, nil
+}
+
+func (v *fakeVolumes) Teardown(_ context.Context, uid types.UID) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.teardowns = append(v.teardowns, uid)
+	return nil
+}
+
+func (v *fakeVolumes) TornDown(uid types.UID) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, u := range v.teardowns {
+		if u == uid {
+			return true
+		}
+	}
+	return false
+}
+
+// event is one recorded event.
+type event struct {
+	Object, Type, Reason, Message string
+}
+
+// events records events for assertions.
+type events struct {
+	mu   sync.Mutex
+	list []event
+}
+
+var _ record.EventRecorder = &events{}
+
+func (e *events) Event(obj runtime.Object, typ, reason, msg string) {
+	name := ""
+	if m, ok := obj.(metav1.Object); ok {
+		name = m.GetName()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list = append(e.list, event{Object: name, Type: typ, Reason: reason, Message: msg})
+}
+
+func (e *events) Eventf(obj runtime.Object, typ, reason, format string, args ...any) {
+	e.Event(obj, typ, reason, fmt.Sprintf(format, args...))
+}
+
+func (e *events) AnnotatedEventf(obj runtime.Object, _ map[string]string, typ, reason, format string, args ...any) {
+	e.Eventf(obj, typ, reason, format, args...)
+}
+
+// Has tells whether an event with reason (and a message containing msg) was
+// recorded for the object.
+func (e *events) Has(object, reason, msg string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ev := range e.list {
+		if ev.Object == object && ev.Reason == reason && strings.Contains(ev.Message, msg) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *events) Count(object, reason string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, ev := range e.list {
+		if ev.Object == object && ev.Reason == reason {
+			n++
+		}
+	}
+	return n
+}
+
+// harness runs a Manager against the CRI fakes and a fake clientset.
+type harness struct {
+	t       *testing.T
+	rt      *recordingRuntime
+	images  *imageService
+	client  *fake.Clientset
+	clock   *testingclock.FakeClock
+	volumes *fakeVolumes
+	events  *events
+	cfg     Config
+	m       *Manager
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func newHarness(t *testing.T, objects ...runtime.Object) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 192.0.2.53\nsearch example.com corp.example\noptions edns0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{
+		t:       t,
+		rt:      newRecordingRuntime(),
+		images:  &imageService{FakeImageService: critest.NewFakeImageService(), fail: map[string]error{}},
+		client:  fake.NewClientset(objects...),
+		clock:   testingclock.NewFakeClock(time.Now()),
+		volumes: &fakeVolumes{root: filepath.Join(dir, "volumes"), fail: map[string]error{}, panicFor: map[string]bool{}},
+		events:  &events{},
+	}
+	h.cfg = Config{
+		NodeName: testNode,
+		Client:   h.client,
+		Runtime:  h.rt,
+		Images:   h.images,
+		Volumes:  h.volumes,
+		Recorder: h.events,
+		Kubelet: &kubeletconfigv1beta1.KubeletConfiguration{
+			ClusterDNS:     []string{"10.96.0.10"},
+			ClusterDomain:  "cluster.local",
+			CgroupDriver:   "cgroupfs",
+			CgroupRoot:     "/",
+			CgroupsPerQOS:  ptr.To(true),
+			ResolverConfig: ptr.To(resolv),
+			MaxPods:        110,
+			SyncFrequency:  metav1.Duration{Duration: time.Minute},
+		},
+		RootDir:             filepath.Join(dir, "kubelet"),
+		PodLogsDir:          filepath.Join(dir, "pods"),
+		NodeIPs:             func() []net.IP { return []net.IP{net.ParseIP("192.0.2.10")} },
+		Clock:               h.clock,
+		MemoryCapacityBytes: 8 << 30,
+	}
+	return h
+}
+
+// start runs a new Manager until the test ends or stop is called.
+func (h *harness) start() {
+	h.t.Helper()
+	m, err := New(h.cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.m, h.cancel, h.done = m, cancel, make(chan error, 1)
+	go func() { h.done <- m.Run(ctx) }()
+	h.t.Cleanup(h.stop)
+	h.waitFor("manager healthy", func() bool { return m.Healthy() == nil })
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	if err := <-h.done; err != nil {
+		h.t.Errorf("Run returned %v", err)
+	}
+	h.cancel = nil
+}
+
+// waitFor polls cond for up to 5 s of real time, moving the fake clock 100 ms
+// every few polls so that relists happen.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; ; i++ {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		if i%2 == 1 {
+			h.clock.Step(100 * time.Millisecond)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// settle waits for pending work without moving the clock: true once cond
+// holds, false after a short real-time wait.
+func (h *harness) settle(cond func() bool) bool {
+	deadline := time.Now().Add(100 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return cond()
+}
+
+func (h *harness) pod(name string) *v1.Pod {
+	p, err := h.client.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+func (h *harness) create(p *v1.Pod) {
+	h.t.Helper()
+	if _, err := h.client.CoreV1().Pods(p.Namespace).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// status returns the status of the container named name of pod.
+func (h *harness) status(pod, name string) v1.ContainerStatus {
+	p := h.pod(pod)
+	if p == nil {
+		return v1.ContainerStatus{}
+	}
+	for _, list := range [][]v1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for _, s := range list {
+			if s.Name == name {
+				return s
+			}
+		}
+	}
+	return v1.ContainerStatus{}
+}
+
+func (h *harness) running(pod, name string) bool {
+	return h.status(pod, name).State.Running != nil
+}
+
+func (h *harness) waitingReason(pod, name string) string {
+	if w := h.status(pod, name).State.Waiting; w != nil {
+		return w.Reason
+	}
+	return ""
+}
+
+// containerID returns the ID of the newest container named name of pod.
+func (h *harness) containerID(pod, name string) string {
+	h.rt.Lock()
+	defer h.rt.Unlock()
+	var best *critest.FakeContainer
+	for _, c := range h.rt.Containers {
+		if c.Labels[labelPodName] == pod && c.Metadata.Name == name &&
+			(best == nil || c.Metadata.Attempt > best.Metadata.Attempt) {
+			best = c
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.Id
+}
+
+// exit makes a container exit with code at the fake clock's time.
+func (h *harness) exit(id string, code int32) {
+	h.t.Helper()
+	h.rt.Lock()
+	defer h.rt.Unlock()
+	c, ok := h.rt.Containers[id]
+	if !ok {
+		h.t.Fatalf("no container %s", id)
+	}
+	c.State = runtimeapi.ContainerState_CONTAINER_EXITED
+	c.ExitCode = code
+	c.FinishedAt = h.clock.Now().UnixNano()
+}
+
+// count returns how many containers named name of pod the runtime holds.
+func (h *harness) count(pod, name string) int {
+	h.rt.Lock()
+	defer h.rt.Unlock()
+	n := 0
+	for _, c := range h.rt.Containers {
+		if c.Labels[labelPodName] == pod && c.Metadata.Name == name {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *harness) calls(name string) int {
+	n := 0
+	for _, c := range h.rt.GetCalls() {
+		if c == name {
+			n++
+		}
+	}
+	return n
+}
+
+func testPod(name string, containers ...v1.Container) *v1.Pod {
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: "default", UID: types.UID("uid-" + name),
+			Labels: map[string]string{"app": name},
+		},
+		Spec: v1.PodSpec{
+			NodeName:      testNode,
+			RestartPolicy: v1.RestartPolicyAlways,
+			Containers:    containers,
+		},
+		Status: v1.PodStatus{
+			Phase:      v1.PodPending,
+			Conditions: []v1.PodCondition{{Type: v1.PodScheduled, Status: v1.ConditionTrue}},
+		},
+	}
+}
+
+func ctr(name string) v1.Container {
+	return v1.Container{
+		Name: name, Image: "registry.example/" + name + ":1.0", ImagePullPolicy: v1.PullIfNotPresent,
+		TerminationMessagePath: "/dev/termination-log", TerminationMessagePolicy: v1.TerminationMessageReadFile,
+	}
+}
+
+var errBoom = errors.New("boom")

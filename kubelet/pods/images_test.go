@@ -1,0 +1,196 @@
+package pods
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func TestPullPolicyDefault(t *testing.T) {
+	tests := map[string]v1.PullPolicy{
+		"busybox":                  v1.PullAlways,
+		"busybox:latest":           v1.PullAlways,
+		"busybox:1.36":             v1.PullIfNotPresent,
+		"registry:5000/app":        v1.PullAlways,
+		"registry:5000/app:v2":     v1.PullIfNotPresent,
+		"app@sha256:" + sha256Zero: v1.PullIfNotPresent,
+	}
+	for image, want := range tests {
+		if got := pullPolicy(&v1.Container{Image: image}); got != want {
+			t.Errorf("%s: %s, want %s", image, got, want)
+		}
+	}
+}
+
+const sha256Zero = "0000000000000000000000000000000000000000000000000000000000000000"
+
+func TestEnsureImage(t *testing.T) {
+	tests := []struct {
+		name    string
+		image   string
+		policy  v1.PullPolicy
+		present []string
+		fail    error
+		pulls   []string
+		reason  string
+		event   string
+	}{
+		{name: "IfNotPresent, present", image: "app:1", policy: v1.PullIfNotPresent, present: []string{"app:1"}, event: "Pulled"},
+		{name: "IfNotPresent, absent", image: "app:1", policy: v1.PullIfNotPresent, pulls: []string{"app:1"}, event: "Pulling"},
+		{name: "Always, present", image: "app:1", policy: v1.PullAlways, present: []string{"app:1"}, pulls: []string{"app:1"}, event: "Pulled"},
+		{name: "untagged defaults to latest and Always", image: "app", present: []string{"app:latest"}, pulls: []string{"app:latest"}, event: "Pulling"},
+		{name: "Never, present", image: "app:1", policy: v1.PullNever, present: []string{"app:1"}, event: "Pulled"},
+		{name: "Never, absent", image: "app:1", policy: v1.PullNever, reason: reasonErrImageNeverPull, event: reasonErrImageNeverPull},
+		{name: "pull fails", image: "app:1", policy: v1.PullIfNotPresent, fail: errBoom, pulls: []string{"app:1"}, reason: reasonErrImagePull, event: "Failed"},
+		{name: "invalid name", image: "bad image", policy: v1.PullIfNotPresent, reason: reasonInvalidImageName, event: "InspectFailed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.images.SetFakeImages(tt.present)
+			h.images.SetFail(tt.image, tt.fail)
+			if tt.fail != nil {
+				h.images.SetFail(tt.image, tt.fail)
+			}
+			m, err := New(h.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := newPodWorker(m, "u")
+			pod := testPod("p")
+			c := &v1.Container{Name: "c", Image: tt.image, ImagePullPolicy: tt.policy}
+			_, _, err = w.ensureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
+			reason := ""
+			if ie, ok := isImageError(err); ok {
+				reason = ie.Reason
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if reason != tt.reason {
+				t.Errorf("reason %q, want %q (err %v)", reason, tt.reason, err)
+			}
+			if diff := cmp.Diff(tt.pulls, h.images.Pulls()); diff != "" {
+				t.Errorf("pulls (-want +got):\n%s", diff)
+			}
+			if !h.events.Has("p", tt.event, "") {
+				t.Errorf("no %s event in %+v", tt.event, h.events.list)
+			}
+		})
+	}
+}
+
+func TestImagePullBackOff(t *testing.T) {
+	h := newHarness(t)
+	h.images.SetFail("app:1", errBoom)
+	m, err := New(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newPodWorker(m, "u")
+	pod := testPod("p")
+	c := &v1.Container{Name: "c", Image: "app:1", ImagePullPolicy: v1.PullIfNotPresent}
+	try := func() string {
+		_, _, err := w.ensureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
+		if ie, ok := isImageError(err); ok {
+			return ie.Reason
+		}
+		return ""
+	}
+	if got := try(); got != reasonErrImagePull {
+		t.Fatalf("first try %q", got)
+	}
+	if got := try(); got != reasonImagePullBackOff || len(h.images.Pulls()) != 1 {
+		t.Fatalf("second try %q after %d pulls, want ImagePullBackOff without a pull", got, len(h.images.Pulls()))
+	}
+	h.clock.Step(10 * time.Second)
+	if got := try(); got != reasonErrImagePull || len(h.images.Pulls()) != 2 {
+		t.Fatalf("after 10s %q after %d pulls, want a new pull", got, len(h.images.Pulls()))
+	}
+	h.clock.Step(10 * time.Second)
+	if got := try(); got != reasonImagePullBackOff {
+		t.Fatalf("the second back-off is 20s; got %q", got)
+	}
+	h.images.SetFail("app:1", nil)
+	h.clock.Step(10 * time.Second)
+	if got := try(); got != "" {
+		t.Fatalf("after the image appeared: %q", got)
+	}
+	if !h.events.Has("p", "BackOff", `Back-off pulling image "app:1"`) {
+		t.Error("no BackOff event")
+	}
+}
+
+func TestImagePullSecrets(t *testing.T) {
+	auth := base64.StdEncoding.EncodeToString([]byte("bob:pw"))
+	secret := &v1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: "default"},
+		Type:       v1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{v1.DockerConfigJsonKey: []byte(`{"auths":{
+			"https://registry.example:5000/v1/":{"auth":"` + auth + `"},
+			"registry.example:5000/team":{"username":"team","password":"tpw"},
+			"https://index.docker.io/v1/":{"username":"hub","password":"hpw"}}}`)},
+	}
+	h := newHarness(t, secret)
+	m, err := New(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := testPod("p")
+	pod.Spec.ImagePullSecrets = []v1.LocalObjectReference{{Name: "regcred"}, {Name: "missing"}}
+	creds, errs := pullSecretCreds(context.Background(), m.cfg.Client, pod)
+	if len(errs) != 1 {
+		t.Errorf("errors %v, want one for the missing secret", errs)
+	}
+	tests := []struct {
+		image string
+		want  []*runtimeapi.AuthConfig
+	}{{
+		image: "registry.example:5000/team/app:1",
+		want: []*runtimeapi.AuthConfig{
+			{Username: "team", Password: "tpw", ServerAddress: "registry.example:5000"},
+			{Username: "bob", Password: "pw", Auth: auth, ServerAddress: "registry.example:5000"},
+		},
+	}, {
+		image: "registry.example:5000/other/app:1",
+		want:  []*runtimeapi.AuthConfig{{Username: "bob", Password: "pw", Auth: auth, ServerAddress: "registry.example:5000"}},
+	}, {
+		image: "busybox",
+		want:  []*runtimeapi.AuthConfig{{Username: "hub", Password: "hpw", ServerAddress: "docker.io"}},
+	}, {
+		image: "quay.io/app",
+		want:  []*runtimeapi.AuthConfig{},
+	}}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, imageAuths(tt.image, creds), protocmp.Transform()); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.image, diff)
+		}
+	}
+
+	// The pull goes out with the credential.
+	w := newPodWorker(m, "u")
+	c := &v1.Container{Name: "c", Image: "registry.example:5000/team/app:1", ImagePullPolicy: v1.PullAlways}
+	if _, _, err := w.ensureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.images.auths[0]; got.GetUsername() != "team" {
+		t.Errorf("pulled with %v, want team's credential", got)
+	}
+	if !h.events.Has("p", "FailedToRetrieveImagePullSecret", "missing") {
+		t.Error("no event for the missing pull secret")
+	}
+}
+
+func TestImageErrorWraps(t *testing.T) {
+	err := error(&imageError{Reason: reasonErrImagePull, Message: "x"})
+	if !errors.Is(err, errImage) {
+		t.Error("imageError does not wrap errImage")
+	}
+}

@@ -1,0 +1,188 @@
+package pods
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/klog/v2"
+)
+
+// Limits of termination messages, as under the kubelet.
+const (
+	maxMessageBytes  = 4096
+	maxFallbackLines = 80
+	maxFallbackBytes = 2048
+	// resendAfter is how long a patch is not sent again while the informer
+	// still shows the old status.
+	resendAfter = 10 * time.Second
+)
+
+// publish computes the pod's status and patches it to the API server when it
+// differs from what the server has.
+func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
+	w.readMessages(pod, rt)
+	st := buildStatus(statusInput{
+		Pod:         pod,
+		RT:          rt,
+		Waiting:     w.state.waiting,
+		Terminal:    w.state.finished,
+		Now:         w.m.cfg.Clock.Now(),
+		HostIPs:     w.m.hostIPs(),
+		RuntimeName: w.m.runtimeNameFor(ctx),
+		Messages:    w.state.messages,
+	})
+	if isTerminalPhase(pod.Status.Phase) && !isTerminalPhase(st.Phase) {
+		// A terminal phase is final; the API server would refuse the change.
+		st.Phase = pod.Status.Phase
+	}
+	patch, err := statusPatch(pod, st)
+	if err != nil {
+		return err
+	}
+	if patch == nil {
+		return nil
+	}
+	if bytes.Equal(patch, w.state.lastSent) && w.m.cfg.Clock.Since(w.state.lastSentAt) < resendAfter {
+		// Sent just now; the informer has not caught up yet.
+		return nil
+	}
+	_, err = w.m.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name,
+		types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if err != nil {
+		return fmt.Errorf("patch pod status: %w", err)
+	}
+	klog.FromContext(ctx).V(3).Info("Patched pod status", "phase", st.Phase, "patch", string(patch))
+	w.state.lastSent, w.state.lastSentAt = patch, w.m.cfg.Clock.Now()
+	return nil
+}
+
+// statusPatch is the strategic merge patch from the pod's status to st,
+// carrying the pod's UID so that it cannot land on a new pod of the same
+// name; nil when nothing changes.
+func statusPatch(pod *v1.Pod, st v1.PodStatus) ([]byte, error) {
+	oldJSON, err := json.Marshal(v1.Pod{Status: pod.Status})
+	if err != nil {
+		return nil, fmt.Errorf("encode pod status: %w", err)
+	}
+	newJSON, err := json.Marshal(v1.Pod{Status: st})
+	if err != nil {
+		return nil, fmt.Errorf("encode pod status: %w", err)
+	}
+	diff, err := strategicpatch.CreateTwoWayMergePatch(oldJSON, newJSON, v1.Pod{})
+	if err != nil {
+		return nil, fmt.Errorf("make pod status patch: %w", err)
+	}
+	if string(diff) == "{}" {
+		return nil, nil
+	}
+	var patch map[string]any
+	if err := json.Unmarshal(diff, &patch); err != nil {
+		return nil, fmt.Errorf("decode pod status patch: %w", err)
+	}
+	patch["metadata"] = map[string]any{"uid": string(pod.UID)}
+	return json.Marshal(patch)
+}
+
+// runtimeNameFor returns the runtime's name for container IDs, asking the
+// runtime once.
+func (m *Manager) runtimeNameFor(ctx context.Context) string {
+	m.mu.Lock()
+	name := m.runtimeName
+	m.mu.Unlock()
+	if name != "" {
+		return name
+	}
+	v, err := m.cfg.Runtime.Version(ctx, "v1")
+	if err != nil || v.GetRuntimeName() == "" {
+		klog.FromContext(ctx).V(2).Info("Runtime name unknown; container IDs use cri://", "err", err)
+		return "cri"
+	}
+	m.mu.Lock()
+	m.runtimeName = v.GetRuntimeName()
+	m.mu.Unlock()
+	return v.GetRuntimeName()
+}
+
+// readMessages reads the termination messages of exited containers once:
+// the file at the termination message path, or with FallbackToLogsOnError
+// the tail of the log of a failed container that left none.
+func (w *podWorker) readMessages(pod *v1.Pod, rt *podRuntime) {
+	for _, c := range rt.Containers {
+		if !c.exited() {
+			continue
+		}
+		if _, ok := w.state.messages[c.ID]; ok {
+			continue
+		}
+		msg := readLimited(c.TermFile, maxMessageBytes)
+		if msg == "" && c.ExitCode != 0 && c.TermPolicy == string(v1.TerminationMessageFallbackToLogsOnError) {
+			logPath := filepath.Join(podLogDir(w.m.cfg.PodLogsDir, pod), c.Name, strconv.Itoa(int(c.RestartCount))+".log")
+			msg = logTail(logPath)
+		}
+		w.state.messages[c.ID] = msg
+	}
+}
+
+func readLimited(path string, limit int64) string {
+	if path == "" {
+		return ""
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, limit))
+	return string(b)
+}
+
+// logTail returns the end of a CRI log file's messages: the last lines, at
+// most maxFallbackBytes.
+func logTail(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var lines []string
+	partial := ""
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		// timestamp stream tag message; tag P marks a partial line.
+		parts := strings.SplitN(sc.Text(), " ", 4)
+		if len(parts) < 4 {
+			continue
+		}
+		if parts[2] == "P" {
+			partial += parts[3]
+			continue
+		}
+		lines = append(lines, partial+parts[3])
+		partial = ""
+		if len(lines) > maxFallbackLines {
+			lines = lines[1:]
+		}
+	}
+	out := strings.Join(lines, "\n")
+	if len(lines) > 0 {
+		out += "\n"
+	}
+	if len(out) > maxFallbackBytes {
+		out = out[len(out)-maxFallbackBytes:]
+	}
+	return out
+}

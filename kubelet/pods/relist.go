@@ -1,0 +1,105 @@
+package pods
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// relistState is what the relist loop remembers between runs. It is guarded
+// by Manager.mu.
+type relistState struct {
+	// last is when the runtime was last listed successfully.
+	last time.Time
+	// fingerprints sum up each pod's sandboxes and containers and their
+	// states; a change wakes the pod's worker.
+	fingerprints map[types.UID]string
+	// running counts pods with a ready sandbox.
+	running int
+}
+
+// relistOnce lists the runtime, wakes the workers of pods whose runtime
+// state changed or whose retry time came, and makes workers for sandboxes
+// of pods the API does not know (to remove them).
+func (m *Manager) relistOnce(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	prints, running, err := m.listRuntime(ctx)
+	if err != nil {
+		logger.Error(err, "Relist of the container runtime failed")
+		return
+	}
+	now := m.cfg.Clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.relist.fingerprints
+	for uid, fp := range prints {
+		if old[uid] == fp {
+			continue
+		}
+		if w, ok := m.workers[uid]; ok {
+			w.wakeUp()
+		} else if m.synced && m.ctx != nil {
+			logger.V(2).Info("Runtime holds a pod the API server does not: removing it", "podUID", uid)
+			w := m.workerLocked(uid)
+			w.removed = true
+			w.wakeUp()
+		}
+	}
+	for uid := range old {
+		if _, ok := prints[uid]; !ok {
+			if w, ok := m.workers[uid]; ok {
+				w.wakeUp()
+			}
+		}
+	}
+	for _, w := range m.workers {
+		if !w.nextSync.IsZero() && !now.Before(w.nextSync) {
+			w.nextSync = time.Time{}
+			w.wakeUp()
+		}
+	}
+	m.relist = relistState{last: now, fingerprints: prints, running: running}
+}
+
+// listRuntime sums up the runtime's sandboxes and containers per pod.
+func (m *Manager) listRuntime(ctx context.Context) (map[types.UID]string, int, error) {
+	sandboxes, err := m.cfg.Runtime.ListPodSandbox(ctx, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list sandboxes: %w", err)
+	}
+	containers, err := m.cfg.Runtime.ListContainers(ctx, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list containers: %w", err)
+	}
+	parts := map[types.UID][]string{}
+	ready := map[types.UID]bool{}
+	for _, s := range sandboxes {
+		uid := types.UID(s.Labels[labelPodUID])
+		if uid == "" {
+			continue
+		}
+		parts[uid] = append(parts[uid], "s:"+s.Id+":"+s.State.String())
+		if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			ready[uid] = true
+		}
+	}
+	for _, c := range containers {
+		uid := types.UID(c.Labels[labelPodUID])
+		if uid == "" {
+			continue
+		}
+		parts[uid] = append(parts[uid], "c:"+c.Id+":"+c.State.String())
+	}
+	out := make(map[types.UID]string, len(parts))
+	for uid, p := range parts {
+		sort.Strings(p)
+		out[uid] = strings.Join(p, ",")
+	}
+	return out, len(ready), nil
+}

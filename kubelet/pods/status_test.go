@@ -1,0 +1,224 @@
+package pods
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// condSummary is a condition without its times.
+type condSummary struct {
+	Type   v1.PodConditionType
+	Status v1.ConditionStatus
+	Reason string
+}
+
+func summarize(list []v1.PodCondition) []condSummary {
+	var out []condSummary
+	for _, c := range list {
+		out = append(out, condSummary{c.Type, c.Status, c.Reason})
+	}
+	return out
+}
+
+func statePod(policy v1.RestartPolicy, init []v1.Container, containers ...v1.Container) *v1.Pod {
+	p := actionsPod(policy, init, containers...)
+	p.Name, p.Namespace, p.UID = "p", "ns", "u"
+	p.Status.Conditions = []v1.PodCondition{{Type: v1.PodScheduled, Status: v1.ConditionTrue}}
+	return p
+}
+
+func TestBuildStatus(t *testing.T) {
+	always, never := v1.RestartPolicyAlways, v1.RestartPolicyNever
+	scheduled := condSummary{v1.PodScheduled, v1.ConditionTrue, ""}
+	sandboxUp := condSummary{v1.PodReadyToStartContainers, v1.ConditionTrue, ""}
+	initTrue := condSummary{v1.PodInitialized, v1.ConditionTrue, ""}
+	readyTrue := []condSummary{{v1.ContainersReady, v1.ConditionTrue, ""}, {v1.PodReady, v1.ConditionTrue, ""}}
+	notReady := []condSummary{{v1.ContainersReady, v1.ConditionFalse, reasonContainersNotReady}, {v1.PodReady, v1.ConditionFalse, reasonContainersNotReady}}
+	completed := []condSummary{{v1.ContainersReady, v1.ConditionFalse, reasonPodCompleted}, {v1.PodReady, v1.ConditionFalse, reasonPodCompleted}}
+	tests := []struct {
+		name       string
+		pod        *v1.Pod
+		rt         *podRuntime
+		waiting    map[string]waitingReason
+		terminal   bool
+		phase      v1.PodPhase
+		conditions []condSummary
+		states     map[string]string
+	}{{
+		name:       "no sandbox yet",
+		pod:        statePod(always, nil, specC("a")),
+		rt:         &podRuntime{},
+		phase:      v1.PodPending,
+		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""}, initTrue}, notReady...),
+		states:     map[string]string{"a": "waiting:ContainerCreating"},
+	}, {
+		name:       "running",
+		pod:        statePod(always, nil, specC("a")),
+		rt:         sandboxRT(true, runningC("a")),
+		phase:      v1.PodRunning,
+		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, readyTrue...),
+		states:     map[string]string{"a": "running"},
+	}, {
+		name:  "init container running",
+		pod:   statePod(always, []v1.Container{specC("i")}, specC("a")),
+		rt:    sandboxRT(true, runningC("i")),
+		phase: v1.PodPending,
+		conditions: append([]condSummary{scheduled, sandboxUp, {v1.PodInitialized, v1.ConditionFalse, reasonContainersNotInit}},
+			notReady...),
+		states: map[string]string{"i": "running", "a": "waiting:PodInitializing"},
+	}, {
+		name:       "init done, container being created",
+		pod:        statePod(always, []v1.Container{specC("i")}, specC("a")),
+		rt:         sandboxRT(true, exitedC("i", 0)),
+		phase:      v1.PodPending,
+		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, notReady...),
+		states:     map[string]string{"i": "terminated:Completed", "a": "waiting:ContainerCreating"},
+	}, {
+		name:       "crash loop",
+		pod:        statePod(always, nil, specC("a")),
+		rt:         sandboxRT(true, exitedC("a", 1)),
+		waiting:    map[string]waitingReason{"a": {Reason: reasonCrashLoopBackOff, Message: "back-off 10s"}},
+		phase:      v1.PodRunning,
+		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, notReady...),
+		states:     map[string]string{"a": "waiting:CrashLoopBackOff"},
+	}, {
+		name:       "image pull error",
+		pod:        statePod(always, nil, specC("a"), specC("b")),
+		rt:         sandboxRT(true, runningC("b")),
+		waiting:    map[string]waitingReason{"a": {Reason: reasonErrImagePull, Message: "not found"}},
+		phase:      v1.PodPending,
+		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, notReady...),
+		states:     map[string]string{"a": "waiting:ErrImagePull", "b": "running"},
+	}, {
+		name:       "Never pod failed",
+		pod:        statePod(never, nil, specC("a"), specC("b")),
+		rt:         sandboxRT(false, exitedC("a", 0), exitedC("b", 2)),
+		terminal:   true,
+		phase:      v1.PodFailed,
+		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""}, initTrue}, notReady...),
+		states:     map[string]string{"a": "terminated:Completed", "b": "terminated:Error"},
+	}, {
+		name:       "Never pod succeeded",
+		pod:        statePod(never, nil, specC("a")),
+		rt:         sandboxRT(false, exitedC("a", 0)),
+		terminal:   true,
+		phase:      v1.PodSucceeded,
+		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""}, initTrue}, completed...),
+		states:     map[string]string{"a": "terminated:Completed"},
+	}, {
+		name:     "init container failed under Never",
+		pod:      statePod(never, []v1.Container{specC("i")}, specC("a")),
+		rt:       sandboxRT(false, exitedC("i", 1)),
+		terminal: true,
+		phase:    v1.PodFailed,
+		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""},
+			{v1.PodInitialized, v1.ConditionFalse, reasonContainersNotInit}}, notReady...),
+		states: map[string]string{"i": "terminated:Error", "a": "waiting:PodInitializing"},
+	}, {
+		name:       "sidecar running with the app",
+		pod:        statePod(always, []v1.Container{sidecarC("s")}, specC("a")),
+		rt:         sandboxRT(true, runningC("s"), runningC("a")),
+		phase:      v1.PodRunning,
+		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, readyTrue...),
+		states:     map[string]string{"s": "running", "a": "running"},
+	}, {
+		name: "OOM killed",
+		pod:  statePod(never, nil, specC("a")),
+		rt: sandboxRT(false, &containerState{ID: "x", Name: "a", SandboxID: "sb", State: runtimeapi.ContainerState_CONTAINER_EXITED,
+			ExitCode: 137, Reason: "OOMKilled"}),
+		terminal:   true,
+		phase:      v1.PodFailed,
+		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""}, initTrue}, notReady...),
+		states:     map[string]string{"a": "terminated:OOMKilled"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := buildStatus(statusInput{Pod: tt.pod, RT: tt.rt, Waiting: tt.waiting, Terminal: tt.terminal,
+				Now: t0, HostIPs: []string{"192.0.2.10"}, RuntimeName: "containerd"})
+			if st.Phase != tt.phase {
+				t.Errorf("phase %s, want %s", st.Phase, tt.phase)
+			}
+			if diff := cmp.Diff(tt.conditions, summarize(st.Conditions)); diff != "" {
+				t.Errorf("conditions (-want +got):\n%s", diff)
+			}
+			states := map[string]string{}
+			for _, list := range [][]v1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+				for _, s := range list {
+					switch {
+					case s.State.Running != nil:
+						states[s.Name] = "running"
+					case s.State.Terminated != nil:
+						states[s.Name] = "terminated:" + s.State.Terminated.Reason
+					case s.State.Waiting != nil:
+						states[s.Name] = "waiting:" + s.State.Waiting.Reason
+					}
+				}
+			}
+			if diff := cmp.Diff(tt.states, states); diff != "" {
+				t.Errorf("container states (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBuildStatusDetails(t *testing.T) {
+	pod := statePod(v1.RestartPolicyAlways, nil, specC("a"))
+	pod.Status.Conditions = append(pod.Status.Conditions,
+		v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(t0.Add(-time.Hour))},
+		v1.PodCondition{Type: "example.com/gate", Status: v1.ConditionTrue})
+	prev := exitedC("a", 2)
+	prev.ID, prev.RestartCount = "old", 0
+	cur := runningC("a")
+	cur.ID, cur.RestartCount, cur.ImageRef, cur.CreatedAt = "new", 1, "sha256:img", t0.Add(time.Minute)
+	rt := sandboxRT(true, cur, prev)
+	st := buildStatus(statusInput{Pod: pod, RT: rt, Now: t0, HostIPs: []string{"192.0.2.10", "2001:db8::10"},
+		RuntimeName: "containerd", Messages: map[string]string{"old": "bye"}})
+	s := st.ContainerStatuses[0]
+	if s.ContainerID != "containerd://new" || s.RestartCount != 1 || s.ImageID != "sha256:img" || !s.Ready || !*s.Started {
+		t.Errorf("status %+v", s)
+	}
+	if lt := s.LastTerminationState.Terminated; lt == nil || lt.ExitCode != 2 || lt.Message != "bye" || lt.ContainerID != "containerd://old" {
+		t.Errorf("last state %+v", s.LastTerminationState)
+	}
+	if st.PodIP != "10.0.0.5" || st.HostIP != "192.0.2.10" || len(st.HostIPs) != 2 || st.QOSClass != v1.PodQOSBestEffort || st.StartTime == nil {
+		t.Errorf("pod IP %q host IP %q host IPs %v QoS %s start %v", st.PodIP, st.HostIP, st.HostIPs, st.QOSClass, st.StartTime)
+	}
+	ready := findCondition(st.Conditions, v1.PodReady)
+	if !ready.LastTransitionTime.Time.Equal(t0.Add(-time.Hour)) {
+		t.Errorf("unchanged Ready condition got a new transition time %v", ready.LastTransitionTime)
+	}
+	if findCondition(st.Conditions, "example.com/gate") == nil {
+		t.Error("foreign condition dropped")
+	}
+
+	// A readiness gate that is not True holds Ready back.
+	pod.Spec.ReadinessGates = []v1.PodReadinessGate{{ConditionType: "example.com/missing"}}
+	st = buildStatus(statusInput{Pod: pod, RT: rt, Now: t0})
+	if c := findCondition(st.Conditions, v1.PodReady); c.Status != v1.ConditionFalse || !strings.Contains(c.Message, "example.com/missing") {
+		t.Errorf("Ready with an unmet gate: %+v", c)
+	}
+}
+
+func TestStatusPatch(t *testing.T) {
+	pod := statePod(v1.RestartPolicyAlways, nil, specC("a"))
+	st := buildStatus(statusInput{Pod: pod, RT: sandboxRT(true, runningC("a")), Now: t0})
+	patch, err := statusPatch(pod, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(patch), `"uid":"u"`) || !strings.Contains(string(patch), `"phase":"Running"`) {
+		t.Errorf("patch %s lacks the UID or the phase", patch)
+	}
+	pod.Status = st
+	again := buildStatus(statusInput{Pod: pod, RT: sandboxRT(true, runningC("a")), Now: t0.Add(time.Hour)})
+	patch, err = statusPatch(pod, again)
+	if err != nil || patch != nil {
+		t.Errorf("patch of an unchanged status: %s, %v", patch, err)
+	}
+}

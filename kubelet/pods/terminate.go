@@ -1,0 +1,164 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+)
+
+// terminate stops a pod being deleted within its grace period, removes its
+// containers, sandboxes and volumes, publishes its final status and deletes
+// the pod object for good, as the kubelet does.
+func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
+	logger := klog.FromContext(ctx)
+	grace := deletionGracePeriod(pod)
+	if len(rt.runningContainers()) > 0 {
+		logger.V(2).Info("Stopping pod being deleted", "gracePeriod", grace)
+	}
+	if err := w.killPod(ctx, pod, rt, grace); err != nil {
+		return err
+	}
+	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	if err != nil {
+		return err
+	}
+	w.state.finished = true
+	if err := w.publish(ctx, pod, rt); err != nil {
+		logger.Error(err, "Cannot publish the final pod status")
+	}
+	if err := w.removeAll(ctx, rt); err != nil {
+		return err
+	}
+	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
+		return fmt.Errorf("tear down volumes: %w", err)
+	}
+	w.state.tornDown = true
+	w.removeFiles(pod)
+	zero := int64(0)
+	err = w.m.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero,
+		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+	})
+	switch {
+	case err == nil:
+		logger.V(2).Info("Pod deleted")
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		// Gone already, or a new pod of the same name.
+	default:
+		return fmt.Errorf("delete pod: %w", err)
+	}
+	return nil
+}
+
+// stopFinished keeps a pod whose phase is terminal stopped: nothing of it
+// runs and its volumes are gone; its exited containers stay for their logs.
+func (w *podWorker) stopFinished(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
+	if err := w.killPod(ctx, pod, rt, specGracePeriod(pod)); err != nil {
+		return err
+	}
+	if err := w.teardownOnce(ctx); err != nil {
+		return err
+	}
+	w.collectGarbage(ctx, rt)
+	return nil
+}
+
+// cleanup removes everything of a pod gone from the API.
+func (w *podWorker) cleanup(ctx context.Context, rt *podRuntime) error {
+	pod := w.state.lastPod
+	grace := int64(minGracePeriod)
+	if pod != nil && pod.DeletionGracePeriodSeconds != nil {
+		grace = deletionGracePeriod(pod)
+	}
+	if err := w.killPod(ctx, nil, rt, grace); err != nil {
+		return err
+	}
+	if err := w.removeAll(ctx, rt); err != nil {
+		return err
+	}
+	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
+		return fmt.Errorf("tear down volumes: %w", err)
+	}
+	if pod != nil {
+		w.removeFiles(pod)
+	} else {
+		w.removeUIDFiles()
+	}
+	return nil
+}
+
+// removeAll removes every container and sandbox of the pod.
+func (w *podWorker) removeAll(ctx context.Context, rt *podRuntime) error {
+	var errs []error
+	for _, c := range rt.Containers {
+		if err := w.m.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID, err))
+		}
+	}
+	for _, sb := range rt.Sandboxes {
+		if err := w.m.cfg.Runtime.RemovePodSandbox(ctx, sb.ID); err != nil {
+			errs = append(errs, fmt.Errorf("remove sandbox %s: %w", sb.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeFiles removes the pod's log directory and its files below the
+// kubelet root; the pod directory goes too once the volumes left it empty.
+func (w *podWorker) removeFiles(pod *v1.Pod) {
+	_ = os.RemoveAll(podLogDir(w.m.cfg.PodLogsDir, pod))
+	w.removeUIDFiles()
+}
+
+func (w *podWorker) removeUIDFiles() {
+	dir := filepath.Join(w.m.cfg.RootDir, "pods", string(w.uid))
+	_ = os.RemoveAll(filepath.Join(dir, "containers"))
+	_ = os.Remove(filepath.Join(dir, "etc-hosts"))
+	_ = os.Remove(dir)
+	matches, _ := filepath.Glob(filepath.Join(w.m.cfg.PodLogsDir, "*_"+string(w.uid)))
+	for _, m := range matches {
+		_ = os.RemoveAll(m)
+	}
+}
+
+// collectGarbage removes the dead containers of the pod beyond the newest
+// one per container name (kept for `kubectl logs --previous`), and dead
+// sandboxes other than the newest once they hold no container.
+func (w *podWorker) collectGarbage(ctx context.Context, rt *podRuntime) {
+	logger := klog.FromContext(ctx)
+	kept := map[string]bool{}
+	left := map[string]int{}
+	for _, c := range rt.Containers {
+		if c.running() || !kept[c.Name] {
+			if !c.running() {
+				kept[c.Name] = true
+			}
+			left[c.SandboxID]++
+			continue
+		}
+		if err := w.m.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil {
+			logger.Error(err, "Cannot remove dead container", "containerID", c.ID)
+			left[c.SandboxID]++
+			continue
+		}
+		if c.TermFile != "" {
+			_ = os.Remove(c.TermFile)
+		}
+		delete(w.state.messages, c.ID)
+	}
+	for i, sb := range rt.Sandboxes {
+		if i == 0 || sb.Ready || left[sb.ID] > 0 {
+			continue
+		}
+		if err := w.m.cfg.Runtime.RemovePodSandbox(ctx, sb.ID); err != nil {
+			logger.Error(err, "Cannot remove dead sandbox", "sandboxID", sb.ID)
+		}
+	}
+}

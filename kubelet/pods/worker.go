@@ -1,0 +1,296 @@
+package pods
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+)
+
+// Retry delays of a pod whose sync failed (a runtime or API error, a volume
+// that is not there yet).
+const (
+	minRetry = time.Second
+	maxRetry = 30 * time.Second
+)
+
+// podWorker serializes the work on one pod. The fields up to nextSync are
+// guarded by Manager.mu; the rest belong to the worker's goroutine.
+type podWorker struct {
+	m    *Manager
+	uid  types.UID
+	wake chan struct{}
+
+	// pod is the newest version from the API; nil for a pod known only to
+	// the runtime.
+	pod *v1.Pod
+	// removed tells that the pod is gone from the API.
+	removed bool
+	// nextSync is when to sync again without news (zero: not scheduled).
+	nextSync time.Time
+
+	state *workerState
+}
+
+// workerState is what a worker remembers between syncs of its pod.
+type workerState struct {
+	// crash is the restart back-off of containers, by container name.
+	crash *backoff
+	// pulls is the image pull back-off, by image.
+	pulls *backoff
+	// pullErrors keeps the last pull error per image for the back-off message.
+	pullErrors map[string]string
+	// waiting holds why containers that failed to start wait.
+	waiting map[string]waitingReason
+	// messages caches termination messages of exited containers by ID.
+	messages map[string]string
+	// lastSent is the last status patch sent and lastSentAt when, to skip
+	// sending it again while the informer lags behind.
+	lastSent   []byte
+	lastSentAt time.Time
+	// retry is the delay before the next try after a failed sync.
+	retry time.Duration
+	// lastPod is the last version of the pod seen, for its grace period
+	// once the pod is gone from the API.
+	lastPod *v1.Pod
+	// tornDown tells that the volumes of the finished pod are gone.
+	tornDown bool
+	// finished tells that the pod ran to completion under this worker.
+	finished bool
+}
+
+func newPodWorker(m *Manager, uid types.UID) *podWorker {
+	return &podWorker{
+		m:    m,
+		uid:  uid,
+		wake: make(chan struct{}, 1),
+		state: &workerState{
+			crash:      newBackoff(initialBackoff, maxBackoff),
+			pulls:      newBackoff(initialBackoff, maxBackoff),
+			pullErrors: map[string]string{},
+			waiting:    map[string]waitingReason{},
+			messages:   map[string]string{},
+		},
+	}
+}
+
+// wakeUp asks the worker to sync soon; it never blocks.
+func (w *podWorker) wakeUp() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop syncs the pod whenever woken, until the pod is gone for good or ctx
+// is done.
+func (w *podWorker) loop(ctx context.Context) {
+	logger := klog.FromContext(ctx).WithValues("podUID", w.uid)
+	ctx = klog.NewContext(ctx, logger)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		}
+		next, done := w.safeSync(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if done && w.m.retire(w) {
+			logger.V(2).Info("Pod is gone; worker stops")
+			return
+		}
+		w.m.schedule(w, next)
+	}
+}
+
+// safeSync syncs the pod; a panic in the sync is logged with its stack and
+// the pod is retried later, so one bad pod cannot stop the others.
+func (w *podWorker) safeSync(ctx context.Context) (next time.Duration, done bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			klog.FromContext(ctx).Error(fmt.Errorf("panic: %v", r), "Pod sync panicked; retrying later", "stack", string(debug.Stack()))
+			next, done = w.retryDelay(), false
+		}
+	}()
+	return w.sync(ctx)
+}
+
+// retryDelay returns the delay before retrying a failed sync, doubling it
+// for the next failure.
+func (w *podWorker) retryDelay() time.Duration {
+	s := w.state
+	if s.retry == 0 {
+		s.retry = minRetry
+	} else {
+		s.retry = min(2*s.retry, maxRetry)
+	}
+	return s.retry
+}
+
+// sync brings the runtime in line with the pod and publishes its status.
+func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
+	logger := klog.FromContext(ctx)
+	pod, removed := w.m.snapshot(w)
+	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	if err != nil {
+		logger.Error(err, "Cannot observe the pod's containers")
+		return w.retryDelay(), false
+	}
+	if removed {
+		if err := w.cleanup(ctx, rt); err != nil {
+			logger.Error(err, "Cannot remove the pod's containers")
+			return w.retryDelay(), false
+		}
+		return 0, true
+	}
+	w.state.lastPod = pod
+	logger = logger.WithValues("pod", klog.KObj(pod))
+	ctx = klog.NewContext(ctx, logger)
+	switch {
+	case pod.DeletionTimestamp != nil:
+		err = w.terminate(ctx, pod, rt)
+	case isTerminalPhase(pod.Status.Phase):
+		err = w.stopFinished(ctx, pod, rt)
+	default:
+		var next time.Duration
+		next, err = w.runPod(ctx, pod, rt)
+		if err == nil {
+			w.state.retry = 0
+			return next, false
+		}
+	}
+	if err != nil {
+		logger.Error(err, "Pod sync failed; retrying")
+		return w.retryDelay(), false
+	}
+	w.state.retry = 0
+	return w.m.cfg.syncFrequency(), false
+}
+
+// runPod runs a pod that is neither finished nor being deleted: volumes,
+// then rounds of computePodActions until nothing is left to do right now.
+func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (time.Duration, error) {
+	// Publish first, as the kubelet does: a pod whose sandbox or volumes
+	// take long shows ContainerCreating meanwhile.
+	if err := w.publish(ctx, pod, rt); err != nil {
+		klog.FromContext(ctx).Error(err, "Cannot publish pod status")
+	}
+	mounts, err := w.m.cfg.Volumes.Setup(ctx, pod)
+	if err != nil {
+		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
+		return 0, fmt.Errorf("set up volumes: %w", err)
+	}
+	var applyErr error
+	finished := false
+	next := w.m.cfg.syncFrequency()
+	for round := 0; round < len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+3; round++ {
+		now := w.m.cfg.Clock.Now()
+		acts := computePodActions(pod, rt, w.gate(now))
+		next = min(next, w.noteBackoffs(pod, rt, acts))
+		if acts.empty() {
+			break
+		}
+		applyErr = w.apply(ctx, pod, rt, acts, mounts)
+		var err error
+		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+			return 0, err
+		}
+		if acts.Finished {
+			finished = true
+			break
+		}
+		if applyErr != nil {
+			break
+		}
+	}
+	w.collectGarbage(ctx, rt)
+	w.state.finished = finished
+	if err := w.publish(ctx, pod, rt); err != nil {
+		return 0, err
+	}
+	if finished {
+		if err := w.teardownOnce(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if applyErr != nil {
+		klog.FromContext(ctx).V(2).Info("Some containers did not start; retrying", "err", applyErr)
+		next = min(next, w.retryDelay())
+	}
+	if d := w.pullWait(); d > 0 {
+		next = min(next, d)
+	}
+	return next, nil
+}
+
+// gate is the crash back-off as computePodActions asks for it.
+func (w *podWorker) gate(now time.Time) restartGate {
+	return func(name string, last *containerState) time.Duration {
+		return w.state.crash.Remaining(name, exitTime(last), now)
+	}
+}
+
+// exitTime is when a container instance stopped, or was made when it never
+// ran.
+func exitTime(c *containerState) time.Time {
+	if !c.FinishedAt.IsZero() && c.FinishedAt.Unix() > 0 {
+		return c.FinishedAt
+	}
+	return c.CreatedAt
+}
+
+// noteBackoffs records CrashLoopBackOff for the containers whose restart
+// waits, emits a BackOff event once per exited instance, and returns when
+// the first of them may start.
+func (w *podWorker) noteBackoffs(pod *v1.Pod, rt *podRuntime, acts podActions) time.Duration {
+	next := w.m.cfg.syncFrequency()
+	for name, wait := range acts.BackOff {
+		next = min(next, wait)
+		cur := rt.current(name)
+		id := ""
+		if cur != nil {
+			id = cur.ID
+		}
+		if prev, ok := w.state.waiting[name]; ok && prev.Reason == reasonCrashLoopBackOff && prev.ForID == id {
+			continue
+		}
+		w.state.waiting[name] = waitingReason{
+			Reason: reasonCrashLoopBackOff,
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
+				w.state.crash.Delay(name), name, pod.Name, pod.Namespace, pod.UID),
+			ForID: id,
+		}
+		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", name, pod.Name, pod.Namespace, pod.UID)
+	}
+	return next
+}
+
+// pullWait is how long until the first image pull back-off ends.
+func (w *podWorker) pullWait() time.Duration {
+	var out time.Duration
+	now := w.m.cfg.Clock.Now()
+	for image := range w.state.pullErrors {
+		if d := w.state.pulls.RemainingSinceLast(image, now); d > 0 && (out == 0 || d < out) {
+			out = d
+		}
+	}
+	return out
+}
+
+// teardownOnce removes the volumes of a finished pod.
+func (w *podWorker) teardownOnce(ctx context.Context) error {
+	if w.state.tornDown {
+		return nil
+	}
+	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
+		return fmt.Errorf("tear down volumes: %w", err)
+	}
+	w.state.tornDown = true
+	return nil
+}
