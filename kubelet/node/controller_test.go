@@ -58,7 +58,9 @@ func (fakeMachine) Usage(string) (Usage, error) {
 	return Usage{MemoryAvailableBytes: 3 * gi, FSCapacityBytes: 50 * gi, FSAvailableBytes: 40 * gi, FSInodes: 1000, FSInodesFree: 900, PIDMax: 4096, PIDsInUse: 100}, nil
 }
 
-func (fakeMachine) DefaultRouteIPs() ([]net.IP, error) { return []net.IP{net.ParseIP("192.168.200.11")}, nil }
+func (fakeMachine) DefaultRouteIPs() ([]net.IP, error) {
+	return []net.IP{net.ParseIP("192.168.200.11")}, nil
+}
 
 func TestControllerRegistersAndReportsReadiness(t *testing.T) {
 	client := fake.NewClientset()
