@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,9 @@ type Controller struct {
 	node       *v1.Node  // as last read from or written to the apiserver
 	addresses  []net.IP  // the node's IPs, once known
 	lastReport time.Time // when the status was last posted
+	// postedNotReady is why the node was not ready in the last post
+	// ("" when it was ready).
+	postedNotReady string
 }
 
 // New returns a controller for cfg.
@@ -152,17 +156,51 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	ticker := c.cfg.Clock.NewTicker(kc.NodeStatusUpdateFrequency.Duration)
 	defer ticker.Stop()
+	// Readiness is checked more often than the status is computed, so
+	// that a runtime going away or coming back shows within a second or
+	// two rather than a full status period.
+	readiness := c.cfg.Clock.NewTicker(readinessCheckPeriod)
+	defer readiness.Stop()
 	for {
 		if err := c.updateStatus(ctx, info); err != nil {
 			log.Error(err, "Updating node status failed; will retry")
 		}
-		select {
-		case <-ctx.Done():
+		if !c.waitForUpdate(ctx, ticker, readiness) {
 			return nil
-		case <-ticker.C():
-		case <-c.kick:
 		}
 	}
+}
+
+// waitForUpdate blocks until the status is due (period, kick, or a
+// readiness change) and returns true, or returns false when ctx ends.
+func (c *Controller) waitForUpdate(ctx context.Context, period, readiness clock.Ticker) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-period.C():
+			return true
+		case <-c.kick:
+			return true
+		case <-readiness.C():
+			if c.readinessChanged(ctx) {
+				return true
+			}
+		}
+	}
+}
+
+// readinessCheckPeriod is how often the node's readiness is checked between
+// status updates.
+const readinessCheckPeriod = time.Second
+
+// readinessChanged tells whether the node's readiness differs from what
+// was last posted.
+func (c *Controller) readinessChanged(ctx context.Context) bool {
+	_, notReady := c.readiness(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(notReady, "; ") != c.postedNotReady
 }
 
 // setLeaseOwner makes the Node own its Lease, as kubelet does, so the Lease

@@ -40,9 +40,14 @@ func (c *Controller) updateStatus(ctx context.Context, info MachineInfo) error {
 	if ready := readyCondition(node); ready != nil && (last.IsZero() || ready.Status != readyStatus(old)) {
 		klog.FromContext(ctx).Info("Node status posted", "ready", ready.Status, "reason", ready.Reason, "message", ready.Message)
 	}
+	posted := ""
+	if ready := readyCondition(node); ready != nil && ready.Status != v1.ConditionTrue {
+		posted = ready.Message
+	}
 	c.mu.Lock()
 	c.node = node
 	c.lastReport = now
+	c.postedNotReady = posted
 	c.mu.Unlock()
 	return nil
 }
@@ -63,12 +68,7 @@ func (c *Controller) status(ctx context.Context, info MachineInfo, ips []net.IP,
 	if err != nil {
 		return v1.NodeStatus{}, err
 	}
-	runtimeVersion, notReady := c.runtimeState(ctx)
-	for _, check := range c.cfg.Checks {
-		if err := check.Ready(); err != nil {
-			notReady = append(notReady, fmt.Sprintf("%s not ready: %v", check.Name, err))
-		}
-	}
+	runtimeVersion, notReady := c.readiness(ctx)
 	var addrs []v1.NodeAddress
 	for _, ip := range ips {
 		addrs = append(addrs, v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip.String()})
@@ -92,6 +92,18 @@ func (c *Controller) status(ctx context.Context, info MachineInfo, ips []net.IP,
 			Architecture:            info.Architecture,
 		},
 	}, nil
+}
+
+// readiness returns the runtime's version and every reason the node is not
+// ready.
+func (c *Controller) readiness(ctx context.Context) (string, []string) {
+	runtimeVersion, notReady := c.runtimeState(ctx)
+	for _, check := range c.cfg.Checks {
+		if err := check.Ready(); err != nil {
+			notReady = append(notReady, fmt.Sprintf("%s not ready: %v", check.Name, err))
+		}
+	}
+	return runtimeVersion, notReady
 }
 
 // runtimeState returns the runtime's version ("containerd://1.6.20") and

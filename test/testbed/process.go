@@ -6,8 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/berthnode/berth/cri"
 )
 
 // stopGrace is how long processes get between SIGTERM and SIGKILL at Down.
@@ -98,4 +102,75 @@ func hostEnv() []string {
 		"HOME=/root",
 		"LANG=C.UTF-8",
 	}
+}
+
+// FindProcesses returns the processes running on host whose command name
+// (/proc/PID/comm) is comm, e.g. "containerd" or "kubelet" for berth
+// started as kubelet. Container processes are not on the host's list.
+func (tb *Testbed) FindProcesses(host, comm string) ([]int, error) {
+	cg := filepath.Join(trackingHierarchy(), cgroupParent(tb.cfg.Name, host), "cgroup.procs")
+	data, err := os.ReadFile(cg)
+	if err != nil {
+		return nil, fmt.Errorf("processes of %s: %w", host, err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		name, err := os.ReadFile(filepath.Join("/proc", f, "comm"))
+		if err == nil && strings.TrimSpace(string(name)) == comm {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// StopProcesses sends sig to the processes named comm on host and waits
+// (up to timeout) until they are gone.
+func (tb *Testbed) StopProcesses(host, comm string, sig syscall.Signal, timeout time.Duration) error {
+	pids, err := tb.FindProcesses(host, comm)
+	if err != nil {
+		return err
+	}
+	if len(pids) == 0 {
+		return fmt.Errorf("no %s running on %s", comm, host)
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, sig)
+	}
+	deadline := time.Now().Add(timeout)
+	for attempt := 0; ; attempt++ {
+		left, err := tb.FindProcesses(host, comm)
+		if err != nil {
+			return err
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s on %s (pids %v) still running %s after signal %v", comm, host, left, timeout, sig)
+		}
+		time.Sleep(pollInterval(attempt))
+	}
+}
+
+// StartContainerd starts containerd on node again (after StopProcesses)
+// and waits until it answers CRI Version.
+func (tb *Testbed) StartContainerd(ctx context.Context, node string) error {
+	if _, err := tb.Start(node, "containerd", "containerd", "--config", containerdConfigPath); err != nil {
+		return err
+	}
+	sock, err := tb.HostPath(node, containerdSocket)
+	if err != nil {
+		return err
+	}
+	client, err := cri.Dial(sock)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	_, err = client.WaitVersion(ctx, time.Minute)
+	return err
 }

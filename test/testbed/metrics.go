@@ -1,0 +1,127 @@
+package testbed
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// userHZ is the unit of the CPU times in /proc/PID/stat: Linux fixes it at
+// 100 ticks a second for user space, whatever the kernel's own HZ.
+const userHZ = 100
+
+// ErrNoProcess is returned by FindProcess when no process matches.
+var ErrNoProcess = errors.New("no such process")
+
+// ProcessStats is a process's resource use, as /proc shows it.
+type ProcessStats struct {
+	// CPU is the user plus system time all its threads have used.
+	CPU time.Duration
+	// RSS is its resident set size (VmRSS), in bytes.
+	RSS uint64
+	// PeakRSS is the highest RSS it has had (VmHWM), in bytes.
+	PeakRSS uint64
+}
+
+// ReadProcessStats reads pid's CPU time and resident memory from /proc.
+func ReadProcessStats(pid int) (ProcessStats, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
+	}
+	cpu, err := parseStatCPU(string(stat))
+	if err != nil {
+		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
+	}
+	rss, err := statusKB(string(status), "VmRSS")
+	if err != nil {
+		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
+	}
+	peak, err := statusKB(string(status), "VmHWM")
+	if err != nil {
+		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
+	}
+	return ProcessStats{CPU: cpu, RSS: rss << 10, PeakRSS: peak << 10}, nil
+}
+
+// parseStatCPU returns utime + stime of a /proc/PID/stat line. The command
+// name (field 2) is in parentheses and may hold spaces and parentheses, so
+// the fields are counted from the last ')'.
+func parseStatCPU(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed stat %q", stat)
+	}
+	// After the name: state (field 3) ... utime (14), stime (15).
+	fields := strings.Fields(stat[i+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("malformed stat %q", stat)
+	}
+	var ticks uint64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("stat CPU time %q: %w", f, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// statusKB returns the kB value of a "Key:   123 kB" line of
+// /proc/PID/status.
+func statusKB(status, key string) (uint64, error) {
+	for line := range strings.Lines(status) {
+		rest, ok := strings.CutPrefix(line, key+":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("malformed status line %q", strings.TrimSpace(line))
+		}
+		return strconv.ParseUint(f[0], 10, 64)
+	}
+	return 0, fmt.Errorf("no %s in status", key)
+}
+
+// FindProcess returns the PID of the process that runs directly on host
+// (not in one of its containers) with argv0 as its first argument, e.g.
+// "/usr/local/bin/kubelet" for the node agent StartBerth started.
+func (tb *Testbed) FindProcess(host, argv0 string) (int, error) {
+	procs := filepath.Join(trackingHierarchy(), cgroupParent(tb.cfg.Name, host), "cgroup.procs")
+	data, err := os.ReadFile(procs)
+	if err != nil {
+		return 0, fmt.Errorf("processes of %s: %w", host, err)
+	}
+	var found []int
+	for _, f := range strings.Fields(string(data)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			return 0, fmt.Errorf("cgroup %s: bad pid %q", procs, f)
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue // exited since the read
+		}
+		if first, _, _ := strings.Cut(string(cmdline), "\x00"); first == argv0 {
+			found = append(found, pid)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return 0, fmt.Errorf("%s on %s: %w", argv0, host, ErrNoProcess)
+	case 1:
+		return found[0], nil
+	default:
+		return 0, fmt.Errorf("%s on %s: %d processes %v, want one", argv0, host, len(found), found)
+	}
+}
