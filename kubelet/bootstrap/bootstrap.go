@@ -85,9 +85,9 @@ func LoadClientConfig(ctx context.Context, cfg Config) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no usable node kubeconfig %s, and the bootstrap kubeconfig fails: %w", cfg.Kubeconfig, err)
 	}
-	store, err := certificate.NewFileStore(storePrefix, cfg.CertDir, cfg.CertDir, "", "")
+	store, err := newStore(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("certificate store %s: %w", cfg.CertDir, err)
+		return nil, err
 	}
 	if cert, err := store.Current(); err == nil && cert.Leaf != nil && cfg.Clock.Now().Before(cert.Leaf.NotAfter) {
 		log.Info("Reusing the client certificate in the certificate directory", "path", store.CurrentPath())
@@ -145,14 +145,29 @@ func clientTemplate(node string) *x509.CertificateRequest {
 // clientUsages are those of an ECDSA client key.
 var clientUsages = []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
 
+// newStore returns the certificate store in CertDir, with kubelet's file
+// names.
+func newStore(cfg Config) (certificate.FileStore, error) {
+	store, err := certificate.NewFileStore(storePrefix, cfg.CertDir, cfg.CertDir, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("certificate store %s: %w", cfg.CertDir, err)
+	}
+	return store, nil
+}
+
 // requestCertificate gets a client certificate through a CSR made with the
 // bootstrap credentials, and stores it with its key.
 func requestCertificate(ctx context.Context, cfg Config, boot *rest.Config, store certificate.Store) error {
-	log := klog.FromContext(ctx)
 	client, err := kubernetes.NewForConfig(boot)
 	if err != nil {
 		return fmt.Errorf("bootstrap client: %w", err)
 	}
+	return requestCertificateWith(ctx, cfg, client, store)
+}
+
+// requestCertificateWith is requestCertificate with the client given.
+func requestCertificateWith(ctx context.Context, cfg Config, client kubernetes.Interface, store certificate.Store) error {
+	log := klog.FromContext(ctx)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate key: %w", err)

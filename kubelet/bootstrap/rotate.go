@@ -19,9 +19,9 @@ func Rotate(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("bootstrap config: %w", err)
 	}
-	store, err := certificate.NewFileStore(storePrefix, cfg.CertDir, cfg.CertDir, "", "")
+	store, err := newStore(cfg)
 	if err != nil {
-		return fmt.Errorf("certificate store %s: %w", cfg.CertDir, err)
+		return err
 	}
 	mgr, err := certificate.NewManager(&certificate.Config{
 		ClientsetFn: func(*tls.Certificate) (kubernetes.Interface, error) {

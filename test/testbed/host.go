@@ -145,6 +145,10 @@ func (tb *Testbed) prepareHostFS(h HostState) error {
 		"hostname":   h.Name + "\n",
 		"machine-id": hex.EncodeToString(id) + "\n",
 		"hosts":      tb.hostsFile(),
+		// Name lookups stay on the LAN: the gateway answers DNS with
+		// "port unreachable", so a lookup fails at once and no query
+		// leaves the bed's namespaces.
+		"resolv.conf": "nameserver " + lanGateway.String() + "\n",
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, "overlay/etc", name), []byte(content), 0o644); err != nil {

@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -123,5 +124,65 @@ func (tb *Testbed) FindProcess(host, argv0 string) (int, error) {
 		return found[0], nil
 	default:
 		return 0, fmt.Errorf("%s on %s: %d processes %v, want one", argv0, host, len(found), found)
+	}
+}
+
+// ProcessUse is a process's use of the machine over a window.
+type ProcessUse struct {
+	// CPUPercent is the CPU time it used as a share of the window, in
+	// percent of one core.
+	CPUPercent float64
+	// End is its stats at the end of the window.
+	End ProcessStats
+}
+
+// MeasureProcess watches pid for window (or until ctx ends, an error) and
+// returns its CPU use over it.
+func MeasureProcess(ctx context.Context, pid int, window time.Duration) (ProcessUse, error) {
+	before, err := ReadProcessStats(pid)
+	if err != nil {
+		return ProcessUse{}, err
+	}
+	start := time.Now()
+	timer := time.NewTimer(window)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ProcessUse{}, ctx.Err()
+	case <-timer.C:
+	}
+	after, err := ReadProcessStats(pid)
+	if err != nil {
+		return ProcessUse{}, err
+	}
+	share := float64(after.CPU-before.CPU) / float64(time.Since(start)) * 100
+	return ProcessUse{CPUPercent: share, End: after}, nil
+}
+
+// SampleRSS samples pid's RSS every interval until the returned function is
+// called, which returns the highest sample (0 if none could be read).
+func SampleRSS(ctx context.Context, pid int, interval time.Duration) (stop func() uint64) {
+	ctx, cancel := context.WithCancel(ctx)
+	var peak uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		for {
+			if s, err := ReadProcessStats(pid); err == nil {
+				peak = max(peak, s.RSS)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		cancel()
+		<-done
+		return peak
 	}
 }

@@ -86,3 +86,16 @@ func mustHostPath(t *testing.T, host, p string) string {
 	}
 	return out
 }
+
+// TestNameLookupsStayInside checks that a host's resolver is the LAN
+// gateway, where no DNS server listens: lookups fail fast and stay inside.
+func TestNameLookupsStayInside(t *testing.T) {
+	testbed.Require(t, bed)
+	out, err := bed.Output(t.Context(), bed.Nodes()[0].Name, "cat", "/etc/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "nameserver 192.168.200.1\n" {
+		t.Errorf("resolv.conf on a node = %q, want only the LAN gateway", out)
+	}
+}

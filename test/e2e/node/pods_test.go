@@ -328,3 +328,23 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// TestPodEvents checks the Events of a pod's life: Pulled (the image is
+// present), Created, Started, then Killing when it is deleted.
+func TestPodEvents(t *testing.T) {
+	testbed.Require(t, bed)
+	client := adminClient(t)
+	ns := testNamespace(t, client)
+	p := busyboxPod("eventful", bed.Nodes()[1].Name, v1.RestartPolicyAlways, "trap 'exit 0' TERM; while true; do sleep 1; done")
+	if _, err := client.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, client, ns, "eventful", time.Minute, podReady)
+	for _, reason := range []string{"Pulled", "Created", "Started"} {
+		waitEvent(t, client, ns, "eventful", reason)
+	}
+	if err := client.CoreV1().Pods(ns).Delete(t.Context(), "eventful", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, client, ns, "eventful", "Killing")
+}
