@@ -2,7 +2,7 @@
 // commands on its hosts. The Makefile's testbed-up, testbed-down and demo
 // targets call it.
 //
-//	testbed up [--nodes N]       build the bed and leave it running
+//	testbed up [--nodes N] [--join]  build the bed (and join berth nodes); leave it running
 //	testbed down                 remove it
 //	testbed status               hosts, addresses, containerd versions, /readyz
 //	testbed exec HOST -- CMD...  run CMD on a host (cp, node1, ...)
@@ -19,21 +19,25 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/berthnode/berth/cri"
+	"github.com/berthnode/berth/test/images"
 	"github.com/berthnode/berth/test/testbed"
 )
 
 const usage = `usage: testbed [--name NAME] [--root DIR] COMMAND
 commands:
-  up [--nodes N]        build the test bed and leave it running
+  up [--nodes N] [--join]
+                        build the test bed and leave it running; --join installs
+                        berth on every node as its kubelet and runs kubeadm join
   down                  take it down: stop processes, remove namespaces, mounts, cgroups, files
   status                list hosts, addresses and containerd versions; show /readyz
   exec HOST -- CMD...   run CMD on a host (cp, node1, ...)
   kubectl ARGS...       run kubectl on the control plane with the admin kubeconfig
-  demo [--nodes N]      up, status, then wait for Ctrl-C and take it down
+  demo [--nodes N]      up --join, status, an echo Deployment; Ctrl-C takes it down
 `
 
 func main() {
@@ -90,14 +94,22 @@ func envOr(key, def string) string {
 	return def
 }
 
-// parseNodes parses the flags of up and demo.
-func parseNodes(args []string) (int, error) {
+// upOptions are the flags of up and demo.
+type upOptions struct {
+	nodes int
+	join  bool
+}
+
+// parseUp parses the flags of up and demo.
+func parseUp(args []string) (upOptions, error) {
+	var o upOptions
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	nodes := fs.Int("nodes", 1, "number of node hosts")
+	fs.IntVar(&o.nodes, "nodes", 1, "number of node hosts")
+	fs.BoolVar(&o.join, "join", false, "install berth on every node and kubeadm join it")
 	if err := fs.Parse(args); err != nil {
-		return 0, err
+		return o, err
 	}
-	return *nodes, nil
+	return o, nil
 }
 
 func up(ctx context.Context, name, root string, args []string, stdout io.Writer) error {
@@ -106,10 +118,11 @@ func up(ctx context.Context, name, root string, args []string, stdout io.Writer)
 }
 
 func bringUp(ctx context.Context, name, root string, args []string, stdout io.Writer) (*testbed.Testbed, error) {
-	nodes, err := parseNodes(args)
+	opts, err := parseUp(args)
 	if err != nil {
 		return nil, err
 	}
+	nodes := opts.nodes
 	cfg, err := testbed.DefaultConfig(ctx, name, nodes)
 	if err != nil {
 		return nil, err
@@ -125,7 +138,39 @@ func bringUp(ctx context.Context, name, root string, args []string, stdout io.Wr
 		return tb, err
 	}
 	fmt.Fprintf(stdout, "test bed up in %s; logs in %s\n", time.Since(start).Round(time.Second), tb.LogDir())
+	if opts.join {
+		if err := joinAll(ctx, tb, stdout); err != nil {
+			return tb, err
+		}
+	}
 	return tb, nil
+}
+
+// joinAll builds berth, installs it on every node as its kubelet, and joins
+// the nodes with kubeadm, as an operator would.
+func joinAll(ctx context.Context, tb *testbed.Testbed, stdout io.Writer) error {
+	fmt.Fprintln(stdout, "building berth")
+	binary, err := testbed.BuildBerth(ctx, tb.RunDir())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "$ berth rbac | kubectl apply -f -")
+	if err := tb.ApplyBerthRBAC(ctx, binary); err != nil {
+		return err
+	}
+	for _, n := range tb.Nodes() {
+		if err := tb.InstallBerth(n.Name, binary); err != nil {
+			return err
+		}
+		if _, err := tb.StartBerth(n.Name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: berth installed as kubelet; kubeadm join %s\n", n.Name, tb.ControlPlaneEndpoint())
+		if err := tb.Join(ctx, n.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func down(ctx context.Context, name, root string) error {
@@ -201,13 +246,16 @@ func execOn(ctx context.Context, name, root string, args []string, stderr io.Wri
 
 // demo brings the bed up, shows it, and takes it down on Ctrl-C.
 func demo(ctx context.Context, name, root string, args []string, stdout io.Writer) error {
-	tb, err := bringUp(ctx, name, root, args, stdout)
+	tb, err := bringUp(ctx, name, root, append([]string{"--join"}, args...), stdout)
 	if err == nil {
 		err = status(ctx, tb, stdout)
 	}
 	if err == nil {
+		err = demoWorkload(ctx, tb, stdout)
+	}
+	if err == nil {
 		fmt.Fprintf(stdout, "\nThe test bed is running. Try, in another terminal:\n"+
-			"  bin/testbed kubectl get nodes\n"+
+			"  bin/testbed kubectl get nodes,pods -A -o wide\n"+
 			"  bin/testbed exec node1 -- ip addr\n"+
 			"Press Ctrl-C to take it down.\n")
 		<-ctx.Done()
@@ -222,4 +270,25 @@ func demo(ctx context.Context, name, root string, args []string, stdout io.Write
 	}
 	fmt.Fprintln(stdout, "test bed removed")
 	return err
+}
+
+// demoWorkload shows the joined nodes and runs a Deployment of echo pods on
+// them.
+func demoWorkload(ctx context.Context, tb *testbed.Testbed, stdout io.Writer) error {
+	steps := [][]string{
+		{"wait", "--for=condition=Ready", "node", "--all", "--timeout=90s"},
+		{"get", "nodes", "-o", "wide"},
+		{"create", "deployment", "echo", "--image=" + images.EchoRef, "--replicas=3", "--port=8080"},
+		{"rollout", "status", "deployment/echo", "--timeout=120s"},
+		{"get", "pods", "-o", "wide"},
+	}
+	for _, args := range steps {
+		fmt.Fprintf(stdout, "\n$ kubectl %s\n", strings.Join(args, " "))
+		out, err := tb.Kubectl(ctx, args...)
+		stdout.Write(out)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
