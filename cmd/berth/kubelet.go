@@ -34,6 +34,9 @@ import (
 	"github.com/berthnode/berth/netrules/link"
 )
 
+// serviceProxyLabel marks the nodes where berth is the service proxy.
+const serviceProxyLabel = "berthnode.io/service-proxy"
+
 // criConnectTimeout bounds each CRI connection attempt.
 const criConnectTimeout = 2 * time.Minute
 
@@ -197,6 +200,14 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		}
 		checks = append(checks, node.Check{Name: "pod network", Ready: network.Ready})
 		g.Go(func() error { return network.Run(gctx) })
+	}
+	if cfg.Proxy.Enabled {
+		// kubeadm's kube-proxy DaemonSet, patched as the README says,
+		// stays off nodes with this label.
+		if s.flags.NodeLabels == nil {
+			s.flags.NodeLabels = map[string]string{}
+		}
+		s.flags.NodeLabels[serviceProxyLabel] = "berth"
 	}
 	podManager, err := newPodManager(s, client, runtime, nodeIPs, clk)
 	if err != nil {

@@ -133,14 +133,24 @@ func (tb *Testbed) startControlPlane(ctx context.Context) error {
 	if err := tb.bindClusterRoles(ctx); err != nil {
 		return err
 	}
-	for _, phase := range [][]string{{"upload-config", "all"}, {"bootstrap-token"}} {
+	for _, phase := range [][]string{{"upload-config", "all"}, {"bootstrap-token"}, {"addon", "kube-proxy"}} {
 		args := append([]string{kubeadm, "init", "phase"}, phase...)
 		if err := tb.Run(ctx, ControlPlaneHost, "kubeadm", append(args, "--config", kubeadmConfigPath)...); err != nil {
 			return err
 		}
 	}
+	// kubeadm installs kube-proxy on every node; berth replaces it on the
+	// nodes it labels. This is the patch the README gives operators.
+	if _, err := tb.Kubectl(ctx, "-n", "kube-system", "patch", "daemonset", "kube-proxy", "--type", "merge", "-p", KubeProxyPatch); err != nil {
+		return fmt.Errorf("keep kube-proxy off berth nodes: %w", err)
+	}
 	return nil
 }
+
+// KubeProxyPatch keeps kubeadm's kube-proxy DaemonSet off the nodes where
+// berth is the service proxy (labelled berthnode.io/service-proxy).
+const KubeProxyPatch = `{"spec":{"template":{"spec":{"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":` +
+	`{"nodeSelectorTerms":[{"matchExpressions":[{"key":"berthnode.io/service-proxy","operator":"DoesNotExist"}]}]}}}}}}}`
 
 // startComponent starts the control-plane component name with the command
 // line of the static pod manifest kubeadm wrote for it.

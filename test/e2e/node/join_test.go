@@ -164,3 +164,43 @@ func pause(ctx context.Context, attempt int) {
 	case <-time.After(d):
 	}
 }
+
+// TestKubeProxyStaysOff checks that kubeadm's kube-proxy DaemonSet, patched
+// as the README says, puts no pod on the nodes berth labels as its own.
+func TestKubeProxyStaysOff(t *testing.T) {
+	testbed.Require(t, bed)
+	client := adminClient(t)
+	ctx := t.Context()
+	ds, err := client.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("kubeadm's kube-proxy add-on: %v", err)
+	}
+	for _, n := range bed.Nodes() {
+		node, err := client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if node.Labels["berthnode.io/service-proxy"] != "berth" {
+			t.Errorf("node %s labels %v: want berthnode.io/service-proxy=berth", n.Name, node.Labels)
+		}
+	}
+	// The DaemonSet controller has seen the nodes: it wants no pod.
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; ; attempt++ {
+		ds, err = client.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
+		if err == nil && ds.Status.ObservedGeneration >= ds.Generation && ds.Status.DesiredNumberScheduled == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kube-proxy DaemonSet wants %d pods on berth nodes (err %v)", ds.Status.DesiredNumberScheduled, err)
+		}
+		pause(ctx, attempt)
+	}
+	pods, err := client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-proxy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 0 {
+		t.Errorf("%d kube-proxy pods exist, want none on berth nodes", len(pods.Items))
+	}
+}
