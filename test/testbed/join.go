@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,4 +174,32 @@ func BuildBerth(ctx context.Context, dir string) (string, error) {
 		}
 	}
 	return out, nil
+}
+
+// JoinNodes builds berth and makes every node a berth node, as an operator
+// would: the RBAC binding applied once, berth installed as the node's
+// kubelet and started, and `kubeadm join`. Progress goes to out.
+func (tb *Testbed) JoinNodes(ctx context.Context, out io.Writer) error {
+	fmt.Fprintln(out, "building berth")
+	binary, err := BuildBerth(ctx, tb.RunDir())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "$ berth rbac | kubectl apply -f -")
+	if err := tb.ApplyBerthRBAC(ctx, binary); err != nil {
+		return err
+	}
+	for _, n := range tb.Nodes() {
+		if err := tb.InstallBerth(n.Name, binary); err != nil {
+			return err
+		}
+		if _, err := tb.StartBerth(n.Name); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s: berth installed as kubelet; kubeadm join %s\n", n.Name, tb.ControlPlaneEndpoint())
+		if err := tb.Join(ctx, n.Name); err != nil {
+			return fmt.Errorf("join %s: %w", n.Name, err)
+		}
+	}
+	return nil
 }

@@ -2,7 +2,7 @@ package node
 
 import (
 	"context"
-	"fmt"
+	"io"
 	"os"
 	"testing"
 
@@ -17,39 +17,22 @@ var bed *testbed.Testbed
 // air-gapped node.
 const sandboxImage = "registry.k8s.io/pause:3.10.1"
 
-// joinedAt records when each node's `kubeadm join` returned.
+// joinedAt records when each node's `kubeadm join` had returned.
 var joinedAt = map[string]int64{}
 
 func TestMain(m *testing.M) {
 	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 2, SandboxImage: sandboxImage, Setup: joinNodes}, &bed))
 }
 
-// joinNodes installs berth on every node as its kubelet, starts it as
-// kubeadm's systemd unit would, and joins the node with kubeadm.
+// joinNodes makes both nodes berth nodes with kubeadm join.
 func joinNodes(ctx context.Context, tb *testbed.Testbed) error {
-	dir, err := os.MkdirTemp("", "berth-e2e-")
-	if err != nil {
+	if err := tb.JoinNodes(ctx, io.Discard); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	binary, err := testbed.BuildBerth(ctx, dir)
-	if err != nil {
-		return err
-	}
-	if err := tb.ApplyBerthRBAC(ctx, binary); err != nil {
-		return err
-	}
+	// The last join has returned: no node joined later than this.
+	joined := nowUnixNano()
 	for _, n := range tb.Nodes() {
-		if err := tb.InstallBerth(n.Name, binary); err != nil {
-			return err
-		}
-		if _, err := tb.StartBerth(n.Name); err != nil {
-			return err
-		}
-		if err := tb.Join(ctx, n.Name); err != nil {
-			return fmt.Errorf("join %s: %w", n.Name, err)
-		}
-		joinedAt[n.Name] = nowUnixNano()
+		joinedAt[n.Name] = joined
 	}
 	return nil
 }

@@ -139,38 +139,11 @@ func bringUp(ctx context.Context, name, root string, args []string, stdout io.Wr
 	}
 	fmt.Fprintf(stdout, "test bed up in %s; logs in %s\n", time.Since(start).Round(time.Second), tb.LogDir())
 	if opts.join {
-		if err := joinAll(ctx, tb, stdout); err != nil {
+		if err := tb.JoinNodes(ctx, stdout); err != nil {
 			return tb, err
 		}
 	}
 	return tb, nil
-}
-
-// joinAll builds berth, installs it on every node as its kubelet, and joins
-// the nodes with kubeadm, as an operator would.
-func joinAll(ctx context.Context, tb *testbed.Testbed, stdout io.Writer) error {
-	fmt.Fprintln(stdout, "building berth")
-	binary, err := testbed.BuildBerth(ctx, tb.RunDir())
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, "$ berth rbac | kubectl apply -f -")
-	if err := tb.ApplyBerthRBAC(ctx, binary); err != nil {
-		return err
-	}
-	for _, n := range tb.Nodes() {
-		if err := tb.InstallBerth(n.Name, binary); err != nil {
-			return err
-		}
-		if _, err := tb.StartBerth(n.Name); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s: berth installed as kubelet; kubeadm join %s\n", n.Name, tb.ControlPlaneEndpoint())
-		if err := tb.Join(ctx, n.Name); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func down(ctx context.Context, name, root string) error {
