@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/berthnode/berth/test/e2e/cluster"
 	"github.com/berthnode/berth/test/testbed"
 )
 
@@ -109,11 +110,7 @@ func TestLeaseRenews(t *testing.T) {
 
 func adminClient(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	c, err := bed.Client(testbed.AdminKubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return cluster.AdminClient(t, bed)
 }
 
 // waitNode polls the Node until ok accepts it or the deadline passes.
@@ -157,13 +154,7 @@ func conditionsOf(n *v1.Node) []string {
 }
 
 // pause waits a growing interval between polls, or until ctx ends.
-func pause(ctx context.Context, attempt int) {
-	d := min(50*time.Millisecond<<min(attempt, 5), time.Second)
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
-}
+func pause(ctx context.Context, attempt int) { cluster.Pause(ctx, attempt) }
 
 // TestKubeProxyStaysOff checks that kubeadm's kube-proxy DaemonSet, patched
 // as the README says, puts no pod on the nodes berth labels as its own.

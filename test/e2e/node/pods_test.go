@@ -1,11 +1,7 @@
 package node
 
 import (
-	"context"
-	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/berthnode/berth/test/e2e/cluster"
 	"github.com/berthnode/berth/test/images"
 	"github.com/berthnode/berth/test/testbed"
 )
@@ -190,136 +187,31 @@ func busyboxPod(name, node string, restart v1.RestartPolicy, script string) *v1.
 // runClientPod runs a one-shot echo client pod on node and returns its log.
 func runClientPod(t *testing.T, client kubernetes.Interface, ns, node string, command []string) string {
 	t.Helper()
-	name := "client-" + node
-	pod := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1.PodSpec{
-			NodeName:      node,
-			RestartPolicy: v1.RestartPolicyNever,
-			Containers:    []v1.Container{{Name: "client", Image: images.EchoRef, Command: command}},
-		},
-	}
-	created, err := client.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := waitPod(t, client, ns, name, time.Minute, func(p *v1.Pod) bool {
-		return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed
-	})
-	logPath, err := bed.HostPath(node, filepath.Join("/var/log/pods", fmt.Sprintf("%s_%s_%s", ns, name, created.UID), "client", "0.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatalf("client pod log: %v", err)
-	}
-	if p.Status.Phase != v1.PodSucceeded {
-		t.Errorf("client pod on %s ended %s; log:\n%s", node, p.Status.Phase, log)
-	}
-	return string(log)
+	return cluster.ClientPod{Name: "client-" + node, Node: node, Command: command}.Run(t, bed, client, ns)
 }
 
 // testNamespace creates a namespace for the test, deleted after it.
 func testNamespace(t *testing.T, client kubernetes.Interface) string {
 	t.Helper()
-	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if _, err := client.CoreV1().Namespaces().Create(t.Context(), ns, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// The default service account is created asynchronously; pods
-	// cannot be created before it exists.
-	deadline := time.Now().Add(30 * time.Second)
-	for attempt := 0; ; attempt++ {
-		if _, err := client.CoreV1().ServiceAccounts(name).Get(t.Context(), "default", metav1.GetOptions{}); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no default service account in %s", name)
-		}
-		pause(t.Context(), attempt)
-	}
-	t.Cleanup(func() {
-		_ = client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
-	})
-	return name
+	return cluster.Namespace(t, client)
 }
 
-func podReady(p *v1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == v1.PodReady {
-			return c.Status == v1.ConditionTrue && p.Status.Phase == v1.PodRunning
-		}
-	}
-	return false
-}
+func podReady(p *v1.Pod) bool { return cluster.PodReady(p) }
 
 // waitPod polls a pod until ok accepts it.
 func waitPod(t *testing.T, client kubernetes.Interface, ns, name string, timeout time.Duration, ok func(*v1.Pod) bool) *v1.Pod {
 	t.Helper()
-	ctx := t.Context()
-	deadline := time.Now().Add(timeout)
-	var last *v1.Pod
-	for attempt := 0; ; attempt++ {
-		p, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			last = p
-			if ok(p) {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pod %s/%s not as expected within %s; last status: %s", ns, name, timeout, describe(last))
-		}
-		pause(ctx, attempt)
-	}
+	return cluster.WaitPod(t, client, ns, name, timeout, ok)
 }
 
 // waitPods polls until count pods match selector and all satisfy ok.
 func waitPods(t *testing.T, client kubernetes.Interface, ns, selector string, count int, timeout time.Duration, ok func(*v1.Pod) bool) []v1.Pod {
 	t.Helper()
-	ctx := t.Context()
-	deadline := time.Now().Add(timeout)
-	for attempt := 0; ; attempt++ {
-		list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err == nil && len(list.Items) == count {
-			all := true
-			for i := range list.Items {
-				all = all && ok(&list.Items[i])
-			}
-			if all {
-				return list.Items
-			}
-		}
-		if time.Now().After(deadline) {
-			var states []string
-			if list != nil {
-				for i := range list.Items {
-					states = append(states, describe(&list.Items[i]))
-				}
-			}
-			t.Fatalf("pods %s in %s not as expected within %s: %v (err %v)", selector, ns, timeout, states, err)
-		}
-		pause(ctx, attempt)
-	}
+	return cluster.WaitPods(t, client, ns, selector, count, timeout, ok)
 }
 
 // describe summarizes a pod's status for failure messages.
-func describe(p *v1.Pod) string {
-	if p == nil {
-		return "<none>"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s on %s: phase %s", p.Name, p.Spec.NodeName, p.Status.Phase)
-	for _, c := range p.Status.Conditions {
-		fmt.Fprintf(&b, " %s=%s", c.Type, c.Status)
-	}
-	for _, cs := range p.Status.ContainerStatuses {
-		fmt.Fprintf(&b, " [%s restarts=%d %+v]", cs.Name, cs.RestartCount, cs.State)
-	}
-	return b.String()
-}
+func describe(p *v1.Pod) string { return cluster.Describe(p) }
 
 func keys[V any](m map[string]V) []string {
 	var out []string
