@@ -30,6 +30,7 @@ import (
 	"github.com/berthnode/berth/kubelet/node"
 	"github.com/berthnode/berth/kubelet/podnet"
 	"github.com/berthnode/berth/kubelet/pods"
+	"github.com/berthnode/berth/kubelet/staticpods"
 	"github.com/berthnode/berth/kubelet/volume"
 	"github.com/berthnode/berth/netrules/link"
 )
@@ -274,6 +275,15 @@ func newPodManager(s *nodeSettings, client kubernetes.Interface, runtime *cri.Se
 	if err != nil {
 		return nil, err
 	}
+	static, err := staticpods.New(staticpods.Config{
+		Dir:      s.kubelet.StaticPodPath,
+		NodeName: s.nodeName,
+		Period:   s.kubelet.FileCheckFrequency.Duration,
+		Clock:    clk,
+	})
+	if err != nil {
+		return nil, err
+	}
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: s.nodeName})
@@ -288,6 +298,7 @@ func newPodManager(s *nodeSettings, client kubernetes.Interface, runtime *cri.Se
 		RootDir:    s.rootDir,
 		PodLogsDir: s.kubelet.PodLogsDir,
 		NodeIPs:    nodeIPs,
+		StaticPods: static,
 		Clock:      clk,
 	})
 }

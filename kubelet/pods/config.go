@@ -30,6 +30,16 @@ type Volumes interface {
 	Teardown(ctx context.Context, uid types.UID) error
 }
 
+// StaticPodSource delivers the node's static pods: pods run from local
+// manifests instead of the API server. kubelet/staticpods implements it.
+type StaticPodSource interface {
+	// Run calls update with the complete set of static pods once it has
+	// read them for the first time, and again whenever the set changes,
+	// until ctx is done. A pod's UID identifies its content: a changed pod
+	// comes with a new UID.
+	Run(ctx context.Context, update func(pods []*v1.Pod)) error
+}
+
 // Config is what the pod manager needs from the rest of berth.
 type Config struct {
 	// NodeName is this node's name; only pods bound to it are run.
@@ -47,7 +57,8 @@ type Config struct {
 	Recorder record.EventRecorder
 	// Kubelet is the defaulted kubelet configuration; the pod manager reads
 	// ClusterDNS, ClusterDomain, CgroupDriver, CgroupRoot, CgroupsPerQOS,
-	// ResolverConfig, CPUCFSQuota, CPUCFSQuotaPeriod and SyncFrequency.
+	// ResolverConfig, CPUCFSQuota, CPUCFSQuotaPeriod, SyncFrequency and
+	// MaxPods (0: no limit).
 	Kubelet *kubeletconfigv1beta1.KubeletConfiguration
 	// RootDir is the kubelet root directory (/var/lib/kubelet); termination
 	// message files live under pods/<uid>/containers/<name>/.
@@ -62,6 +73,9 @@ type Config struct {
 	// burstable containers and for resourceFieldRef limits that are not
 	// set; 0 reads it from the kernel.
 	MemoryCapacityBytes int64
+	// StaticPods is the source of static pods; nil means none. Static pods
+	// run like the others and show in the API as mirror pods.
+	StaticPods StaticPodSource
 }
 
 // Validate reports what is missing or wrong in the configuration.
@@ -122,6 +136,9 @@ func validateKubelet(k *kubeletconfigv1beta1.KubeletConfiguration) []error {
 		if net.ParseIP(s) == nil {
 			errs = append(errs, fmt.Errorf("clusterDNS %q is not an IP address", s))
 		}
+	}
+	if k.MaxPods < 0 {
+		errs = append(errs, fmt.Errorf("maxPods %d is negative", k.MaxPods))
 	}
 	if k.SyncFrequency.Duration < 0 {
 		errs = append(errs, fmt.Errorf("syncFrequency %s is negative", k.SyncFrequency.Duration))

@@ -7,6 +7,19 @@
 //   - An informer watches the pods with spec.nodeName equal to this node. Each
 //     pod gets a worker goroutine of its own; a pod's work is serialized in its
 //     worker, and pods never wait for each other.
+//   - A pod new to the manager is admitted first, once and for good, as the
+//     kubelet's canAdmitPod does: beyond maxPods running pods, or for a
+//     node selector or affinity on kubernetes.io/os other than linux, it is
+//     rejected (phase Failed, reason OutOfpods or NodeAffinity, an event)
+//     and never started. A pod being stopped holds its place until it has
+//     stopped. After a restart the pods are admitted oldest first.
+//   - Static pods come from a StaticPodSource (kubelet/staticpods reads the
+//     manifest directory) and run like the others. The API shows each as a
+//     mirror pod, owned by the Node, that the manager creates, keeps, gets
+//     the status, and deletes with the static pod; a mirror pod someone
+//     deleted is made again, and mirror pods of no static pod are deleted.
+//     Mirror pods from the informer are never run themselves. A new version
+//     of a static pod starts once the old one has stopped.
 //   - A relist loop lists sandboxes and containers from CRI every second and
 //     wakes the worker of every pod whose runtime state changed (a container
 //     exited), and of every pod whose retry or back-off time came.

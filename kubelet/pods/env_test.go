@@ -240,4 +240,10 @@ func TestOOMScoreAdj(t *testing.T) {
 			}
 		})
 	}
+	// A static pod's priority class is not resolved to a priority.
+	pod := &v1.Pod{Spec: v1.PodSpec{PriorityClassName: "system-node-critical", Containers: []v1.Container{{Name: "a"}}}}
+	pod.Annotations = map[string]string{"kubernetes.io/config.source": "file"}
+	if got := oomScoreAdj(pod, &pod.Spec.Containers[0], 8<<30); got != -997 {
+		t.Errorf("static node critical pod: got %d, want -997", got)
+	}
 }

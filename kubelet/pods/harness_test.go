@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
@@ -38,6 +39,7 @@ type recordingRuntime struct {
 	stops      map[string]int64
 	order      []string
 	failStart  map[string]error
+	failStop   map[string]error
 }
 
 func newRecordingRuntime() *recordingRuntime {
@@ -46,6 +48,7 @@ func newRecordingRuntime() *recordingRuntime {
 		containers:         map[string]*runtimeapi.ContainerConfig{},
 		stops:              map[string]int64{},
 		failStart:          map[string]error{},
+		failStop:           map[string]error{},
 	}
 }
 
@@ -131,11 +134,27 @@ func (r *recordingRuntime) StartContainer(ctx context.Context, id string) error 
 	return err
 }
 
+// SetFailStop makes stops of containers named name fail with err (nil:
+// succeed again).
+func (r *recordingRuntime) SetFailStop(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		delete(r.failStop, name)
+		return
+	}
+	r.failStop[name] = err
+}
+
 func (r *recordingRuntime) StopContainer(ctx context.Context, id string, timeout int64) error {
 	r.mu.Lock()
 	r.stops[id] = timeout
 	name := r.containers[id].GetMetadata().GetName()
+	fail := r.failStop[name]
 	r.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
 	err := r.FakeRuntimeService.StopContainer(ctx, id, timeout)
 	r.note("stop:" + name)
 	return err
@@ -337,7 +356,7 @@ func newHarness(t *testing.T, objects ...runtime.Object) *harness {
 		t:       t,
 		rt:      newRecordingRuntime(),
 		images:  &imageService{FakeImageService: critest.NewFakeImageService(), fail: map[string]error{}},
-		client:  fake.NewClientset(objects...),
+		client:  newFakeClient(objects...),
 		clock:   testingclock.NewFakeClock(time.Now()),
 		volumes: &fakeVolumes{root: filepath.Join(dir, "volumes"), fail: map[string]error{}, panicFor: map[string]bool{}},
 		events:  &events{},
@@ -366,6 +385,24 @@ func newHarness(t *testing.T, objects ...runtime.Object) *harness {
 		MemoryCapacityBytes: 8 << 30,
 	}
 	return h
+}
+
+// newFakeClient is the fake clientset that, like the API server, gives a
+// pod created without a UID one of its own (mirror pods).
+func newFakeClient(objects ...runtime.Object) *fake.Clientset {
+	c := fake.NewClientset(objects...)
+	var mu sync.Mutex
+	n := 0
+	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if p, ok := a.(k8stesting.CreateAction).GetObject().(*v1.Pod); ok && p.UID == "" {
+			mu.Lock()
+			n++
+			p.UID = types.UID(fmt.Sprintf("api-%s-%d", p.Name, n))
+			mu.Unlock()
+		}
+		return false, nil, nil
+	})
+	return c
 }
 
 // start runs a new Manager until the test ends or stop is called.

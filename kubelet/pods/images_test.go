@@ -64,7 +64,7 @@ func TestEnsureImage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := newPodWorker(m, "u")
+			w := newPodWorker(m, "u", false)
 			pod := testPod("p")
 			c := &v1.Container{Name: "c", Image: tt.image, ImagePullPolicy: tt.policy}
 			_, _, err = w.ensureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
@@ -94,7 +94,7 @@ func TestImagePullBackOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newPodWorker(m, "u")
+	w := newPodWorker(m, "u", false)
 	pod := testPod("p")
 	c := &v1.Container{Name: "c", Image: "app:1", ImagePullPolicy: v1.PullIfNotPresent}
 	try := func() string {
@@ -175,7 +175,7 @@ func TestImagePullSecrets(t *testing.T) {
 	}
 
 	// The pull goes out with the credential.
-	w := newPodWorker(m, "u")
+	w := newPodWorker(m, "u", false)
 	c := &v1.Container{Name: "c", Image: "registry.example:5000/team/app:1", ImagePullPolicy: v1.PullAlways}
 	if _, _, err := w.ensureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{}); err != nil {
 		t.Fatal(err)

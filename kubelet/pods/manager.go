@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -42,10 +43,24 @@ type Manager struct {
 	mu          sync.Mutex
 	ctx         context.Context
 	workers     map[types.UID]*podWorker
-	synced      bool
+	sources     sourcesState
+	static      staticState
 	relist      relistState
 	runtimeName string
 	wg          sync.WaitGroup
+}
+
+// sourcesState tells which sources of pods, the API server and the static
+// pod source, have delivered their first complete view. Until both have, a
+// sandbox of an unknown pod may belong to a pod not seen yet and is left
+// alone. It is guarded by Manager.mu.
+type sourcesState struct {
+	apiSynced    bool
+	staticSynced bool
+	// pending holds the API's pods seen before its first list was
+	// complete. They are admitted oldest first once it is, so that after a
+	// restart a newer pod cannot take the place of one already running.
+	pending map[types.UID]*v1.Pod
 }
 
 // New makes a pod manager from a valid configuration.
@@ -74,6 +89,8 @@ func New(cfg Config) (*Manager, error) {
 		servicesF: servicesF,
 		services:  servicesF.Core().V1().Services().Lister(),
 		workers:   map[types.UID]*podWorker{},
+		sources:   sourcesState{pending: map[types.UID]*v1.Pod{}},
+		static:    staticState{mirrors: map[string]*v1.Pod{}, swept: map[types.UID]time.Time{}},
 	}
 	return m, nil
 }
@@ -123,9 +140,20 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	logger.Info("Pod informer synced; running pods", "node", m.cfg.NodeName)
 	m.mu.Lock()
-	m.synced = true
+	m.sources.apiSynced = true
+	m.admitPendingLocked()
+	m.sources.staticSynced = m.cfg.StaticPods == nil
 	m.mu.Unlock()
-	m.relistOnce(ctx)
+	if src := m.cfg.StaticPods; src != nil {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := src.Run(ctx, m.setStaticPods); err != nil {
+				logger.Error(err, "Static pod source failed; static pods are not updated and stray sandboxes not removed")
+			}
+		}()
+	}
+	m.housekeeping(ctx)
 	ticker := m.cfg.Clock.NewTicker(relistPeriod)
 	defer ticker.Stop()
 	for {
@@ -133,9 +161,16 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C():
-			m.relistOnce(ctx)
+			m.housekeeping(ctx)
 		}
 	}
+}
+
+// housekeeping is the periodic work: relist the runtime, and delete mirror
+// pods whose static pod is gone.
+func (m *Manager) housekeeping(ctx context.Context) {
+	m.relistOnce(ctx)
+	m.sweepMirrors(ctx)
 }
 
 // Healthy returns nil while the relist loop has run recently.
@@ -158,8 +193,9 @@ func (m *Manager) RunningPods() int {
 	return m.relist.running
 }
 
-// podChanged hands a pod's new version to its worker, making the worker on
-// first sight.
+// podChanged hands a pod's new version to its worker. A pod new to the
+// manager is admitted or rejected first; mirror pods are not run, they
+// show the static pods.
 func (m *Manager) podChanged(obj any) {
 	pod, ok := obj.(*v1.Pod)
 	if !ok || pod.Spec.NodeName != m.cfg.NodeName {
@@ -167,9 +203,20 @@ func (m *Manager) podChanged(obj any) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	w := m.workerLocked(pod.UID)
-	w.pod, w.removed = pod, false
-	w.wakeUp()
+	w, known := m.workers[pod.UID]
+	switch {
+	case isMirrorPod(pod):
+		m.mirrorChangedLocked(pod)
+	case known && !w.static:
+		w.pod, w.removed = pod, false
+		w.wakeUp()
+	case known:
+		// A static pod's UID: not the API's to change.
+	case !m.sources.apiSynced:
+		m.sources.pending[pod.UID] = pod
+	default:
+		m.addPodLocked(pod, false)
+	}
 }
 
 // podDeleted tells a pod's worker that the pod is gone from the API.
@@ -183,34 +230,88 @@ func (m *Manager) podDeleted(obj any) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if w, ok := m.workers[pod.UID]; ok {
+	if isMirrorPod(pod) {
+		m.mirrorDeletedLocked(pod)
+		return
+	}
+	delete(m.sources.pending, pod.UID)
+	if w, ok := m.workers[pod.UID]; ok && !w.static {
 		w.removed = true
 		w.wakeUp()
 	}
 }
 
-// workerLocked returns the worker of uid, making and starting it if needed.
+// admitPendingLocked admits the pods of the API's first list, oldest first.
 // m.mu must be held.
-func (m *Manager) workerLocked(uid types.UID) *podWorker {
-	if w, ok := m.workers[uid]; ok {
-		return w
+func (m *Manager) admitPendingLocked() {
+	list := make([]*v1.Pod, 0, len(m.sources.pending))
+	for _, p := range m.sources.pending {
+		list = append(list, p)
 	}
-	w := newPodWorker(m, uid)
-	m.workers[uid] = w
+	sort.Slice(list, func(i, j int) bool {
+		a, b := list[i], list[j]
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return podKey(a) < podKey(b)
+	})
+	for _, p := range list {
+		m.addPodLocked(p, false)
+	}
+	m.sources.pending = nil
+}
+
+// addPodLocked admits a pod new to the manager and starts its worker; a
+// rejected pod's worker publishes the rejection. m.mu must be held.
+func (m *Manager) addPodLocked(pod *v1.Pod, static bool) {
+	w := newPodWorker(m, pod.UID, static)
+	w.pod = pod
+	w.rejection = m.admitLocked(pod, static)
+	m.startWorkerLocked(w)
+}
+
+// startWorkerLocked registers the worker, starts its goroutine and wakes
+// it. m.mu must be held.
+func (m *Manager) startWorkerLocked(w *podWorker) {
+	m.workers[w.uid] = w
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		w.loop(m.ctx)
 	}()
-	return w
+	w.wakeUp()
 }
 
-// snapshot returns what the worker of uid knows of its pod: the newest
-// version, and whether the pod is gone from the API.
-func (m *Manager) snapshot(w *podWorker) (*v1.Pod, bool) {
+// sourcesReadyLocked tells whether every source of pods has delivered its
+// first complete view. m.mu must be held.
+func (m *Manager) sourcesReadyLocked() bool {
+	return m.sources.apiSynced && m.sources.staticSynced
+}
+
+// podView is what a worker knows of its pod at the start of a sync.
+type podView struct {
+	// pod is the newest version; nil for a pod known only to the runtime.
+	pod *v1.Pod
+	// removed tells that the pod is gone from the API.
+	removed bool
+	// mirror is the mirror pod of the static pod's name, of any version.
+	mirror *v1.Pod
+	// rejection is why the pod was not admitted; nil when it was.
+	rejection *rejection
+	// waiting tells that another version of the static pod still stops.
+	waiting bool
+}
+
+// snapshot returns what the worker knows of its pod.
+func (m *Manager) snapshot(w *podWorker) podView {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return w.pod, w.removed || w.pod == nil
+	v := podView{pod: w.pod, removed: w.removed || w.pod == nil, rejection: w.rejection}
+	if w.static && w.pod != nil {
+		v.mirror = m.static.mirrors[podKey(w.pod)]
+		v.waiting = m.predecessorLocked(w)
+	}
+	return v
 }
 
 // scheduleLocked sets when the worker syncs again without news.
@@ -233,6 +334,10 @@ func (m *Manager) retire(w *podWorker) bool {
 	default:
 	}
 	delete(m.workers, w.uid)
+	if w.static && w.pod != nil {
+		// The next version of the static pod may start now.
+		m.wakeStaticLocked(podKey(w.pod))
+	}
 	return true
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -48,7 +49,21 @@ func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) er
 		// A terminal phase is final; the API server would refuse the change.
 		st.Phase = pod.Status.Phase
 	}
-	patch, err := statusPatch(pod, st)
+	return w.sendStatus(ctx, pod, st)
+}
+
+// sendStatus patches st onto the pod's object in the API when it differs
+// from what the server has. A static pod's status goes to its mirror pod,
+// and is remembered for when there is none.
+func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus) error {
+	target := pod
+	if w.static {
+		w.state.static.status = &st
+		if target = w.state.static.mirror; target == nil {
+			return nil
+		}
+	}
+	patch, err := statusPatch(target, st)
 	if err != nil {
 		return err
 	}
@@ -59,8 +74,15 @@ func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) er
 		// Sent just now; the informer has not caught up yet.
 		return nil
 	}
-	_, err = w.m.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name,
+	_, err = w.m.cfg.Client.CoreV1().Pods(target.Namespace).Patch(ctx, target.Name,
 		types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if w.static && apierrors.IsNotFound(err) {
+		// The mirror pod went; its deletion wakes the worker to make a
+		// new one, which gets the status.
+		klog.FromContext(ctx).V(2).Info("Mirror pod gone before its status was patched")
+		w.state.static.mirror = nil
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("patch pod status: %w", err)
 	}

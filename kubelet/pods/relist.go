@@ -25,8 +25,9 @@ type relistState struct {
 }
 
 // relistOnce lists the runtime, wakes the workers of pods whose runtime
-// state changed or whose retry time came, and makes workers for sandboxes
-// of pods the API does not know (to remove them).
+// state changed or whose retry time came, and, once every source of pods
+// is ready, makes workers for sandboxes of pods no source knows (to remove
+// them).
 func (m *Manager) relistOnce(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	prints, running, err := m.listRuntime(ctx)
@@ -38,17 +39,19 @@ func (m *Manager) relistOnce(ctx context.Context) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.relist.fingerprints
+	ready := m.sourcesReadyLocked()
 	for uid, fp := range prints {
-		if old[uid] == fp {
-			continue
-		}
-		if w, ok := m.workers[uid]; ok {
+		w, ok := m.workers[uid]
+		switch {
+		case ok && old[uid] != fp:
 			w.wakeUp()
-		} else if m.synced && m.ctx != nil {
-			logger.V(2).Info("Runtime holds a pod the API server does not: removing it", "podUID", uid)
-			w := m.workerLocked(uid)
+		case !ok && ready:
+			// Checked at every relist, not only on change: what was
+			// listed before the sources were ready is a stray too.
+			logger.V(2).Info("Runtime holds a pod no source knows: removing it", "podUID", uid)
+			w := newPodWorker(m, uid, false)
 			w.removed = true
-			w.wakeUp()
+			m.startWorkerLocked(w)
 		}
 	}
 	for uid := range old {

@@ -18,6 +18,8 @@ const (
 	// criticalPriority is the priority from which a pod is node critical
 	// (system-cluster-critical and up) and gets the guaranteed OOM score.
 	criticalPriority = 2000000000
+	// systemNodeCritical is the priority class of node critical pods.
+	systemNodeCritical = "system-node-critical"
 )
 
 // resourceParams are the node's settings container resources depend on.
@@ -69,6 +71,11 @@ func milliCPUToShares(milli int64) int64 {
 // node's memory they request.
 func oomScoreAdj(pod *v1.Pod, c *v1.Container, capacity int64) int64 {
 	if pod.Spec.Priority != nil && *pod.Spec.Priority >= criticalPriority {
+		return guaranteedOOMScoreAdj
+	}
+	if isStaticPod(pod) && pod.Spec.PriorityClassName == systemNodeCritical {
+		// No API server resolved the class of a static pod to a
+		// priority; the kubelet counts it as node critical all the same.
 		return guaranteedOOMScoreAdj
 	}
 	switch qosClass(pod) {

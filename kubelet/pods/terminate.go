@@ -15,7 +15,8 @@ import (
 
 // terminate stops a pod being deleted within its grace period, removes its
 // containers, sandboxes and volumes, publishes its final status and deletes
-// the pod object for good, as the kubelet does.
+// the pod object for good, as the kubelet does; for a static pod whose
+// manifest is gone or changed, the object is its mirror pod.
 func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
 	logger := klog.FromContext(ctx)
 	grace := deletionGracePeriod(pod)
@@ -41,6 +42,14 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 	}
 	w.state.tornDown = true
 	w.removeFiles(pod)
+	if w.static {
+		// A static pod is not in the API; its mirror pod is, if this
+		// version has one.
+		if mirror := w.state.static.mirror; mirror != nil {
+			return w.m.deleteMirror(ctx, mirror)
+		}
+		return nil
+	}
 	zero := int64(0)
 	err = w.m.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &zero,

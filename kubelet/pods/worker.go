@@ -18,20 +18,30 @@ const (
 	maxRetry = 30 * time.Second
 )
 
-// podWorker serializes the work on one pod. The fields up to nextSync are
-// guarded by Manager.mu; the rest belong to the worker's goroutine.
+// podWorker serializes the work on one pod. m, uid, wake and static are
+// fixed when it is made; the fields from pod to terminated are guarded by
+// Manager.mu; state belongs to the worker's goroutine.
 type podWorker struct {
 	m    *Manager
 	uid  types.UID
 	wake chan struct{}
+	// static tells that the pod comes from the static pod source; the API
+	// shows it as a mirror pod.
+	static bool
 
-	// pod is the newest version from the API; nil for a pod known only to
-	// the runtime.
+	// pod is the newest version from its source; nil for a pod known only
+	// to the runtime.
 	pod *v1.Pod
 	// removed tells that the pod is gone from the API.
 	removed bool
 	// nextSync is when to sync again without news (zero: not scheduled).
 	nextSync time.Time
+	// rejection is why the pod was not admitted; nil when it was. It is
+	// decided once, when the pod is new.
+	rejection *rejection
+	// terminated tells that nothing of the pod runs any more: it no longer
+	// counts against the node's pod capacity.
+	terminated bool
 
 	state *workerState
 }
@@ -61,13 +71,18 @@ type workerState struct {
 	tornDown bool
 	// finished tells that the pod ran to completion under this worker.
 	finished bool
+	// rejectNoted tells that the rejection was logged and its event sent.
+	rejectNoted bool
+	// static is what the worker of a static pod remembers.
+	static staticWorkerState
 }
 
-func newPodWorker(m *Manager, uid types.UID) *podWorker {
+func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 	return &podWorker{
-		m:    m,
-		uid:  uid,
-		wake: make(chan struct{}, 1),
+		m:      m,
+		uid:    uid,
+		static: static,
+		wake:   make(chan struct{}, 1),
 		state: &workerState{
 			crash:      newBackoff(initialBackoff, maxBackoff),
 			pulls:      newBackoff(initialBackoff, maxBackoff),
@@ -136,27 +151,50 @@ func (w *podWorker) retryDelay() time.Duration {
 // sync brings the runtime in line with the pod and publishes its status.
 func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	logger := klog.FromContext(ctx)
-	pod, removed := w.m.snapshot(w)
+	view := w.m.snapshot(w)
 	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
 	if err != nil {
 		logger.Error(err, "Cannot observe the pod's containers")
 		return w.retryDelay(), false
 	}
-	if removed {
+	if view.removed {
 		if err := w.cleanup(ctx, rt); err != nil {
 			logger.Error(err, "Cannot remove the pod's containers")
 			return w.retryDelay(), false
 		}
 		return 0, true
 	}
-	w.state.lastPod = pod
+	pod := view.pod
 	logger = logger.WithValues("pod", klog.KObj(pod))
 	ctx = klog.NewContext(ctx, logger)
+	if w.static {
+		var wait bool
+		if pod, wait = w.prepareStatic(ctx, pod, view); wait {
+			// The previous version's worker wakes this one when it goes.
+			return w.m.cfg.syncFrequency(), false
+		}
+	}
+	w.state.lastPod = pod
 	switch {
 	case pod.DeletionTimestamp != nil:
-		err = w.terminate(ctx, pod, rt)
+		if w.static && w.state.static.stopped {
+			// Stopped already; the worker only had news since.
+			return 0, true
+		}
+		if err = w.terminate(ctx, pod, rt); err == nil {
+			w.m.markTerminated(w)
+			if w.static {
+				// Nothing else will tell a static pod's worker to go.
+				w.state.static.stopped = true
+				return 0, true
+			}
+		}
 	case isTerminalPhase(pod.Status.Phase):
-		err = w.stopFinished(ctx, pod, rt)
+		if err = w.stopFinished(ctx, pod, rt); err == nil {
+			w.m.markTerminated(w)
+		}
+	case view.rejection != nil:
+		err = w.reject(ctx, pod, rt, *view.rejection)
 	default:
 		var next time.Duration
 		next, err = w.runPod(ctx, pod, rt)
@@ -215,6 +253,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 		return 0, err
 	}
 	if finished {
+		w.m.markTerminated(w)
 		if err := w.teardownOnce(ctx); err != nil {
 			return 0, err
 		}
