@@ -4,4 +4,9 @@
 // turns them into a backend-neutral desired state (virtual IP to backends,
 // masquerade, reject, node ports), which a netrules backend applies. Nothing
 // here touches the kernel.
+//
+// The Proxier is the loop. Its parts live in sub-packages: runner (the
+// bounded-frequency runner), config (kube-proxy's KubeProxyConfiguration),
+// healthcheck (/healthz and the health-check node ports) and metrics
+// (kube-proxy's Prometheus metrics).
 package proxy

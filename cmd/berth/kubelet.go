@@ -210,7 +210,10 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		}
 		s.flags.NodeLabels[serviceProxyLabel] = "berth"
 	}
-	podManager, err := newPodManager(s, client, runtime, nodeIPs, clk)
+	events := record.NewBroadcaster()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer events.Shutdown()
+	podManager, err := newPodManager(s, client, runtime, events, nodeIPs, clk)
 	if err != nil {
 		return err
 	}
@@ -234,6 +237,17 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	factory.Start(gctx.Done())
 	g.Go(func() error { return nodes.Run(gctx) })
 	g.Go(func() error { return podManager.Run(gctx) })
+	if cfg.Proxy.Enabled {
+		g.Go(func() error {
+			return runProxy(gctx, proxyInputs{
+				cfg:      cfg,
+				nodeName: s.nodeName,
+				client:   client,
+				nodeIPs:  nodeIPs,
+				recorder: events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kube-proxy", Host: s.nodeName}),
+			})
+		})
+	}
 	if s.kubelet.RotateCertificates {
 		g.Go(func() error { return bootstrap.Rotate(gctx, boot) })
 	}
@@ -264,7 +278,7 @@ func newPodNetwork(nodeName string, factory informers.SharedInformerFactory, clk
 }
 
 // newPodManager returns the pod workers with their volumes and events.
-func newPodManager(s *nodeSettings, client kubernetes.Interface, runtime *cri.Services, nodeIPs func() []net.IP, clk clock.WithTicker) (*pods.Manager, error) {
+func newPodManager(s *nodeSettings, client kubernetes.Interface, runtime *cri.Services, events record.EventBroadcaster, nodeIPs func() []net.IP, clk clock.WithTicker) (*pods.Manager, error) {
 	volumes, err := volume.New(volume.Config{
 		RootDir:  s.rootDir,
 		Client:   client,
@@ -284,9 +298,7 @@ func newPodManager(s *nodeSettings, client kubernetes.Interface, runtime *cri.Se
 	if err != nil {
 		return nil, err
 	}
-	broadcaster := record.NewBroadcaster()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: s.nodeName})
+	recorder := events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: s.nodeName})
 	return pods.New(pods.Config{
 		NodeName:   s.nodeName,
 		Client:     client,

@@ -24,6 +24,9 @@ type ProcessStats struct {
 	CPU time.Duration
 	// RSS is its resident set size (VmRSS), in bytes.
 	RSS uint64
+	// AnonRSS is the part of RSS that is anonymous memory (RssAnon): the
+	// heap and stacks, without the mapped executable and files.
+	AnonRSS uint64
 	// PeakRSS is the highest RSS it has had (VmHWM), in bytes.
 	PeakRSS uint64
 }
@@ -46,11 +49,15 @@ func ReadProcessStats(pid int) (ProcessStats, error) {
 	if err != nil {
 		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
 	}
+	anon, err := statusKB(string(status), "RssAnon")
+	if err != nil {
+		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
+	}
 	peak, err := statusKB(string(status), "VmHWM")
 	if err != nil {
 		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
 	}
-	return ProcessStats{CPU: cpu, RSS: rss << 10, PeakRSS: peak << 10}, nil
+	return ProcessStats{CPU: cpu, RSS: rss << 10, AnonRSS: anon << 10, PeakRSS: peak << 10}, nil
 }
 
 // parseStatCPU returns utime + stime of a /proc/PID/stat line. The command

@@ -208,8 +208,30 @@ func (c ClientPod) Run(t testing.TB, bed *testbed.Testbed, client kubernetes.Int
 	if err != nil {
 		t.Fatalf("client pod log: %v", err)
 	}
+	out := criLogContent(string(log))
 	if p.Status.Phase != v1.PodSucceeded {
-		t.Errorf("client pod %s on %s ended %s; log:\n%s", c.Name, c.Node, p.Status.Phase, log)
+		t.Errorf("client pod %s on %s ended %s; log:\n%s", c.Name, c.Node, p.Status.Phase, out)
 	}
-	return string(log)
+	return out
+}
+
+// criLogContent returns what a container wrote, from its CRI log file
+// ("TIMESTAMP STREAM TAG CONTENT" lines; tag P marks a partial line).
+func criLogContent(log string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(log, "\n") {
+		f := strings.SplitN(line, " ", 4)
+		if len(f) < 3 {
+			continue
+		}
+		content := ""
+		if len(f) == 4 {
+			content = f[3]
+		}
+		b.WriteString(content)
+		if f[2] != "P" {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }

@@ -162,8 +162,7 @@ func TestKubeProxyStaysOff(t *testing.T) {
 	testbed.Require(t, bed)
 	client := adminClient(t)
 	ctx := t.Context()
-	ds, err := client.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
-	if err != nil {
+	if _, err := client.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{}); err != nil {
 		t.Fatalf("kubeadm's kube-proxy add-on: %v", err)
 	}
 	for _, n := range bed.Nodes() {
@@ -178,7 +177,7 @@ func TestKubeProxyStaysOff(t *testing.T) {
 	// The DaemonSet controller has seen the nodes: it wants no pod.
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {
-		ds, err = client.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
+		ds, err := client.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
 		if err == nil && ds.Status.ObservedGeneration >= ds.Generation && ds.Status.DesiredNumberScheduled == 0 {
 			break
 		}

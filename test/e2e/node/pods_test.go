@@ -210,8 +210,6 @@ func waitPods(t *testing.T, client kubernetes.Interface, ns, selector string, co
 	return cluster.WaitPods(t, client, ns, selector, count, timeout, ok)
 }
 
-// describe summarizes a pod's status for failure messages.
-func describe(p *v1.Pod) string { return cluster.Describe(p) }
 
 func keys[V any](m map[string]V) []string {
 	var out []string

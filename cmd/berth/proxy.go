@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/berthnode/berth/cmd/berth/config"
+	"github.com/berthnode/berth/netrules/conntrack"
+	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/sysctl"
+	"github.com/berthnode/berth/proxy"
+	proxyconfig "github.com/berthnode/berth/proxy/config"
+	"github.com/berthnode/berth/proxy/healthcheck"
+	"github.com/berthnode/berth/proxy/metrics"
+)
+
+// proxySysctls are the kernel parameters service rules depend on:
+// forwarding, and bridged pod traffic passing through iptables (without it,
+// a pod reaching a service whose endpoint is on the same bridge never sees
+// the replies un-NATed).
+var proxySysctls = map[string]string{
+	"net.ipv4.ip_forward":                "1",
+	"net.bridge.bridge-nf-call-iptables": "1",
+}
+
+// proxyInputs are what the proxy part needs from the rest of berth.
+type proxyInputs struct {
+	cfg      *config.Config
+	nodeName string
+	client   kubernetes.Interface
+	nodeIPs  func() []net.IP
+	recorder record.EventRecorder
+}
+
+// runProxy runs berth's service proxy (kube-proxy's job) until ctx ends.
+func runProxy(ctx context.Context, in proxyInputs) error {
+	log := klog.FromContext(ctx).WithName("proxy")
+	ctx = klog.NewContext(ctx, log)
+	settings, err := proxySettings(ctx, in.cfg, in.client)
+	if err != nil {
+		return err
+	}
+	if in.cfg.Proxy.Mode != config.ProxyModeIPTables {
+		return fmt.Errorf("proxy mode %q: only iptables is implemented in this release", in.cfg.Proxy.Mode)
+	}
+	if changed, err := sysctl.Proc.Ensure(proxySysctls); err != nil {
+		return fmt.Errorf("service proxy: %w", err)
+	} else if len(changed) > 0 {
+		log.Info("Set kernel parameters", "names", changed)
+	}
+	ips, err := waitNodeIPs(ctx, in.nodeIPs)
+	if err != nil {
+		return err
+	}
+	opts := proxy.Options{
+		NodeName:          in.nodeName,
+		NodeIPs:           ips,
+		ClusterCIDRs:      settings.ClusterCIDRs,
+		MasqueradeAll:     settings.MasqueradeAll,
+		NodePortAddresses: settings.NodePortAddresses,
+		NodePortPrimary:   settings.NodePortPrimary,
+	}
+	backends := map[proxy.Family]proxy.Backend{}
+	for _, ip := range ips {
+		f := proxy.Of(ip)
+		if _, ok := backends[f]; ok {
+			continue
+		}
+		b, err := iptables.New(iptables.Config{Family: f, MasqueradeBit: settings.MasqueradeBit})
+		if err != nil {
+			return fmt.Errorf("service proxy: %w", err)
+		}
+		backends[f] = b
+		opts.Families = append(opts.Families, f)
+	}
+	ct, err := conntrack.New()
+	if err != nil {
+		return fmt.Errorf("service proxy conntrack: %w", err)
+	}
+	defer ct.Close()
+
+	var proxier *proxy.Proxier
+	serviceHealth := healthcheck.NewServiceServer(healthcheck.ServiceServerConfig{
+		ProxyHealthy: func() bool { return proxier != nil && proxier.Healthy() == nil },
+		Recorder:     in.recorder,
+	})
+	defer serviceHealth.Close()
+	m := metrics.New()
+	factory := informers.NewSharedInformerFactory(in.client, 0)
+	nodeFactory := proxy.NodeInformerFactory(in.client, in.nodeName)
+	proxier, err = proxy.NewProxier(proxy.Config{
+		NodeName:      in.nodeName,
+		Informers:     factory,
+		NodeInformers: nodeFactory,
+		Backends:      backends,
+		Options:       opts,
+		Recorder:      in.recorder,
+		Conntrack:     ct,
+		ServiceHealth: serviceHealth,
+		Metrics:       m,
+		MinSyncPeriod: settings.MinSyncPeriod,
+		SyncPeriod:    settings.SyncPeriod,
+		Clock:         clock.RealClock{},
+	})
+	if err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	nodeFactory.Start(ctx.Done())
+	log.Info("Starting service proxy", "mode", in.cfg.Proxy.Mode, "families", opts.Families, "clusterCIDRs", opts.ClusterCIDRs,
+		"healthz", settings.HealthzBindAddress, "metrics", settings.MetricsBindAddress)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return proxier.Run(gctx) })
+	g.Go(func() error {
+		return healthcheck.Serve(gctx, "proxy healthz", settings.HealthzBindAddress, healthcheck.NewHandler(proxier))
+	})
+	g.Go(func() error { return m.Serve(gctx, settings.MetricsBindAddress) })
+	return g.Wait()
+}
+
+// proxySettings merges berth's kube-proxy settings file (if any) over the
+// cluster's kube-system/kube-proxy ConfigMap, as kube-proxy's own defaults
+// on a kubeadm cluster.
+func proxySettings(ctx context.Context, cfg *config.Config, client kubernetes.Interface) (*proxyconfig.Settings, error) {
+	log := klog.FromContext(ctx)
+	var file *proxyconfig.KubeProxyConfiguration
+	if cfg.Proxy.ConfigFile != "" {
+		f, err := proxyconfig.Load(cfg.Proxy.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		file = f
+	}
+	var cluster *proxyconfig.KubeProxyConfiguration
+	cm, err := client.CoreV1().ConfigMaps("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
+	switch {
+	case err == nil:
+		if cluster, err = proxyconfig.FromConfigMap(cm.Data); err != nil {
+			log.Error(err, "Ignoring the cluster's kube-proxy ConfigMap", "configMap", "kube-system/kube-proxy")
+		}
+	case apierrors.IsNotFound(err):
+		log.V(2).Info("The cluster has no kube-proxy ConfigMap")
+	case apierrors.IsForbidden(err):
+		log.Info("Cannot read the cluster's kube-proxy ConfigMap; using defaults", "hint", "berth rbac | kubectl apply -f -")
+	default:
+		return nil, fmt.Errorf("read kube-system/kube-proxy: %w", err)
+	}
+	merged := proxyconfig.Merge(file, cluster)
+	proxyconfig.SetDefaults(merged)
+	settings, err := proxyconfig.Resolve(merged)
+	if err != nil {
+		return nil, fmt.Errorf("kube-proxy settings: %w", err)
+	}
+	return settings, nil
+}
+
+// waitNodeIPs waits until the node's addresses are known (the node
+// controller resolves them first thing).
+func waitNodeIPs(ctx context.Context, nodeIPs func() []net.IP) ([]netip.Addr, error) {
+	for {
+		if ips := nodeIPs(); len(ips) > 0 {
+			var out []netip.Addr
+			for _, ip := range ips {
+				a, ok := netip.AddrFromSlice(ip)
+				if ok {
+					out = append(out, a.Unmap())
+				}
+			}
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

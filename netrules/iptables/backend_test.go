@@ -1,0 +1,136 @@
+package iptables_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"k8s.io/klog/v2/ktesting"
+
+	"github.com/berthnode/berth/netrules/iptables"
+	ipt "github.com/berthnode/berth/netrules/iptables/testing"
+	"github.com/berthnode/berth/proxy"
+)
+
+// recordingExec passes commands to the fake and records them; failRestore
+// makes the next restore fail as iptables-restore would.
+type recordingExec struct {
+	fake        *ipt.Fake
+	commands    []string
+	failRestore string
+}
+
+func (e *recordingExec) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	e.commands = append(e.commands, strings.Join(append([]string{name}, args...), " "))
+	if strings.HasSuffix(name, "-restore") && e.failRestore != "" {
+		stderr := e.failRestore
+		e.failRestore = ""
+		return nil, &iptables.ExitError{Command: name, Code: 1, Stderr: stderr}
+	}
+	return e.fake.Run(ctx, stdin, name, args...)
+}
+
+func newRecording(t *testing.T, f proxy.Family, legacy bool) (*iptables.Backend, *recordingExec) {
+	t.Helper()
+	fake := ipt.NewFake(ipt.FakeConfig{Legacy: legacy})
+	rec := &recordingExec{fake: fake}
+	b, err := iptables.New(iptables.Config{Family: f, MasqueradeBit: 14, Exec: rec, Hooks: fake.Hooks(f)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, rec
+}
+
+func TestBackendBinaries(t *testing.T) {
+	for _, tc := range []struct {
+		family proxy.Family
+		legacy bool
+		want   []string
+	}{
+		{proxy.IPv4, false, []string{"iptables --version", "iptables-nft-save -t filter", "iptables-nft-save -t nat",
+			"iptables-nft-restore --noflush --wait", "iptables-nft-restore --noflush --wait"}},
+		{proxy.IPv6, true, []string{"ip6tables --version", "ip6tables-legacy-save -t filter", "ip6tables-legacy-save -t nat",
+			"ip6tables-legacy-restore --noflush --wait", "ip6tables-legacy-restore --noflush --wait"}},
+	} {
+		_, ctx := ktesting.NewTestContext(t)
+		b, rec := newRecording(t, tc.family, tc.legacy)
+		if _, err := b.Sync(ctx, ipt.ExampleState(tc.family), nil); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		if got := strings.Join(rec.commands, "\n"); got != strings.Join(tc.want, "\n") {
+			t.Errorf("IPv%d legacy=%v ran:\n%s\nwant:\n%s", tc.family, tc.legacy, got, strings.Join(tc.want, "\n"))
+		}
+		// A partial sync needs no iptables-save: the backend remembers
+		// its chains.
+		rec.commands = nil
+		if _, err := b.Sync(ctx, ipt.ExampleState(tc.family), map[string]bool{}); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		if len(rec.commands) != 2 || !strings.HasSuffix(rec.commands[0], "-restore --noflush --wait") {
+			t.Errorf("partial sync ran %q, want two restores", rec.commands)
+		}
+	}
+}
+
+func TestBackendFullSyncs(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	b, rec := newRecording(t, proxy.IPv4, false)
+	s := ipt.ExampleState(proxy.IPv4)
+	sync := func(changed map[string]bool) (proxy.SyncResult, error) { return b.Sync(ctx, s, changed) }
+	if res, err := sync(map[string]bool{}); err != nil || !res.Full {
+		t.Fatalf("first Sync = %+v, %v; want a full sync", res, err)
+	}
+	if res, err := sync(map[string]bool{}); err != nil || res.Full {
+		t.Fatalf("second Sync = %+v, %v; want a partial sync", res, err)
+	}
+	s.MasqueradeAll = true
+	if res, err := sync(map[string]bool{}); err != nil || !res.Full {
+		t.Errorf("Sync after a node-wide setting changed = %+v, %v; want a full sync", res, err)
+	}
+	rec.failRestore = "iptables-restore v1.8.9 (nf_tables): Bad argument\nError occurred at line: 3\n"
+	_, err := sync(map[string]bool{})
+	var re *iptables.RestoreError
+	if !errors.As(err, &re) || re.Table != iptables.TableFilter || re.Line != 3 || len(re.Context) != 5 {
+		t.Fatalf("Sync with a rejected payload: %v, want a RestoreError of filter at line 3 with 5 lines of context", err)
+	}
+	if res, err := sync(map[string]bool{}); err != nil || !res.Full {
+		t.Errorf("Sync after a failure = %+v, %v; want a full sync", res, err)
+	}
+	if res, err := sync(map[string]bool{}); err != nil || res.Full || res.Bytes == 0 || res.Rules == 0 {
+		t.Errorf("Sync = %+v, %v; want a partial sync reporting its rules and bytes", res, err)
+	}
+}
+
+func TestBackendErrors(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	if _, err := iptables.New(iptables.Config{Family: 5}); err == nil {
+		t.Error("New with family 5: no error")
+	}
+	if _, err := iptables.New(iptables.Config{Family: proxy.IPv4, MasqueradeBit: 32}); err == nil {
+		t.Error("New with masquerade bit 32: no error")
+	}
+	b, _ := newRecording(t, proxy.IPv4, false)
+	if _, err := b.Sync(ctx, ipt.ExampleState(proxy.IPv6), nil); !errors.Is(err, iptables.ErrInvalidState) {
+		t.Errorf("Sync of an IPv6 state on an IPv4 backend: %v, want ErrInvalidState", err)
+	}
+	bad := ipt.ExampleState(proxy.IPv4)
+	bad.Services[0].Protocol = "ICMP"
+	if _, err := b.Sync(ctx, bad, nil); !errors.Is(err, iptables.ErrInvalidState) {
+		t.Errorf("Sync of a bad state: %v, want ErrInvalidState", err)
+	}
+	// The fake is nf_tables; a backend that finds no iptables at all fails.
+	none, err := iptables.New(iptables.Config{Family: proxy.IPv4, Exec: failingExec{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := none.Sync(ctx, ipt.ExampleState(proxy.IPv4), nil); err == nil {
+		t.Error("Sync without iptables: no error")
+	}
+}
+
+type failingExec struct{}
+
+func (failingExec) Run(context.Context, []byte, string, ...string) ([]byte, error) {
+	return nil, errors.New("no such binary")
+}

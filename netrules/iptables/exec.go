@@ -1,0 +1,132 @@
+package iptables
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// Exec runs the iptables binaries (iptables, iptables-restore,
+// iptables-save and their ip6tables, -nft and -legacy variants). OSExec runs
+// them; netrules/iptables/testing has a fake that keeps a ruleset.
+type Exec interface {
+	// Run runs the binary name with args, feeding it stdin (nil for
+	// none), and returns its standard output. A binary that exits with a
+	// non-zero status gives an *ExitError.
+	Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error)
+}
+
+// ExitError is a binary that exited with a non-zero status.
+type ExitError struct {
+	// Command is the command line that ran.
+	Command string
+	// Code is the exit status.
+	Code int
+	// Stderr is what the binary wrote to its standard error.
+	Stderr string
+}
+
+// Error renders the command, the status and the first line of stderr.
+func (e *ExitError) Error() string {
+	first, _, _ := strings.Cut(strings.TrimSpace(e.Stderr), "\n")
+	return fmt.Sprintf("%s: exit status %d: %s", e.Command, e.Code, first)
+}
+
+// OSExec runs binaries from PATH.
+type OSExec struct{}
+
+// Run implements Exec.
+func (OSExec) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return stdout.Bytes(), &ExitError{
+			Command: strings.Join(append([]string{name}, args...), " "),
+			Code:    ee.ExitCode(),
+			Stderr:  stderr.String(),
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("running %s: %w", name, err)
+	}
+	return stdout.Bytes(), nil
+}
+
+// RestoreError is an iptables-restore that rejected a payload. The kernel
+// still holds the table as it was: a restore is atomic per table.
+type RestoreError struct {
+	// Table is the table whose payload was rejected.
+	Table Table
+	// Line is the payload line iptables-restore reported (from 1), 0 when
+	// it named none.
+	Line int
+	// Context is that line and the two on each side, each prefixed with
+	// its number.
+	Context []string
+	// Err is the failure of the run.
+	Err error
+}
+
+// Error names the table and quotes the failing line.
+func (e *RestoreError) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("restoring table %s: %v", e.Table, e.Err)
+	}
+	return fmt.Sprintf("restoring table %s: line %d rejected: %v", e.Table, e.Line, e.Err)
+}
+
+// Unwrap returns the run's failure.
+func (e *RestoreError) Unwrap() error { return e.Err }
+
+// failedLine finds the line number in iptables-restore's complaints:
+// "Error occurred at line: 16" (parse errors), "line 4: CHAIN_DEL failed"
+// (nf_tables commit errors) and "iptables-restore: line 4 failed" (legacy);
+// 0 when there is none.
+func failedLine(stderr string) int {
+	for rest := stderr; ; {
+		i := strings.Index(rest, "line")
+		if i < 0 {
+			return 0
+		}
+		rest = rest[i+len("line"):]
+		digits, ok := strings.CutPrefix(strings.TrimPrefix(rest, ":"), " ")
+		if !ok {
+			continue
+		}
+		end := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' })
+		if end < 0 {
+			end = len(digits)
+		}
+		if n, err := strconv.Atoi(digits[:end]); err == nil && n > 0 {
+			return n
+		}
+	}
+}
+
+// newRestoreError builds the error for a rejected payload, with the lines
+// around the one iptables-restore names.
+func newRestoreError(table Table, payload []byte, err error) *RestoreError {
+	re := &RestoreError{Table: table, Err: err}
+	var ee *ExitError
+	if !errors.As(err, &ee) {
+		return re
+	}
+	if re.Line = failedLine(ee.Stderr); re.Line == 0 {
+		return re
+	}
+	lines := strings.Split(string(payload), "\n")
+	for n := max(re.Line-2, 1); n <= min(re.Line+2, len(lines)); n++ {
+		re.Context = append(re.Context, fmt.Sprintf("%d: %s", n, lines[n-1]))
+	}
+	return re
+}

@@ -1,0 +1,258 @@
+package testing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/proxy"
+)
+
+// FakeConfig configures a Fake.
+type FakeConfig struct {
+	// Legacy makes the fake an iptables-legacy: "--version" says so, and
+	// every restore of a table makes all its rules anew (resetting their
+	// nth counters), as the legacy kernel interface replaces whole tables.
+	// The default is nf_tables, which only touches the chains a restore
+	// declares.
+	Legacy bool
+	// Clock drives the recent match (session affinity); nil is the real
+	// clock.
+	Clock clock.PassiveClock
+	// LocalAddrs are the node's addresses, for -m addrtype LOCAL and for
+	// routing traced packets to INPUT; loopback is always local.
+	LocalAddrs []netip.Addr
+}
+
+// Fake is an iptables that keeps its rules in memory: an iptables.Exec for
+// iptables[-nft|-legacy][-restore|-save] and "iptables --version", an
+// iptables.Hooks (per family, see Hooks), and a packet tracer over the rules
+// (Trace). It parses what it is given as strictly as iptables-restore and
+// rejects what it does not model, so that a payload it accepts is one the
+// kernel takes too.
+type Fake struct {
+	mu     sync.Mutex
+	legacy bool
+	clock  clock.PassiveClock
+	local  []netip.Addr
+	sets   map[int]*ruleset
+	// recent holds the recent match's lists: family, name, source, last
+	// seen. Like the kernel's they outlive the rules that fill them.
+	recent map[int]map[string]map[netip.Addr]time.Time
+	// restores counts the restore runs.
+	restores int
+}
+
+var _ iptables.Exec = (*Fake)(nil)
+
+// NewFake returns a Fake with empty filter and nat tables in both families.
+func NewFake(cfg FakeConfig) *Fake {
+	f := &Fake{
+		legacy: cfg.Legacy,
+		clock:  cfg.Clock,
+		local:  slices.Clone(cfg.LocalAddrs),
+		sets:   map[int]*ruleset{4: newRuleset(4), 6: newRuleset(6)},
+		recent: map[int]map[string]map[netip.Addr]time.Time{4: {}, 6: {}},
+	}
+	if f.clock == nil {
+		f.clock = clock.RealClock{}
+	}
+	return f
+}
+
+// mode is the backend name iptables prints in --version and binary names.
+func (f *Fake) mode() (version, binary string) {
+	if f.legacy {
+		return "legacy", "legacy"
+	}
+	return "nf_tables", "nft"
+}
+
+// Run implements iptables.Exec.
+func (f *Fake) Run(_ context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	family, tool, err := f.binary(name)
+	if err != nil {
+		return nil, err
+	}
+	version, _ := f.mode()
+	switch tool {
+	case "":
+		if len(args) == 1 && args[0] == "--version" {
+			return fmt.Appendf(nil, "%s v1.8.9 (%s)\n", name, version), nil
+		}
+	case "restore":
+		return f.runRestore(family, stdin, name, args)
+	case "save":
+		return f.runSave(family, name, args)
+	}
+	return nil, exitError(name, args, 2, "the fake does not model these arguments")
+}
+
+// binary maps a binary's name to its family and tool ("", "restore",
+// "save"); a binary of the other backend (legacy when the fake is
+// nf_tables) is "not found", so that a backend mixing them fails.
+func (f *Fake) binary(name string) (int, string, error) {
+	family, rest := 4, ""
+	switch {
+	case strings.HasPrefix(name, "ip6tables"):
+		family, rest = 6, strings.TrimPrefix(name, "ip6tables")
+	case strings.HasPrefix(name, "iptables"):
+		rest = strings.TrimPrefix(name, "iptables")
+	default:
+		return 0, "", fmt.Errorf("running %s: %w", name, exec.ErrNotFound)
+	}
+	_, mode := f.mode()
+	rest = strings.TrimPrefix(rest, "-"+mode)
+	switch rest {
+	case "", "-restore", "-save":
+		return family, strings.TrimPrefix(rest, "-"), nil
+	}
+	return 0, "", fmt.Errorf("running %s: %w", name, exec.ErrNotFound)
+}
+
+func (f *Fake) runRestore(family int, stdin []byte, name string, args []string) ([]byte, error) {
+	noflush := false
+	for _, a := range args {
+		switch a {
+		case "--noflush", "-n":
+			noflush = true
+		case "--wait", "-w":
+		default:
+			return nil, exitError(name, args, 2, "the fake does not model restore option "+a)
+		}
+	}
+	f.restores++
+	if err := f.sets[family].restore(f, stdin, noflush); err != nil {
+		version, _ := f.mode()
+		return nil, exitError(name, args, 1, fmt.Sprintf("%s v1.8.9 (%s): %v\n", name, version, err))
+	}
+	return nil, nil
+}
+
+func (f *Fake) runSave(family int, name string, args []string) ([]byte, error) {
+	tables := []string{"filter", "nat"}
+	switch {
+	case len(args) == 2 && (args[0] == "-t" || args[0] == "--table"):
+		if f.sets[family].tables[args[1]] == nil {
+			return nil, exitError(name, args, 1, "table does not exist")
+		}
+		tables = []string{args[1]}
+	case len(args) != 0:
+		return nil, exitError(name, args, 2, "the fake does not model these arguments")
+	}
+	return f.save(family, tables), nil
+}
+
+func (f *Fake) save(family int, tables []string) []byte {
+	var b strings.Builder
+	version, _ := f.mode()
+	fmt.Fprintf(&b, "# Generated by the berth fake iptables-save (%s)\n", version)
+	for _, t := range tables {
+		f.sets[family].tables[t].save(&b)
+	}
+	return []byte(b.String())
+}
+
+func exitError(name string, args []string, code int, stderr string) error {
+	return &iptables.ExitError{Command: strings.Join(append([]string{name}, args...), " "), Code: code, Stderr: stderr}
+}
+
+// Save returns what iptables-save -t table prints for the family.
+func (f *Fake) Save(family proxy.Family, table iptables.Table) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sets[int(family)].tables[string(table)] == nil {
+		return nil
+	}
+	return f.save(int(family), []string{string(table)})
+}
+
+// Restores is the number of iptables-restore runs so far.
+func (f *Fake) Restores() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.restores
+}
+
+// Hooks returns the family's iptables.Hooks: what go-iptables does with
+// "iptables -C" and "iptables -I", on the fake's rules.
+func (f *Fake) Hooks(family proxy.Family) iptables.Hooks {
+	return fakeHooks{f: f, family: int(family)}
+}
+
+type fakeHooks struct {
+	f      *Fake
+	family int
+}
+
+// Exists implements iptables.Hooks.
+func (h fakeHooks) Exists(table, chain string, rulespec ...string) (bool, error) {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	t := h.f.sets[h.family].tables[table]
+	if t == nil || t.chains[chain] == nil {
+		return false, fmt.Errorf("fake iptables -C: no chain %s in table %s", chain, table)
+	}
+	text := canonical(rulespec)
+	for _, r := range t.chains[chain].rules {
+		if r.Text == text {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Insert implements iptables.Hooks.
+func (h fakeHooks) Insert(table, chain string, pos int, rulespec ...string) error {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	rs := h.f.sets[h.family]
+	t := rs.tables[table]
+	if t == nil || t.chains[chain] == nil {
+		return fmt.Errorf("fake iptables -I: no chain %s in table %s", chain, table)
+	}
+	args := append([]string{fmt.Sprint(pos)}, rulespec...)
+	return rs.insert(h.f, t, t.chains[chain], "-I", args)
+}
+
+// isLocal tells whether a is one of the node's addresses.
+func (f *Fake) isLocal(a netip.Addr) bool {
+	return a.IsLoopback() || slices.Contains(f.local, a)
+}
+
+func (f *Fake) recentSet(family int, name string, src netip.Addr) {
+	list := f.recent[family][name]
+	if list == nil {
+		list = map[netip.Addr]time.Time{}
+		f.recent[family][name] = list
+	}
+	list[src] = f.clock.Now()
+}
+
+func (f *Fake) recentCheck(family int, name string, src netip.Addr, window time.Duration, reap bool) bool {
+	list := f.recent[family][name]
+	now := f.clock.Now()
+	if reap && window > 0 {
+		for a, t := range list {
+			if now.Sub(t) > window {
+				delete(list, a)
+			}
+		}
+	}
+	t, ok := list[src]
+	return ok && (window == 0 || now.Sub(t) <= window)
+}
+
+// errNotModelled is returned for a packet the tracer cannot follow.
+var errNotModelled = errors.New("not modelled by the fake tracer")

@@ -1,0 +1,142 @@
+package iptables
+
+import (
+	"bytes"
+	"strings"
+)
+
+// tableWriter accumulates the iptables-restore input of one table: chain
+// declarations first (each flushes the chain under --noflush), then rules,
+// then deletions, then COMMIT.
+type tableWriter struct {
+	table   Table
+	chains  bytes.Buffer
+	rules   bytes.Buffer
+	deletes bytes.Buffer
+	// nRules counts the -A lines.
+	nRules int
+}
+
+func newTableWriter(t Table) *tableWriter {
+	return &tableWriter{table: t}
+}
+
+// declare writes the chain's declaration: it creates the chain, or flushes
+// it if it exists.
+func (w *tableWriter) declare(chain string) {
+	w.chains.WriteByte(':')
+	w.chains.WriteString(chain)
+	w.chains.WriteString(" - [0:0]\n")
+}
+
+// add appends a rule to chain. args must already be in the order
+// iptables-save prints them in (-s, -d, -p, then matches, then -j), so that
+// what berth writes and what the kernel reports compare equal.
+func (w *tableWriter) add(chain string, args ...string) {
+	w.rules.WriteString("-A ")
+	w.rules.WriteString(chain)
+	for _, a := range args {
+		w.rules.WriteByte(' ')
+		w.rules.WriteString(a)
+	}
+	w.rules.WriteByte('\n')
+	w.nRules++
+}
+
+// remove flushes (by declaring it) and deletes a chain; the deletion comes
+// after every rule so that nothing the payload writes still jumps to it.
+func (w *tableWriter) remove(chain string) {
+	w.declare(chain)
+	w.deletes.WriteString("-X ")
+	w.deletes.WriteString(chain)
+	w.deletes.WriteByte('\n')
+}
+
+// bytes returns the complete restore input of the table, with the chains
+// and rules of more (the per-service chains, kept apart so that the top-level
+// chains read first) after w's own.
+func (w *tableWriter) bytes(more ...*tableWriter) []byte {
+	all := append([]*tableWriter{w}, more...)
+	n := 32
+	for _, x := range all {
+		n += x.chains.Len() + x.rules.Len() + x.deletes.Len()
+	}
+	var b bytes.Buffer
+	b.Grow(n)
+	b.WriteString("*" + string(w.table) + "\n")
+	for _, x := range all {
+		b.Write(x.chains.Bytes())
+	}
+	for _, x := range all {
+		b.Write(x.rules.Bytes())
+	}
+	for _, x := range all {
+		b.Write(x.deletes.Bytes())
+	}
+	b.WriteString("COMMIT\n")
+	return b.Bytes()
+}
+
+// QuoteComment quotes a comment the way iptables-save prints it: bare when it
+// is made only of letters, digits, underscores and dashes, else in double
+// quotes, with double quotes, single quotes and backslashes escaped by a
+// backslash.
+func QuoteComment(s string) string {
+	bare := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			bare = false
+			break
+		}
+	}
+	if bare {
+		return s
+	}
+	if !strings.ContainsAny(s, `"\'`) {
+		return `"` + s + `"`
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		if r == '"' || r == '\\' || r == '\'' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// maxComment is the longest comment the comment match takes (256 bytes with
+// the terminating NUL).
+const maxComment = 255
+
+// commentText makes a service's name safe to put in a comment: Kubernetes
+// names never need it, but the renderer must not let any State produce input
+// iptables-restore cannot parse.
+func commentText(s string) string {
+	safe := func(r rune) bool {
+		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:", r)
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return !safe(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if safe(r) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// comment returns the comment match for text, cut to what the kernel takes
+// and quoted as iptables-save would, as one argument of tableWriter.add.
+func comment(text string) string {
+	if len(text) > maxComment {
+		text = text[:maxComment]
+	}
+	return "-m comment --comment " + QuoteComment(text)
+}

@@ -1,0 +1,450 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/berthnode/berth/proxy/metrics"
+)
+
+// fakeBackend records every Sync and keeps the last State it was given.
+type fakeBackend struct {
+	mu    sync.Mutex
+	calls []backendCall
+	state *State
+	// fail makes Syncs fail while set.
+	fail error
+}
+
+type backendCall struct {
+	// changed are the changed keys, sorted; nil for a full sync.
+	changed []string
+	err     bool
+}
+
+func (b *fakeBackend) Sync(_ context.Context, st *State, changed map[string]bool) (SyncResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	call := backendCall{err: b.fail != nil}
+	if changed != nil {
+		call.changed = []string{}
+		for k := range changed {
+			call.changed = append(call.changed, k)
+		}
+		slices.Sort(call.changed)
+	}
+	b.calls = append(b.calls, call)
+	if b.fail != nil {
+		return SyncResult{}, b.fail
+	}
+	b.state = st
+	return SyncResult{Full: changed == nil, Rules: 10 * len(st.Services), Bytes: 100}, nil
+}
+
+func (b *fakeBackend) setFail(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fail = err
+}
+
+func (b *fakeBackend) snapshot() ([]backendCall, *State) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.calls), b.state
+}
+
+// fakeConntrack records what it was asked to clear.
+type fakeConntrack struct {
+	mu      sync.Mutex
+	cleared []string
+}
+
+func (c *fakeConntrack) ClearUDPForServiceIP(ip netip.Addr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cleared = append(c.cleared, "ip "+ip.String())
+	return nil
+}
+
+func (c *fakeConntrack) ClearUDPForEndpoint(svcIP netip.Addr, port uint16, endpointIP netip.Addr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cleared = append(c.cleared, "endpoint "+netip.AddrPortFrom(svcIP, port).String()+" -> "+endpointIP.String())
+	return nil
+}
+
+func (c *fakeConntrack) get() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.cleared)
+}
+
+// fakeServiceHealth keeps the last ports and counts.
+type fakeServiceHealth struct {
+	mu     sync.Mutex
+	ports  map[types.NamespacedName]uint16
+	counts map[types.NamespacedName]int
+}
+
+func (f *fakeServiceHealth) SyncServices(_ context.Context, ports map[types.NamespacedName]uint16) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ports = ports
+	return nil
+}
+
+func (f *fakeServiceHealth) SyncEndpoints(counts map[types.NamespacedName]int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.counts = counts
+	return nil
+}
+
+func (f *fakeServiceHealth) get() (map[types.NamespacedName]uint16, map[types.NamespacedName]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ports, f.counts
+}
+
+// harness runs a Proxier over a fake clientset with a fake clock.
+type harness struct {
+	t         *testing.T
+	client    *fake.Clientset
+	clock     *testingclock.FakeClock
+	backend   *fakeBackend
+	conntrack *fakeConntrack
+	health    *fakeServiceHealth
+	recorder  *record.FakeRecorder
+	metrics   *metrics.Metrics
+	proxier   *Proxier
+}
+
+const testSyncPeriod = 24 * time.Hour
+
+func newHarness(t *testing.T, objects ...runtime.Object) *harness {
+	t.Helper()
+	h := &harness{
+		t:         t,
+		client:    fake.NewClientset(objects...),
+		clock:     testingclock.NewFakeClock(time.Unix(100000, 0)),
+		backend:   &fakeBackend{},
+		conntrack: &fakeConntrack{},
+		health:    &fakeServiceHealth{},
+		recorder:  record.NewFakeRecorder(100),
+		metrics:   metrics.New(),
+	}
+	p, err := NewProxier(Config{
+		NodeName:      thisNode,
+		Informers:     informers.NewSharedInformerFactory(h.client, 0),
+		NodeInformers: NodeInformerFactory(h.client, thisNode),
+		Backends:      map[Family]Backend{IPv4: h.backend},
+		Recorder:      h.recorder,
+		Conntrack:     h.conntrack,
+		ServiceHealth: h.health,
+		Metrics:       h.metrics,
+		SyncPeriod:    testSyncPeriod,
+		Clock:         h.clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.proxier = p
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return h
+}
+
+// waitFor polls cond, stepping the fake clock by step whenever the loop is
+// asleep on it, until cond holds or 10 s of real time pass.
+func (h *harness) waitFor(what string, step time.Duration, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		if step > 0 && h.clock.HasWaiters() {
+			h.clock.Step(step)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitCalls waits for the n-th backend call and returns all calls and the
+// backend's state.
+func (h *harness) waitCalls(n int, step time.Duration) ([]backendCall, *State) {
+	h.t.Helper()
+	h.waitFor("backend sync", step, func() bool { calls, _ := h.backend.snapshot(); return len(calls) >= n })
+	return h.backend.snapshot()
+}
+
+func (h *harness) create(obj runtime.Object) {
+	h.t.Helper()
+	ctx := context.Background()
+	var err error
+	switch o := obj.(type) {
+	case *v1.Service:
+		_, err = h.client.CoreV1().Services(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	case *discovery.EndpointSlice:
+		_, err = h.client.DiscoveryV1().EndpointSlices(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) updateSlice(s *discovery.EndpointSlice) {
+	h.t.Helper()
+	if _, err := h.client.DiscoveryV1().EndpointSlices(s.Namespace).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func serviceKeys(st *State) []string {
+	var keys []string
+	for _, sp := range st.Services {
+		keys = append(keys, sp.Name.Key())
+	}
+	return keys
+}
+
+func TestProxierSyncLoop(t *testing.T) {
+	webSlice := slice("web", "web-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{sport("http", 8080)}, sep("10.0.0.1", "node-b", ready))
+	h := newHarness(t, service("web", "10.96.0.10"), webSlice, node(thisNode, ""))
+	if err := h.proxier.Ready(); !errors.Is(err, ErrNotSynced) {
+		t.Errorf("Ready before the first sync: %v, want ErrNotSynced", err)
+	}
+
+	calls, st := h.waitCalls(1, 0)
+	if diff := cmp.Diff([]backendCall{{changed: nil}}, calls, cmp.AllowUnexported(backendCall{})); diff != "" {
+		t.Fatalf("first sync must be full (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]ServicePort{tcp80("web", "10.96.0.10", ep("10.0.0.1", 8080, false))}, st.Services, cmpOpts...); diff != "" {
+		t.Fatalf("first state (-want +got):\n%s", diff)
+	}
+	h.waitFor("ready", 0, func() bool { return h.proxier.Ready() == nil })
+
+	// An endpoint change syncs only that service, after the min interval.
+	s := webSlice.DeepCopy()
+	s.ResourceVersion = "2"
+	s.Endpoints = append(s.Endpoints, sep("10.0.0.2", thisNode, ready))
+	h.updateSlice(s)
+	calls, st = h.waitCalls(2, time.Second)
+	if diff := cmp.Diff(backendCall{changed: []string{"ns/web:http/TCP"}}, calls[1], cmp.AllowUnexported(backendCall{})); diff != "" {
+		t.Fatalf("partial sync (-want +got):\n%s", diff)
+	}
+	if got := len(st.Services[0].ClusterEndpoints); got != 2 {
+		t.Fatalf("endpoints after update: %d, want 2", got)
+	}
+
+	// A failed sync is retried (after the sync period) as a full one.
+	h.backend.setFail(errors.New("restore failed"))
+	h.create(service("dns", "10.96.0.53", withPorts(port("dns", v1.ProtocolUDP, 53, 0))))
+	calls, _ = h.waitCalls(3, time.Second)
+	if diff := cmp.Diff(backendCall{changed: []string{"ns/dns:dns/UDP"}, err: true}, calls[2], cmp.AllowUnexported(backendCall{})); diff != "" {
+		t.Fatalf("failing sync (-want +got):\n%s", diff)
+	}
+	h.backend.setFail(nil)
+	calls, st = h.waitCalls(4, time.Hour)
+	if diff := cmp.Diff(backendCall{changed: nil}, calls[3], cmp.AllowUnexported(backendCall{})); diff != "" {
+		t.Fatalf("sync after a failure must be full (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"ns/dns:dns/UDP", "ns/web:http/TCP"}, serviceKeys(st)); diff != "" {
+		t.Fatalf("services (-want +got):\n%s", diff)
+	}
+	if err := h.proxier.Healthy(); err != nil {
+		t.Errorf("Healthy: %v", err)
+	}
+}
+
+func TestProxierPeriodicFullSync(t *testing.T) {
+	h := newHarness(t, service("web", "10.96.0.10"))
+	h.waitCalls(1, 0)
+	// Nothing changes: the loop still runs a full sync every sync period.
+	calls, _ := h.waitCalls(2, testSyncPeriod)
+	if calls[1].changed != nil {
+		t.Fatalf("periodic sync is partial: %v", calls[1].changed)
+	}
+}
+
+func TestProxierEventsOncePerProblem(t *testing.T) {
+	bad := service("bad", "10.96.0.20", withPorts(port("p", v1.ProtocolTCP, 0, 0)))
+	h := newHarness(t, bad, service("web", "10.96.0.10"))
+	h.waitCalls(1, 0)
+	// A change elsewhere syncs again; the problem is still there but was
+	// already reported.
+	h.create(service("other", "10.96.0.11"))
+	h.waitCalls(2, time.Second)
+	close(h.recorder.Events)
+	var events []string
+	for e := range h.recorder.Events {
+		events = append(events, e)
+	}
+	want := []string{`Warning InvalidPort port "p": port 0 out of range`}
+	if diff := cmp.Diff(want, events); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+}
+
+func TestProxierConntrackAndHealthChecks(t *testing.T) {
+	dns := service("dns", "10.96.0.53", withPorts(port("dns", v1.ProtocolUDP, 53, 0)))
+	dnsSlice := slice("dns", "dns-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{sportProto("dns", v1.ProtocolUDP, 5353)},
+		sep("10.0.0.1", "node-b", ready), sep("10.0.0.2", "node-b", ready))
+	lb := service("lb", "10.96.0.80", withType(v1.ServiceTypeLoadBalancer), withPorts(port("http", v1.ProtocolTCP, 80, 30080)),
+		withExternalLocal(32000), withLB("203.0.113.1"))
+	lbSlice := slice("lb", "lb-1", discovery.AddressTypeIPv4, []discovery.EndpointPort{sport("http", 8080)},
+		sep("10.0.0.5", thisNode, ready), sep("10.0.0.6", thisNode, terminating), sep("10.0.0.7", "node-b", ready))
+	h := newHarness(t, dns, dnsSlice, lb, lbSlice)
+	h.waitCalls(1, 0)
+	h.waitFor("conntrack of the new UDP service", 0, func() bool { return len(h.conntrack.get()) == 1 })
+	if diff := cmp.Diff([]string{"ip 10.96.0.53"}, h.conntrack.get()); diff != "" {
+		t.Fatalf("conntrack after the first sync (-want +got):\n%s", diff)
+	}
+	ports, counts := h.health.get()
+	lbName := types.NamespacedName{Namespace: "ns", Name: "lb"}
+	if diff := cmp.Diff([]any{map[types.NamespacedName]uint16{lbName: 32000}, map[types.NamespacedName]int{lbName: 1}}, []any{ports, counts}); diff != "" {
+		t.Fatalf("health checks (-want +got):\n%s", diff)
+	}
+
+	// An endpoint leaves the UDP service: its flows are cleared.
+	s := dnsSlice.DeepCopy()
+	s.ResourceVersion = "2"
+	s.Endpoints = s.Endpoints[:1]
+	h.updateSlice(s)
+	h.waitCalls(2, time.Second)
+	h.waitFor("conntrack of the removed endpoint", 0, func() bool { return len(h.conntrack.get()) == 2 })
+	if diff := cmp.Diff([]string{"ip 10.96.0.53", "endpoint 10.96.0.53:53 -> 10.0.0.2"}, h.conntrack.get()); diff != "" {
+		t.Fatalf("conntrack (-want +got):\n%s", diff)
+	}
+}
+
+func TestProxierHealthAndMetrics(t *testing.T) {
+	h := newHarness(t, service("web", "10.96.0.10"), node(thisNode, ""))
+	h.waitCalls(1, 0)
+	h.waitFor("ready", 0, func() bool { return h.proxier.Ready() == nil })
+	if !h.proxier.NodeEligible() {
+		t.Error("NodeEligible false for a plain node")
+	}
+	families, err := h.metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetGauge() != nil:
+				got[mf.GetName()] = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				got[mf.GetName()+"_count"] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	want := map[string]float64{
+		"kubeproxy_sync_proxy_rules_iptables_total":              10,
+		"kubeproxy_sync_proxy_rules_last_timestamp_seconds":      100000,
+		"kubeproxy_sync_proxy_rules_duration_seconds_count":      1,
+		"kubeproxy_sync_full_proxy_rules_duration_seconds_count": 1,
+		"berth_proxy_sync_bytes_count":                           1,
+	}
+	for name, v := range want {
+		if got[name] != v {
+			t.Errorf("%s = %v, want %v", name, got[name], v)
+		}
+	}
+
+	// A backend that keeps failing makes the proxy unhealthy after twice
+	// the sync period.
+	h.backend.setFail(errors.New("broken"))
+	h.create(service("other", "10.96.0.11"))
+	h.waitCalls(2, time.Second)
+	if err := h.proxier.Healthy(); err != nil {
+		t.Fatalf("Healthy right after a failure: %v", err)
+	}
+	h.waitFor("unhealthy", time.Hour, func() bool { return errors.Is(h.proxier.Healthy(), ErrStale) })
+}
+
+func TestNodeEligible(t *testing.T) {
+	tests := []struct {
+		name string
+		node *v1.Node
+		want bool
+	}{
+		{name: "no node", want: false},
+		{name: "plain", node: node(thisNode, ""), want: true},
+		{name: "deleting", node: func() *v1.Node {
+			n := node(thisNode, "")
+			n.DeletionTimestamp = &metav1.Time{Time: time.Unix(1, 0)}
+			return n
+		}(), want: false},
+		{name: "autoscaler taint", node: func() *v1.Node {
+			n := node(thisNode, "")
+			n.Spec.Taints = []v1.Taint{{Key: "ToBeDeletedByClusterAutoscaler", Effect: v1.TaintEffectNoSchedule}}
+			return n
+		}(), want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &Proxier{tracker: newChangeTracker(thisNode, func() {})}
+			if tt.node != nil {
+				p.tracker.setNode(nil, tt.node)
+			}
+			if got := p.NodeEligible(); got != tt.want {
+				t.Fatalf("NodeEligible = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewProxierValidates(t *testing.T) {
+	client := fake.NewClientset()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	ok := func() Config {
+		return Config{NodeName: thisNode, Informers: factory, Backends: map[Family]Backend{IPv4: &fakeBackend{}}}
+	}
+	tests := []struct {
+		name    string
+		mod     func(*Config)
+		wantErr bool
+	}{
+		{name: "ok", mod: func(*Config) {}},
+		{name: "no node name", mod: func(c *Config) { c.NodeName = "" }, wantErr: true},
+		{name: "no informers", mod: func(c *Config) { c.Informers = nil }, wantErr: true},
+		{name: "no backend", mod: func(c *Config) { c.Backends = nil }, wantErr: true},
+		{name: "family without backend", mod: func(c *Config) { c.Options.Families = []Family{IPv4, IPv6} }, wantErr: true},
+		{name: "node names differ", mod: func(c *Config) { c.Options.NodeName = "other" }, wantErr: true},
+		{name: "min above sync period", mod: func(c *Config) { c.MinSyncPeriod, c.SyncPeriod = time.Minute, time.Second }, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := ok()
+			tt.mod(&cfg)
+			if _, err := NewProxier(cfg); (err != nil) != tt.wantErr {
+				t.Fatalf("NewProxier: %v, wantErr %v", err, tt.wantErr)
+			}
+		})
+	}
+}
