@@ -1,7 +1,9 @@
 package pods
 
 import (
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -113,4 +115,27 @@ func systemdSlicePath(root string, parts []string) string {
 		out += "/" + p + ".slice"
 	}
 	return out
+}
+
+// cgroupFS is where the cgroup hierarchies are mounted.
+const cgroupFS = "/sys/fs/cgroup"
+
+// removePodCgroups removes the pod cgroups the runtime created for a pod
+// under the cgroupfs driver, in every hierarchy, as the kubelet does once a
+// pod is gone (runc creates them for the sandbox's parent and never removes
+// them). The QoS class of a pod no longer known is not, so every class's
+// place is tried. Busy or missing cgroups are left alone. With the systemd
+// driver the slices are systemd's to remove.
+func removePodCgroups(root, driver string, perQOS bool, uid string) {
+	if driver == "systemd" || !perQOS {
+		return
+	}
+	hierarchies, _ := filepath.Glob(filepath.Join(cgroupFS, "*"))
+	hierarchies = append(hierarchies, cgroupFS)
+	for _, qos := range []string{"", "burstable", "besteffort"} {
+		rel := path.Join(root, "kubepods", qos, "pod"+uid)
+		for _, h := range hierarchies {
+			_ = os.Remove(filepath.Join(h, rel))
+		}
+	}
 }

@@ -106,7 +106,13 @@ func (w *podWorker) sandbox(ctx context.Context, pod *v1.Pod, rt *podRuntime, ac
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
 		return nil, err
 	}
+	select {
+	case w.m.sandboxSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	id, err := w.m.cfg.Runtime.RunPodSandbox(ctx, cfg, handler)
+	<-w.m.sandboxSlots
 	if err != nil {
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
 		return nil, fmt.Errorf("run pod sandbox: %w", err)

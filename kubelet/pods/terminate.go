@@ -31,7 +31,12 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		return err
 	}
 	w.state.finished = true
-	if err := w.publish(ctx, pod, rt); err != nil {
+	switch err := w.publish(ctx, pod, rt); {
+	case apierrors.IsNotFound(err):
+		// Deleted already (by us on an earlier pass, or by its owner):
+		// there is no status left to publish.
+		logger.V(4).Info("Pod gone before its final status was published")
+	case err != nil:
 		logger.Error(err, "Cannot publish the final pod status")
 	}
 	if err := w.removeAll(ctx, rt); err != nil {
@@ -127,6 +132,8 @@ func (w *podWorker) removeFiles(pod *v1.Pod) {
 }
 
 func (w *podWorker) removeUIDFiles() {
+	kc := w.m.cfg.Kubelet
+	removePodCgroups(kc.CgroupRoot, kc.CgroupDriver, kc.CgroupsPerQOS == nil || *kc.CgroupsPerQOS, string(w.uid))
 	dir := filepath.Join(w.m.cfg.RootDir, "pods", string(w.uid))
 	_ = os.RemoveAll(filepath.Join(dir, "containers"))
 	_ = os.Remove(filepath.Join(dir, "etc-hosts"))

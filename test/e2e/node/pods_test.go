@@ -1,7 +1,9 @@
 package node
 
 import (
+	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,7 +142,7 @@ func TestGracefulDelete(t *testing.T) {
 	if _, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPod(t, client, ns, "graceful", time.Minute, podReady)
+	ready := waitPod(t, client, ns, "graceful", time.Minute, podReady)
 	start := time.Now()
 	if err := client.CoreV1().Pods(ns).Delete(ctx, "graceful", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -158,6 +160,12 @@ func TestGracefulDelete(t *testing.T) {
 		pause(ctx, attempt)
 	}
 	t.Logf("pod deleted in %s", time.Since(start).Round(time.Millisecond))
+	// Its cgroup goes too, in every hierarchy, as with kubelet.
+	podCgroup := filepath.Join(bed.Nodes()[0].CgroupParent, "kubepods", "besteffort", "pod"+string(ready.UID))
+	cluster.Poll(t, 10*time.Second, "pod cgroup "+podCgroup+" removed", func() (bool, string) {
+		left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", podCgroup))
+		return len(left) == 0, fmt.Sprint(left)
+	})
 }
 
 // echoContainer runs the echo server, with a readiness check on /healthz.
@@ -209,7 +217,6 @@ func waitPods(t *testing.T, client kubernetes.Interface, ns, selector string, co
 	t.Helper()
 	return cluster.WaitPods(t, client, ns, selector, count, timeout, ok)
 }
-
 
 func keys[V any](m map[string]V) []string {
 	var out []string
