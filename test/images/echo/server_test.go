@@ -132,9 +132,7 @@ func TestServeHTTP(t *testing.T) {
 			if diff := cmp.Diff(want, []any{status, body}); diff != "" {
 				t.Errorf("GET %s (-want +got):\n%s", tc.path, diff)
 			}
-			if !strings.Contains(ts.log.String(), "from "+local) {
-				t.Errorf("log has no line for the request from %s:\n%s", local, ts.log.String())
-			}
+			waitLog(t, ts, "from "+local)
 		})
 	}
 }
@@ -158,9 +156,7 @@ func TestServeTCP(t *testing.T) {
 		if diff := cmp.Diff("pod-b "+local+"\n", string(reply)); diff != "" {
 			t.Errorf("TCP reply (-want +got):\n%s", diff)
 		}
-		if !strings.Contains(ts.log.String(), "tcp from "+local) {
-			t.Errorf("log has no line for the connection from %s:\n%s", local, ts.log.String())
-		}
+		waitLog(t, ts, "tcp from "+local)
 	}
 }
 
@@ -187,9 +183,7 @@ func TestServeUDP(t *testing.T) {
 		if diff := cmp.Diff("pod-c "+local+"\n", string(buf[:n])); diff != "" {
 			t.Errorf("UDP reply to %q (-want +got):\n%s", payload, diff)
 		}
-		if !strings.Contains(ts.log.String(), "udp from "+local) {
-			t.Errorf("log has no line for the datagram from %s:\n%s", local, ts.log.String())
-		}
+		waitLog(t, ts, "udp from "+local)
 	}
 }
 
@@ -264,5 +258,19 @@ func TestDefaultName(t *testing.T) {
 				t.Errorf("defaultName() = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// waitLog waits until the server has logged a line containing want: the
+// server logs after it answers, so the client may read the answer first.
+func waitLog(t *testing.T, ts *testServer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(ts.log.String(), want) {
+		if time.Now().After(deadline) {
+			t.Errorf("log has no line %q:\n%s", want, ts.log.String())
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
