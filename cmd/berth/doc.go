@@ -6,6 +6,10 @@
 // Usage:
 //
 //	berth run --config FILE [--check] [-v N] [-vmodule SPEC]
+//	berth kubelet [kubelet flags]      (also: berth installed as "kubelet")
+//	berth image load FILE.tar...
+//	berth rules explain NAMESPACE/SERVICE[:PORT] [--family 4|6]
+//	berth rbac
 //	berth version
 //
 // main only wires the process to the outside world: it turns SIGINT and

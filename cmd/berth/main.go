@@ -50,6 +50,7 @@ Commands:
   run       Run the node agent with the configuration file given by --config
   image     Load image tarballs into containerd (air-gapped nodes)
   rbac      Print the RBAC binding berth needs once per cluster
+  rules     Explain the service rules berth programmed: rules explain NAMESPACE/SERVICE
   kubelet   Run as kubelet, with kubelet's flags (also: berth installed as "kubelet")
   version   Print version information
 
@@ -91,6 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdImage(ctx, rest, stdout, stderr)
 	case "rbac":
 		return cmdRBAC(rest, stdout, stderr)
+	case "rules":
+		return cmdRules(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

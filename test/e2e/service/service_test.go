@@ -73,6 +73,18 @@ func TestServiceRoundRobin(t *testing.T) {
 		})
 	}
 
+	t.Run("explain", func(t *testing.T) {
+		out, err := bed.Output(ctx, nodeA.Name, "berth", "rules", "explain", ns+"/echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range append([]string{svc.Spec.ClusterIP + ":80", "cluster IP", "node port", "in turn"}, ips...) {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("berth rules explain %s/echo lacks %q:\n%s", ns, want, out)
+			}
+		}
+	})
+
 	t.Run("nodeport", func(t *testing.T) {
 		port := svc.Spec.Ports[0].NodePort
 		out := cluster.ClientPod{Name: "np", Node: nodeB.Name, HostNetwork: true, Command: []string{"/echo", "get", fmt.Sprintf("http://%s:%d/", nodeA.IP, port), "--count", "3"}}.Run(t, bed, client, ns)
