@@ -12,7 +12,8 @@
 //	echo udp HOST:PORT [--count N] [--timeout 2s]
 //
 // Every answer is one line, "NAME CLIENT_IP:CLIENT_PORT". Over HTTP,
-// /healthz answers "ok", /env lists the environment and /exit?code=N makes
+// /healthz answers "ok" (or 503 after /sethealth?ok=false, until
+// /sethealth?ok=true), /env lists the environment and /exit?code=N makes
 // the server exit with N once it has answered. The program is static
 // (CGO_ENABLED=0) so that the image needs no other file.
 package main

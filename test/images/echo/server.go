@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +54,9 @@ type server struct {
 	udpConn net.PacketConn
 	// exit receives the code asked for by /exit.
 	exit chan int
+	// unhealthy makes /healthz fail (set by /sethealth?ok=false), for
+	// readiness and liveness probe tests.
+	unhealthy atomic.Bool
 }
 
 // listen binds every configured address, so that a bad address fails before
@@ -173,7 +177,19 @@ func (s *server) respond(w http.ResponseWriter, r *http.Request) int {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	switch r.URL.Path {
 	case "/healthz":
+		if s.unhealthy.Load() {
+			http.Error(w, "unhealthy, as asked", http.StatusServiceUnavailable)
+			return http.StatusServiceUnavailable
+		}
 		_, _ = io.WriteString(w, "ok\n")
+	case "/sethealth":
+		ok, err := strconv.ParseBool(r.URL.Query().Get("ok"))
+		if err != nil {
+			http.Error(w, "want /sethealth?ok=true|false", http.StatusBadRequest)
+			return http.StatusBadRequest
+		}
+		s.unhealthy.Store(!ok)
+		_, _ = fmt.Fprintf(w, "healthy: %v\n", ok)
 	case "/env":
 		env := slices.Clone(s.cfg.Environ())
 		slices.Sort(env)

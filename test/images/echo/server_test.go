@@ -274,3 +274,24 @@ func waitLog(t *testing.T, ts *testServer, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestServeSetHealth(t *testing.T) {
+	ts := startServer(t, "pod-h")
+	steps := []struct {
+		path   string
+		status int
+	}{
+		{"/healthz", 200},
+		{"/sethealth?ok=false", 200},
+		{"/healthz", 503},
+		{"/sethealth?ok=maybe", 400},
+		{"/healthz", 503},
+		{"/sethealth?ok=true", 200},
+		{"/healthz", 200},
+	}
+	for _, st := range steps {
+		if _, status, body := getFrom(t, ts.httpURL(st.path)); status != st.status {
+			t.Errorf("GET %s = %d %q, want %d", st.path, status, body, st.status)
+		}
+	}
+}
