@@ -1,0 +1,4 @@
+// Package pod holds the end-to-end tests of what runs inside a pod on a
+// berth node: volumes (configMap, secret, emptyDir, downwardAPI, the
+// service-account token), the environment, probes and lifecycle hooks.
+package pod
