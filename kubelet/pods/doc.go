@@ -27,6 +27,15 @@
 //     computePodActions what to do (create the sandbox, start the next init
 //     container, start or kill containers, stop the pod), does it, and patches
 //     the pod status to the API server when it changed.
+//   - Every probe of a running container (regular or sidecar) has a probe
+//     worker of its own (probes.go, probeworker.go) on the injected clock.
+//     The startup probe holds the others; readiness sets the container's
+//     ready flag and so the pod's Ready condition, waking the pod worker to
+//     publish it; a liveness or startup probe that gives up has the pod
+//     worker stop the container, and the restart policy and back-off take
+//     it from there. postStart hooks run right after a start (a failure
+//     stops the container); preStop hooks run before a stop, within the
+//     grace period (hooks.go). kubelet/probe runs single probes.
 //   - A pod with a deletionTimestamp is stopped within its grace period, its
 //     sandbox and volumes are removed, and the pod object is deleted for good;
 //     sandboxes whose pod is gone from the API are removed as well.

@@ -236,19 +236,33 @@ func (w *podWorker) stopContainers(ctx context.Context, pod *v1.Pod, list []*con
 	var wg sync.WaitGroup
 	errs := make([]error, len(list))
 	for i, c := range list {
-		if pod != nil {
-			w.m.cfg.Recorder.Eventf(pod, v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.m.cfg.Runtime.StopContainer(ctx, c.ID, grace); err != nil {
-				errs[i] = fmt.Errorf("stop container %s (%s): %w", c.Name, c.ID, err)
-			}
+			errs[i] = w.stopContainer(ctx, pod, c, grace, "")
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// stopContainer stops one container within grace seconds, with a Killing
+// event (message, or "Stopping container NAME") when the pod is known. Its
+// preStop hook runs first and its time counts against the grace period.
+func (w *podWorker) stopContainer(ctx context.Context, pod *v1.Pod, c *containerState, grace int64, message string) error {
+	if pod != nil {
+		if message == "" {
+			message = fmt.Sprintf("Stopping container %s", c.Name)
+		}
+		w.m.cfg.Recorder.Event(pod, v1.EventTypeNormal, "Killing", message)
+		if spec := containerSpec(pod, c.Name); spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil {
+			grace = w.runPreStop(ctx, hookTarget{Pod: pod, Container: spec, ID: c.ID, PodIP: pod.Status.PodIP}, grace)
+		}
+	}
+	if err := w.m.cfg.Runtime.StopContainer(ctx, c.ID, grace); err != nil {
+		return fmt.Errorf("stop container %s (%s): %w", c.Name, c.ID, err)
+	}
+	return nil
 }
 
 // containerLogDir is the directory of a container's log files.

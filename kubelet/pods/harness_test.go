@@ -40,6 +40,16 @@ type recordingRuntime struct {
 	order      []string
 	failStart  map[string]error
 	failStop   map[string]error
+	// exec answers ExecSync (nil: exit 0 with no output).
+	exec  func(id string, cmd []string, timeout time.Duration) ([]byte, []byte, error)
+	execs []execCall
+}
+
+// execCall is one ExecSync the runtime was asked for.
+type execCall struct {
+	ID      string
+	Cmd     string
+	Timeout time.Duration
 }
 
 func newRecordingRuntime() *recordingRuntime {
@@ -340,9 +350,11 @@ type harness struct {
 	volumes *fakeVolumes
 	events  *events
 	cfg     Config
-	m       *Manager
-	cancel  context.CancelFunc
-	done    chan error
+	// tweak, when set, adjusts the Manager before it runs.
+	tweak  func(*Manager)
+	m      *Manager
+	cancel context.CancelFunc
+	done   chan error
 }
 
 func newHarness(t *testing.T, objects ...runtime.Object) *harness {
@@ -361,6 +373,7 @@ func newHarness(t *testing.T, objects ...runtime.Object) *harness {
 		volumes: &fakeVolumes{root: filepath.Join(dir, "volumes"), fail: map[string]error{}, panicFor: map[string]bool{}},
 		events:  &events{},
 	}
+	h.rt.exec = func(string, []string, time.Duration) ([]byte, []byte, error) { return nil, nil, nil }
 	h.cfg = Config{
 		NodeName: testNode,
 		Client:   h.client,
@@ -411,6 +424,9 @@ func (h *harness) start() {
 	m, err := New(h.cfg)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if h.tweak != nil {
+		h.tweak(m)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.m, h.cancel, h.done = m, cancel, make(chan error, 1)

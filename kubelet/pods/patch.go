@@ -44,6 +44,7 @@ func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) er
 		HostIPs:     w.m.hostIPs(),
 		RuntimeName: w.m.runtimeNameFor(ctx),
 		Messages:    w.state.messages,
+		Health:      w.probes.snapshot(),
 	})
 	if isTerminalPhase(pod.Status.Phase) && !isTerminalPhase(st.Phase) {
 		// A terminal phase is final; the API server would refuse the change.

@@ -56,6 +56,20 @@ func (w *podWorker) startContainer(ctx context.Context, pod *v1.Pod, sb *podSand
 	}
 	w.m.cfg.Recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	klog.FromContext(ctx).V(2).Info("Started container", "container", c.Name, "containerID", id, "restartCount", restarts)
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		podIP := ""
+		if len(sb.IPs) > 0 {
+			podIP = sb.IPs[0]
+		}
+		if pod.Spec.HostNetwork {
+			if ips := w.m.hostIPs(); len(ips) > 0 {
+				podIP = ips[0]
+			}
+		}
+		if err := w.runPostStart(ctx, hookTarget{Pod: pod, Container: c, ID: id, PodIP: podIP}); err != nil {
+			return err
+		}
+	}
 	delete(w.state.waiting, c.Name)
 	return nil
 }

@@ -53,6 +53,8 @@ type statusInput struct {
 	RuntimeName string
 	// Messages are the termination messages of exited containers, by ID.
 	Messages map[string]string
+	// Health is what the probes found of running containers, by ID.
+	Health map[string]containerHealth
 }
 
 // buildStatus computes the pod status to publish. It keeps what others own
@@ -187,9 +189,7 @@ func containerStatus(in statusInput, c *v1.Container, init bool, defaultReason s
 	switch {
 	case cur != nil && cur.running():
 		st.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.StartedAt)}
-		*st.Started = true
-		// Without readiness probes yet, a running container is ready.
-		st.Ready = true
+		*st.Started, st.Ready = healthOf(c, in.Health[cur.ID])
 	case hasWaiting && !in.Terminal:
 		st.State.Waiting = &v1.ContainerStateWaiting{Reason: w.Reason, Message: w.Message}
 		if cur != nil && cur.exited() {

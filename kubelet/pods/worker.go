@@ -44,6 +44,8 @@ type podWorker struct {
 	terminated bool
 
 	state *workerState
+	// probes are the pod's probe workers and their results.
+	probes *podProbes
 }
 
 // workerState is what a worker remembers between syncs of its pod.
@@ -83,6 +85,7 @@ func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 		uid:    uid,
 		static: static,
 		wake:   make(chan struct{}, 1),
+		probes: newPodProbes(),
 		state: &workerState{
 			crash:      newBackoff(initialBackoff, maxBackoff),
 			pulls:      newBackoff(initialBackoff, maxBackoff),
@@ -158,6 +161,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		return w.retryDelay(), false
 	}
 	if view.removed {
+		w.probes.stopAll()
 		if err := w.cleanup(ctx, rt); err != nil {
 			logger.Error(err, "Cannot remove the pod's containers")
 			return w.retryDelay(), false
@@ -175,6 +179,10 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		}
 	}
 	w.state.lastPod = pod
+	if pod.DeletionTimestamp != nil || isTerminalPhase(pod.Status.Phase) || view.rejection != nil {
+		// Nothing of the pod is kept running: nothing to probe.
+		w.probes.stopAll()
+	}
 	switch {
 	case pod.DeletionTimestamp != nil:
 		if w.static && w.state.static.stopped {
@@ -224,6 +232,13 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
 		return 0, fmt.Errorf("set up volumes: %w", err)
 	}
+	if killed, err := w.killUnhealthy(ctx, pod, rt); killed {
+		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+			return 0, err
+		}
+	} else if err != nil {
+		return 0, err
+	}
 	var applyErr error
 	finished := false
 	next := w.m.cfg.syncFrequency()
@@ -249,6 +264,11 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	}
 	w.collectGarbage(ctx, rt)
 	w.state.finished = finished
+	if finished {
+		w.probes.stopAll()
+	} else {
+		w.syncProbes(ctx, pod, rt)
+	}
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return 0, err
 	}
