@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -205,6 +206,65 @@ func BenchmarkIdle(b *testing.B) {
 		idleWindow, empty.CPUPercent, mib(empty.End.RSS), mib(empty.End.AnonRSS), burstPods, onNode, full.CPUPercent, mib(full.End.RSS), mib(full.End.AnonRSS))
 }
 
+// probeWindow is how long BenchmarkProbes100 watches berth.
+const probeWindow = 2 * time.Minute
+
+// BenchmarkProbes100 runs 100 pods with 3 probes each (http readiness and
+// tcp liveness on an echo container, exec liveness on a busybox sidecar),
+// every 10 s, and reports berth's CPU and RSS over 2 minutes. Goal: ≤ 5 % of
+// a core and ≤ 80 MiB.
+func BenchmarkProbes100(b *testing.B) {
+	env := newBenchEnv(b, "bench-probes")
+	ctx := b.Context()
+	pid, err := bed.FindProcess(env.node.Name, berthArgv0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	names := podNames("probed", burstPods)
+	err = env.createPodsWith(ctx, names, createWorkers, func(name string) *v1.Pod {
+		return probedPod(name, env.node.Name)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := env.pods.waitReady(ctx, len(names)); err != nil {
+		b.Fatal(err)
+	}
+	if err := wait(ctx, 15*time.Second); err != nil {
+		b.Fatal(err)
+	}
+	use, err := testbed.MeasureProcess(ctx, pid, probeWindow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := env.deleteAll(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(use.CPUPercent, "cpu-%")
+	b.ReportMetric(mib(use.End.RSS), "rss-MiB")
+	b.ReportMetric(mib(use.End.AnonRSS), "anon-MiB")
+	b.Logf("berth with %d pods × 3 probes every 10s, over %s: %.2f%% of a core (goal ≤ 5%%), RSS %.1f MiB (%.1f anonymous; goal ≤ 80 MiB)",
+		burstPods, probeWindow, use.CPUPercent, mib(use.End.RSS), mib(use.End.AnonRSS))
+}
+
+// probedPod is an echo server probed over http and tcp, and a busybox
+// sidecar probed by exec, all every 10 s.
+func probedPod(name, node string) *v1.Pod {
+	every := func(h v1.ProbeHandler) *v1.Probe {
+		return &v1.Probe{ProbeHandler: h, PeriodSeconds: 10, TimeoutSeconds: 2, FailureThreshold: 3}
+	}
+	pod := busyboxPod(name, node, v1.RestartPolicyAlways, "sleep 3600")
+	pod.Spec.Containers[0].LivenessProbe = every(v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"true"}}})
+	pod.Spec.Containers = append(pod.Spec.Containers, v1.Container{
+		Name:           "echo",
+		Image:          images.EchoRef,
+		ReadinessProbe: every(v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}}),
+		LivenessProbe:  every(v1.ProbeHandler{TCPSocket: &v1.TCPSocketAction{Port: intstr.FromInt32(8080)}}),
+	})
+	return pod
+}
+
 // benchEnv is what each benchmark works with: the node, a client that is
 // not rate limited, the node's CRI, and a namespace of its own whose pods
 // a tracker follows.
@@ -303,11 +363,19 @@ func (e *benchEnv) createNamespace(ctx context.Context) error {
 // createPods creates busybox pods that sleep on the node, workers at a
 // time, recording when each Create call began.
 func (e *benchEnv) createPods(ctx context.Context, names []string, workers int) error {
+	return e.createPodsWith(ctx, names, workers, func(name string) *v1.Pod {
+		return busyboxPod(name, e.node.Name, v1.RestartPolicyAlways, "sleep 3600")
+	})
+}
+
+// createPodsWith creates the pods newPod makes for names, workers at a
+// time.
+func (e *benchEnv) createPodsWith(ctx context.Context, names []string, workers int, newPod func(name string) *v1.Pod) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	for _, name := range names {
 		g.Go(func() error {
-			pod := busyboxPod(name, e.node.Name, v1.RestartPolicyAlways, "sleep 3600")
+			pod := newPod(name)
 			e.pods.created(name, time.Now())
 			if _, err := e.client.CoreV1().Pods(e.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 				return fmt.Errorf("create pod %s: %w", name, err)
