@@ -203,3 +203,9 @@ func (tb *Testbed) JoinNodes(ctx context.Context, out io.Writer) error {
 	}
 	return nil
 }
+
+// JoinAll is an Options.Setup that makes every node a berth node (see
+// JoinNodes), quietly.
+func JoinAll(ctx context.Context, tb *Testbed) error {
+	return tb.JoinNodes(ctx, io.Discard)
+}

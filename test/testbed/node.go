@@ -7,9 +7,6 @@ import (
 	"os/exec"
 	"strings"
 	"text/template"
-	"time"
-
-	"github.com/berthnode/berth/cri"
 )
 
 // containerdConfigPath is where a node's containerd configuration lives, on
@@ -102,20 +99,12 @@ func (tb *Testbed) startContainerd(ctx context.Context, node string) error {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return fmt.Errorf("node %s: write containerd config: %w", node, err)
 	}
-	if _, err := tb.Start(node, "containerd", "containerd", "--config", containerdConfigPath); err != nil {
+	if err := tb.StartContainerd(ctx, node); err != nil {
 		return err
 	}
 	sock, err := tb.HostPath(node, containerdSocket)
 	if err != nil {
 		return err
-	}
-	client, err := cri.Dial(sock)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	if _, err := client.WaitVersion(ctx, time.Minute); err != nil {
-		return fmt.Errorf("node %s: containerd (log %s/%s-containerd.log): %w", node, tb.LogDir(), node, err)
 	}
 	for _, img := range tb.cfg.Images {
 		// ctr talks to the node's containerd through its socket; the

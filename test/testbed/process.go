@@ -156,8 +156,9 @@ func (tb *Testbed) StopProcesses(host, comm string, sig syscall.Signal, timeout 
 	}
 }
 
-// StartContainerd starts containerd on node again (after StopProcesses)
-// and waits until it answers CRI Version.
+// StartContainerd starts containerd on node (again, after StopProcesses)
+// with the configuration the bed wrote, and waits until it answers CRI
+// Version.
 func (tb *Testbed) StartContainerd(ctx context.Context, node string) error {
 	if _, err := tb.Start(node, "containerd", "containerd", "--config", containerdConfigPath); err != nil {
 		return err
@@ -171,6 +172,8 @@ func (tb *Testbed) StartContainerd(ctx context.Context, node string) error {
 		return err
 	}
 	defer client.Close()
-	_, err = client.WaitVersion(ctx, time.Minute)
-	return err
+	if _, err := client.WaitVersion(ctx, time.Minute); err != nil {
+		return fmt.Errorf("node %s: containerd (log %s/%s-containerd.log): %w", node, tb.LogDir(), node, err)
+	}
+	return nil
 }

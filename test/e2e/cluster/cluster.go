@@ -235,3 +235,16 @@ func criLogContent(log string) string {
 	}
 	return b.String()
 }
+
+// EchoContainer runs the echo server (HTTP 8080 named "http", TCP 9000,
+// UDP 9001 named "udp"), which answers with its pod's name.
+func EchoContainer() v1.Container {
+	return v1.Container{
+		Name:  "echo",
+		Image: images.EchoRef,
+		Env: []v1.EnvVar{{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{
+			FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"},
+		}}},
+		Ports: []v1.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "udp", ContainerPort: 9001, Protocol: v1.ProtocolUDP}},
+	}
+}

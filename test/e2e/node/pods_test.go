@@ -36,7 +36,7 @@ func TestDeploymentAcrossNodes(t *testing.T) {
 			Template: v1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: v1.PodSpec{
-					Containers: []v1.Container{echoContainer()},
+					Containers: []v1.Container{cluster.EchoContainer()},
 					// One replica per node at least: the test needs pods on both.
 					TopologySpreadConstraints: []v1.TopologySpreadConstraint{{
 						MaxSkew: 1, TopologyKey: v1.LabelHostname, WhenUnsatisfiable: v1.DoNotSchedule,
@@ -135,7 +135,7 @@ func TestGracefulDelete(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "graceful"},
 		Spec: v1.PodSpec{
 			NodeName:                      bed.Nodes()[0].Name,
-			Containers:                    []v1.Container{echoContainer()},
+			Containers:                    []v1.Container{cluster.EchoContainer()},
 			TerminationGracePeriodSeconds: ptr.To[int64](20),
 		},
 	}
@@ -166,18 +166,6 @@ func TestGracefulDelete(t *testing.T) {
 		left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", podCgroup))
 		return len(left) == 0, fmt.Sprint(left)
 	})
-}
-
-// echoContainer runs the echo server, with a readiness check on /healthz.
-func echoContainer() v1.Container {
-	return v1.Container{
-		Name:  "echo",
-		Image: images.EchoRef,
-		Env: []v1.EnvVar{{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{
-			FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"},
-		}}},
-		Ports: []v1.ContainerPort{{Name: "http", ContainerPort: 8080}},
-	}
 }
 
 func busyboxPod(name, node string, restart v1.RestartPolicy, script string) *v1.Pod {

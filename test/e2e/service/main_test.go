@@ -1,8 +1,6 @@
 package service
 
 import (
-	"context"
-	"io"
 	"os"
 	"testing"
 
@@ -13,7 +11,5 @@ import (
 var bed *testbed.Testbed
 
 func TestMain(m *testing.M) {
-	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 2, Setup: func(ctx context.Context, tb *testbed.Testbed) error {
-		return tb.JoinNodes(ctx, io.Discard)
-	}}, &bed))
+	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 2, Setup: testbed.JoinAll}, &bed))
 }

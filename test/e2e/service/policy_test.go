@@ -45,7 +45,7 @@ func TestExternalTrafficPolicyLocal(t *testing.T) {
 	// One echo pod, on node A.
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "echo-local", Labels: map[string]string{"app": "echo"}},
-		Spec:       v1.PodSpec{NodeName: nodeA.Name, Containers: []v1.Container{echoContainer()}},
+		Spec:       v1.PodSpec{NodeName: nodeA.Name, Containers: []v1.Container{cluster.EchoContainer()}},
 	}
 	if _, err := client.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/berthnode/berth/test/e2e/cluster"
-	"github.com/berthnode/berth/test/images"
 	"github.com/berthnode/berth/test/testbed"
 )
 
@@ -104,18 +103,6 @@ func TestServiceRoundRobin(t *testing.T) {
 	})
 }
 
-// echoContainer runs the echo server, which answers with its pod's name.
-func echoContainer() v1.Container {
-	return v1.Container{
-		Name:  "echo",
-		Image: images.EchoRef,
-		Env: []v1.EnvVar{{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{
-			FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"},
-		}}},
-		Ports: []v1.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "udp", ContainerPort: 9001, Protocol: v1.ProtocolUDP}},
-	}
-}
-
 // waitRules waits until node's nat rules send traffic to every address.
 func waitRules(t *testing.T, node string, ips []string, timeout time.Duration) {
 	t.Helper()
@@ -137,7 +124,7 @@ func deployEcho(t *testing.T, client kubernetes.Interface, ns string, n int32) {
 			Template: v1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: v1.PodSpec{
-					Containers: []v1.Container{echoContainer()},
+					Containers: []v1.Container{cluster.EchoContainer()},
 					TopologySpreadConstraints: []v1.TopologySpreadConstraint{{
 						MaxSkew: 1, TopologyKey: v1.LabelHostname, WhenUnsatisfiable: v1.DoNotSchedule,
 						LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
