@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/template"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berthnode/berth/test/images"
 )
 
@@ -57,7 +59,7 @@ func (tb *Testbed) InstallBerth(node, binary string) error {
 	if err != nil {
 		return fmt.Errorf("install berth on %s: %w", node, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "berth.tmp"), data, 0o755); err != nil {
+	if err := writeCold(filepath.Join(dir, "berth.tmp"), data, 0o755); err != nil {
 		return fmt.Errorf("install berth on %s: %w", node, err)
 	}
 	if err := os.Rename(filepath.Join(dir, "berth.tmp"), filepath.Join(dir, "berth")); err != nil {
@@ -68,6 +70,31 @@ func (tb *Testbed) InstallBerth(node, binary string) error {
 		return nil
 	}
 	return os.Symlink("berth", link)
+}
+
+// writeCold writes a file and drops it from the page cache, as a binary is
+// on a node that booted since it was installed. Started straight after
+// being written, a 100 MB binary would be in the page cache in full, dirty,
+// and fault-around would map far more of it into the process than it ever
+// touches: its RSS would measure the install, not the program.
+func writeCold(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		f.Close()
+		return fmt.Errorf("drop %s from the page cache: %w", path, err)
+	}
+	return f.Close()
 }
 
 // StartBerth starts the installed berth on node as kubeadm's kubelet unit
