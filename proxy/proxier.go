@@ -76,9 +76,10 @@ type Config struct {
 	// MinSyncPeriod is the least time between syncs (default 1 s); changes
 	// within it are batched.
 	MinSyncPeriod time.Duration
-	// SyncPeriod is the most time between full syncs (default 30 s); a
-	// failed sync is retried after it, as in kube-proxy, and an update
-	// waiting twice as long makes the proxy unhealthy.
+	// SyncPeriod is the most time between syncs (default 30 s; full ones
+	// come every FullSyncPeriod); a failed sync is retried after it, as in
+	// kube-proxy, and an update waiting twice as long makes the proxy
+	// unhealthy.
 	SyncPeriod time.Duration
 	// Clock is the time source; default the real clock.
 	Clock clock.Clock
@@ -312,6 +313,13 @@ func (p *Proxier) sync(ctx context.Context) error {
 	return nil
 }
 
+// FullSyncPeriod is the most time between full syncs, which rewrite every
+// service's rules (and so repair any drift). The syncs every SyncPeriod in
+// between are partial, as with kube-proxy: on a large node a full sync can
+// take longer than SyncPeriod, and forcing one every SyncPeriod would make
+// every sync full and every endpoint change wait for it.
+const FullSyncPeriod = time.Hour
+
 // syncFamily brings one family's backend to st: full when the family
 // needs it (first sync, after an error, every SyncPeriod, when the globals
 // changed), else only the changed services, and not at all when nothing
@@ -321,7 +329,7 @@ func (p *Proxier) syncFamily(ctx context.Context, f Family, st *State) error {
 	s := p.state
 	prev := s.applied[f]
 	start := p.cfg.Clock.Now()
-	full := prev == nil || s.needFull[f] || start.Sub(s.lastFull[f]) >= p.cfg.SyncPeriod || !sameGlobals(prev, st)
+	full := prev == nil || s.needFull[f] || start.Sub(s.lastFull[f]) >= FullSyncPeriod || !sameGlobals(prev, st)
 	var changed map[string]bool
 	if !full {
 		changed = changedServices(prev, st)

@@ -139,6 +139,12 @@ const testSyncPeriod = 24 * time.Hour
 
 func newHarness(t *testing.T, objects ...runtime.Object) *harness {
 	t.Helper()
+	return newHarnessWithPeriod(t, testSyncPeriod, objects...)
+}
+
+// newHarnessWithPeriod is newHarness with the proxier's sync period given.
+func newHarnessWithPeriod(t *testing.T, syncPeriod time.Duration, objects ...runtime.Object) *harness {
+	t.Helper()
 	h := &harness{
 		t:         t,
 		client:    fake.NewClientset(objects...),
@@ -158,7 +164,7 @@ func newHarness(t *testing.T, objects ...runtime.Object) *harness {
 		Conntrack:     h.conntrack,
 		ServiceHealth: h.health,
 		Metrics:       h.metrics,
-		SyncPeriod:    testSyncPeriod,
+		SyncPeriod:    syncPeriod,
 		Clock:         h.clock,
 	})
 	if err != nil {
@@ -287,6 +293,23 @@ func TestProxierPeriodicFullSync(t *testing.T) {
 	calls, _ := h.waitCalls(2, testSyncPeriod)
 	if calls[1].changed != nil {
 		t.Fatalf("periodic sync is partial: %v", calls[1].changed)
+	}
+}
+
+// TestProxierPeriodicSyncIsPartial checks that the syncs every sync period
+// are partial until FullSyncPeriod has passed: on a large node a full sync
+// outlasts the sync period, and a full sync every period would make every
+// endpoint change wait for one.
+func TestProxierPeriodicSyncIsPartial(t *testing.T) {
+	h := newHarnessWithPeriod(t, 30*time.Second, service("web", "10.96.0.10"))
+	h.waitCalls(1, 0)
+	// Longer than the sync period after the first, full, sync, a change
+	// is still synced partially.
+	h.clock.Step(45 * time.Second)
+	h.create(service("api", "10.96.0.11"))
+	calls, _ := h.waitCalls(2, time.Second)
+	if calls[1].changed == nil {
+		t.Fatal("a sync 45s after a full one (sync period 30s) is full, want partial")
 	}
 }
 
