@@ -63,7 +63,9 @@ func BenchmarkServiceProxy(b *testing.B) {
 		})
 	}
 	if len(results) > 0 {
-		b.Logf("summary (berth on %s, iptables %s; floors: bare iptables-restore in a fresh network namespace)\n%s",
+		// Straight to the output: testing prints what a benchmark with
+		// sub-benchmarks logs only with -v.
+		fmt.Printf("proxybench summary (berth on %s, %s; floors: bare iptables-restore in a fresh network namespace; × is berth over the floor of its backend)\n%s",
 			e.node, e.iptablesMode, summary(results))
 	}
 }
@@ -76,9 +78,9 @@ type env struct {
 	view    proxyView
 	metrics *metricsClient
 	flips   int
-	// iptablesMode is the node's iptables backend, as `iptables
-	// --version` says it.
-	iptablesMode string
+	// iptablesMode is the node's iptables, as `iptables --version` says
+	// it, and mode its backend's name in floorBackends.
+	iptablesMode, mode string
 }
 
 func newEnv(b *testing.B, flips int) *env {
@@ -104,6 +106,10 @@ func newEnv(b *testing.B, flips int) *env {
 		b.Fatal(err)
 	}
 	e.iptablesMode = strings.TrimSpace(string(out))
+	e.mode = "nft"
+	if strings.Contains(e.iptablesMode, "(legacy)") {
+		e.mode = "legacy"
+	}
 	return e
 }
 

@@ -26,6 +26,7 @@ const (
 	metricPartialSync = "kubeproxy_sync_partial_proxy_rules_duration_seconds"
 	metricSyncBytes   = "berth_proxy_sync_bytes"
 	metricProgramming = "kubeproxy_network_programming_duration_seconds"
+	metricHeapInuse   = "go_memstats_heap_inuse_bytes"
 	familyLabel       = "ip_family"
 	familyIPv4        = "IPv4"
 )
@@ -62,6 +63,9 @@ type proxyMetrics struct {
 	// programming are the EndpointSlice change-to-rules latencies, in
 	// seconds, of changes that carried a trigger time.
 	programming histogram
+	// heapInuse is the bytes of berth's Go heap in use (all of berth, not
+	// only its proxy part).
+	heapInuse uint64
 }
 
 // parseMetrics reads berth's proxy metrics from the text exposition format.
@@ -83,6 +87,9 @@ func parseMetrics(r io.Reader) (proxyMetrics, error) {
 	m.partial = histogramOf(families[metricPartialSync])
 	m.bytes = histogramOf(families[metricSyncBytes])
 	m.programming = histogramOf(families[metricProgramming])
+	if f := families[metricHeapInuse]; len(f.GetMetric()) == 1 {
+		m.heapInuse = uint64(f.GetMetric()[0].GetGauge().GetValue())
+	}
 	return m, nil
 }
 

@@ -75,16 +75,19 @@ berth_proxy_sync_bytes_count{ip_family="IPv4"} 1
 berth_proxy_sync_bytes_bucket{ip_family="IPv6",le="+Inf"} 1
 berth_proxy_sync_bytes_sum{ip_family="IPv6"} 99
 berth_proxy_sync_bytes_count{ip_family="IPv6"} 1
+# TYPE go_memstats_heap_inuse_bytes gauge
+go_memstats_heap_inuse_bytes 5.24288e+07
 `
 	got, err := parseMetrics(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := proxyMetrics{
-		lastSync: time.Unix(1700000000, 0),
-		rules:    17042,
-		full:     histogram{count: 2, sum: 3.5},
-		bytes:    histogram{count: 1, sum: 2.5e6},
+		lastSync:  time.Unix(1700000000, 0),
+		rules:     17042,
+		full:      histogram{count: 2, sum: 3.5},
+		bytes:     histogram{count: 1, sum: 2.5e6},
+		heapInuse: 50 << 20,
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(proxyMetrics{}, histogram{})); diff != "" {
 		t.Errorf("parseMetrics (-want +got):\n%s", diff)

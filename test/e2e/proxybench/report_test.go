@@ -36,20 +36,20 @@ func verdict(ok bool) string {
 // report reports r's numbers as benchmark metrics and logs them with the
 // goals.
 func (r *sizeResult) report(b *testing.B) {
-	nft, legacy := r.floors["nft"], r.floors["legacy"]
+	nft, legacy, own := r.floors["nft"], r.floors["legacy"], r.floors[r.mode]
 	latency, sync := r.flipLatencies()
 	flip, flipSync := median(latency), median(sync)
 	peak := max(r.cold.peakRSS, r.incr.peakRSS)
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(r.cold.wall.Seconds(), "cold-s")
 	b.ReportMetric(r.cold.sync.Seconds(), "cold-sync-s")
-	b.ReportMetric(nft.full.wall.Seconds(), "floor-full-s")
-	b.ReportMetric(ratio(r.cold.sync, nft.full.wall), "x-floor-full")
+	b.ReportMetric(nft.full.wall.Seconds(), "nft-floor-full-s")
 	b.ReportMetric(legacy.full.wall.Seconds(), "legacy-floor-full-s")
+	b.ReportMetric(ratio(r.cold.sync, own.full.wall), "x-floor-full")
 	b.ReportMetric(ms(flip), "flip-ms")
-	b.ReportMetric(ms(nft.partial.wall), "floor-flip-ms")
-	b.ReportMetric(ratio(flip, nft.partial.wall), "x-floor-flip")
+	b.ReportMetric(ms(nft.partial.wall), "nft-floor-flip-ms")
 	b.ReportMetric(ms(legacy.partial.wall), "legacy-floor-flip-ms")
+	b.ReportMetric(ratio(flip, own.partial.wall), "x-floor-flip")
 	b.ReportMetric(r.incr.latency.Seconds(), "incr-s")
 	b.ReportMetric(float64(r.payload.rules), "rules")
 	b.ReportMetric(r.cold.bytes, "payload-B")
@@ -60,20 +60,21 @@ func (r *sizeResult) report(b *testing.B) {
 	n := r.services
 	b.Logf("%d services × %d endpoints: %d rules, %d endpoint chains, full payload %d bytes rendered, %.0f sent by berth in %d sync(s); objects created in %s",
 		n, endpointsPerService, r.payload.rules, r.payload.endpointChains, r.payload.full.Bytes(), r.cold.bytes, r.cold.syncs, round(r.create))
-	b.Logf("cold start: rules in the kernel %s after berth's start; berth's own sync %s; floor %s (nft, %s CPU), %s (legacy) → %.2f× the nft floor (goal ≤ %.1f×: %s)",
+	b.Logf("cold start: rules in the kernel %s after berth's start; berth's own sync %s; floor %s nft (%s CPU), %s legacy → %.2f× the %s floor (goal ≤ %.1f×: %s)",
 		round(r.cold.wall), round(r.cold.sync), round(nft.full.wall), round(nft.full.cpu), round(legacy.full.wall),
-		ratio(r.cold.sync, nft.full.wall), goalRatio, verdict(ratio(r.cold.sync, nft.full.wall) <= goalRatio))
-	b.Logf("cold start: berth CPU %.2f s (own) + %.2f s (iptables children), RSS peak %.1f MiB, %.1f MiB after; iptables-save -t nat of the rules takes %s (nft), %s (legacy)",
-		r.cold.cpu.own.Seconds(), r.cold.cpu.children.Seconds(), mib(r.cold.peakRSS), mib(r.cold.endRSS), round(nft.saveNAT), round(legacy.saveNAT))
+		ratio(r.cold.sync, own.full.wall), r.mode, goalRatio, verdict(ratio(r.cold.sync, own.full.wall) <= goalRatio))
+	b.Logf("cold start: berth CPU %.2f s (own) + %.2f s (iptables children), RSS peak %.1f MiB, %.1f MiB after (Go heap in use %.1f MiB); iptables-save -t nat of the rules takes %s nft, %s legacy",
+		r.cold.cpu.own.Seconds(), r.cold.cpu.children.Seconds(), mib(r.cold.peakRSS), mib(r.cold.endRSS), mib(r.cold.heapInuse), round(nft.saveNAT), round(legacy.saveNAT))
 	b.Logf("flips: %s", describeFlips(r.flips))
-	goalFlip := ratio(flip, nft.partial.wall) <= goalRatio && (n < 10000 || flip <= goalFlip10k)
-	b.Logf("flip: median %s (berth's sync %s); floor %s nft (partial payload %d bytes), %s legacy → %.2f× the nft floor (goal ≤ %.1f×, ≤ %s at 10k: %s)",
+	goalFlip := ratio(flip, own.partial.wall) <= goalRatio && (n < 10000 || flip <= goalFlip10k)
+	b.Logf("flip: median %s (berth's sync %s); floor %s nft (partial payload %d bytes), %s legacy → %.2f× the %s floor (goal ≤ %.1f×, ≤ %s at 10k: %s)",
 		round(flip), round(flipSync), round(nft.partial.wall), r.payload.flip.Bytes(), round(legacy.partial.wall),
-		ratio(flip, nft.partial.wall), goalRatio, goalFlip10k, verdict(goalFlip))
+		ratio(flip, own.partial.wall), r.mode, goalRatio, goalFlip10k, verdict(goalFlip))
 	b.Logf("incremental: %d services created in %s while berth ran; all in the kernel %s after the last one (%d full + %d partial syncs, CPU %.2f s + %.2f s children, RSS peak %.1f MiB)",
 		n, round(r.incr.create), round(r.incr.latency), r.incr.fullSyncs, r.incr.partialSyncs,
 		r.incr.cpu.own.Seconds(), r.incr.cpu.children.Seconds(), mib(r.incr.peakRSS))
-	b.Logf("removal: deleting the %d services took %s until berth had removed their rules", n, round(r.removal))
+	b.Logf("removal: deleting the %d services took %s until berth had removed their rules; berth spent %s of its %s up in %d full syncs (%.0f%%)",
+		n, round(r.removal), round(r.fullSyncTime), round(r.berthUp), r.fullSyncs, 100*ratio(r.fullSyncTime, r.berthUp))
 	if n >= 10000 {
 		b.Logf("memory: RSS peak %.1f MiB (goal ≤ %d MiB: %s)", mib(peak), goalRSS10k>>20, verdict(peak <= goalRSS10k))
 	}
@@ -102,15 +103,15 @@ func describeFlips(flips []flipResult) string {
 func summary(results []*sizeResult) string {
 	var sb strings.Builder
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "services\trules\tpayload\tcold wall\tcold sync\tfloor nft\t×\tfloor legacy\tflip\tfloor nft\t×\tfloor legacy\tincr\tremoval\tRSS peak\tcold CPU\t")
+	fmt.Fprintln(w, "services\trules\tpayload\tcold wall\tcold sync\tfloor nft\tfloor legacy\t× floor\tflip\tfloor nft\tfloor legacy\t× floor\tincr\tremoval\tRSS peak\tcold CPU\t")
 	for _, r := range results {
-		nft, legacy := r.floors["nft"], r.floors["legacy"]
+		nft, legacy, own := r.floors["nft"], r.floors["legacy"], r.floors[r.mode]
 		latency, _ := r.flipLatencies()
 		flip := median(latency)
-		fmt.Fprintf(w, "%d\t%d\t%.1f MB\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%.0f MiB\t%.1f s\t\n",
+		fmt.Fprintf(w, "%d\t%d\t%.1f MB\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%.2f\t%s\t%s\t%.0f MiB\t%.1f s\t\n",
 			r.services, r.payload.rules, float64(r.payload.full.Bytes())/1e6,
-			round(r.cold.wall), round(r.cold.sync), round(nft.full.wall), ratio(r.cold.sync, nft.full.wall), round(legacy.full.wall),
-			round(flip), round(nft.partial.wall), ratio(flip, nft.partial.wall), round(legacy.partial.wall),
+			round(r.cold.wall), round(r.cold.sync), round(nft.full.wall), round(legacy.full.wall), ratio(r.cold.sync, own.full.wall),
+			round(flip), round(nft.partial.wall), round(legacy.partial.wall), ratio(flip, own.partial.wall),
 			round(r.incr.latency), round(r.removal), mib(max(r.cold.peakRSS, r.incr.peakRSS)), r.cold.cpu.total().Seconds())
 	}
 	_ = w.Flush()

@@ -15,6 +15,9 @@ import (
 // sizeResult is everything measured for one size.
 type sizeResult struct {
 	services int
+	// mode is the iptables backend berth uses on the node, "nft" or
+	// "legacy": its floor is the one berth is held to.
+	mode string
 	// create is how long creating the objects took, berth stopped.
 	create time.Duration
 	// payload is what berth should send, rendered from the objects.
@@ -27,11 +30,17 @@ type sizeResult struct {
 	// having removed their rules.
 	removal time.Duration
 	incr    incrResult
+	// fullSyncs and fullSyncTime are berth's full syncs from its start
+	// in the cold phase to the end of the size, which lasted berthUp.
+	fullSyncs             uint64
+	fullSyncTime, berthUp time.Duration
 }
 
 // coldResult is berth's start with the objects already there.
 type coldResult struct {
 	pid int
+	// started is when berth was started.
+	started time.Time
 	// wall runs from starting berth to the end of the sync that put every
 	// object's rules in the kernel.
 	wall time.Duration
@@ -42,8 +51,9 @@ type coldResult struct {
 	bytes float64
 	// cpu is berth's CPU use from its start to then.
 	cpu cpuTimes
-	// peakRSS and endRSS are its memory at its highest and at the end.
-	peakRSS, endRSS uint64
+	// peakRSS and endRSS are its memory at its highest and at the end;
+	// heapInuse is its Go heap in use at the end.
+	peakRSS, endRSS, heapInuse uint64
 }
 
 // flipResult is one endpoint address changed with the objects present.
@@ -81,7 +91,7 @@ type incrResult struct {
 // measured while berth is stopped), flips, removal, incremental creation,
 // removal.
 func (e *env) runSize(ctx context.Context, n int) (r *sizeResult, err error) {
-	r = &sizeResult{services: n, floors: map[string]floor{}}
+	r = &sizeResult{services: n, mode: e.mode, floors: map[string]floor{}}
 	timeout := phaseTimeout(n)
 	coldNS, incrNS := fmt.Sprintf("proxybench-%d-cold", n), fmt.Sprintf("proxybench-%d-incr", n)
 	defer func() {
@@ -112,6 +122,11 @@ func (e *env) runSize(ctx context.Context, n int) (r *sizeResult, err error) {
 	if _, err := e.remove(ctx, incrNS, timeout); err != nil {
 		return r, err
 	}
+	m, err := e.metrics.scrape(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.fullSyncs, r.fullSyncTime, r.berthUp = m.full.count, seconds(m.full.sum), time.Since(r.cold.started)
 	return r, nil
 }
 
@@ -185,7 +200,7 @@ func (e *env) coldStart(ctx context.Context, rules int, timeout time.Duration) (
 	if err != nil {
 		return coldResult{}, err
 	}
-	r := coldResult{pid: pid, wall: m.lastSync.Sub(start), syncs: m.full.count + m.partial.count}
+	r := coldResult{pid: pid, started: start, wall: m.lastSync.Sub(start), syncs: m.full.count + m.partial.count, heapInuse: m.heapInuse}
 	r.sync = seconds(m.full.sum + m.partial.sum)
 	r.bytes = m.bytes.mean()
 	if r.cpu, err = readCPU(pid); err != nil {
