@@ -169,10 +169,10 @@ func fullSyncGuess(n int) time.Duration {
 }
 
 // estimate is roughly how long a size takes: creating and deleting the
-// objects twice, the floors, and berth's cold, flip, incremental and
-// removal syncs, several of them full.
+// objects twice, and three full syncs (the nft floor, berth's cold start
+// and a periodic one); flips and the incremental syncs are partial.
 func estimate(n int) time.Duration {
-	return 2*time.Minute + time.Duration(n)*40*time.Millisecond + 8*fullSyncGuess(n)
+	return 2*time.Minute + time.Duration(n)*40*time.Millisecond + 3*fullSyncGuess(n)
 }
 
 // phaseTimeout bounds one phase of a size.

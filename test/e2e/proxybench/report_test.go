@@ -93,8 +93,8 @@ func describeFlips(flips []flipResult) string {
 		if f.busy {
 			settled = ", berth busy before"
 		}
-		parts = append(parts, fmt.Sprintf("%s (metric %s; %s sync(s) of %s, %.0f B%s)",
-			round(f.latency), round(f.programming), kind, round(f.sync), f.bytes, settled))
+		parts = append(parts, fmt.Sprintf("%s (metric %s, API %s; %s sync(s) of %s, %.0f B%s)",
+			round(f.latency), round(f.programming), round(f.api), kind, round(f.sync), f.bytes, settled))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -60,8 +60,9 @@ type coldResult struct {
 type flipResult struct {
 	// latency runs from the Update call to the end of berth's sync that
 	// put it in the kernel; programming is berth's own
-	// network_programming_duration of it.
-	latency, programming time.Duration
+	// network_programming_duration of it; api is how long the Update call
+	// took (about when berth's watch can see the change).
+	latency, programming, api time.Duration
 	// sync is the duration of berth's sync(s) meanwhile, and bytes what
 	// they sent, on average.
 	sync  time.Duration
@@ -234,6 +235,7 @@ func (e *env) flip(ctx context.Context, ns string, i, f int, r *sizeResult, time
 	if _, err := slices.Update(ctx, flipped(slice, flipIP(f), at), metav1.UpdateOptions{}); err != nil {
 		return flipResult{}, fmt.Errorf("flip: %w", err)
 	}
+	api := time.Since(at)
 	m, err := e.metrics.waitFor(ctx, timeout, "the flipped endpoint in berth's rules", func(m proxyMetrics) bool {
 		return m.programming.count > before.programming.count
 	})
@@ -244,6 +246,7 @@ func (e *env) flip(ctx context.Context, ns string, i, f int, r *sizeResult, time
 	res := flipResult{
 		latency:     m.lastSync.Sub(at),
 		programming: seconds(m.programming.since(before.programming).mean()),
+		api:         api,
 		sync:        seconds((full.sum + partial.sum) / float64(max(full.count+partial.count, 1))),
 		bytes:       m.bytes.since(before.bytes).mean(),
 		fullSyncs:   full.count, partialSyncs: partial.count,
