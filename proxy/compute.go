@@ -81,6 +81,11 @@ func Compute(snap *Snapshot, opts Options) (map[Family]*State, []Problem) {
 	if snap == nil {
 		snap = &Snapshot{}
 	}
+	return newComputer(snap, opts).run()
+}
+
+// newComputer returns a computer with empty States.
+func newComputer(snap *Snapshot, opts Options) *computer {
 	c := &computer{
 		snap:     snap,
 		opts:     opts,
@@ -94,7 +99,12 @@ func Compute(snap *Snapshot, opts Options) (map[Family]*State, []Problem) {
 	for _, f := range c.families {
 		c.states[f] = newState(f, opts)
 	}
-	for _, svc := range orderedServices(snap.Services) {
+	return c
+}
+
+// run adds every service of the snapshot.
+func (c *computer) run() (map[Family]*State, []Problem) {
+	for _, svc := range orderedServices(c.snap.Services) {
 		c.addService(svc)
 	}
 	for _, st := range c.states {
@@ -117,6 +127,31 @@ type computer struct {
 	// first one's rules.
 	claimed  map[frontend]types.NamespacedName
 	problems []Problem
+	// results, when not nil, receives what each service came to, for a
+	// Computer; current is the service being added.
+	results map[types.NamespacedName]*serviceResult
+	current *serviceResult
+}
+
+// serviceResult is what Compute made of one service, kept by a Computer.
+type serviceResult struct {
+	// ports are the service's ports of each family (IPv4 first).
+	ports [2][]ServicePort
+	// problems are the service's Problems.
+	problems []Problem
+	// wants are the distinct frontends its ports want, claimed or not.
+	wants []frontend
+	// lost tells that one of its ports lost a frontend (to another
+	// service, or to another port of its own).
+	lost bool
+}
+
+// familyIndex is the index of f in serviceResult.ports.
+func familyIndex(f Family) int {
+	if f == IPv6 {
+		return 1
+	}
+	return 0
 }
 
 // frontend is one address, port and protocol traffic arrives on; a node
@@ -220,19 +255,28 @@ func (c *computer) addService(svc *v1.Service) {
 	if ignored(svc) {
 		return
 	}
+	res := &serviceResult{}
+	c.current = res
+	defer func() {
+		c.current = nil
+		c.problems = append(c.problems, res.problems...)
+		if c.results != nil {
+			c.results[types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}] = res
+		}
+	}()
 	info, problems := parseService(svc, c.families)
-	c.problems = append(c.problems, problems...)
+	res.problems = append(res.problems, problems...)
 	if info == nil {
 		return
 	}
 	eps := c.snap.Endpoints[info.name]
 	if eps != nil {
-		c.problems = append(c.problems, eps.Problems...)
+		res.problems = append(res.problems, eps.Problems...)
 	} else {
 		eps = &ServiceEndpoints{}
 	}
 	ports, problems := validPorts(info.name, svc.Spec.Ports)
-	c.problems = append(c.problems, problems...)
+	res.problems = append(res.problems, problems...)
 	for _, f := range c.families {
 		clusterIP, ok := info.clusterIPs[f]
 		if !ok {
@@ -242,6 +286,7 @@ func (c *computer) addService(svc *v1.Service) {
 			sp := c.servicePort(info, p, f, clusterIP, eps)
 			if c.claim(&sp) {
 				c.states[f].Services = append(c.states[f].Services, sp)
+				res.ports[familyIndex(f)] = append(res.ports[familyIndex(f)], sp)
 			}
 		}
 	}
@@ -337,14 +382,21 @@ func (c *computer) claim(sp *ServicePort) bool {
 		// belongs to one service.
 		fes = append(fes, frontend{ip: familyZero(sp.ClusterIPs[0]), port: sp.NodePort, nodePort: true, protocol: sp.Protocol})
 	}
+	res := c.current
+	for _, fe := range fes {
+		if !slices.Contains(res.wants, fe) {
+			res.wants = append(res.wants, fe)
+		}
+	}
 	for _, fe := range fes {
 		if other, ok := c.claimed[fe]; ok {
 			what := netip.AddrPortFrom(fe.ip, fe.port).String()
 			if fe.nodePort {
 				what = fmt.Sprintf("node port %d", fe.port)
 			}
-			c.problems = append(c.problems, Problem{Service: owner, Reason: ReasonPortConflict,
+			res.problems = append(res.problems, Problem{Service: owner, Reason: ReasonPortConflict,
 				Message: fmt.Sprintf("port %q: %s/%s is already used by service %s", sp.Name.Port, what, sp.Protocol, other)})
+			res.lost = true
 			return false
 		}
 	}

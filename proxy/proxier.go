@@ -156,6 +156,8 @@ type Proxier struct {
 
 // syncState is what the sync loop remembers between syncs.
 type syncState struct {
+	// computer computes the States, incrementally.
+	computer *Computer
 	// applied is the State each backend last synced successfully.
 	applied map[Family]*State
 	// needFull marks families whose next sync must be full (after an
@@ -179,6 +181,7 @@ func NewProxier(cfg Config) (*Proxier, error) {
 		cfg:       cfg,
 		freshness: healthcheck.NewFreshness(2*cfg.SyncPeriod, cfg.Clock),
 		state: &syncState{
+			computer: NewComputer(cfg.Options),
 			applied:  map[Family]*State{},
 			needFull: map[Family]bool{},
 			lastFull: map[Family]time.Time{},
@@ -293,12 +296,16 @@ func (p *Proxier) sync(ctx context.Context) error {
 			p.state.triggers[name] = t
 		}
 	}
-	states, problems := Compute(snap, p.cfg.Options)
+	names := make(map[types.NamespacedName]bool, len(changes.Services))
+	for name := range changes.Services {
+		names[name] = true
+	}
+	states, problems, diffs := p.state.computer.Update(snap, names, changes.Node)
 	p.report(ctx, snap, problems)
 
 	var errs []error
 	for _, f := range p.cfg.Options.Families {
-		if err := p.syncFamily(ctx, f, states[f]); err != nil {
+		if err := p.syncFamily(ctx, f, states[f], diffs[f]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -321,18 +328,18 @@ func (p *Proxier) sync(ctx context.Context) error {
 const FullSyncPeriod = time.Hour
 
 // syncFamily brings one family's backend to st: full when the family
-// needs it (first sync, after an error, every SyncPeriod, when the globals
-// changed), else only the changed services, and not at all when nothing
-// changed.
-func (p *Proxier) syncFamily(ctx context.Context, f Family, st *State) error {
+// needs it (first sync, after an error, every FullSyncPeriod, when the
+// globals changed), else only the changed service ports (diff, relative to
+// the previous sync's State), and not at all when nothing changed.
+func (p *Proxier) syncFamily(ctx context.Context, f Family, st *State, diff map[string]bool) error {
 	logger := klog.FromContext(ctx).WithValues("family", familyLabel(f))
 	s := p.state
 	prev := s.applied[f]
 	start := p.cfg.Clock.Now()
-	full := prev == nil || s.needFull[f] || start.Sub(s.lastFull[f]) >= FullSyncPeriod || !sameGlobals(prev, st)
+	full := prev == nil || diff == nil || s.needFull[f] || start.Sub(s.lastFull[f]) >= FullSyncPeriod || !sameGlobals(prev, st)
 	var changed map[string]bool
 	if !full {
-		changed = changedServices(prev, st)
+		changed = diff
 		if len(changed) == 0 {
 			return nil
 		}

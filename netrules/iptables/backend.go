@@ -59,10 +59,8 @@ type Backend struct {
 	// needFull forces the next sync to be full: set at start and after any
 	// failure.
 	needFull bool
-	// chains are the berth chains the last successful sync left.
-	chains ChainSet
-	// serviceRules counts the rules of each service port's own chains.
-	serviceRules map[string]int
+	// renderer remembers what the last successful sync left in the kernel.
+	renderer *Renderer
 	// globals fingerprints the node-wide settings of the last sync; a
 	// change forces a full sync, since every service's chains use them.
 	globals string
@@ -90,6 +88,7 @@ func New(cfg Config) (*Backend, error) {
 		clock:    cfg.Clock,
 		needFull: true,
 	}
+	b.renderer = NewRenderer(b.opts)
 	if b.exec == nil {
 		b.exec = OSExec{}
 	}
@@ -114,6 +113,7 @@ func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[stri
 	res, err := b.sync(ctx, state, changed)
 	if err != nil {
 		b.needFull = true
+		b.renderer.Invalidate()
 		return res, err
 	}
 	logger.V(2).Info("Synced iptables rules", "family", b.family, "full", res.Full,
@@ -127,7 +127,7 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 	}
 	globals := fmt.Sprint(state.ClusterCIDRs, state.MasqueradeAll, state.NodePortAddresses, state.NodeIPs)
 	full := changed == nil || b.needFull || globals != b.globals
-	existing := b.chains
+	var existing ChainSet
 	if full {
 		changed = nil
 		var err error
@@ -135,7 +135,7 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 			return proxy.SyncResult{}, err
 		}
 	}
-	p, err := Render(state, b.opts, changed, existing)
+	p, err := b.renderer.Render(state, changed, existing)
 	if err != nil {
 		return proxy.SyncResult{}, fmt.Errorf("rendering iptables rules: %w", err)
 	}
@@ -153,20 +153,8 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 			klog.FromContext(ctx).Info("Inserted jumps to berth chains", "family", b.family, "rules", added)
 		}
 	}
-	b.chains, b.globals, b.needFull = p.Chains, globals, false
-	rules := p.TopRules
-	counts := make(map[string]int, len(state.Services))
-	for i := range state.Services {
-		key := state.Services[i].Name.Key()
-		n, ok := p.ServiceRules[key]
-		if !ok {
-			n = b.serviceRules[key]
-		}
-		counts[key] = n
-		rules += n
-	}
-	b.serviceRules = counts
-	return proxy.SyncResult{Full: p.Full, Rules: rules, Bytes: p.Bytes()}, nil
+	b.globals, b.needFull = globals, false
+	return proxy.SyncResult{Full: p.Full, Rules: p.Rules, Bytes: p.Bytes()}, nil
 }
 
 // detect finds out, once, whether iptables is the nf_tables or the legacy

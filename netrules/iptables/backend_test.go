@@ -62,13 +62,24 @@ func TestBackendBinaries(t *testing.T) {
 			t.Errorf("IPv%d legacy=%v ran:\n%s\nwant:\n%s", tc.family, tc.legacy, got, strings.Join(tc.want, "\n"))
 		}
 		// A partial sync needs no iptables-save: the backend remembers
-		// its chains.
+		// its chains. An endpoint flip touches the nat table only.
 		rec.commands = nil
-		if _, err := b.Sync(ctx, ipt.ExampleState(tc.family), map[string]bool{}); err != nil {
+		s := ipt.ExampleState(tc.family)
+		web := ipt.Service(s, "default/web:http", proxy.TCP)
+		web.ClusterEndpoints = web.ClusterEndpoints[1:]
+		if _, err := b.Sync(ctx, s, map[string]bool{web.Name.Key(): true}); err != nil {
 			t.Fatalf("Sync: %v", err)
 		}
-		if len(rec.commands) != 2 || !strings.HasSuffix(rec.commands[0], "-restore --noflush --wait") {
-			t.Errorf("partial sync ran %q, want two restores", rec.commands)
+		if len(rec.commands) != 1 || !strings.HasSuffix(rec.commands[0], "-restore --noflush --wait") {
+			t.Errorf("partial sync ran %q, want one restore", rec.commands)
+		}
+		// Nothing changed: nothing runs.
+		rec.commands = nil
+		if _, err := b.Sync(ctx, s, map[string]bool{}); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		if len(rec.commands) != 0 {
+			t.Errorf("a sync without changes ran %q", rec.commands)
 		}
 	}
 }
@@ -89,7 +100,10 @@ func TestBackendFullSyncs(t *testing.T) {
 		t.Errorf("Sync after a node-wide setting changed = %+v, %v; want a full sync", res, err)
 	}
 	rec.failRestore = "iptables-restore v1.8.9 (nf_tables): Bad argument\nError occurred at line: 3\n"
-	_, err := sync(map[string]bool{})
+	// web loses its endpoints: its cluster IP now rejects, in filter.
+	web := ipt.Service(s, "default/web:http", proxy.TCP)
+	web.ClusterEndpoints, web.ExternalEndpoints = nil, nil
+	_, err := sync(map[string]bool{web.Name.Key(): true})
 	var re *iptables.RestoreError
 	if !errors.As(err, &re) || re.Table != iptables.TableFilter || re.Line != 3 || len(re.Context) != 5 {
 		t.Fatalf("Sync with a rejected payload: %v, want a RestoreError of filter at line 3 with 5 lines of context", err)
@@ -97,7 +111,8 @@ func TestBackendFullSyncs(t *testing.T) {
 	if res, err := sync(map[string]bool{}); err != nil || !res.Full {
 		t.Errorf("Sync after a failure = %+v, %v; want a full sync", res, err)
 	}
-	if res, err := sync(map[string]bool{}); err != nil || res.Full || res.Bytes == 0 || res.Rules == 0 {
+	web.ClusterEndpoints = ipt.Service(ipt.ExampleState(proxy.IPv4), "default/web:http", proxy.TCP).ClusterEndpoints
+	if res, err := sync(map[string]bool{web.Name.Key(): true}); err != nil || res.Full || res.Bytes == 0 || res.Rules == 0 {
 		t.Errorf("Sync = %+v, %v; want a partial sync reporting its rules and bytes", res, err)
 	}
 }

@@ -33,9 +33,9 @@ func benchState(n int) *proxy.State {
 	return s
 }
 
-// BenchmarkRender renders full payloads and partial ones (one service
-// changed) for 1k, 5k and 10k services of 5 endpoints; bytes/payload is
-// what iptables-restore would read.
+// BenchmarkRender renders full payloads, partial ones (one service
+// changed) and a Renderer's endpoint flips for 1k, 5k and 10k services of 5
+// endpoints; bytes/payload is what iptables-restore would read.
 func BenchmarkRender(b *testing.B) {
 	o := iptables.RenderOptions{MasqueradeBit: iptables.DefaultMasqueradeBit}
 	for _, n := range []int{1000, 5000, 10000} {
@@ -45,6 +45,25 @@ func BenchmarkRender(b *testing.B) {
 			b.Fatal(err)
 		}
 		one := map[string]bool{s.Services[n/2].Name.Key(): true}
+		// The Renderer's flip: one endpoint of one service moves.
+		b.Run(fmt.Sprintf("services=%d/flip", n), func(b *testing.B) {
+			r := iptables.NewRenderer(o)
+			if _, err := r.Render(s, nil, nil); err != nil {
+				b.Fatal(err)
+			}
+			sp := &s.Services[n/2]
+			orig := sp.ClusterEndpoints[0].IP
+			b.ReportAllocs()
+			var p iptables.Payload
+			for i := 0; b.Loop(); i++ {
+				sp.ClusterEndpoints[0].IP = netip.AddrFrom4([4]byte{10, 245, byte(i >> 8), byte(i)})
+				if p, err = r.Render(s, one, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sp.ClusterEndpoints[0].IP = orig
+			b.ReportMetric(float64(p.Bytes()), "bytes/payload")
+		})
 		for _, tc := range []struct {
 			name     string
 			changed  map[string]bool

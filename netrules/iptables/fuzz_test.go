@@ -65,6 +65,13 @@ func renderAndApply(t *testing.T, fake *iptablestesting.Fake, f proxy.Family, s 
 	if err != nil {
 		t.Fatalf("Render: unexpected error %v", err)
 	}
+	restoreInto(t, fake, f, p)
+	return p, true
+}
+
+// restoreInto applies a payload to the fake, which must take it.
+func restoreInto(t *testing.T, fake *iptablestesting.Fake, f proxy.Family, p iptables.Payload) {
+	t.Helper()
 	bin := "iptables-restore"
 	if f == proxy.IPv6 {
 		bin = "ip6tables-restore"
@@ -74,7 +81,6 @@ func renderAndApply(t *testing.T, fake *iptablestesting.Fake, f proxy.Family, s 
 			t.Fatalf("iptables-restore rejected the payload: %v\n%s", err, td.Data)
 		}
 	}
-	return p, true
 }
 
 func savedRules(t *testing.T, fake *iptablestesting.Fake, f proxy.Family) []byte {

@@ -64,12 +64,15 @@ type Payload struct {
 	// Full tells whether every service port's chains are in the payload.
 	Full bool
 	// Chains are the berth chains the kernel holds once the payload is
-	// applied: the ones the payload writes and the ones it leaves as they
-	// are.
+	// applied; set when the render planned every service port (Render
+	// always does), nil for the partial payloads of a Renderer, which
+	// keeps track of them itself.
 	Chains ChainSet
-	// TopRules is the number of rules in the top-level chains, which every
-	// payload rewrites in full.
+	// TopRules is the number of rules in the top-level chains.
 	TopRules int
+	// Rules is the number of rules in every berth chain once the payload is
+	// applied.
+	Rules int
 	// ServiceRules is, for each service port whose chains the payload
 	// writes (by Name.Key()), the number of rules in those chains.
 	ServiceRules map[string]int
@@ -92,58 +95,13 @@ func (p *Payload) Bytes() int {
 // chains (SVC, SVX, EXT, FW, SEP) of the other service ports are neither
 // declared nor written, so their rules (and the round-robin counters in
 // them) stay as they are, unless one of their chains is missing from
-// existing. The top-level chains are always rewritten in full. existing
-// holds the berth chains the kernel has now (see ChainSet.ParseChains); those
-// the state no longer needs are flushed and deleted.
+// existing. Render remembers nothing, so the top-level chains are always
+// rewritten in full (a Renderer leaves them alone when they did not
+// change). existing holds the berth chains the kernel has now (see
+// ChainSet.ParseChains); those the state no longer needs are flushed and
+// deleted.
 func Render(state *proxy.State, opts RenderOptions, changed map[string]bool, existing ChainSet) (Payload, error) {
-	if err := opts.Validate(); err != nil {
-		return Payload{}, err
-	}
-	g, err := newGlobals(state, opts)
-	if err != nil {
-		return Payload{}, err
-	}
-	plans, err := planServices(state, g)
-	if err != nil {
-		return Payload{}, err
-	}
-	r := renderer{
-		g:      g,
-		nat:    newTableWriter(TableNAT),
-		filter: newTableWriter(TableFilter),
-		own:    newTableWriter(TableNAT),
-	}
-	p := Payload{Full: true, Chains: make(ChainSet, len(existing)+16), ServiceRules: map[string]int{}}
-	r.writeTop()
-	for i := range plans {
-		sp := &plans[i]
-		r.writeEntries(sp)
-		chains := sp.chains()
-		if changed == nil || changed[sp.key] || !allIn(existing, chains) {
-			before := r.own.nRules
-			r.writeService(sp)
-			p.ServiceRules[sp.key] = r.own.nRules - before
-		} else {
-			p.Full = false
-		}
-		for _, c := range chains {
-			p.Chains.Add(TableNAT, c)
-		}
-	}
-	r.writeNodePortJump()
-	p.TopRules = r.nat.nRules + r.filter.nRules
-	for _, c := range topChains(TableNAT) {
-		p.Chains.Add(TableNAT, c)
-	}
-	for _, c := range topChains(TableFilter) {
-		p.Chains.Add(TableFilter, c)
-	}
-	r.removeStale(existing, p.Chains)
-	p.Tables = []TableData{
-		{Table: TableFilter, Data: r.filter.bytes()},
-		{Table: TableNAT, Data: r.nat.bytes(r.own)},
-	}
-	return p, nil
+	return NewRenderer(opts).Render(state, changed, existing)
 }
 
 // globals are the State's node-wide settings, formatted for the family.
@@ -202,6 +160,12 @@ func newGlobals(state *proxy.State, opts RenderOptions) (*globals, error) {
 	return g, nil
 }
 
+// fingerprint identifies the settings: two globals render the same rules
+// exactly when their fingerprints are equal.
+func (g *globals) fingerprint() string {
+	return fmt.Sprintf("%+v", *g)
+}
+
 // nodePortPrefixes formats the node-port prefixes of the family, as
 // kube-proxy reads --nodeport-addresses: none of the family, or a zero
 // prefix, means every local address; loopback prefixes are left out (a
@@ -253,12 +217,16 @@ func (g *globals) prefix(p netip.Prefix) (string, bool) {
 	return p.Masked().String(), true
 }
 
-// renderer writes a payload.
+// renderer writes one payload.
 type renderer struct {
 	g *globals
 	// nat and filter take the top-level chains; own the per-service
 	// chains (in nat).
 	nat, filter, own *tableWriter
+}
+
+func newRenderer(g *globals) *renderer {
+	return &renderer{g: g, nat: newTableWriter(TableNAT), filter: newTableWriter(TableFilter), own: newTableWriter(TableNAT)}
 }
 
 // topChains lists the top-level chains of a table.
@@ -269,15 +237,12 @@ func topChains(t Table) []string {
 	return []string{ChainServices, ChainExternalServices, ChainNodePorts, ChainFirewall, ChainForward}
 }
 
-// writeTop declares the top-level chains and writes the rules that do not
-// depend on services.
-func (r *renderer) writeTop() {
+// writeTopNAT declares the top-level chains of the nat table and writes
+// their rules that do not depend on services.
+func (r *renderer) writeTopNAT() {
 	g := r.g
 	for _, c := range topChains(TableNAT) {
 		r.nat.declare(c)
-	}
-	for _, c := range topChains(TableFilter) {
-		r.filter.declare(c)
 	}
 	r.nat.add(ChainPostrouting, "-m mark ! --mark", g.mark, "-j RETURN")
 	r.nat.add(ChainPostrouting, "-j MARK --set-xmark", g.markOff)
@@ -288,6 +253,15 @@ func (r *renderer) writeTop() {
 			r.nat.add(ChainMarkOffCluster, "-s", c, "-j RETURN")
 		}
 		r.nat.add(ChainMarkOffCluster, "-j", ChainMarkMasq)
+	}
+}
+
+// writeTopFilter declares the top-level chains of the filter table and
+// writes their rules that do not depend on services.
+func (r *renderer) writeTopFilter() {
+	g := r.g
+	for _, c := range topChains(TableFilter) {
+		r.filter.declare(c)
 	}
 	if !g.tcpBeLiberal {
 		r.filter.add(ChainForward, "-m conntrack --ctstate INVALID -j DROP")

@@ -49,49 +49,48 @@ type endpointPlan struct {
 // dest is the DNAT destination, "ip:port" or "[ip]:port".
 func (e endpointPlan) dest() string { return e.ap.String() }
 
-// planServices plans every service port of the state and checks that no two
-// chain names collide.
-func planServices(state *proxy.State, g *globals) ([]servicePlan, error) {
-	plans := make([]servicePlan, 0, len(state.Services))
-	// owner is what a chain is for: a service port, or one of its
-	// endpoints.
-	type owner struct {
-		key string
-		ep  netip.AddrPort
-	}
-	owners := make(map[string]owner, len(state.Services)*8)
-	claim := func(chain string, o owner) error {
-		if prev, ok := owners[chain]; ok && prev != o {
-			return fmt.Errorf("%w: %s is the name of both %v and %v", ErrChainNameCollision, chain, prev, o)
+// chainOwner is what a chain is for: a service port, or one of its
+// endpoints.
+type chainOwner struct {
+	key string
+	ep  netip.AddrPort
+}
+
+// chainOwners records the owner of every per-service chain, so that two
+// service ports or endpoints whose names hash alike are caught.
+type chainOwners map[string]chainOwner
+
+// claim records the plan's chains, or fails if another owner has one.
+func (o chainOwners) claim(p *servicePlan) error {
+	one := func(chain string, c chainOwner) error {
+		if prev, ok := o[chain]; ok && prev != c {
+			return fmt.Errorf("%w: %s is the name of both %v and %v", ErrChainNameCollision, chain, prev, c)
 		}
-		owners[chain] = o
+		o[chain] = c
 		return nil
 	}
-	keys := make(map[string]bool, len(state.Services))
-	for i := range state.Services {
-		sp, err := planService(&state.Services[i], g)
-		if err != nil {
-			return nil, err
-		}
-		if keys[sp.key] {
-			return nil, fmt.Errorf("%w: service port %s is listed twice", ErrInvalidState, sp.key)
-		}
-		keys[sp.key] = true
-		for _, c := range []string{sp.svc, sp.svx, sp.ext, sp.fw} {
-			if c != "" {
-				if err := claim(c, owner{key: sp.key}); err != nil {
-					return nil, err
-				}
+	for _, c := range []string{p.svc, p.svx, p.ext, p.fw} {
+		if c != "" {
+			if err := one(c, chainOwner{key: p.key}); err != nil {
+				return err
 			}
 		}
-		for _, ep := range sp.seps {
-			if err := claim(ep.chain, owner{key: sp.key, ep: ep.ap}); err != nil {
-				return nil, err
-			}
-		}
-		plans = append(plans, sp)
 	}
-	return plans, nil
+	for _, ep := range p.seps {
+		if err := one(ep.chain, chainOwner{key: p.key, ep: ep.ap}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// release forgets the chains that key owns among chains.
+func (o chainOwners) release(key string, chains []string) {
+	for _, c := range chains {
+		if o[c].key == key {
+			delete(o, c)
+		}
+	}
 }
 
 func planService(s *proxy.ServicePort, g *globals) (servicePlan, error) {
@@ -236,13 +235,13 @@ func allIn(existing ChainSet, chains []string) bool {
 // writeEntries writes the service port's rules in the top-level chains:
 // the jumps to its chains, and the filter rules for destinations without
 // endpoints.
-func (r *renderer) writeEntries(p *servicePlan) {
+func (r *renderer) writeEntries(p *servicePlan, nat, filter *tableWriter) {
 	proto, dport := p.protoArg, p.dportArg
 	for _, ip := range p.clusterIPs {
 		if p.svc != "" {
-			r.nat.add(ChainServices, "-d", ip, proto, comment(p.comment+" cluster IP"), dport, "-j", p.svc)
+			nat.add(ChainServices, "-d", ip, proto, comment(p.comment+" cluster IP"), dport, "-j", p.svc)
 		} else {
-			r.filter.add(ChainServices, "-d", ip, proto, comment(p.comment+" has no endpoints"), dport,
+			filter.add(ChainServices, "-d", ip, proto, comment(p.comment+" has no endpoints"), dport,
 				"-j REJECT --reject-with", r.g.rejectWith)
 		}
 	}
@@ -252,25 +251,25 @@ func (r *renderer) writeEntries(p *servicePlan) {
 	}
 	if p.ext != "" {
 		for _, ip := range p.externalIPs {
-			r.nat.add(ChainServices, "-d", ip, proto, comment(p.comment+" external IP"), dport, "-j", p.ext)
+			nat.add(ChainServices, "-d", ip, proto, comment(p.comment+" external IP"), dport, "-j", p.ext)
 		}
 		for _, ip := range p.lbIPs {
-			r.nat.add(ChainServices, "-d", ip, proto, comment(p.comment+" loadbalancer IP"), dport, "-j", lbTarget)
+			nat.add(ChainServices, "-d", ip, proto, comment(p.comment+" loadbalancer IP"), dport, "-j", lbTarget)
 		}
 		if p.sp.NodePort != 0 {
-			r.nat.add(ChainNodePorts, proto, comment(p.comment), "-m", p.proto, "--dport", itoa(p.sp.NodePort), "-j", p.ext)
+			nat.add(ChainNodePorts, proto, comment(p.comment), "-m", p.proto, "--dport", itoa(p.sp.NodePort), "-j", p.ext)
 		}
 	}
 	if p.fw != "" {
 		for _, ip := range p.lbIPs {
-			r.filter.add(ChainFirewall, "-d", ip, proto, comment(p.comment+" traffic not accepted by "+p.fw), dport, "-j DROP")
+			filter.add(ChainFirewall, "-d", ip, proto, comment(p.comment+" traffic not accepted by "+p.fw), dport, "-j DROP")
 		}
 	}
 	if p.externalChain == "" {
-		r.writeExternalFilter(p)
+		r.writeExternalFilter(p, filter)
 	}
 	if hc := p.sp.HealthCheckNodePort; hc != 0 {
-		r.filter.add(ChainNodePorts, "-p tcp", comment(p.comment+" health check node port"), "-m tcp --dport", itoa(hc), "-j ACCEPT")
+		filter.add(ChainNodePorts, "-p tcp", comment(p.comment+" health check node port"), "-m tcp --dport", itoa(hc), "-j ACCEPT")
 	}
 }
 
@@ -278,7 +277,7 @@ func (r *renderer) writeEntries(p *servicePlan) {
 // Local, no local endpoints) what reaches the service's external
 // destinations without being DNATed: traffic the EXT chain did not
 // short-circuit to the cluster endpoints.
-func (r *renderer) writeExternalFilter(p *servicePlan) {
+func (r *renderer) writeExternalFilter(p *servicePlan, filter *tableWriter) {
 	target, text := "-j REJECT --reject-with "+r.g.rejectWith, p.comment+" has no endpoints"
 	if p.sp.ExternalLocal {
 		target, text = "-j DROP", p.comment+" has no local endpoints"
@@ -286,18 +285,20 @@ func (r *renderer) writeExternalFilter(p *servicePlan) {
 	proto, dport := p.protoArg, p.dportArg
 	for _, ips := range [][]string{p.externalIPs, p.lbIPs} {
 		for _, ip := range ips {
-			r.filter.add(ChainExternalServices, "-d", ip, proto, comment(text), dport, target)
+			filter.add(ChainExternalServices, "-d", ip, proto, comment(text), dport, target)
 		}
 	}
 	if p.sp.NodePort != 0 {
-		r.filter.add(ChainExternalServices, proto, comment(text), "-m addrtype --dst-type LOCAL",
+		filter.add(ChainExternalServices, proto, comment(text), "-m addrtype --dst-type LOCAL",
 			"-m", p.proto, "--dport", itoa(p.sp.NodePort), target)
 	}
 }
 
-// writeService declares and fills the service port's own chains.
-func (r *renderer) writeService(p *servicePlan) {
-	for _, c := range p.chains() {
+// writeService declares and fills the service port's own chains; it
+// returns the number of rules it wrote.
+func (r *renderer) writeService(p *servicePlan, chains []string) int {
+	before := r.own.nRules
+	for _, c := range chains {
 		r.own.declare(c)
 	}
 	if p.svc != "" {
@@ -317,6 +318,7 @@ func (r *renderer) writeService(p *servicePlan) {
 	for _, ep := range p.seps {
 		r.writeEndpoint(p, ep, text)
 	}
+	return r.own.nRules - before
 }
 
 // writeClusterMasquerade marks cluster-IP traffic for masquerade: all of it

@@ -21,6 +21,19 @@ func newTableWriter(t Table) *tableWriter {
 	return &tableWriter{table: t}
 }
 
+// reset empties the writer.
+func (w *tableWriter) reset() {
+	w.chains.Reset()
+	w.rules.Reset()
+	w.deletes.Reset()
+	w.nRules = 0
+}
+
+// empty tells whether nothing was written.
+func (w *tableWriter) empty() bool {
+	return w.chains.Len() == 0 && w.rules.Len() == 0 && w.deletes.Len() == 0
+}
+
 // declare writes the chain's declaration: it creates the chain, or flushes
 // it if it exists.
 func (w *tableWriter) declare(chain string) {

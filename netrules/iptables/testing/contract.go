@@ -242,8 +242,12 @@ func testRemoval(t *testing.T, c *contract) {
 	s.Services = kept
 	c.sync(t, b, s, changed)
 	c.check(t, s)
+	clear(changed)
+	for _, sp := range s.Services {
+		changed[sp.Name.Key()] = true
+	}
 	s.Services = nil
-	c.sync(t, b, s, map[string]bool{})
+	c.sync(t, b, s, changed)
 	c.check(t, s)
 }
 
@@ -308,14 +312,17 @@ func testRejected(t *testing.T, c *contract) {
 	before := c.save(t)
 	smaller := ExampleState(c.family)
 	var kept []proxy.ServicePort
+	gone := map[string]bool{}
 	for _, sp := range smaller.Services {
 		if sp.Name.Name != "sticky" {
 			kept = append(kept, sp)
+		} else {
+			gone[sp.Name.Key()] = true
 		}
 	}
 	smaller.Services = kept
 	_, ctx := ktesting.NewTestContext(t)
-	_, err = b.Sync(ctx, smaller, map[string]bool{})
+	_, err = b.Sync(ctx, smaller, gone)
 	var re *iptables.RestoreError
 	if !errors.As(err, &re) || re.Table != iptables.TableNAT || re.Line == 0 || len(re.Context) == 0 {
 		t.Fatalf("Sync removing a chain in use: err = %v, want a RestoreError of the nat table naming the line", err)

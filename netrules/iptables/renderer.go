@@ -1,0 +1,316 @@
+package iptables
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/berthnode/berth/proxy"
+)
+
+// Renderer renders the payloads of one backend and remembers what the last
+// one left in the kernel, so that a partial payload is as small as the
+// change: the chains of the changed service ports, the top-level chains of
+// a table only when a changed port's rules in them changed, and no table at
+// all when nothing in it changed. An endpoint moving in a service of 10,000
+// is then a payload of a few rules, where kube-proxy rewrites its
+// KUBE-SERVICES chain of 10,000 jumps.
+//
+// The memory is trusted: after a payload failed to apply, call Invalidate,
+// and the next Render plans every service again (the caller's next sync is
+// full anyway). A Renderer is not safe for concurrent use.
+type Renderer struct {
+	opts RenderOptions
+	// valid tells whether the fields below describe the kernel.
+	valid bool
+	// globals fingerprints the node-wide settings the rules were rendered
+	// with: when they change, every service's rules do.
+	globals string
+	// services are the rendered service ports by Name.Key(); order lists
+	// their keys sorted, as State.Services is.
+	services map[string]*renderedService
+	order    []string
+	owners   chainOwners
+	// natEntries, filterEntries and ownRules count the rules of all the
+	// service ports in the top-level chains of each table and in their own.
+	natEntries, filterEntries, ownRules int
+}
+
+// renderedService is what one service port put in the kernel.
+type renderedService struct {
+	// nat and filter are its rules in the top-level chains of each table,
+	// as restore input; natRules and filterRules count them.
+	nat, filter           []byte
+	natRules, filterRules int
+	// chains are its own chains (in nat) and ownRules the rules in them.
+	chains   []string
+	ownRules int
+}
+
+// NewRenderer returns a Renderer that remembers nothing yet: its first
+// Render plans every service port.
+func NewRenderer(opts RenderOptions) *Renderer {
+	return &Renderer{opts: opts}
+}
+
+// Invalidate forgets what the kernel holds: call it when a payload failed
+// to apply.
+func (r *Renderer) Invalidate() {
+	*r = Renderer{opts: r.opts}
+}
+
+// Render renders the payload that brings the kernel from what the last
+// payload left to state. changed holds the Name.Key() of the service ports
+// that may differ; nil asks for a full payload. existing holds the berth
+// chains the kernel has now; it is read only when the Renderer plans every
+// service (a full payload, the first one, new node-wide settings), to
+// remove the chains nothing uses any more.
+func (r *Renderer) Render(state *proxy.State, changed map[string]bool, existing ChainSet) (Payload, error) {
+	if err := r.opts.Validate(); err != nil {
+		return Payload{}, err
+	}
+	g, err := newGlobals(state, r.opts)
+	if err != nil {
+		return Payload{}, err
+	}
+	fingerprint := g.fingerprint()
+	var p Payload
+	switch {
+	case r.valid && changed != nil && fingerprint == r.globals:
+		p, err = r.renderChanged(state, g, changed)
+	case r.valid && fingerprint != r.globals:
+		p, err = r.renderAll(state, g, nil, existing)
+	default:
+		p, err = r.renderAll(state, g, changed, existing)
+	}
+	if err != nil {
+		r.Invalidate()
+		return Payload{}, err
+	}
+	r.valid, r.globals = true, fingerprint
+	return p, nil
+}
+
+// renderAll plans every service port and writes the top-level chains in
+// full, and the chains of the service ports in changed (all for nil) or
+// missing from existing.
+func (r *Renderer) renderAll(state *proxy.State, g *globals, changed map[string]bool, existing ChainSet) (Payload, error) {
+	*r = Renderer{
+		opts:     r.opts,
+		services: make(map[string]*renderedService, len(state.Services)),
+		order:    make([]string, 0, len(state.Services)),
+		owners:   make(chainOwners, len(state.Services)*8),
+	}
+	w := newRenderer(g)
+	p := Payload{Full: true, Chains: make(ChainSet, len(existing)+16), ServiceRules: map[string]int{}}
+	w.writeTopNAT()
+	w.writeTopFilter()
+	for i := range state.Services {
+		sp, err := planService(&state.Services[i], g)
+		if err != nil {
+			return Payload{}, err
+		}
+		if r.services[sp.key] != nil {
+			return Payload{}, fmt.Errorf("%w: service port %s is listed twice", ErrInvalidState, sp.key)
+		}
+		if err := r.owners.claim(&sp); err != nil {
+			return Payload{}, err
+		}
+		rs := w.entries(&sp, w.nat, w.filter)
+		if changed == nil || changed[sp.key] || !allIn(existing, rs.chains) {
+			rs.ownRules = w.writeService(&sp, rs.chains)
+			p.ServiceRules[sp.key] = rs.ownRules
+		} else {
+			// Left as it is in the kernel, but its rules still count.
+			p.Full = false
+			rs.ownRules = newRenderer(g).writeService(&sp, rs.chains)
+		}
+		for _, c := range rs.chains {
+			p.Chains.Add(TableNAT, c)
+		}
+		r.add(sp.key, rs)
+		r.order = append(r.order, sp.key)
+	}
+	w.writeNodePortJump()
+	for _, t := range []Table{TableNAT, TableFilter} {
+		for _, c := range topChains(t) {
+			p.Chains.Add(t, c)
+		}
+	}
+	w.removeStale(existing, p.Chains)
+	p.TopRules = w.nat.nRules + w.filter.nRules
+	p.Rules = p.TopRules + r.ownRules
+	p.Tables = []TableData{
+		{Table: TableFilter, Data: w.filter.bytes()},
+		{Table: TableNAT, Data: w.nat.bytes(w.own)},
+	}
+	return p, nil
+}
+
+// renderChanged writes the chains of the changed service ports, removes
+// the chains they no longer use, and rewrites a table's top-level chains
+// only when a changed port's rules in them changed.
+func (r *Renderer) renderChanged(state *proxy.State, g *globals, changed map[string]bool) (Payload, error) {
+	keys := make([]string, 0, len(changed))
+	for key := range changed {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	// Release every changed port's chains before claiming new ones, so
+	// that the order of the keys cannot matter.
+	var released []string
+	old := make([]*renderedService, len(keys))
+	for i, key := range keys {
+		if old[i] = r.services[key]; old[i] != nil {
+			r.owners.release(key, old[i].chains)
+			released = append(released, old[i].chains...)
+		}
+	}
+	w := newRenderer(g)
+	scratch := newRenderer(g)
+	p := Payload{ServiceRules: map[string]int{}}
+	var natDirty, filterDirty bool
+	for i, key := range keys {
+		sp, ok, err := findServicePort(state, key)
+		if err != nil {
+			return Payload{}, err
+		}
+		if !ok {
+			if old[i] != nil {
+				natDirty = natDirty || old[i].natRules > 0
+				filterDirty = filterDirty || old[i].filterRules > 0
+				r.remove(key)
+			}
+			continue
+		}
+		plan, err := planService(sp, g)
+		if err != nil {
+			return Payload{}, err
+		}
+		if err := r.owners.claim(&plan); err != nil {
+			return Payload{}, err
+		}
+		scratch.nat.reset()
+		scratch.filter.reset()
+		rs := scratch.entries(&plan, scratch.nat, scratch.filter)
+		rs.ownRules = w.writeService(&plan, rs.chains)
+		p.ServiceRules[key] = rs.ownRules
+		if o := old[i]; o != nil {
+			natDirty = natDirty || !bytes.Equal(o.nat, rs.nat)
+			filterDirty = filterDirty || !bytes.Equal(o.filter, rs.filter)
+			r.remove(key)
+		} else {
+			natDirty = natDirty || rs.natRules > 0
+			filterDirty = filterDirty || rs.filterRules > 0
+		}
+		r.insert(key, rs)
+	}
+	if len(r.order) != len(state.Services) {
+		return Payload{}, fmt.Errorf("%w: %d service ports, %d after the changes: an added or removed port is missing from the changes",
+			ErrInvalidState, len(state.Services), len(r.order))
+	}
+	for _, c := range released {
+		if _, used := r.owners[c]; !used {
+			w.nat.remove(c)
+		}
+	}
+	p.TopRules = r.writeTop(g, w, natDirty, filterDirty)
+	p.Rules = p.TopRules + r.ownRules
+	if filterDirty {
+		p.Tables = append(p.Tables, TableData{Table: TableFilter, Data: w.filter.bytes()})
+	}
+	if natDirty || !w.own.empty() || !w.nat.empty() {
+		p.Tables = append(p.Tables, TableData{Table: TableNAT, Data: w.nat.bytes(w.own)})
+	}
+	return p, nil
+}
+
+// writeTop writes the top-level chains of the dirty tables into w, from
+// the remembered rules of every service port, and returns the number of
+// rules in the top-level chains of both tables.
+func (r *Renderer) writeTop(g *globals, w *renderer, natDirty, filterDirty bool) int {
+	static := newRenderer(g)
+	static.writeTopNAT()
+	static.writeTopFilter()
+	static.writeNodePortJump()
+	if natDirty {
+		w.writeTopNAT()
+		for _, key := range r.order {
+			rs := r.services[key]
+			w.nat.rules.Write(rs.nat)
+			w.nat.nRules += rs.natRules
+		}
+		w.writeNodePortJump()
+	}
+	if filterDirty {
+		w.writeTopFilter()
+		for _, key := range r.order {
+			rs := r.services[key]
+			w.filter.rules.Write(rs.filter)
+			w.filter.nRules += rs.filterRules
+		}
+	}
+	return static.nat.nRules + static.filter.nRules + r.natEntries + r.filterEntries
+}
+
+// entries writes the service port's rules in the top-level chains into nat
+// and filter and returns them as a renderedService.
+func (w *renderer) entries(p *servicePlan, nat, filter *tableWriter) *renderedService {
+	n0, f0 := nat.rules.Len(), filter.rules.Len()
+	nr0, fr0 := nat.nRules, filter.nRules
+	w.writeEntries(p, nat, filter)
+	return &renderedService{
+		nat:         bytes.Clone(nat.rules.Bytes()[n0:]),
+		filter:      bytes.Clone(filter.rules.Bytes()[f0:]),
+		natRules:    nat.nRules - nr0,
+		filterRules: filter.nRules - fr0,
+		chains:      p.chains(),
+	}
+}
+
+// add records a rendered service port (not in order).
+func (r *Renderer) add(key string, rs *renderedService) {
+	r.services[key] = rs
+	r.natEntries += rs.natRules
+	r.filterEntries += rs.filterRules
+	r.ownRules += rs.ownRules
+}
+
+// insert records a rendered service port and puts its key in order.
+func (r *Renderer) insert(key string, rs *renderedService) {
+	r.add(key, rs)
+	if i, found := slices.BinarySearch(r.order, key); !found {
+		r.order = slices.Insert(r.order, i, key)
+	}
+}
+
+// remove forgets a service port.
+func (r *Renderer) remove(key string) {
+	rs := r.services[key]
+	if rs == nil {
+		return
+	}
+	r.natEntries -= rs.natRules
+	r.filterEntries -= rs.filterRules
+	r.ownRules -= rs.ownRules
+	delete(r.services, key)
+	if i, found := slices.BinarySearch(r.order, key); found {
+		r.order = slices.Delete(r.order, i, i+1)
+	}
+}
+
+// findServicePort finds the service port with the key in state, whose
+// Services are sorted by key; a key listed twice is an error.
+func findServicePort(state *proxy.State, key string) (*proxy.ServicePort, bool, error) {
+	i, found := slices.BinarySearchFunc(state.Services, key, func(sp proxy.ServicePort, key string) int {
+		return strings.Compare(sp.Name.Key(), key)
+	})
+	if !found {
+		return nil, false, nil
+	}
+	if i+1 < len(state.Services) && state.Services[i+1].Name.Key() == key {
+		return nil, false, fmt.Errorf("%w: service port %s is listed twice", ErrInvalidState, key)
+	}
+	return &state.Services[i], true, nil
+}
