@@ -189,7 +189,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		}
 		return nodes.NodeIPs()
 	}
-	factory := informers.NewSharedInformerFactory(client, 0)
+	factory := newClusterInformers(client)
 	var checks []node.Check
 	if cfg.Kubelet.PodNetwork == config.PodNetworkBuiltin {
 		if err := checkClusterReads(ctx, client); err != nil {
@@ -213,7 +213,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	events := record.NewBroadcaster()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer events.Shutdown()
-	podManager, err := newPodManager(s, client, runtime, events, nodeIPs, clk)
+	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs}, clk)
 	if err != nil {
 		return err
 	}
@@ -240,11 +240,12 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if cfg.Proxy.Enabled {
 		g.Go(func() error {
 			return runProxy(gctx, proxyInputs{
-				cfg:      cfg,
-				nodeName: s.nodeName,
-				client:   client,
-				nodeIPs:  nodeIPs,
-				recorder: events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kube-proxy", Host: s.nodeName}),
+				cfg:       cfg,
+				nodeName:  s.nodeName,
+				client:    client,
+				nodeIPs:   nodeIPs,
+				informers: factory,
+				recorder:  events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kube-proxy", Host: s.nodeName}),
 			})
 		})
 	}
@@ -278,7 +279,17 @@ func newPodNetwork(nodeName string, factory informers.SharedInformerFactory, clk
 }
 
 // newPodManager returns the pod workers with their volumes and events.
-func newPodManager(s *nodeSettings, client kubernetes.Interface, runtime *cri.Services, events record.EventBroadcaster, nodeIPs func() []net.IP, clk clock.WithTicker) (*pods.Manager, error) {
+// podManagerInputs are the shared parts the pod manager is built from.
+type podManagerInputs struct {
+	client    kubernetes.Interface
+	runtime   *cri.Services
+	informers informers.SharedInformerFactory
+	events    record.EventBroadcaster
+	nodeIPs   func() []net.IP
+}
+
+func newPodManager(s *nodeSettings, in podManagerInputs, clk clock.WithTicker) (*pods.Manager, error) {
+	client, runtime, events, nodeIPs := in.client, in.runtime, in.events, in.nodeIPs
 	volumes, err := volume.New(volume.Config{
 		RootDir:  s.rootDir,
 		Client:   client,
@@ -311,6 +322,7 @@ func newPodManager(s *nodeSettings, client kubernetes.Interface, runtime *cri.Se
 		PodLogsDir: s.kubelet.PodLogsDir,
 		NodeIPs:    nodeIPs,
 		StaticPods: static,
+		Informers:  in.informers,
 		Clock:      clk,
 	})
 }

@@ -41,7 +41,10 @@ type proxyInputs struct {
 	nodeName string
 	client   kubernetes.Interface
 	nodeIPs  func() []net.IP
-	recorder record.EventRecorder
+	// informers is the shared cluster-wide informer factory (Services,
+	// EndpointSlices); the caller starts it.
+	informers informers.SharedInformerFactory
+	recorder  record.EventRecorder
 }
 
 // runProxy runs berth's service proxy (kube-proxy's job) until ctx ends.
@@ -98,7 +101,7 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 	})
 	defer serviceHealth.Close()
 	m := metrics.New()
-	factory := informers.NewSharedInformerFactory(in.client, 0)
+	factory := in.informers
 	nodeFactory := proxy.NodeInformerFactory(in.client, in.nodeName)
 	proxier, err = proxy.NewProxier(proxy.Config{
 		NodeName:      in.nodeName,

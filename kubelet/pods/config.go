@@ -10,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	internalapi "k8s.io/cri-api/pkg/apis"
@@ -76,6 +77,11 @@ type Config struct {
 	// StaticPods is the source of static pods; nil means none. Static pods
 	// run like the others and show in the API as mirror pods.
 	StaticPods StaticPodSource
+	// Informers, when set, is the cluster-wide informer factory the rest of
+	// berth shares (the service proxy watches Services too): the pod
+	// manager takes its Services from it, so that a node holds them once.
+	// The caller starts it. nil: the pod manager has its own.
+	Informers informers.SharedInformerFactory
 }
 
 // Validate reports what is missing or wrong in the configuration.

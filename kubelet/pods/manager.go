@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"runtime"
 	"sort"
 	"sync"
@@ -85,8 +86,12 @@ func New(cfg Config) (*Manager, error) {
 	}
 	selector := fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()
 	podsF := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = selector }))
-	servicesF := informers.NewSharedInformerFactory(cfg.Client, 0)
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = selector }),
+		informers.WithTransform(dropManagedFields))
+	servicesF := cfg.Informers
+	if servicesF == nil {
+		servicesF = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(dropManagedFields))
+	}
 	m := &Manager{
 		cfg:       cfg,
 		nodeCPU:   int64(runtime.NumCPU()) * 1000,
@@ -103,6 +108,16 @@ func New(cfg Config) (*Manager, error) {
 		probing:      probeTiming{jitter: randomJitter},
 	}
 	return m, nil
+}
+
+// dropManagedFields keeps the informer caches free of the objects'
+// managedFields, which berth never reads: on a busy cluster they are most
+// of an object's size.
+func dropManagedFields(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
 }
 
 // Run runs the pods until ctx is done, then waits for the pod workers to
@@ -131,7 +146,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.servicesF.Start(ctx.Done())
 	defer func() {
 		m.podsF.Shutdown()
-		m.servicesF.Shutdown()
+		if m.cfg.Informers == nil {
+			m.servicesF.Shutdown()
+		}
 		m.wg.Wait()
 	}()
 	for _, ok := range m.podsF.WaitForCacheSync(ctx.Done()) {

@@ -1,6 +1,7 @@
 package iptables
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base32"
 	"net/netip"
@@ -177,13 +178,14 @@ func (s ChainSet) Add(table Table, chain string) {
 // iptables-save output of one or more tables declares.
 func (s ChainSet) ParseChains(save []byte) {
 	var table Table
-	for line := range strings.Lines(string(save)) {
+	prefix := []byte(":" + ChainPrefix)
+	for line := range bytes.Lines(save) {
 		switch {
-		case strings.HasPrefix(line, "*"):
-			table = Table(strings.TrimSpace(line[1:]))
-		case strings.HasPrefix(line, ":"+ChainPrefix):
-			name, _, _ := strings.Cut(strings.TrimSpace(line[1:]), " ")
-			s.Add(table, name)
+		case bytes.HasPrefix(line, []byte("*")):
+			table = Table(bytes.TrimSpace(line[1:]))
+		case bytes.HasPrefix(line, prefix):
+			name, _, _ := bytes.Cut(bytes.TrimSpace(line[1:]), []byte(" "))
+			s.Add(table, string(name))
 		}
 	}
 }

@@ -136,22 +136,20 @@ func (c *cluster) rules(view proxyView) (int, error) {
 // ruleCount is how many rules the kernel holds once a full payload is
 // applied: what berth reports as kubeproxy_sync_proxy_rules_iptables_total.
 func ruleCount(full *iptables.Payload) int {
-	n := full.TopRules
-	for _, r := range full.ServiceRules {
-		n += r
-	}
-	return n
+	return full.Rules
 }
 
 // buildPayloads computes the State of the objects with proxy.Compute and
 // renders the full payload, and the partial payload after endpoint 0 of
-// Service flipIndex in ns moved to flipIP(0).
+// Service flipIndex in ns moved to flipIP(0), with one Renderer as berth's
+// backend does.
 func buildPayloads(view proxyView, c *cluster, ns string, flipIndex int) (*payloads, error) {
 	state, err := computeState(view, c.svcs, c.slices, c.node, ns)
 	if err != nil {
 		return nil, err
 	}
-	full, err := iptables.Render(state, view.render, nil, nil)
+	renderer := iptables.NewRenderer(view.render)
+	full, err := renderer.Render(state, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("render full payload: %w", err)
 	}
@@ -172,7 +170,7 @@ func buildPayloads(view proxyView, c *cluster, ns string, flipIndex int) (*paylo
 		return nil, err
 	}
 	key := proxy.ServicePortName{Namespace: ns, Name: serviceName(flipIndex), Port: portName, Protocol: proxy.TCP}.Key()
-	flip, err := iptables.Render(flipState, view.render, map[string]bool{key: true}, full.Chains)
+	flip, err := renderer.Render(flipState, map[string]bool{key: true}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("render partial payload: %w", err)
 	}

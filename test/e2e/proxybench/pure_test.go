@@ -170,6 +170,9 @@ func TestBuildPayloads(t *testing.T) {
 	if strings.Contains(flip, p.serviceChains["bench/svc-00000:http"]+" -m comment") {
 		t.Errorf("the partial payload rewrites an unchanged service:\n%s", flip)
 	}
+	if strings.Contains(flip, ":"+iptables.ChainServices+" ") || len(p.flip.Tables) != 1 {
+		t.Errorf("the partial payload rewrites a top-level chain or the filter table:\n%s", flip)
+	}
 	if p.flip.Full || p.flip.Bytes() >= p.full.Bytes() {
 		t.Errorf("the flip payload is full (%t) or not smaller (%d bytes, full %d)", p.flip.Full, p.flip.Bytes(), p.full.Bytes())
 	}
