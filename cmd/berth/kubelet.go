@@ -252,6 +252,15 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if s.kubelet.RotateCertificates {
 		g.Go(func() error { return bootstrap.Rotate(gctx, boot) })
 	}
+	g.Go(func() error {
+		return runKubeletAPI(gctx, s, kubeletAPIInputs{
+			client:  client,
+			runtime: runtime,
+			pods:    podManager,
+			nodeIPs: nodes.NodeIPs,
+			healthz: func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
+		})
+	})
 	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))
 	g.Go(func() error {
 		return health.Serve(gctx, healthAddr, []health.Check{

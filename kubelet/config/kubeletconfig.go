@@ -109,6 +109,9 @@ func SetDefaults(c *KubeletConfiguration) {
 	if c.ContainerLogMaxFiles == nil {
 		c.ContainerLogMaxFiles = ptr.To[int32](5)
 	}
+	if c.ContainerLogMonitorInterval == nil {
+		c.ContainerLogMonitorInterval = &metav1.Duration{Duration: 10 * time.Second}
+	}
 	if c.ImageGCHighThresholdPercent == nil {
 		c.ImageGCHighThresholdPercent = ptr.To[int32](85)
 	}

@@ -56,6 +56,8 @@ type Manager struct {
 	sandboxSlots chan struct{}
 	// probing spreads the first probes of adopted containers.
 	probing probeTiming
+	// metrics are the Prometheus metrics of the pods.
+	metrics *podMetrics
 }
 
 // sourcesState tells which sources of pods, the API server and the static
@@ -107,6 +109,7 @@ func New(cfg Config) (*Manager, error) {
 		sandboxSlots: make(chan struct{}, max(2, 2*runtime.NumCPU())),
 		probing:      probeTiming{jitter: randomJitter},
 	}
+	m.metrics = newPodMetrics(m)
 	return m, nil
 }
 

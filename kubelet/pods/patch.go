@@ -50,6 +50,13 @@ func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) er
 		// A terminal phase is final; the API server would refuse the change.
 		st.Phase = pod.Status.Phase
 	}
+	if !w.state.started && st.Phase == v1.PodRunning {
+		w.state.started = true
+		// A pod that ran before berth (re)started was not started by it.
+		if pod.Status.Phase != v1.PodRunning {
+			w.m.metrics.startDuration.Observe(w.m.cfg.Clock.Since(w.state.seen).Seconds())
+		}
+	}
 	return w.sendStatus(ctx, pod, st)
 }
 

@@ -22,6 +22,9 @@ type relistState struct {
 	fingerprints map[types.UID]string
 	// running counts pods with a ready sandbox.
 	running int
+	// containers counts the containers by state ("running", "exited",
+	// "created", "unknown"), as kubelet_running_containers does.
+	containers map[string]int
 }
 
 // relistOnce lists the runtime, wakes the workers of pods whose runtime
@@ -30,7 +33,7 @@ type relistState struct {
 // them).
 func (m *Manager) relistOnce(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	prints, running, err := m.listRuntime(ctx)
+	prints, running, containers, err := m.listRuntime(ctx)
 	if err != nil {
 		logger.Error(err, "Relist of the container runtime failed")
 		return
@@ -67,19 +70,21 @@ func (m *Manager) relistOnce(ctx context.Context) {
 			w.wakeUp()
 		}
 	}
-	m.relist = relistState{last: now, fingerprints: prints, running: running}
+	m.relist = relistState{last: now, fingerprints: prints, running: running, containers: containers}
 }
 
-// listRuntime sums up the runtime's sandboxes and containers per pod.
-func (m *Manager) listRuntime(ctx context.Context) (map[types.UID]string, int, error) {
+// listRuntime sums up the runtime's sandboxes and containers per pod, and
+// counts the pods with a ready sandbox and the containers by state.
+func (m *Manager) listRuntime(ctx context.Context) (map[types.UID]string, int, map[string]int, error) {
 	sandboxes, err := m.cfg.Runtime.ListPodSandbox(ctx, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list sandboxes: %w", err)
+		return nil, 0, nil, fmt.Errorf("list sandboxes: %w", err)
 	}
 	containers, err := m.cfg.Runtime.ListContainers(ctx, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list containers: %w", err)
+		return nil, 0, nil, fmt.Errorf("list containers: %w", err)
 	}
+	states := map[string]int{}
 	parts := map[types.UID][]string{}
 	ready := map[types.UID]bool{}
 	for _, s := range sandboxes {
@@ -97,6 +102,7 @@ func (m *Manager) listRuntime(ctx context.Context) (map[types.UID]string, int, e
 		if uid == "" {
 			continue
 		}
+		states[containerStateLabel(c.State)]++
 		parts[uid] = append(parts[uid], "c:"+c.Id+":"+c.State.String())
 	}
 	out := make(map[types.UID]string, len(parts))
@@ -104,5 +110,5 @@ func (m *Manager) listRuntime(ctx context.Context) (map[types.UID]string, int, e
 		sort.Strings(p)
 		out[uid] = strings.Join(p, ",")
 	}
-	return out, len(ready), nil
+	return out, len(ready), states, nil
 }

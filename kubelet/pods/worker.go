@@ -77,6 +77,10 @@ type workerState struct {
 	rejectNoted bool
 	// static is what the worker of a static pod remembers.
 	static staticWorkerState
+	// seen is when the worker first saw the pod; started tells that the
+	// pod has been seen running since (for the pod start metric).
+	seen    time.Time
+	started bool
 }
 
 func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
@@ -92,6 +96,7 @@ func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 			pullErrors: map[string]string{},
 			waiting:    map[string]waitingReason{},
 			messages:   map[string]string{},
+			seen:       m.cfg.Clock.Now(),
 		},
 	}
 }

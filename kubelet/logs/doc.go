@@ -1,0 +1,30 @@
+// Package logs serves container logs the way the kubelet does, and rotates
+// the log files the runtime writes.
+//
+// The Handler answers /containerLogs/{podNamespace}/{podID}/{containerName}
+// (what `kubectl logs` reaches through the API server) with the kubelet's
+// query options: follow, previous, timestamps, tailLines (and the legacy
+// tail), sinceSeconds, sinceTime, limitBytes and stream. It finds the
+// container through CRI by the labels berth puts on pods and containers, and
+// reads the file CRI names in the container's status, written in the CRI log
+// format:
+//
+//	2016-10-06T00:17:09.669794202Z stdout F a whole line
+//	2016-10-06T00:17:09.669794203Z stderr P the start of a long line
+//
+// Partial records (tag P) are joined with the records that complete them,
+// so a long line comes out as one line, stamped with the time it began.
+// Stdout and stderr come out interleaved in the order they were written.
+//
+// The Rotator keeps every running container's log under containerLogMaxSize
+// and at most containerLogMaxFiles files: it renames the current file to
+// <path>.<UTC timestamp>, asks the runtime to reopen the log (the runtime
+// writes to a new file only once that call returned), compresses older
+// rotated files with gzip and removes the oldest ones.
+//
+// A reader that follows a log survives rotation without losing or repeating
+// a line: when the path names a new file, it keeps reading the file it has
+// open to its end, and moves to the next file only once that file has data,
+// which proves the runtime is done with the old one. Only the current file
+// is read for a request that does not follow, as the kubelet does.
+package logs
