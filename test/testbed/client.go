@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os/exec"
 	"path/filepath"
 
 	"k8s.io/client-go/kubernetes"
@@ -59,6 +60,15 @@ func (tb *Testbed) Client(path string) (kubernetes.Interface, error) {
 func (tb *Testbed) Kubectl(ctx context.Context, args ...string) ([]byte, error) {
 	kubectl := filepath.Join(tb.cfg.UpstreamDir, "kubectl")
 	return tb.Output(ctx, ControlPlaneHost, append([]string{kubectl, "--kubeconfig", AdminKubeconfig}, args...)...)
+}
+
+// KubectlCommand returns the command that runs the bed's kubectl as the
+// cluster admin on the control-plane host, to start and stream from.
+func (tb *Testbed) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
+	kubectl := filepath.Join(tb.cfg.UpstreamDir, "kubectl")
+	cmd := tb.Command(ctx, ControlPlaneHost, append([]string{kubectl, "--kubeconfig", AdminKubeconfig}, args...)...)
+	cmd.Env = hostEnv()
+	return cmd
 }
 
 // UpstreamBinary returns the path of one of the upstream binaries (kubectl,
