@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -173,6 +174,16 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if err != nil {
 		return fmt.Errorf("node client: %w", err)
 	}
+	// Events have a rate limit of their own (eventRecordQPS, eventBurst), as
+	// with kubelet: in a burst of pods they must not hold back the status
+	// patches and API reads the pods wait for.
+	eventConfig := rest.CopyConfig(restConfig)
+	eventConfig.QPS = float32(*s.kubelet.EventRecordQPS)
+	eventConfig.Burst = int(s.kubelet.EventBurst)
+	eventClient, err := kubernetes.NewForConfig(eventConfig)
+	if err != nil {
+		return fmt.Errorf("node event client: %w", err)
+	}
 	runtime, err := cri.Connect(ctx, s.kubelet.ContainerRuntimeEndpoint, criConnectTimeout)
 	if err != nil {
 		return err
@@ -211,7 +222,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		s.flags.NodeLabels[serviceProxyLabel] = "berth"
 	}
 	events := record.NewBroadcaster()
-	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer events.Shutdown()
 	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs}, clk)
 	if err != nil {
@@ -252,6 +263,10 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if s.kubelet.RotateCertificates {
 		g.Go(func() error { return bootstrap.Rotate(gctx, boot) })
 	}
+	g.Go(func() error {
+		releaseStartupPages(gctx, func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) }, clk)
+		return nil
+	})
 	g.Go(func() error {
 		return runKubeletAPI(gctx, s, kubeletAPIInputs{
 			client:  client,

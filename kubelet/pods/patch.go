@@ -32,8 +32,41 @@ const (
 )
 
 // publish computes the pod's status and patches it to the API server when it
-// differs from what the server has.
+// differs from what the server has, after any patch still being sent in
+// the background.
 func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
+	w.pending.Wait()
+	st := w.podStatus(ctx, pod, rt)
+	w.sending.Lock()
+	defer w.sending.Unlock()
+	return w.sendStatus(ctx, pod, st)
+}
+
+// publishInBackground is publish without waiting for the API server, for
+// a pod that has no sandbox yet; the worker's next publish comes after it.
+// Others publish in the foreground, as do static pods, whose status goes
+// through worker state.
+func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *podRuntime) {
+	if w.static || rt.newestSandbox() != nil {
+		if err := w.publish(ctx, pod, rt); err != nil {
+			klog.FromContext(ctx).Error(err, "Cannot publish pod status")
+		}
+		return
+	}
+	st := w.podStatus(ctx, pod, rt)
+	w.pending.Add(1)
+	go func() {
+		defer w.pending.Done()
+		w.sending.Lock()
+		defer w.sending.Unlock()
+		if err := w.sendStatus(ctx, pod, st); err != nil && ctx.Err() == nil {
+			klog.FromContext(ctx).Error(err, "Cannot publish pod status")
+		}
+	}()
+}
+
+// podStatus computes the status to publish.
+func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podRuntime) v1.PodStatus {
 	w.readMessages(pod, rt)
 	st := buildStatus(statusInput{
 		Pod:         pod,
@@ -57,7 +90,7 @@ func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) er
 			w.m.metrics.startDuration.Observe(w.m.cfg.Clock.Since(w.state.seen).Seconds())
 		}
 	}
-	return w.sendStatus(ctx, pod, st)
+	return st
 }
 
 // sendStatus patches st onto the pod's object in the API when it differs

@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"sync"
 	"context"
 	"fmt"
 	"runtime/debug"
@@ -46,6 +47,11 @@ type podWorker struct {
 	state *workerState
 	// probes are the pod's probe workers and their results.
 	probes *podProbes
+	// sending serializes status patches (the worker's and the one sent
+	// in the background at the start of a sync); pending counts those in
+	// the background.
+	sending sync.Mutex
+	pending sync.WaitGroup
 }
 
 // workerState is what a worker remembers between syncs of its pod.
@@ -228,10 +234,10 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 // then rounds of computePodActions until nothing is left to do right now.
 func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (time.Duration, error) {
 	// Publish first, as the kubelet does: a pod whose sandbox or volumes
-	// take long shows ContainerCreating meanwhile.
-	if err := w.publish(ctx, pod, rt); err != nil {
-		klog.FromContext(ctx).Error(err, "Cannot publish pod status")
-	}
+	// take long shows ContainerCreating meanwhile. In the background: in a
+	// burst of pods the API client's rate limit would otherwise hold every
+	// pod's sandbox back behind every other pod's status.
+	w.publishInBackground(ctx, pod, rt)
 	mounts, err := w.m.cfg.Volumes.Setup(ctx, pod)
 	if err != nil {
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
