@@ -13,16 +13,18 @@ import (
 	"google.golang.org/grpc/status"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berthnode/berth/cri"
 )
 
 // The labels and annotation berth (like the kubelet) puts on sandboxes and
 // containers.
 const (
-	labelPodName       = "io.kubernetes.pod.name"
-	labelPodNamespace  = "io.kubernetes.pod.namespace"
-	labelPodUID        = "io.kubernetes.pod.uid"
-	labelContainerName = "io.kubernetes.container.name"
-	annotationRestarts = "io.kubernetes.container.restartCount"
+	labelPodName       = cri.LabelPodName
+	labelPodNamespace  = cri.LabelPodNamespace
+	labelPodUID        = cri.LabelPodUID
+	labelContainerName = cri.LabelContainerName
+	annotationRestarts = cri.AnnotationRestartCount
 )
 
 // errPodNotFound and errNoLogs tell why there is no log to read: the pod

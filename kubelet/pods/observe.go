@@ -10,18 +10,20 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berthnode/berth/cri"
 )
 
 // Labels and annotations berth puts on sandboxes and containers. They are the
 // kubelet's, so crictl and other tools show berth's pods the usual way and a
 // restarted berth (or a kubelet) recognizes them.
 const (
-	labelPodName         = "io.kubernetes.pod.name"
-	labelPodNamespace    = "io.kubernetes.pod.namespace"
-	labelPodUID          = "io.kubernetes.pod.uid"
-	labelContainerName   = "io.kubernetes.container.name"
+	labelPodName         = cri.LabelPodName
+	labelPodNamespace    = cri.LabelPodNamespace
+	labelPodUID          = cri.LabelPodUID
+	labelContainerName   = cri.LabelContainerName
 	annotationHash       = "io.kubernetes.container.hash"
-	annotationRestarts   = "io.kubernetes.container.restartCount"
+	annotationRestarts   = cri.AnnotationRestartCount
 	annotationTermPath   = "io.kubernetes.container.terminationMessagePath"
 	annotationTermPolicy = "io.kubernetes.container.terminationMessagePolicy"
 	annotationGrace      = "io.kubernetes.pod.terminationGracePeriod"

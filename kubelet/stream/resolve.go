@@ -7,15 +7,17 @@ import (
 	"sort"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berthnode/berth/cri"
 )
 
 // The kubelet's labels on sandboxes and containers, which berth sets too
 // (see kubelet/pods).
 const (
-	labelPodName       = "io.kubernetes.pod.name"
-	labelPodNamespace  = "io.kubernetes.pod.namespace"
-	labelPodUID        = "io.kubernetes.pod.uid"
-	labelContainerName = "io.kubernetes.container.name"
+	labelPodName       = cri.LabelPodName
+	labelPodNamespace  = cri.LabelPodNamespace
+	labelPodUID        = cri.LabelPodUID
+	labelContainerName = cri.LabelContainerName
 )
 
 // findSandbox returns the pod's newest ready sandbox. A pod with no sandbox
