@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -34,6 +35,8 @@ import (
 	"github.com/berthnode/berth/kubelet/staticpods"
 	"github.com/berthnode/berth/kubelet/volume"
 	"github.com/berthnode/berth/netrules/link"
+	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/systemd"
 )
 
 // serviceProxyLabel marks the nodes where berth is the service proxy.
@@ -150,10 +153,13 @@ func runKubelet(ctx context.Context, cfg *config.Config, cmdline []string) error
 
 func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) error {
 	clk := clock.RealClock{}
+	svc := startService(ctx, clk)
+	svc.status(ctx, "waiting for the kubelet configuration (kubeadm join writes it)")
 	s, err := resolveSettings(ctx, cfg, cmdline, clk)
 	if err != nil {
 		return err
 	}
+	svc.status(ctx, "starting: TLS bootstrap, container runtime")
 	log := klog.FromContext(ctx).WithValues("node", s.nodeName)
 	ctx = klog.NewContext(ctx, log)
 	boot := bootstrap.Config{
@@ -246,6 +252,23 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return err
 	}
 	factory.Start(gctx.Done())
+	svc.watch(systemd.Check{Name: "node status", Healthy: nodes.Healthy}, systemd.Check{Name: "pod workers", Healthy: podManager.Healthy})
+	var proxier atomic.Pointer[proxy.Proxier]
+	ready := []systemd.Condition{{Name: "node registered", Met: nodes.Registered}}
+	if cfg.Proxy.Enabled {
+		ready = append(ready, systemd.Condition{Name: "first service proxy sync", Met: func() bool {
+			p := proxier.Load()
+			return p != nil && p.Ready() == nil
+		}})
+	}
+	g.Go(func() error {
+		svc.status(gctx, "registering the node, first service sync")
+		if err := svc.reportReady(gctx, clk, ready...); err != nil && gctx.Err() == nil {
+			log.Error(err, "Cannot report readiness to systemd")
+		}
+		svc.status(gctx, "running")
+		return nil
+	})
 	g.Go(func() error { return nodes.Run(gctx) })
 	g.Go(func() error { return podManager.Run(gctx) })
 	if cfg.Proxy.Enabled {
@@ -256,6 +279,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 				client:    client,
 				nodeIPs:   nodeIPs,
 				informers: factory,
+				proxier:   &proxier,
 				recorder:  events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kube-proxy", Host: s.nodeName}),
 			})
 		})

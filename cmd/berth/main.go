@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"k8s.io/klog/v2"
+
+	"github.com/berthnode/berth/systemd"
 )
 
 // Build metadata, stamped by the linker:
@@ -48,6 +50,8 @@ kubelet and kube-proxy.
 
 Commands:
   run       Run the node agent with the configuration file given by --config
+  join      Join a kubeadm cluster without kubeadm (token + CA hash, as kubeadm join)
+  install   Install the binary, the systemd unit and a default configuration
   image     Load image tarballs into containerd (air-gapped nodes)
   rbac      Print the RBAC binding berth needs once per cluster
   rules     Explain the service rules berth programmed: rules explain NAMESPACE/SERVICE
@@ -58,6 +62,10 @@ Run 'berth <command> -h' for the flags of a command.
 `
 
 func main() {
+	// Under systemd, log lines carry their level for the journal.
+	if _, err := systemd.LogToJournal(os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "berth: logging to the journal: %v\n", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// Stop catching signals once the first one arrives, so a second SIGINT
 	// kills a shutdown that hangs.
@@ -94,6 +102,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdRBAC(rest, stdout, stderr)
 	case "rules":
 		return cmdRules(ctx, rest, stdout, stderr)
+	case "install":
+		return cmdInstall(ctx, rest, stdout, stderr)
+	case "join":
+		return cmdJoin(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -45,6 +46,8 @@ type proxyInputs struct {
 	// EndpointSlices); the caller starts it.
 	informers informers.SharedInformerFactory
 	recorder  record.EventRecorder
+	// proxier receives the proxier once it exists, for readiness.
+	proxier *atomic.Pointer[proxy.Proxier]
 }
 
 // runProxy runs berth's service proxy (kube-proxy's job) until ctx ends.
@@ -119,6 +122,9 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 	})
 	if err != nil {
 		return err
+	}
+	if in.proxier != nil {
+		in.proxier.Store(proxier)
 	}
 	factory.Start(ctx.Done())
 	nodeFactory.Start(ctx.Done())
