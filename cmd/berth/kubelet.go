@@ -234,7 +234,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if err != nil {
 		return err
 	}
-	checks = append(checks, node.Check{Name: "pod workers", Ready: podManager.Healthy})
+	checks = append(checks, node.Check{Name: "pod workers", Ready: podManager.Healthy}, shutdownCheck(podManager))
 	nodes, err = node.New(node.Config{
 		NodeName: s.nodeName,
 		Client:   client,
@@ -270,6 +270,9 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return nil
 	})
 	g.Go(func() error { return nodes.Run(gctx) })
+	g.Go(func() error {
+		return runShutdownManager(gctx, s.kubelet, nodeShutdown{pods: podManager, nodes: nodes}, clk)
+	})
 	g.Go(func() error { return podManager.Run(gctx) })
 	if cfg.Proxy.Enabled {
 		g.Go(func() error {

@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	kubeletconfig "github.com/berthnode/berth/kubelet/config"
+	"github.com/berthnode/berth/kubelet/node"
+	"github.com/berthnode/berth/kubelet/pods"
 	"github.com/berthnode/berth/systemd"
 )
 
@@ -98,4 +102,56 @@ func (s *service) reportReady(ctx context.Context, clk clock.WithTicker, conds .
 		Interval:   time.Second,
 		Clock:      clk,
 	})
+}
+
+// nodeShutdown is what berth does when logind announces a shutdown: the
+// node turns NotReady ("node is shutting down") and its pods stop, regular
+// ones first, then the critical ones.
+type nodeShutdown struct {
+	pods  *pods.Manager
+	nodes *node.Controller
+}
+
+var _ systemd.ShutdownHandler = nodeShutdown{}
+
+func (n nodeShutdown) SetShuttingDown(_ context.Context, down bool) error {
+	n.pods.SetShuttingDown(down)
+	n.nodes.Kick()
+	return nil
+}
+
+func (n nodeShutdown) StopPods(ctx context.Context, class systemd.PodClass, grace time.Duration) error {
+	return n.pods.StopPods(ctx, class == systemd.CriticalPods, grace)
+}
+
+// shutdownCheck is the node readiness check that fails while the node
+// shuts down, as kubelet's does.
+func shutdownCheck(pm *pods.Manager) node.Check {
+	return node.Check{Name: "node shutdown", Ready: func() error {
+		if pm.ShuttingDown() {
+			return errors.New("node is shutting down")
+		}
+		return nil
+	}}
+}
+
+// runShutdownManager holds node shutdowns up for the pods, as kubelet's
+// graceful node shutdown, when shutdownGracePeriod is set.
+func runShutdownManager(ctx context.Context, kc *kubeletconfig.KubeletConfiguration, h nodeShutdown, clk clock.WithTicker) error {
+	grace := kc.ShutdownGracePeriod.Duration
+	if grace <= 0 {
+		return nil
+	}
+	m, err := systemd.NewShutdownManager(systemd.ShutdownConfig{
+		Dial:                    systemd.DialLogind,
+		Handler:                 h,
+		GracePeriod:             grace,
+		CriticalPodsGracePeriod: kc.ShutdownGracePeriodCriticalPods.Duration,
+		LogindConfDir:           systemd.LogindConfDir,
+		Clock:                   clk,
+	})
+	if err != nil {
+		return fmt.Errorf("graceful node shutdown: %w", err)
+	}
+	return m.Run(ctx)
 }

@@ -103,6 +103,9 @@ func (m *Manager) admitLocked(pod *v1.Pod, static bool) *rejection {
 	if pod.DeletionTimestamp != nil || isTerminalPhase(pod.Status.Phase) {
 		return nil
 	}
+	if m.ShuttingDown() {
+		return &rejection{Reason: "NodeShutdown", Message: "Pod was rejected as the node is shutting down."}
+	}
 	return admit(pod, m.activePodsLocked(), int(m.cfg.Kubelet.MaxPods), static)
 }
 

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -58,6 +59,8 @@ type Manager struct {
 	probing probeTiming
 	// metrics are the Prometheus metrics of the pods.
 	metrics *podMetrics
+	// shuttingDown is set while the node shuts down.
+	shuttingDown atomic.Bool
 }
 
 // sourcesState tells which sources of pods, the API server and the static

@@ -238,6 +238,10 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	// burst of pods the API client's rate limit would otherwise hold every
 	// pod's sandbox back behind every other pod's status.
 	w.publishInBackground(ctx, pod, rt)
+	if w.m.ShuttingDown() {
+		// The node shuts down: start nothing.
+		return w.m.cfg.syncFrequency(), nil
+	}
 	mounts, err := w.m.cfg.Volumes.Setup(ctx, pod)
 	if err != nil {
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
