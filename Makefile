@@ -23,7 +23,7 @@ STATICCHECK_VERSION := v0.8.2
 # the proxy and the tests drive, and what the VM tests are built from.
 APT_PACKAGES := containerd runc iptables ipvsadm conntrack nftables \
 	containernetworking-plugins busybox-static iproute2 util-linux procps \
-	qemu-system-x86 debootstrap cpio ca-certificates systemd dbus-daemon
+	qemu-system-x86 qemu-utils e2fsprogs debootstrap cpio ca-certificates systemd dbus-daemon
 
 # The test bed's binaries: built by test/tools/build-upstream.sh, cached by
 # version under $(CACHE)/upstream.

@@ -20,6 +20,7 @@ import (
 	"github.com/berthnode/berth/cmd/berth/config"
 	"github.com/berthnode/berth/netrules/conntrack"
 	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/ipvs"
 	"github.com/berthnode/berth/netrules/sysctl"
 	"github.com/berthnode/berth/proxy"
 	proxyconfig "github.com/berthnode/berth/proxy/config"
@@ -58,9 +59,6 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 	if err != nil {
 		return err
 	}
-	if in.cfg.Proxy.Mode != config.ProxyModeIPTables {
-		return fmt.Errorf("proxy mode %q: only iptables is implemented in this release", in.cfg.Proxy.Mode)
-	}
 	if changed, err := sysctl.Proc.Ensure(proxySysctls); err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	} else if len(changed) > 0 {
@@ -84,7 +82,7 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 		if _, ok := backends[f]; ok {
 			continue
 		}
-		b, err := iptables.New(iptables.Config{Family: f, MasqueradeBit: settings.MasqueradeBit})
+		b, err := newBackend(in.cfg.Proxy.Mode, f, settings)
 		if err != nil {
 			return fmt.Errorf("service proxy: %w", err)
 		}
@@ -132,11 +130,34 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 		"healthz", settings.HealthzBindAddress, "metrics", settings.MetricsBindAddress)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return proxier.Run(gctx) })
+	for _, b := range backends {
+		if r, ok := b.(interface{ Run(context.Context) error }); ok {
+			// IPVS: the destinations draining after their endpoints went.
+			g.Go(func() error { return r.Run(gctx) })
+		}
+	}
 	g.Go(func() error {
 		return healthcheck.Serve(gctx, "proxy healthz", settings.HealthzBindAddress, healthcheck.NewHandler(proxier))
 	})
 	g.Go(func() error { return m.Serve(gctx, settings.MetricsBindAddress) })
 	return g.Wait()
+}
+
+// newBackend returns the backend of the proxy mode for one family.
+func newBackend(mode config.ProxyMode, f proxy.Family, settings *proxyconfig.Settings) (proxy.Backend, error) {
+	switch mode {
+	case config.ProxyModeIPTables:
+		return iptables.New(iptables.Config{Family: f, MasqueradeBit: settings.MasqueradeBit})
+	case config.ProxyModeIPVS:
+		return ipvs.New(ipvs.Config{
+			Family:        f,
+			Scheduler:     settings.IPVS.Scheduler,
+			MasqueradeBit: settings.MasqueradeBit,
+			ExcludeCIDRs:  settings.IPVS.ExcludeCIDRs,
+			StrictARP:     settings.IPVS.StrictARP,
+		})
+	}
+	return nil, fmt.Errorf("proxy mode %q: want iptables or ipvs", mode)
 }
 
 // proxySettings merges berth's kube-proxy settings file (if any) over the

@@ -162,3 +162,32 @@ func (tb *Testbed) DialContext(ctx context.Context, host, network, addr string) 
 
 // netipParse parses an address recorded in the bed's state.
 func netipParse(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
+
+// LAN is the bed's LAN, for machines a test attaches to it itself (VMs).
+type LAN struct {
+	// NetNS is the path of the network namespace that holds the bridge.
+	NetNS string
+	// Bridge is the LAN bridge's name in NetNS.
+	Bridge string
+	// Prefix is the LAN's prefix; Gateway the bridge's address (no route
+	// leads further: nothing leaves the LAN).
+	Prefix  netip.Prefix
+	Gateway netip.Addr
+}
+
+// firstGuestIP is the first of the addresses kept for machines tests attach
+// to the LAN (above the nodes').
+var firstGuestIP = netip.MustParseAddr("192.168.200.100")
+
+// LAN describes the bed's LAN.
+func (tb *Testbed) LAN() LAN {
+	return LAN{NetNS: tb.nsFile(lanHost, "net"), Bridge: bridgeName, Prefix: lanPrefix, Gateway: lanGateway}
+}
+
+// GuestAddress returns the LAN address of the i-th (from 0) machine a test
+// attaches to the LAN itself, with the LAN's prefix length.
+func (tb *Testbed) GuestAddress(i int) netip.Prefix {
+	a := firstGuestIP.As4()
+	a[3] += byte(i)
+	return netip.PrefixFrom(netip.AddrFrom4(a), lanPrefix.Bits())
+}

@@ -1,0 +1,380 @@
+package ipvs
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/proxy"
+)
+
+// ErrNotProgrammed is returned by Explain when nothing is programmed for
+// the service asked about.
+var ErrNotProgrammed = errors.New("nothing is programmed")
+
+// Explanation is what IPVS mode programmed for one service.
+type Explanation struct {
+	// Service is the service asked about: "namespace/name" or
+	// "namespace/name:port".
+	Service string
+	// Ports are the service's ports that have rules, by name and protocol.
+	Ports []PortExplanation
+	// NodePortAddresses are the addresses node ports answer on.
+	NodePortAddresses []netip.Addr
+}
+
+// PortExplanation is what IPVS mode does for one service port.
+type PortExplanation struct {
+	// Name is "namespace/name:port", as in the rules' comments.
+	Name string
+	// Protocol is the port's protocol.
+	Protocol proxy.Protocol
+	// Destinations are the port's addresses and ports with their virtual
+	// services, in rule order.
+	Destinations []VirtualDestination
+	// ClusterMasquerade is which cluster-IP traffic is masqueraded.
+	ClusterMasquerade Masquerade
+	// ExternalLocal tells that externalTrafficPolicy is Local: clients
+	// keep their address and only the node's own traffic is masqueraded.
+	ExternalLocal bool
+	// ExternalMasquerade tells that all external traffic is masqueraded
+	// (externalTrafficPolicy Cluster).
+	ExternalMasquerade bool
+	// PodsToCluster are the pod CIDRs whose traffic may use the cluster
+	// endpoints of an externalTrafficPolicy Local port without a local one.
+	PodsToCluster []string
+	// SourceRanges are the loadBalancerSourceRanges let through.
+	SourceRanges []string
+	// Firewall tells that load-balancer traffic from other sources is
+	// dropped.
+	Firewall bool
+	// HealthCheckNodePort is the eTP Local health check's node port.
+	HealthCheckNodePort uint16
+	// Notes are what berth would not have programmed.
+	Notes []string
+}
+
+// Masquerade is which traffic to a cluster IP is masqueraded.
+type Masquerade struct {
+	// All: every connection (masqueradeAll).
+	All bool
+	// Except are the sources left alone (the cluster CIDRs).
+	Except []string
+	// NodeOnly: only the node's own connections (no cluster CIDR known).
+	NodeOnly bool
+}
+
+// VirtualDestination is one address and port of a service port.
+type VirtualDestination struct {
+	// Kind is what the address is.
+	Kind Kind
+	// Addr is the virtual address (for a node port, one of the node-port
+	// addresses).
+	Addr netip.Addr
+	// Port is the virtual port.
+	Port uint16
+	// Virtual is the kernel's virtual service; nil when it has none.
+	Virtual *Service
+	// Destinations are its real servers, with weights and connections.
+	Destinations []Destination
+	// Verdict is the REJECT or DROP of filter BERTH-IPVS-SERVICES for new
+	// connections, "" when there is none.
+	Verdict string
+}
+
+// Explain tells, for people, what IPVS mode programmed for service
+// ("namespace/name" or "namespace/name:port"): it reads the backend's
+// iptables chains in save (iptables-save output of nat and filter, by
+// table) for the service's addresses and policies, and h for their
+// virtual services and destinations. It trusts no State. ErrNotProgrammed
+// when no rule is for the service.
+func Explain(h Handle, save map[iptables.Table][]byte, service string) (*Explanation, error) {
+	ns, name, ok := strings.Cut(service, "/")
+	if !ok || ns == "" || name == "" || strings.ContainsAny(name, "/ ") || strings.HasPrefix(name, ":") || strings.HasSuffix(name, ":") {
+		return nil, fmt.Errorf("%w: %q", iptables.ErrBadServiceName, service)
+	}
+	x := &explainer{service: service, onePort: strings.Contains(name, ":"), rules: map[string][]savedRule{}, ports: map[portKey]*PortExplanation{}}
+	for t, data := range save {
+		x.parse(t, data)
+	}
+	if _, ok := x.rules["nat "+ChainServices]; !ok {
+		return nil, fmt.Errorf("%w for %s: the nat table has no %s chain, so berth's IPVS proxy has not synced here",
+			ErrNotProgrammed, service, ChainServices)
+	}
+	x.readNAT()
+	if len(x.ports) == 0 {
+		return nil, fmt.Errorf("%w for %s: no rule of berth's IPVS chains is for it "+
+			"(a service gets rules once it has a cluster IP; a headless one never does)", ErrNotProgrammed, service)
+	}
+	x.readFilter()
+	if err := x.readIPVS(h); err != nil {
+		return nil, err
+	}
+	e := &Explanation{Service: service, NodePortAddresses: x.nodeAddrs}
+	for _, k := range slices.SortedFunc(maps.Keys(x.ports), func(a, b portKey) int {
+		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(string(a.proto), string(b.proto)))
+	}) {
+		e.Ports = append(e.Ports, *x.ports[k])
+	}
+	return e, nil
+}
+
+// savedRule is one "-A" line: its options and text.
+type savedRule struct {
+	opts map[string]string
+	text string
+}
+
+func (r savedRule) has(opt string) bool { _, ok := r.opts[opt]; return ok }
+
+type portKey struct {
+	name  string
+	proto proxy.Protocol
+}
+
+type explainer struct {
+	service   string
+	onePort   bool
+	rules     map[string][]savedRule
+	ports     map[portKey]*PortExplanation
+	nodeAddrs []netip.Addr
+}
+
+// parse reads the backend's chains of one table's iptables-save output,
+// keyed "table CHAIN"; a declared chain without rules gets an empty list.
+func (x *explainer) parse(t iptables.Table, data []byte) {
+	table := string(t)
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case strings.HasPrefix(line, "*"):
+			table = strings.TrimSpace(line[1:])
+		case strings.HasPrefix(line, ":"+ChainPrefix):
+			chain, _, _ := strings.Cut(line[1:], " ")
+			if x.rules[table+" "+chain] == nil {
+				x.rules[table+" "+chain] = []savedRule{}
+			}
+		case strings.HasPrefix(line, "-A "+ChainPrefix):
+			chain, rest, _ := strings.Cut(line[len("-A "):], " ")
+			x.rules[table+" "+chain] = append(x.rules[table+" "+chain], savedRule{opts: ruleOptions(rest), text: rest})
+		}
+	}
+}
+
+// ruleOptions maps a saved rule's options to their values ("" for a
+// flag), a negated one keyed "!" + option; a double-quoted comment is one
+// argument.
+func ruleOptions(s string) map[string]string {
+	var args []string
+	for s = strings.TrimLeft(s, " "); s != ""; s = strings.TrimLeft(s, " ") {
+		end := strings.IndexByte(s, ' ')
+		if s[0] == '"' {
+			end = strings.IndexByte(s[1:], '"') + 2
+		}
+		if end <= 0 {
+			end = len(s)
+		}
+		args, s = append(args, strings.Trim(s[:end], `"`)), s[end:]
+	}
+	opts := make(map[string]string, len(args)/2)
+	for i := 0; i < len(args); i++ {
+		key := args[i]
+		if key == "!" && i+1 < len(args) {
+			i++
+			key = "!" + args[i]
+		}
+		val := ""
+		if i+1 < len(args) && (key == "--comment" || !strings.HasPrefix(args[i+1], "-") && args[i+1] != "!") {
+			i++
+			val = args[i]
+		}
+		opts[key] = val
+	}
+	return opts
+}
+
+// owner returns the port name in a comment made of a name and a suffix,
+// when it is the service's.
+func (x *explainer) owner(comment, suffix string) (string, bool) {
+	name, ok := strings.CutSuffix(comment, suffix)
+	if ok && (name == x.service || !x.onePort && strings.HasPrefix(name, x.service+":")) {
+		return name, true
+	}
+	return "", false
+}
+
+func (x *explainer) port(name, proto string) *PortExplanation {
+	k := portKey{name: name, proto: proxy.Protocol(strings.ToUpper(proto))}
+	if x.ports[k] == nil {
+		x.ports[k] = &PortExplanation{Name: name, Protocol: k.proto}
+	}
+	return x.ports[k]
+}
+
+func addrOf(v string) netip.Addr {
+	p, _ := netip.ParsePrefix(v)
+	return p.Addr()
+}
+
+func portOf(v string) uint16 {
+	n, _ := strconv.ParseUint(v, 10, 16)
+	return uint16(n)
+}
+
+// readNAT reads the destinations and masquerade of the service's ports
+// from nat BERTH-IPVS-SERVICES and BERTH-IPVS-NODEPORTS.
+func (x *explainer) readNAT() {
+	kinds := []struct {
+		suffix string
+		kind   Kind
+	}{{" cluster IP", KindClusterIP}, {" external IP", KindExternalIP}, {" loadbalancer IP", KindLoadBalancerIP}}
+	for _, r := range x.rules["nat "+ChainServices] {
+		if r.opts["-j"] == ChainNodePorts {
+			x.nodeAddrs = append(x.nodeAddrs, addrOf(r.opts["-d"]))
+			continue
+		}
+		for _, k := range kinds {
+			name, ok := x.owner(r.opts["--comment"], k.suffix)
+			if !ok {
+				continue
+			}
+			p := x.port(name, r.opts["-p"])
+			if r.opts["-j"] == "ACCEPT" {
+				p.Destinations = append(p.Destinations, VirtualDestination{Kind: k.kind, Addr: addrOf(r.opts["-d"]), Port: portOf(r.opts["--dport"])})
+				continue
+			}
+			x.readMark(p, k.kind, r)
+		}
+	}
+	for _, r := range x.rules["nat "+ChainNodePorts] {
+		if name, ok := x.owner(r.opts["--comment"], " node port"); ok {
+			p := x.port(name, r.opts["-p"])
+			x.readMark(p, KindNodePort, r)
+			for _, a := range x.nodeAddrs {
+				p.Destinations = append(p.Destinations, VirtualDestination{Kind: KindNodePort, Addr: a, Port: portOf(r.opts["--dport"])})
+			}
+		}
+	}
+}
+
+// readMark reads one masquerade-mark rule of a port.
+func (x *explainer) readMark(p *PortExplanation, kind Kind, r savedRule) {
+	target := r.opts["-j"]
+	switch {
+	case kind != KindClusterIP && target == ChainMarkMasq && r.opts["--src-type"] == "LOCAL":
+		p.ExternalLocal = true
+	case kind != KindClusterIP && target == ChainMarkMasq:
+		p.ExternalMasquerade = true
+	case target == ChainMarkMasq && r.has("!-s"):
+		p.ClusterMasquerade.Except = appendNew(p.ClusterMasquerade.Except, r.opts["!-s"])
+	case target == ChainMarkMasq && r.has("-s"):
+		p.ClusterMasquerade.NodeOnly = true
+	case target == ChainMarkMasq:
+		p.ClusterMasquerade.All = true
+	case target == ChainMarkOffCluster:
+		for _, o := range x.rules["nat "+ChainMarkOffCluster] {
+			if o.opts["-j"] == "RETURN" {
+				p.ClusterMasquerade.Except = appendNew(p.ClusterMasquerade.Except, o.opts["-s"])
+			}
+		}
+	default:
+		p.note("rule not understood in nat %s: %s", ChainServices, r.text)
+	}
+}
+
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+func (p *PortExplanation) note(format string, args ...any) {
+	if n := fmt.Sprintf(format, args...); !slices.Contains(p.Notes, n) {
+		p.Notes = append(p.Notes, n)
+	}
+}
+
+// readFilter reads the refusals, source ranges and health checks.
+func (x *explainer) readFilter() {
+	for _, r := range x.rules["filter "+ChainServices] {
+		for _, suffix := range []string{" has no endpoints", " has no local endpoints", " pod and node traffic to external destinations"} {
+			name, ok := x.owner(r.opts["--comment"], suffix)
+			if !ok {
+				continue
+			}
+			p := x.port(name, r.opts["-p"])
+			if r.opts["-j"] == "RETURN" {
+				if r.has("-s") {
+					p.PodsToCluster = appendNew(p.PodsToCluster, r.opts["-s"])
+				}
+				continue
+			}
+			a, port := addrOf(r.opts["-d"]), portOf(r.opts["--dport"])
+			for i := range p.Destinations {
+				d := &p.Destinations[i]
+				if d.Port == port && (d.Addr == a || !a.IsValid() && d.Kind == KindNodePort) {
+					d.Verdict = r.opts["-j"]
+				}
+			}
+		}
+	}
+	for _, r := range x.rules["filter "+ChainFirewall] {
+		if name, ok := x.owner(r.opts["--comment"], " loadbalancer IP"); ok && r.opts["-j"] == "RETURN" {
+			p := x.port(name, r.opts["-p"])
+			src := r.opts["-s"]
+			if src == r.opts["-d"] {
+				src = "this node (from the load-balancer IP)"
+			}
+			p.SourceRanges = appendNew(p.SourceRanges, src)
+		}
+		if name, ok := x.owner(r.opts["--comment"], " traffic not in loadBalancerSourceRanges"); ok {
+			x.port(name, r.opts["-p"]).Firewall = true
+		}
+	}
+	for _, r := range x.rules["filter "+ChainNodePorts] {
+		name, ok := x.owner(r.opts["--comment"], " health check node port")
+		for k, p := range x.ports {
+			if ok && k.name == name {
+				p.HealthCheckNodePort = portOf(r.opts["--dport"])
+			}
+		}
+	}
+}
+
+// readIPVS finds each destination's virtual service and real servers.
+func (x *explainer) readIPVS(h Handle) error {
+	if h == nil {
+		return nil
+	}
+	svcs, err := h.GetServices()
+	if err != nil {
+		return fmt.Errorf("reading the IPVS table: %w", err)
+	}
+	byKey := make(map[ServiceKey]Service, len(svcs))
+	for _, s := range svcs {
+		byKey[s.Key()] = s
+	}
+	for k, p := range x.ports {
+		for i := range p.Destinations {
+			d := &p.Destinations[i]
+			s, ok := byKey[ServiceKey{Addr: d.Addr, Port: d.Port, Protocol: k.proto}]
+			if !ok {
+				p.note("no IPVS virtual service for %s %s", k.proto, netip.AddrPortFrom(d.Addr, d.Port))
+				continue
+			}
+			d.Virtual = &s
+			if d.Destinations, err = h.GetDestinations(s); err != nil {
+				return fmt.Errorf("reading the IPVS table: %w", err)
+			}
+			slices.SortFunc(d.Destinations, func(a, b Destination) int { return a.AddrPort().Compare(b.AddrPort()) })
+		}
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package ipvs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	goipt "github.com/coreos/go-iptables/iptables"
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/berthnode/berth/netrules/iptables"
+	ipt "github.com/berthnode/berth/netrules/iptables/testing"
+	"github.com/berthnode/berth/netrules/ipvs"
+	"github.com/berthnode/berth/proxy"
+)
+
+// These tests run the parts of IPVS mode this machine's kernel has — the
+// iptables rules and the dummy interface — in network namespaces of their
+// own, with the fake IPVS table (the kernel of the VM test has IPVS).
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the kernel test needs root to create network namespaces (run as root; CI does)")
+	}
+}
+
+// netns is a network namespace of the test's own; its locked thread runs
+// what the test hands it and dies with it, so the host's namespace is
+// never touched.
+type netns struct{ calls chan func() }
+
+func newNetns(t *testing.T) *netns {
+	t.Helper()
+	n := &netns{calls: make(chan func())}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		errc <- nil
+		for f := range n.calls {
+			f()
+		}
+	}()
+	if err := <-errc; errors.Is(err, unix.EPERM) {
+		t.Skipf("skipping: cannot create a network namespace here: %v", err)
+	} else if err != nil {
+		t.Fatalf("unshare(CLONE_NEWNET): %v", err)
+	}
+	t.Cleanup(func() { close(n.calls) })
+	return n
+}
+
+func (n *netns) do(f func()) {
+	done := make(chan struct{})
+	n.calls <- func() { defer close(done); f() }
+	<-done
+}
+
+type nsExec struct{ n *netns }
+
+func (e nsExec) Run(ctx context.Context, stdin []byte, name string, args ...string) (out []byte, err error) {
+	e.n.do(func() { out, err = iptables.OSExec{}.Run(ctx, stdin, name, args...) })
+	return out, err
+}
+
+type nsHooks struct {
+	n   *netns
+	ipt *goipt.IPTables
+}
+
+func (h nsHooks) Exists(table, chain string, rule ...string) (ok bool, err error) {
+	h.n.do(func() { ok, err = h.ipt.Exists(table, chain, rule...) })
+	return ok, err
+}
+
+func (h nsHooks) Insert(table, chain string, pos int, rule ...string) (err error) {
+	h.n.do(func() { err = h.ipt.Insert(table, chain, pos, rule...) })
+	return err
+}
+
+// TestKernelRules syncs the example state with the kernel's iptables:
+// iptables-save must give back exactly what RenderRules wrote (so that the
+// explanation reads the kernel's rules), the hooks once, and foreign rules
+// untouched.
+func TestKernelRules(t *testing.T) {
+	requireRoot(t)
+	families(t, func(t *testing.T, f proxy.Family) {
+		ns := newNetns(t)
+		ex := nsExec{ns}
+		if _, err := ex.Run(context.Background(), nil, "iptables", "--version"); err != nil {
+			t.Skipf("skipping: no iptables: %v", err)
+		}
+		bin, proto := "iptables", goipt.ProtocolIPv4
+		if f == proxy.IPv6 {
+			bin, proto = "ip6tables", goipt.ProtocolIPv6
+		}
+		h := nsHooks{n: ns}
+		var err error
+		ns.do(func() { h.ipt, err = goipt.New(goipt.IPFamily(proto), goipt.Timeout(5)) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		foreign := "*nat\n:FOREIGN - [0:0]\n-A FOREIGN -j RETURN\n-A PREROUTING -j FOREIGN\nCOMMIT\n"
+		if _, err := ex.Run(context.Background(), []byte(foreign), bin+"-restore", "--noflush"); err != nil {
+			t.Fatal(err)
+		}
+		n := newNode(t, f)
+		b := newBackend(t, n, func(c *ipvs.Config) { c.Exec, c.Hooks = ex, h })
+		s := ipt.ExampleState(f)
+		syncOK(t, b, s, nil)
+		syncOK(t, b, s, nil)
+		rules := render(t, s)
+		for _, td := range rules.Tables {
+			out, err := ex.Run(context.Background(), nil, bin+"-save", "-t", string(td.Table))
+			if err != nil {
+				t.Fatal(err)
+			}
+			saved := ipt.Rules(out)
+			for chain, want := range ipt.Rules(td.Data) {
+				if diff := cmp.Diff(want, saved[chain]); diff != "" {
+					t.Errorf("%s as saved by the kernel (-rendered +saved):\n%s", chain, diff)
+				}
+			}
+			for _, hk := range ipvs.HookRules() {
+				if hk.Table != td.Table {
+					continue
+				}
+				target := "-j " + hk.Rule[len(hk.Rule)-1]
+				if n := countSuffix(saved[string(hk.Table)+" "+hk.Chain], target); n != 1 {
+					t.Errorf("%s %s: %d jumps to %s: %q", hk.Table, hk.Chain, n, target, saved[string(hk.Table)+" "+hk.Chain])
+				}
+			}
+			if td.Table == iptables.TableNAT && !slices.Contains(saved["nat PREROUTING"], "-j FOREIGN") {
+				t.Errorf("the foreign jump is gone: %q", saved["nat PREROUTING"])
+			}
+		}
+	})
+}
+
+func countSuffix(rules []string, suffix string) int {
+	n := 0
+	for _, r := range rules {
+		if strings.HasSuffix(r, suffix) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestKernelLinks runs the netlink Links in a namespace: the dummy
+// interface is made once, takes and loses host addresses, and the node's
+// addresses are listed with their interfaces.
+func TestKernelLinks(t *testing.T) {
+	requireRoot(t)
+	ns := newNetns(t)
+	var l ipvs.Links
+	var err error
+	ns.do(func() { l, err = ipvs.NewLinks() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.do(func() { err = l.EnsureDummy(ipvs.DummyInterface) })
+	if errors.Is(err, unix.EOPNOTSUPP) || err != nil && strings.Contains(err.Error(), "not supported") {
+		t.Skipf("skipping: this kernel has no dummy interfaces: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("EnsureDummy: %v", err)
+	}
+	v4, v6 := netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("fd00:96::10")
+	steps := []func() error{
+		func() error { return l.EnsureDummy(ipvs.DummyInterface) },
+		func() error { return l.AddAddr(ipvs.DummyInterface, v4) },
+		func() error { return l.AddAddr(ipvs.DummyInterface, v4) },
+		func() error { return l.AddAddr(ipvs.DummyInterface, v6) },
+	}
+	for i, step := range steps {
+		ns.do(func() { err = step() })
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	for _, tc := range []struct {
+		f    proxy.Family
+		want netip.Addr
+	}{{proxy.IPv4, v4}, {proxy.IPv6, v6}} {
+		var got []netip.Addr
+		var local []ipvs.LocalAddr
+		ns.do(func() {
+			if got, err = l.Addrs(ipvs.DummyInterface, tc.f); err == nil {
+				local, err = l.LocalAddrs(tc.f)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("IPv%d addresses of %s: %v, want %v", tc.f, ipvs.DummyInterface, got, tc.want)
+		}
+		if !slices.Contains(local, ipvs.LocalAddr{Addr: tc.want, Link: ipvs.DummyInterface}) {
+			t.Errorf("IPv%d local addresses %v lack %s on %s", tc.f, local, tc.want, ipvs.DummyInterface)
+		}
+	}
+	ns.do(func() {
+		if err = l.DelAddr(ipvs.DummyInterface, v4); err == nil {
+			err = l.DelAddr(ipvs.DummyInterface, v4)
+		}
+	})
+	if err != nil {
+		t.Fatalf("DelAddr: %v", err)
+	}
+	ns.do(func() { _, err = l.Addrs("nope0", proxy.IPv4) })
+	if !errors.Is(err, ipvs.ErrNoSuchLink) {
+		t.Errorf("Addrs of a missing interface: %v, want ErrNoSuchLink", fmt.Sprint(err))
+	}
+}
