@@ -76,3 +76,9 @@ func (tb *Testbed) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd
 func (tb *Testbed) UpstreamBinary(name string) string {
 	return filepath.Join(tb.cfg.UpstreamDir, name)
 }
+
+// ImageArchives returns the image tarballs the bed imports into its nodes'
+// containerd (pause, busybox, echo), for machines a test runs itself.
+func (tb *Testbed) ImageArchives() []string {
+	return append([]string(nil), tb.cfg.Images...)
+}

@@ -28,6 +28,8 @@ func runClient(ctx context.Context, mode string, args []string, stdout, stderr i
 	flags := newFlagSet(mode, stderr)
 	count := flags.Int("count", 1, fmt.Sprintf("number of attempts, 1-%d", maxCount))
 	timeout := flags.Duration("timeout", 2*time.Second, "time limit of each attempt")
+	interval := flags.Duration("interval", 0, "pause between attempts")
+	keepAlive := flags.Bool("keepalive", false, "get: send every request on one kept-alive connection (a failed one is not retried on another)")
 	positional, err := parseInterspersed(flags, args)
 	if err != nil {
 		return 2
@@ -44,11 +46,15 @@ func runClient(ctx context.Context, mode string, args []string, stdout, stderr i
 		fmt.Fprintf(stderr, "echo %s: --timeout %v is not in (0, %v]\n", mode, *timeout, maxTimeout)
 		return 2
 	}
+	if *interval < 0 || *interval > maxTimeout {
+		fmt.Fprintf(stderr, "echo %s: --interval %v is not in [0, %v]\n", mode, *interval, maxTimeout)
+		return 2
+	}
 
 	var attempt attemptFunc
 	switch mode {
 	case "get":
-		client := newHTTPClient()
+		client := newHTTPClient(*keepAlive)
 		defer client.CloseIdleConnections()
 		attempt = func(ctx context.Context, url string) (string, error) { return httpGet(ctx, client, url) }
 	case "tcp":
@@ -62,6 +68,12 @@ func runClient(ctx context.Context, mode string, args []string, stdout, stderr i
 
 	target, failures := positional[0], 0
 	for i := 1; i <= *count; i++ {
+		if i > 1 && *interval > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(*interval):
+			}
+		}
 		if ctx.Err() != nil {
 			fmt.Fprintf(stderr, "echo %s: interrupted after %d of %d attempts\n", mode, i-1, *count)
 			return 1
@@ -86,12 +98,18 @@ func runClient(ctx context.Context, mode string, args []string, stdout, stderr i
 	return 0
 }
 
-// newHTTPClient returns a client that opens a new connection for every
-// request (so that each one is load-balanced anew), ignores proxy settings
-// and does not follow redirects.
-func newHTTPClient() *http.Client {
+// newHTTPClient returns a client that ignores proxy settings and does not
+// follow redirects. It opens a new connection for every request (so that
+// each one is load-balanced anew), or with keepAlive sends all on one
+// connection, which a failed request does not replace silently: a test of
+// a connection's life sees it break.
+func newHTTPClient(keepAlive bool) *http.Client {
+	tr := &http.Transport{DisableKeepAlives: !keepAlive, Proxy: nil}
+	if keepAlive {
+		tr.MaxIdleConnsPerHost, tr.MaxConnsPerHost = 1, 1
+	}
 	return &http.Client{
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
