@@ -138,6 +138,8 @@ func setUpWorker(ctx context.Context, t *testing.T) *worker {
 	w.ns = cluster.Namespace(t, w.client)
 
 	progress(t, "installing berth as kubelet; kubeadm join")
+	// The agent answers before systemd has started everything.
+	w.sh(ctx, t, "boot finished", "systemctl is-system-running --wait; systemctl is-active containerd")
 	w.sh(ctx, t, "berth image load: the node has no registry", "/root/berth image load /root/images/*.tar")
 	w.sh(ctx, t, "berth install", "/root/berth install --kubelet --now")
 	w.sh(ctx, t, "kubeadm join", "kubeadm join --config /root/join.yaml")
