@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -168,18 +169,31 @@ func (v *VM) start(img *Image) error {
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start qemu: %w", err)
-	}
-	v.qemu = cmd
+	// Pdeathsig fires when the OS thread that started qemu ends, not the
+	// process, and Go ends threads (one a goroutine left locked, as the
+	// test bed's network-namespace code does): start and wait for qemu on a
+	// thread of its own that lives as long as qemu does.
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			runtime.UnlockOSThread()
+			started <- fmt.Errorf("start qemu: %w", err)
+			return
+		}
+		started <- nil
 		err := cmd.Wait()
 		if err != nil {
 			err = fmt.Errorf("qemu: %w (log: %s)\n%s", err, logPath, tailFile(logPath, 10))
 		}
 		v.exitErr = err
 		close(v.exited)
+		// The goroutine ends locked: its thread goes with it.
 	}()
+	if err := <-started; err != nil {
+		return err
+	}
+	v.qemu = cmd
 	return nil
 }
 
