@@ -49,6 +49,7 @@ func TestBerthNodeInVM(t *testing.T) {
 		t.FailNow()
 	}
 	if !t.Run("ipvs round robin", func(t *testing.T) { svcIP = w.checkRoundRobin(ctx, t) }) {
+		w.dumpNetwork(ctx, t)
 		t.FailNow()
 	}
 	t.Run("rolling update drains", func(t *testing.T) { w.checkDrain(ctx, t, svcIP) })
@@ -244,7 +245,8 @@ func (w *worker) checkRoundRobin(ctx context.Context, t *testing.T) string {
 	if !regexp.MustCompile(`TCP\s+` + regexp.QuoteMeta(vip) + `\s+rr`).MatchString(table) {
 		t.Errorf("the service's virtual server is not rr:\n%s", table)
 	}
-	before := ipvsConns(t, w.sh(ctx, t, "ipvsadm stats", "ipvsadm -Ln --stats -t "+vip))
+	statsBefore := w.sh(ctx, t, "ipvsadm stats", "ipvsadm -Ln --stats --exact -t "+vip)
+	before := ipvsConns(t, statsBefore)
 	out := w.sh(ctx, t, "30 connections", "echo-client get http://"+vip+"/ --count 30")
 	counts := map[string]int{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -258,10 +260,20 @@ func (w *worker) checkRoundRobin(ctx context.Context, t *testing.T) string {
 			t.Errorf("pod %s got %d of 30 connections, want 10 (round-robin): %v", pod, n, counts)
 		}
 	}
-	after := ipvsConns(t, w.sh(ctx, t, "ipvsadm stats", "ipvsadm -Ln --stats -t "+vip))
-	for dest, n := range after {
+	// IPVS's estimator folds the per-CPU counters into the stats shown
+	// every 2 seconds: poll.
+	var statsAfter string
+	cluster.Poll(t, 30*time.Second, "ipvsadm to count the 30 connections", func() (bool, string) {
+		statsAfter = w.sh(ctx, t, "ipvsadm stats", "ipvsadm -Ln --stats --exact -t "+vip)
+		total := 0
+		for dest, n := range ipvsConns(t, statsAfter) {
+			total += n - before[dest]
+		}
+		return total >= 30, statsAfter
+	})
+	for dest, n := range ipvsConns(t, statsAfter) {
 		if d := n - before[dest]; d != 10 {
-			t.Errorf("ipvsadm counts %d new connections to %s, want 10:\n%v → %v", d, dest, before, after)
+			t.Errorf("ipvsadm counts %d new connections to %s, want 10:\n%s\n→\n%s", d, dest, statsBefore, statsAfter)
 		}
 	}
 	return svcIP
@@ -335,6 +347,13 @@ func (w *worker) checkReboot(ctx context.Context, t *testing.T) {
 			t.Errorf("pod %s is gone after the reboot; pods now: %v", name, after)
 		}
 	}
+}
+
+// dumpNetwork logs the VM's service rules, for a failed test.
+func (w *worker) dumpNetwork(ctx context.Context, t *testing.T) {
+	out, err := w.vm.Output(ctx, "ipvsadm -Ln --stats; cat /proc/net/ip_vs_conn | head -20; ip -br addr; iptables-save; "+
+		"sysctl net.ipv4.vs.conntrack net.ipv4.vs.conn_reuse_mode net.ipv4.ip_forward; journalctl -u kubelet --no-pager | grep -i ipvs | tail -40")
+	t.Logf("the VM's service rules (%v):\n%s", err, out)
 }
 
 // deployEcho runs a 3-replica echo Deployment (20 s preStop sleep, so
