@@ -1,10 +1,10 @@
 package pods
 
 import (
-	"sync"
 	"context"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
