@@ -85,6 +85,11 @@ func (c *Config) Validate() error {
 // documentation.
 type Rotator struct {
 	cfg Config
+	// logPaths caches each running container's log path (it never
+	// changes), so that a check of 100 idle containers is one
+	// ListContainers and 100 stats, not 100 ContainerStatus calls. Only
+	// Run's goroutine uses it.
+	logPaths map[string]string
 }
 
 // NewRotator returns a Rotator for cfg.
@@ -98,7 +103,7 @@ func NewRotator(cfg Config) (*Rotator, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	return &Rotator{cfg: cfg}, nil
+	return &Rotator{cfg: cfg, logPaths: map[string]string{}}, nil
 }
 
 // Run checks the logs every interval until ctx ends, then returns nil.
@@ -127,6 +132,15 @@ func (r *Rotator) rotateAll(ctx context.Context) {
 		log.Error(err, "Listing containers to rotate their logs failed")
 		return
 	}
+	running := make(map[string]bool, len(containers))
+	for _, c := range containers {
+		running[c.Id] = true
+	}
+	for id := range r.logPaths {
+		if !running[id] {
+			delete(r.logPaths, id)
+		}
+	}
 	for _, c := range containers {
 		if ctx.Err() != nil {
 			return
@@ -140,14 +154,18 @@ func (r *Rotator) rotateAll(ctx context.Context) {
 }
 
 func (r *Rotator) rotateContainer(ctx context.Context, id string) error {
-	resp, err := r.cfg.Runtime.ContainerStatus(ctx, id, false)
-	if err != nil {
-		return fmt.Errorf("container status: %w", err)
+	path, ok := r.logPaths[id]
+	if !ok {
+		resp, err := r.cfg.Runtime.ContainerStatus(ctx, id, false)
+		if err != nil {
+			return fmt.Errorf("container status: %w", err)
+		}
+		if resp.GetStatus().GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			return nil
+		}
+		path = resp.GetStatus().GetLogPath()
+		r.logPaths[id] = path
 	}
-	if resp.GetStatus().GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		return nil
-	}
-	path := resp.GetStatus().GetLogPath()
 	if path == "" {
 		return nil
 	}

@@ -380,6 +380,10 @@ func TestRotatorFiles(t *testing.T) {
 	if generation != 4 {
 		t.Errorf("%d reopens, want 4", generation)
 	}
+	// The log path of a running container is asked for once.
+	if rt.statusCalls != 1 {
+		t.Errorf("%d ContainerStatus calls over %d checks, want 1", rt.statusCalls, len(steps))
+	}
 }
 
 // TestRotatorReopenFails renames the log back when the runtime cannot
