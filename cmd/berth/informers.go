@@ -2,6 +2,7 @@ package main
 
 import (
 	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -21,7 +22,8 @@ func newClusterInformers(client kubernetes.Interface) informers.SharedInformerFa
 }
 
 // trimForCache drops from an object what no part of berth reads: its
-// managedFields, kubectl's last-applied copy, and a Node's image list.
+// managedFields, kubectl's last-applied copy, a Node's image list, and an
+// EndpointSlice's references to the endpoints' pods.
 func trimForCache(obj any) (any, error) {
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetManagedFields(nil)
@@ -35,8 +37,14 @@ func trimForCache(obj any) (any, error) {
 			m.SetAnnotations(a)
 		}
 	}
-	if n, ok := obj.(*v1.Node); ok {
-		n.Status.Images = nil
+	switch o := obj.(type) {
+	case *v1.Node:
+		o.Status.Images = nil
+	case *discovery.EndpointSlice:
+		for i := range o.Endpoints {
+			o.Endpoints[i].TargetRef = nil
+			o.Endpoints[i].DeprecatedTopology = nil
+		}
 	}
 	return obj, nil
 }

@@ -271,7 +271,9 @@ func (w *renderer) reserve(state *proxy.State) {
 	for i := range state.Services {
 		eps += len(state.Services[i].ClusterEndpoints)
 	}
-	w.own.rules.Grow(ports*ownBytesPerPort + eps*ownBytesPerEndpoint)
+	// The own rules buffer also takes the rest of the nat input in the end
+	// (tableWriter.bytes): the chain declarations and top-level rules.
+	w.own.rules.Grow(ports*(ownBytesPerPort+2*chainBytesPerPort+entryBytesPerPort) + eps*(ownBytesPerEndpoint+2*chainBytesPerEndpoint))
 	w.own.chains.Grow(ports*chainBytesPerPort + eps*chainBytesPerEndpoint)
 	w.nat.rules.Grow(ports * entryBytesPerPort)
 }

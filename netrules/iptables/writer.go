@@ -67,27 +67,39 @@ func (w *tableWriter) remove(chain string) {
 
 // bytes returns the complete restore input of the table, with the chains
 // and rules of more (the per-service chains, kept apart so that the top-level
-// chains read first) after w's own.
+// chains read first) after w's own. The input is built in the largest rules
+// buffer when it has room (a full payload reserves it), so that a 30 MB
+// payload is not copied into a second 30 MB buffer.
 func (w *tableWriter) bytes(more ...*tableWriter) []byte {
 	all := append([]*tableWriter{w}, more...)
-	n := 32
+	var head, tail bytes.Buffer
+	head.WriteString("*" + string(w.table) + "\n")
 	for _, x := range all {
-		n += x.chains.Len() + x.rules.Len() + x.deletes.Len()
+		head.Write(x.chains.Bytes())
 	}
-	var b bytes.Buffer
-	b.Grow(n)
-	b.WriteString("*" + string(w.table) + "\n")
-	for _, x := range all {
-		b.Write(x.chains.Bytes())
+	for _, x := range all[:len(all)-1] {
+		head.Write(x.rules.Bytes())
 	}
 	for _, x := range all {
-		b.Write(x.rules.Bytes())
+		tail.Write(x.deletes.Bytes())
 	}
-	for _, x := range all {
-		b.Write(x.deletes.Bytes())
+	tail.WriteString("COMMIT\n")
+	last := &all[len(all)-1].rules
+	body := last.Bytes()
+	n := head.Len() + len(body) + tail.Len()
+	if cap(body) >= n {
+		// Shift the rules up in place and put the head before them.
+		out := body[:n]
+		copy(out[head.Len():], body)
+		copy(out, head.Bytes())
+		copy(out[head.Len()+len(body):], tail.Bytes())
+		last.Reset()
+		return out
 	}
-	b.WriteString("COMMIT\n")
-	return b.Bytes()
+	out := make([]byte, 0, n)
+	out = append(out, head.Bytes()...)
+	out = append(out, body...)
+	return append(out, tail.Bytes()...)
 }
 
 // QuoteComment quotes a comment the way iptables-save prints it: bare when it
