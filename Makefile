@@ -29,7 +29,7 @@ APT_PACKAGES := containerd runc iptables ipvsadm conntrack nftables \
 # version under $(CACHE)/upstream.
 UPSTREAM_DIR = $(shell test/tools/build-upstream.sh $(CACHE)/upstream | tail -n1)
 
-.PHONY: all setup apt upstream build test test-vm unit lint bench demo testbed-up testbed-down clean distclean
+.PHONY: all setup apt upstream build install test test-vm unit lint bench demo testbed-up testbed-down clean distclean
 
 all: build
 
@@ -54,6 +54,11 @@ build:
 # (they need root; as non-root they skip and say why).
 test: lint
 	BERTH_UPSTREAM_DIR=$(UPSTREAM_DIR) $(GO) test -count=1 -timeout 40m ./...
+
+# install puts berth on this machine as a systemd service (berth.service);
+# KUBELET=1 installs it as kubeadm's kubelet instead.
+install: build
+	$(BIN)/berth install $(if $(KUBELET),--kubelet) --now
 
 # test-vm runs only the VM tests (test/vm): a Debian VM with systemd and
 # IPVS, built from packages once per machine, booted under qemu. make test

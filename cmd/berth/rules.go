@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -8,12 +9,14 @@ import (
 	"io"
 
 	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/ipvs"
 	"github.com/berthnode/berth/proxy"
 )
 
 const rulesSynopsis = `Usage: berth rules explain [--family 4|6] NAMESPACE/SERVICE[:PORT]
 
-Explain what berth's iptables proxy programmed on this node for a service,
+Explain what berth's proxy (iptables or IPVS mode, whichever the kernel
+holds) programmed on this node for a service,
 read back from the kernel with iptables-save (ip6tables-save for --family 6)
 for the nat and filter tables, so it needs root. Per service port: its cluster
 IP, node port, external and load-balancer IPs and source ranges; the endpoints
@@ -74,7 +77,13 @@ func rulesExplain(ctx context.Context, ex iptables.Exec, args []string, stdout, 
 		fmt.Fprintf(stderr, "berth: %v\n", err)
 		return exitFailure
 	}
-	e, err := iptables.Explain(save, services[0])
+	var e interface{ Write(io.Writer) error }
+	if bytes.Contains(save[iptables.TableNAT], []byte(":"+ipvs.ChainPrefix)) {
+		// berth runs in IPVS mode: the virtual servers hold the balancing.
+		e, err = explainIPVS(save, services[0])
+	} else {
+		e, err = iptables.Explain(save, services[0])
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "berth: IPv%d: %v\n", *family, err)
 		return exitFailure
@@ -84,6 +93,16 @@ func rulesExplain(ctx context.Context, ex iptables.Exec, args []string, stdout, 
 		return exitFailure
 	}
 	return exitOK
+}
+
+// explainIPVS explains a service of the IPVS mode, from the kernel's IPVS
+// table and the IPVS mode's iptables rules.
+func explainIPVS(save map[iptables.Table][]byte, service string) (*ipvs.Explanation, error) {
+	h, err := ipvs.NewHandle()
+	if err != nil {
+		return nil, err
+	}
+	return ipvs.Explain(h, save, service)
 }
 
 // saveTables reads the nat and filter tables of the family with

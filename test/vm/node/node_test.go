@@ -245,6 +245,12 @@ func (w *worker) checkRoundRobin(ctx context.Context, t *testing.T) string {
 	if !regexp.MustCompile(`TCP\s+` + regexp.QuoteMeta(vip) + `\s+rr`).MatchString(table) {
 		t.Errorf("the service's virtual server is not rr:\n%s", table)
 	}
+	explain := w.sh(ctx, t, "berth rules explain", "berth rules explain "+w.ns+"/echo")
+	for _, want := range append([]string{svcIP}, destinations(table)...) {
+		if !strings.Contains(explain, want) {
+			t.Errorf("berth rules explain does not mention %s:\n%s", want, explain)
+		}
+	}
 	statsBefore := w.sh(ctx, t, "ipvsadm stats", "ipvsadm -Ln --stats --exact -t "+vip)
 	before := ipvsConns(t, statsBefore)
 	out := w.sh(ctx, t, "30 connections", "echo-client get http://"+vip+"/ --count 30")
@@ -460,6 +466,17 @@ func (w *worker) sh(ctx context.Context, t *testing.T, what, cmd string) string 
 		t.Fatalf("%s (%s): exit %d, %v\nstdout:\n%s\nstderr:\n%s", what, cmd, code, err, stdout, stderr)
 	}
 	return string(stdout)
+}
+
+// destinations lists the real servers of `ipvsadm -Ln` output.
+func destinations(table string) []string {
+	var out []string
+	for _, l := range strings.Split(table, "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "->" && f[1] != "RemoteAddress:Port" {
+			out = append(out, f[1])
+		}
+	}
+	return out
 }
 
 // ipvsConns parses `ipvsadm -Ln --stats`: the connection count of each
