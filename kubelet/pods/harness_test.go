@@ -43,6 +43,8 @@ type recordingRuntime struct {
 	// exec answers ExecSync (nil: exit 0 with no output).
 	exec  func(id string, cmd []string, timeout time.Duration) ([]byte, []byte, error)
 	execs []execCall
+	// sandboxGate, when set, holds RunPodSandbox until it is closed.
+	sandboxGate chan struct{}
 }
 
 // execCall is one ExecSync the runtime was asked for.
@@ -81,6 +83,16 @@ func (r *recordingRuntime) ResetOrder() {
 }
 
 func (r *recordingRuntime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
+	r.mu.Lock()
+	gate := r.sandboxGate
+	r.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
 	id, err := r.FakeRuntimeService.RunPodSandbox(ctx, cfg, handler)
 	if err == nil {
 		r.mu.Lock()

@@ -35,6 +35,10 @@ const (
 // differs from what the server has, after any patch still being sent in
 // the background.
 func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
+	if w.supersede != nil {
+		close(w.supersede)
+		w.supersede = nil
+	}
 	w.pending.Wait()
 	st := w.podStatus(ctx, pod, rt)
 	w.sending.Lock()
@@ -42,10 +46,17 @@ func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) er
 	return w.sendStatus(ctx, pod, st)
 }
 
+// backgroundPublishDelay is how long a new pod's first status waits before
+// it is sent: a pod that starts sooner goes from Pending to Running with
+// one patch, and a burst of pods does not spend the API rate limit on
+// statuses that are stale before they are sent.
+const backgroundPublishDelay = 2 * time.Second
+
 // publishInBackground is publish without waiting for the API server, for
-// a pod that has no sandbox yet; the worker's next publish comes after it.
-// Others publish in the foreground, as do static pods, whose status goes
-// through worker state.
+// a pod that has no sandbox yet: the status goes out after
+// backgroundPublishDelay unless the worker's next publish came first, and
+// that next publish comes after it. Others publish in the foreground, as do
+// static pods, whose status goes through worker state.
 func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *podRuntime) {
 	if w.static || rt.newestSandbox() != nil {
 		if err := w.publish(ctx, pod, rt); err != nil {
@@ -54,9 +65,18 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 		return
 	}
 	st := w.podStatus(ctx, pod, rt)
+	superseded := make(chan struct{})
+	w.supersede = superseded
 	w.pending.Add(1)
 	go func() {
 		defer w.pending.Done()
+		select {
+		case <-superseded:
+			return
+		case <-ctx.Done():
+			return
+		case <-w.m.cfg.Clock.After(backgroundPublishDelay):
+		}
 		w.sending.Lock()
 		defer w.sending.Unlock()
 		if err := w.sendStatus(ctx, pod, st); err != nil && ctx.Err() == nil {

@@ -52,6 +52,9 @@ type podWorker struct {
 	// the background.
 	sending sync.Mutex
 	pending sync.WaitGroup
+	// supersede, closed by the worker's next publish, cancels a background
+	// one that has not been sent yet. The worker's goroutine owns it.
+	supersede chan struct{}
 }
 
 // workerState is what a worker remembers between syncs of its pod.
