@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -46,5 +47,25 @@ func TestNodeShutdownStopsPodsByClass(t *testing.T) {
 	}
 	if grace, stopped := h.rt.StopTimeout(dns); !stopped || grace != 3 {
 		t.Errorf("critical pod's container stopped %t with grace %d, want within its 3 s", stopped, grace)
+	}
+}
+
+func TestRunningPodList(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start()
+	h.create(testPod("web", ctr("app"), ctr("side")))
+	h.waitFor("both running", func() bool { return h.running("web", "app") && h.running("web", "side") })
+	list, err := h.m.RunningPodList(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 || list.Items[0].Name != "web" || len(list.Items[0].Spec.Containers) != 2 {
+		t.Fatalf("running pods %+v, want web with its 2 containers", list.Items)
+	}
+	for _, c := range list.Items[0].Status.ContainerStatuses {
+		if !strings.Contains(c.ContainerID, "://") {
+			t.Errorf("container %s has ID %q, want runtime://id", c.Name, c.ContainerID)
+		}
 	}
 }
