@@ -5,17 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berthnode/berth/netrules/link"
 	"github.com/berthnode/berth/proxy"
 )
-
-// netlinkTimeout bounds every netlink round trip, so that a kernel that
-// never answers fails a sync instead of wedging it.
-const netlinkTimeout = 10 * time.Second
 
 // netlinkLinks is Links over a netlink route socket bound to the network
 // namespace that was current when it was opened.
@@ -26,13 +22,9 @@ type netlinkLinks struct {
 // NewLinks returns the kernel's Links for the network namespace of the
 // calling thread.
 func NewLinks() (Links, error) {
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	h, err := link.OpenHandle()
 	if err != nil {
-		return nil, fmt.Errorf("opening netlink route socket: %w", err)
-	}
-	if err := h.SetSocketTimeout(netlinkTimeout); err != nil {
-		h.Close()
-		return nil, fmt.Errorf("setting netlink socket timeout: %w", err)
+		return nil, err
 	}
 	return &netlinkLinks{h: h}, nil
 }

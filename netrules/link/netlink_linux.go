@@ -26,6 +26,16 @@ type netlinkRoutes struct {
 // (for berth, the host's). Its netlink socket stays bound to that namespace
 // whichever thread later uses it.
 func NewRoutes() (Routes, error) {
+	h, err := OpenHandle()
+	if err != nil {
+		return nil, err
+	}
+	return newRoutes(h), nil
+}
+
+// OpenHandle opens a netlink route socket in the network namespace of the
+// calling thread, every round trip bounded by a timeout.
+func OpenHandle() (*netlink.Handle, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("opening netlink route socket: %w", err)
@@ -34,7 +44,7 @@ func NewRoutes() (Routes, error) {
 		h.Close()
 		return nil, fmt.Errorf("setting netlink socket timeout: %w", err)
 	}
-	return newRoutes(h), nil
+	return h, nil
 }
 
 func newRoutes(h *netlink.Handle) *netlinkRoutes {
