@@ -185,7 +185,7 @@ func Explain(save map[Table][]byte, service string) (*Explanation, error) {
 
 // savedRule is one "-A" line of iptables-save output.
 type savedRule struct {
-	// opts are the rule's options (see ruleOptions).
+	// opts are the rule's options (see RuleOptions).
 	opts map[string]string
 	// text is the rule as saved, after "-A CHAIN ".
 	text string
@@ -236,18 +236,18 @@ func (x *explainer) parse(data []byte) {
 			t.chains[name] = true
 		case strings.HasPrefix(line, "-A "+ChainPrefix):
 			chain, rest, _ := strings.Cut(line[len("-A "):], " ")
-			t.rules[chain] = append(t.rules[chain], savedRule{opts: ruleOptions(rest), text: rest})
+			t.rules[chain] = append(t.rules[chain], savedRule{opts: RuleOptions(rest), text: rest})
 		}
 	}
 }
 
-// ruleOptions maps a saved rule's options to their values ("" for a
-// flag); a negated option is keyed "!" + option, and one that repeats (-m)
+// RuleOptions maps the options of a rule as iptables-save prints it (after
+// "-A CHAIN") to their values ("" for a flag); a negated option is keyed "!" + option, and one that repeats (-m)
 // keeps its last value. An option takes the next argument as its value
 // unless that is an option itself; a comment always takes it. A
 // double-quoted comment is one argument: berth's hold no quote or
 // backslash to escape (commentText keeps them out).
-func ruleOptions(s string) map[string]string {
+func RuleOptions(s string) map[string]string {
 	var args []string
 	for s = strings.TrimLeft(s, " "); s != ""; s = strings.TrimLeft(s, " ") {
 		end := strings.IndexByte(s, ' ')

@@ -162,42 +162,11 @@ func (x *explainer) parse(t iptables.Table, data []byte) {
 			}
 		case strings.HasPrefix(line, "-A "+ChainPrefix):
 			chain, rest, _ := strings.Cut(line[len("-A "):], " ")
-			x.rules[table+" "+chain] = append(x.rules[table+" "+chain], savedRule{opts: ruleOptions(rest), text: rest})
+			x.rules[table+" "+chain] = append(x.rules[table+" "+chain], savedRule{opts: iptables.RuleOptions(rest), text: rest})
 		}
 	}
 }
 
-// ruleOptions maps a saved rule's options to their values ("" for a
-// flag), a negated one keyed "!" + option; a double-quoted comment is one
-// argument.
-func ruleOptions(s string) map[string]string {
-	var args []string
-	for s = strings.TrimLeft(s, " "); s != ""; s = strings.TrimLeft(s, " ") {
-		end := strings.IndexByte(s, ' ')
-		if s[0] == '"' {
-			end = strings.IndexByte(s[1:], '"') + 2
-		}
-		if end <= 0 {
-			end = len(s)
-		}
-		args, s = append(args, strings.Trim(s[:end], `"`)), s[end:]
-	}
-	opts := make(map[string]string, len(args)/2)
-	for i := 0; i < len(args); i++ {
-		key := args[i]
-		if key == "!" && i+1 < len(args) {
-			i++
-			key = "!" + args[i]
-		}
-		val := ""
-		if i+1 < len(args) && (key == "--comment" || !strings.HasPrefix(args[i+1], "-") && args[i+1] != "!") {
-			i++
-			val = args[i]
-		}
-		opts[key] = val
-	}
-	return opts
-}
 
 // owner returns the port name in a comment made of a name and a suffix,
 // when it is the service's.
