@@ -167,7 +167,6 @@ func (x *explainer) parse(t iptables.Table, data []byte) {
 	}
 }
 
-
 // owner returns the port name in a comment made of a name and a suffix,
 // when it is the service's.
 func (x *explainer) owner(comment, suffix string) (string, bool) {
