@@ -28,8 +28,8 @@ const (
 type ShutdownHandler interface {
 	// SetShuttingDown marks the node as shutting down (true: the Node's
 	// Ready condition goes false with a reason, new pods are rejected) or
-	// as no longer shutting down (false: the shutdown was cancelled). It
-	// runs concurrently with StopPods.
+	// as no longer shutting down (false: the shutdown was cancelled). It is
+	// called before StopPods and must return quickly.
 	SetShuttingDown(ctx context.Context, shuttingDown bool) error
 	// StopPods stops the node's pods of one class, giving each the smaller
 	// of its terminationGracePeriodSeconds and gracePeriod (0: kill now),
@@ -316,11 +316,12 @@ func (m *ShutdownManager) shutdown(ctx context.Context, plan ShutdownPlan) {
 	// the lock is released; then this context ends.
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		if err := m.cfg.Handler.SetShuttingDown(sctx, true); err != nil {
-			log.Error(err, "Marking the node as shutting down failed")
-		}
-	}()
+	// Marked before anything stops, and in order with a cancellation's
+	// unmarking: the handler must return quickly (berth's sets a flag and
+	// wakes the node status loop).
+	if err := m.cfg.Handler.SetShuttingDown(sctx, true); err != nil {
+		log.Error(err, "Marking the node as shutting down failed")
+	}
 	end := m.after(plan.Total())
 	regular := m.stopPods(sctx, RegularPods, plan.RegularPods)
 	if !await(sctx, regular, m.after(plan.RegularPods)) {
