@@ -1,5 +1,7 @@
 package cri
 
+import runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 // The labels and annotations the kubelet, and berth, put on the sandboxes
 // and containers it creates through CRI. Other tools (crictl, log
 // collectors) read them too, so their names are kubelet's.
@@ -14,3 +16,18 @@ const (
 	// AnnotationRestartCount is the container's restart count.
 	AnnotationRestartCount = "io.kubernetes.container.restartCount"
 )
+
+// ContainerStateName names a CRI container state as kubelet's
+// container_state metric label does, and as people say it: "created",
+// "running", "exited" or "unknown".
+func ContainerStateName(s runtimeapi.ContainerState) string {
+	switch s {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		return "created"
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		return "running"
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return "exited"
+	}
+	return "unknown"
+}

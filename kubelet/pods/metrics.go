@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // podMetrics are the pod manager's Prometheus metrics, with the names and
@@ -57,19 +56,6 @@ func (c *containerStates) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
 	}
-}
-
-// containerStateLabel is kubelet's container_state label of a CRI state.
-func containerStateLabel(s runtimeapi.ContainerState) string {
-	switch s {
-	case runtimeapi.ContainerState_CONTAINER_CREATED:
-		return "created"
-	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		return "running"
-	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		return "exited"
-	}
-	return "unknown"
 }
 
 // Pods returns the pods the manager runs, as their source last gave them

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/berthnode/berth/cri"
 )
 
 // relistState is what the relist loop remembers between runs. It is guarded
@@ -102,7 +104,7 @@ func (m *Manager) listRuntime(ctx context.Context) (map[types.UID]string, int, m
 		if uid == "" {
 			continue
 		}
-		states[containerStateLabel(c.State)]++
+		states[cri.ContainerStateName(c.State)]++
 		parts[uid] = append(parts[uid], "c:"+c.Id+":"+c.State.String())
 	}
 	out := make(map[types.UID]string, len(parts))

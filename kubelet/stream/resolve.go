@@ -78,7 +78,7 @@ func (h *Handler) findContainer(ctx context.Context, pod podRef, sb *runtimeapi.
 		}
 	}
 	return nil, withStatus(http.StatusBadRequest, "container %s is not running (%s) in pod %s",
-		name, stateName(containers[0].GetState()), pod)
+		name, cri.ContainerStateName(containers[0].GetState()), pod)
 }
 
 // newest returns the sandbox created last.
@@ -92,16 +92,3 @@ func newest(sandboxes []*runtimeapi.PodSandbox) *runtimeapi.PodSandbox {
 	return best
 }
 
-// stateName is a container state for people: "exited", not
-// "CONTAINER_EXITED".
-func stateName(s runtimeapi.ContainerState) string {
-	switch s {
-	case runtimeapi.ContainerState_CONTAINER_CREATED:
-		return "created"
-	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		return "running"
-	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		return "exited"
-	}
-	return "state unknown"
-}

@@ -174,7 +174,18 @@ func (s ChainSet) Add(table Table, chain string) {
 	s[ChainRef{Table: table, Chain: chain}] = true
 }
 
-// ParseChains adds to s the berth chains (ChainPrefix) that the
+// ipvsChainPrefix starts the chains of berth's IPVS mode (netrules/ipvs):
+// they share ChainPrefix but are not this backend's (switching modes needs
+// the other mode's rules removed).
+const ipvsChainPrefix = "BERTH-IPVS-"
+
+// ownChain tells whether a chain is this backend's: it has ChainPrefix and
+// is not one of the IPVS mode's.
+func ownChain(name string) bool {
+	return strings.HasPrefix(name, ChainPrefix) && !strings.HasPrefix(name, ipvsChainPrefix)
+}
+
+// ParseChains adds to s the chains of this backend (see ownChain) that the
 // iptables-save output of one or more tables declares.
 func (s ChainSet) ParseChains(save []byte) {
 	var table Table
@@ -185,7 +196,9 @@ func (s ChainSet) ParseChains(save []byte) {
 			table = Table(bytes.TrimSpace(line[1:]))
 		case bytes.HasPrefix(line, prefix):
 			name, _, _ := bytes.Cut(bytes.TrimSpace(line[1:]), []byte(" "))
-			s.Add(table, string(name))
+			if ownChain(string(name)) {
+				s.Add(table, string(name))
+			}
 		}
 	}
 }

@@ -25,9 +25,6 @@ var (
 	ErrChainNameCollision = errors.New("chain name collision")
 )
 
-// ipvsChainPrefix starts the chains of the IPVS backend (netrules/ipvs).
-const ipvsChainPrefix = "BERTH-IPVS-"
-
 // DefaultMasqueradeBit is kube-proxy's default: mark 0x4000.
 const DefaultMasqueradeBit = 14
 
@@ -293,9 +290,7 @@ func (r *renderer) writeNodePortJump() {
 func (r *renderer) removeStale(existing, keep ChainSet) {
 	var stale []ChainRef
 	for ref := range existing {
-		// The IPVS mode's chains share the prefix; they are not ours to
-		// remove (switching modes needs a cleanup of the other mode).
-		if !keep[ref] && strings.HasPrefix(ref.Chain, ChainPrefix) && !strings.HasPrefix(ref.Chain, ipvsChainPrefix) {
+		if !keep[ref] && ownChain(ref.Chain) {
 			stale = append(stale, ref)
 		}
 	}
