@@ -3,8 +3,6 @@ package ipvs_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -21,9 +19,10 @@ import (
 	"github.com/berthnode/berth/proxy"
 )
 
-// These tests run the parts of IPVS mode this machine's kernel has — the
-// iptables rules and the dummy interface — in network namespaces of their
-// own, with the fake IPVS table (the kernel of the VM test has IPVS).
+// These tests run the part of IPVS mode this machine's kernel has — the
+// iptables rules — in network namespaces of their own, with the fake IPVS
+// table. This kernel has neither IPVS nor dummy interfaces: the VM test
+// (test/vm/node) runs those.
 
 func requireRoot(t *testing.T) {
 	t.Helper()
@@ -156,71 +155,4 @@ func countSuffix(rules []string, suffix string) int {
 		}
 	}
 	return n
-}
-
-// TestKernelLinks runs the netlink Links in a namespace: the dummy
-// interface is made once, takes and loses host addresses, and the node's
-// addresses are listed with their interfaces.
-func TestKernelLinks(t *testing.T) {
-	requireRoot(t)
-	ns := newNetns(t)
-	var l ipvs.Links
-	var err error
-	ns.do(func() { l, err = ipvs.NewLinks() })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.do(func() { err = l.EnsureDummy(ipvs.DummyInterface) })
-	if errors.Is(err, unix.EOPNOTSUPP) || err != nil && strings.Contains(err.Error(), "not supported") {
-		t.Skipf("skipping: this kernel has no dummy interfaces: %v", err)
-	}
-	if err != nil {
-		t.Fatalf("EnsureDummy: %v", err)
-	}
-	v4, v6 := netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("fd00:96::10")
-	steps := []func() error{
-		func() error { return l.EnsureDummy(ipvs.DummyInterface) },
-		func() error { return l.AddAddr(ipvs.DummyInterface, v4) },
-		func() error { return l.AddAddr(ipvs.DummyInterface, v4) },
-		func() error { return l.AddAddr(ipvs.DummyInterface, v6) },
-	}
-	for i, step := range steps {
-		ns.do(func() { err = step() })
-		if err != nil {
-			t.Fatalf("step %d: %v", i, err)
-		}
-	}
-	for _, tc := range []struct {
-		f    proxy.Family
-		want netip.Addr
-	}{{proxy.IPv4, v4}, {proxy.IPv6, v6}} {
-		var got []netip.Addr
-		var local []ipvs.LocalAddr
-		ns.do(func() {
-			if got, err = l.Addrs(ipvs.DummyInterface, tc.f); err == nil {
-				local, err = l.LocalAddrs(tc.f)
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != 1 || got[0] != tc.want {
-			t.Errorf("IPv%d addresses of %s: %v, want %v", tc.f, ipvs.DummyInterface, got, tc.want)
-		}
-		if !slices.Contains(local, ipvs.LocalAddr{Addr: tc.want, Link: ipvs.DummyInterface}) {
-			t.Errorf("IPv%d local addresses %v lack %s on %s", tc.f, local, tc.want, ipvs.DummyInterface)
-		}
-	}
-	ns.do(func() {
-		if err = l.DelAddr(ipvs.DummyInterface, v4); err == nil {
-			err = l.DelAddr(ipvs.DummyInterface, v4)
-		}
-	})
-	if err != nil {
-		t.Fatalf("DelAddr: %v", err)
-	}
-	ns.do(func() { _, err = l.Addrs("nope0", proxy.IPv4) })
-	if !errors.Is(err, ipvs.ErrNoSuchLink) {
-		t.Errorf("Addrs of a missing interface: %v, want ErrNoSuchLink", fmt.Sprint(err))
-	}
 }

@@ -55,6 +55,7 @@ func TestBerthNodeInVM(t *testing.T) {
 	t.Run("rolling update drains", func(t *testing.T) { w.checkDrain(ctx, t, svcIP) })
 	t.Run("restart keeps pods", func(t *testing.T) { w.checkRestart(ctx, t) })
 	t.Run("reboot", func(t *testing.T) { w.checkReboot(ctx, t) })
+	t.Run("service removed", func(t *testing.T) { w.checkServiceRemoved(ctx, t, svcIP) })
 }
 
 // worker is the VM and the cluster it joins.
@@ -245,6 +246,12 @@ func (w *worker) checkRoundRobin(ctx context.Context, t *testing.T) string {
 	if !regexp.MustCompile(`TCP\s+` + regexp.QuoteMeta(vip) + `\s+rr`).MatchString(table) {
 		t.Errorf("the service's virtual server is not rr:\n%s", table)
 	}
+	// The service address is on berth's dummy interface, which is down
+	// (the address is local to the node, answered by IPVS only).
+	link := w.sh(ctx, t, "berth-ipvs0", "ip -d -o link show berth-ipvs0; ip -o addr show dev berth-ipvs0")
+	if !strings.Contains(link, " dummy ") || !strings.Contains(link, "inet "+svcIP+"/32") {
+		t.Errorf("berth-ipvs0 is not a dummy holding %s/32:\n%s", svcIP, link)
+	}
 	explain := w.sh(ctx, t, "berth rules explain", "berth rules explain "+w.ns+"/echo")
 	for _, want := range append([]string{svcIP}, destinations(table)...) {
 		if !strings.Contains(explain, want) {
@@ -360,6 +367,29 @@ func (w *worker) dumpNetwork(ctx context.Context, t *testing.T) {
 	out, err := w.vm.Output(ctx, "ipvsadm -Ln --stats; cat /proc/net/ip_vs_conn | head -20; ip -br addr; iptables-save; "+
 		"sysctl net.ipv4.vs.conntrack net.ipv4.vs.conn_reuse_mode net.ipv4.ip_forward; journalctl -u kubelet --no-pager | grep -i ipvs | tail -40")
 	t.Logf("the VM's service rules (%v):\n%s", err, out)
+}
+
+// checkServiceRemoved: deleting the Service removes its virtual server and
+// its address from berth-ipvs0, and nothing else.
+func (w *worker) checkServiceRemoved(ctx context.Context, t *testing.T, svcIP string) {
+	// After the reboot, berth programs IPVS again from scratch.
+	cluster.Poll(t, 2*time.Minute, "the service back in IPVS and on berth-ipvs0", func() (bool, string) {
+		stdout, stderr, _, err := w.vm.Run(ctx, "ipvsadm -Ln; ip -o addr show dev berth-ipvs0")
+		out := string(stdout) + string(stderr)
+		return err == nil && strings.Count(out, svcIP) >= 2, out
+	})
+	if err := w.client.CoreV1().Services(w.ns).Delete(ctx, "echo", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cluster.Poll(t, 2*time.Minute, "the service gone from IPVS and berth-ipvs0", func() (bool, string) {
+		out := w.sh(ctx, t, "IPVS and berth-ipvs0", "ipvsadm -Ln; ip -o addr show dev berth-ipvs0")
+		return !strings.Contains(out, svcIP), out
+	})
+	// The kubernetes Service keeps its virtual server and address.
+	out := w.sh(ctx, t, "IPVS and berth-ipvs0", "ipvsadm -Ln -t 10.96.0.1:443; ip -o addr show dev berth-ipvs0")
+	if strings.Count(out, "10.96.0.1") < 2 {
+		t.Errorf("the kubernetes Service lost its virtual server or address:\n%s", out)
+	}
 }
 
 // deployEcho runs a 3-replica echo Deployment (20 s preStop sleep, so
