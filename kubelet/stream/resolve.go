@@ -91,4 +91,3 @@ func newest(sandboxes []*runtimeapi.PodSandbox) *runtimeapi.PodSandbox {
 	}
 	return best
 }
-
