@@ -67,6 +67,23 @@ func addKlogFlags(fs *flag.FlagSet) {
 	fs.Var(all.Lookup("vmodule").Value, "vmodule", "per-file log verbosity `SPEC`, a comma-separated list of pattern=N")
 }
 
+// setLogVerbosity applies kubelet's --v and --vmodule (empty: unchanged).
+func setLogVerbosity(v, vmodule string) error {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	if v != "" {
+		if err := fs.Set("v", v); err != nil {
+			return fmt.Errorf("--v=%s: %w", v, err)
+		}
+	}
+	if vmodule != "" {
+		if err := fs.Set("vmodule", vmodule); err != nil {
+			return fmt.Errorf("--vmodule=%s: %w", vmodule, err)
+		}
+	}
+	return nil
+}
+
 // runAgent runs the agent's loops under one errgroup until ctx is cancelled
 // or a loop fails, and returns the first failure. Loops must return nil once
 // their context is cancelled. With no loops it simply waits for shutdown.

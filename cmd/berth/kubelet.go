@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
+	apiruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -93,6 +94,10 @@ func resolveSettings(ctx context.Context, cfg *config.Config, cmdline []string, 
 	}
 	for _, w := range warnings {
 		log.Info("Warning: "+w, "hint", "berth accepts upstream kubelet's flags but does not implement every one")
+	}
+	// kubeadm-flags.env may set the verbosity too; the command line wins.
+	if err := setLogVerbosity(flags.Verbosity, flags.VModule); err != nil {
+		return nil, err
 	}
 	kc, err := kubeletconfig.LoadKubeletConfiguration(flags.Config)
 	if err != nil {
@@ -176,6 +181,10 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	restConfig.QPS = float32(*s.kubelet.KubeAPIQPS)
 	restConfig.Burst = int(s.kubelet.KubeAPIBurst)
 	restConfig.UserAgent = "berth/" + version
+	// Protobuf by default, as the kubelet: a third of JSON's bytes and
+	// far less to decode and collect at every list and watch event.
+	restConfig.ContentType = s.kubelet.ContentType
+	restConfig.AcceptContentTypes = s.kubelet.ContentType + "," + apiruntime.ContentTypeJSON
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return fmt.Errorf("node client: %w", err)

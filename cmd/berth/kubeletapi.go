@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 
 	"github.com/berthnode/berth/cri"
 	"github.com/berthnode/berth/kubelet/logs"
@@ -104,6 +106,10 @@ func kubeletHandlers(s *nodeSettings, in kubeletAPIInputs) (server.Handlers, err
 	statsMux := http.NewServeMux()
 	statsMux.Handle(stats.SummaryPath, stats.NewSummaryHandler(provider))
 	statsMux.Handle(stats.ResourceMetricsPath, stats.NewResourceMetricsHandler(provider))
+	var profiling http.Handler
+	if ptr.Deref(s.kubelet.EnableProfilingHandler, true) {
+		profiling = profilingHandler()
+	}
 	return server.Handlers{
 		Pods:        in.pods.Pods,
 		RunningPods: in.pods.RunningPodsHandler(),
@@ -113,7 +119,20 @@ func kubeletHandlers(s *nodeSettings, in kubeletAPIInputs) (server.Handlers, err
 		Metrics:     kubeletMetrics(s.nodeName, in.pods),
 		Configz:     s.kubelet,
 		Healthz:     in.healthz,
+		Profiling:   profiling,
 	}, nil
+}
+
+// profilingHandler serves Go's profiles under /debug/pprof/, as kubelet
+// does with enableProfilingHandler (its default).
+func profilingHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // kubeletMetrics serves berth's node-agent metrics at /metrics, with

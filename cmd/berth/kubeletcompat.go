@@ -30,7 +30,11 @@ func cmdKubelet(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitOK
 	}
 	// Reject what cannot work before waiting on kubeadm's files.
-	if _, _, err := kubeletconfig.ParseFlags(args); err != nil {
+	flags, _, err := kubeletconfig.ParseFlags(args)
+	if err != nil {
+		return usageError(stderr, "kubelet", err.Error())
+	}
+	if err := setLogVerbosity(flags.Verbosity, flags.VModule); err != nil {
 		return usageError(stderr, "kubelet", err.Error())
 	}
 	cfg, err := kubeletModeConfig(systemd.ConfigPath)

@@ -106,6 +106,7 @@ func TestParseFlags(t *testing.T) {
 		"--cgroup-root=/berth",
 		"--max-pods=50",
 		"--v=2",
+		"--vmodule=worker=4",
 		"--fancy-new-flag=x",
 		"--some-bool",
 	}
@@ -126,6 +127,8 @@ func TestParseFlags(t *testing.T) {
 			{Key: "gpu", Effect: v1.TaintEffectNoExecute},
 		},
 		Overrides: map[string]string{"cgroup-root": "/berth", "max-pods": "50"},
+		Verbosity: "2",
+		VModule:   "worker=4",
 	}
 	if diff := cmp.Diff(want, f); diff != "" {
 		t.Errorf("flags (-want +got):\n%s", diff)
@@ -160,6 +163,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		"bad taint effect":    {"--register-with-taints=a=b:Sometimes"},
 		"bad label":           {"--node-labels=novalue"},
 		"three dashes":        {"---kubeconfig=/a"},
+		"bad verbosity":       {"--v=loud"},
 	}
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {

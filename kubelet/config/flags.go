@@ -3,6 +3,7 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -39,6 +40,9 @@ type Flags struct {
 	// Overrides are flags that set KubeletConfiguration fields, applied over
 	// the file by Apply.
 	Overrides map[string]string
+	// Verbosity and VModule are --v and --vmodule, the log verbosity ("" when
+	// not given).
+	Verbosity, VModule string
 }
 
 // configFlags are the deprecated kubelet flags that set a
@@ -68,7 +72,7 @@ var configFlags = map[string]func(*KubeletConfiguration, string) error{
 // ignoredFlags are kubelet flags that have no meaning for berth; they are
 // accepted silently so that a kubeadm drop-in written for kubelet works.
 var ignoredFlags = map[string]bool{
-	"v": true, "logtostderr": true, "alsologtostderr": true, "log-dir": true, "log-file": true,
+	"logtostderr": true, "alsologtostderr": true, "log-dir": true, "log-file": true,
 	"fail-swap-on": true, "runtime-request-timeout": true, "image-service-endpoint": true,
 }
 
@@ -119,7 +123,7 @@ func takesValue(name string) bool {
 	switch name {
 	case "bootstrap-kubeconfig", "kubeconfig", "config", "root-dir", "cert-dir",
 		"pod-infra-container-image", "node-ip", "hostname-override", "node-labels",
-		"register-with-taints", "v", "log-dir", "log-file", "runtime-request-timeout",
+		"register-with-taints", "v", "vmodule", "log-dir", "log-file", "runtime-request-timeout",
 		"image-service-endpoint":
 		return true
 	}
@@ -157,6 +161,13 @@ func (f *Flags) set(name, value string) error {
 		taints, err := parseTaints(value)
 		f.RegisterWithTaints = taints
 		return err
+	case "v":
+		if _, err := strconv.ParseUint(value, 10, 31); err != nil {
+			return errors.New("want a verbosity level (0, 1, 2, ...)")
+		}
+		f.Verbosity = value
+	case "vmodule":
+		f.VModule = value
 	default:
 		if _, ok := configFlags[name]; ok {
 			f.Overrides[name] = value

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -135,6 +136,9 @@ func SetDefaults(c *KubeletConfiguration) {
 	}
 	if c.KubeAPIBurst == 0 {
 		c.KubeAPIBurst = 100
+	}
+	if c.ContentType == "" {
+		c.ContentType = runtime.ContentTypeProtobuf
 	}
 	if c.RegisterNode == nil {
 		c.RegisterNode = ptr.To(true)

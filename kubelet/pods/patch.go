@@ -108,6 +108,11 @@ func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		// A pod that ran before berth (re)started was not started by it.
 		if pod.Status.Phase != v1.PodRunning {
 			w.m.metrics.startDuration.Observe(w.m.cfg.Clock.Since(w.state.seen).Seconds())
+			if w.state.trace != nil {
+				w.state.trace.running = true
+			}
+		} else {
+			w.state.trace = nil
 		}
 	}
 	return st

@@ -90,10 +90,12 @@ type workerState struct {
 	// pod has been seen running since (for the pod start metric).
 	seen    time.Time
 	started bool
+	// trace follows the pod's first start; nil once logged.
+	trace *startTrace
 }
 
 func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
-	return &podWorker{
+	w := &podWorker{
 		m:      m,
 		uid:    uid,
 		static: static,
@@ -108,6 +110,8 @@ func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 			seen:       m.cfg.Clock.Now(),
 		},
 	}
+	w.state.trace = &startTrace{seen: w.state.seen}
+	return w
 }
 
 // wakeUp asks the worker to sync soon; it never blocks.
@@ -240,6 +244,8 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	// take long shows ContainerCreating meanwhile. In the background: in a
 	// burst of pods the API client's rate limit would otherwise hold every
 	// pod's sandbox back behind every other pod's status.
+	trace := w.state.trace
+	trace.mark("queued", w.m.cfg.Clock.Now())
 	w.publishInBackground(ctx, pod, rt)
 	if w.m.ShuttingDown() {
 		// The node shuts down: start nothing.
@@ -250,6 +256,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
 		return 0, fmt.Errorf("set up volumes: %w", err)
 	}
+	trace.mark("volumes", w.m.cfg.Clock.Now())
 	if killed, err := w.killUnhealthy(ctx, pod, rt); killed {
 		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
 			return 0, err
@@ -280,6 +287,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 			break
 		}
 	}
+	trace.mark("containers", w.m.cfg.Clock.Now())
 	w.collectGarbage(ctx, rt)
 	w.state.finished = finished
 	if finished {
@@ -289,6 +297,10 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	}
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return 0, err
+	}
+	if trace != nil && trace.running {
+		trace.log(klog.FromContext(ctx), w.m.cfg.Clock.Now())
+		w.state.trace = nil
 	}
 	if finished {
 		w.m.markTerminated(w)

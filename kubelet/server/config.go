@@ -124,6 +124,9 @@ type Handlers struct {
 	Stats http.Handler
 	// Metrics serves /metrics.
 	Metrics http.Handler
+	// Profiling serves /debug/pprof/ (kubelet's enableProfilingHandler);
+	// authorized as nodes/proxy.
+	Profiling http.Handler
 	// Configz is the configuration /configz shows, as
 	// {"kubeletconfig": Configz}.
 	Configz any

@@ -40,6 +40,7 @@ func routes(h Handlers) http.Handler {
 	mount(h.Streaming, "/exec/", "/attach/", "/portForward/", "/run/")
 	mount(h.Stats, "/stats/", "/metrics/resource")
 	mount(h.Metrics, "/metrics")
+	mount(h.Profiling, "/debug/pprof/")
 	return mux
 }
 

@@ -27,4 +27,9 @@ type Mounter interface {
 	// List returns the mounts on dir and below it in mount order, parents
 	// before the mounts on top of them. dir has its symlinks resolved.
 	List(dir string) ([]MountPoint, error)
+	// MountedAt returns the topmost mount on dir itself, if there is one
+	// (a mount below dir does not count). It is what a pod's start asks
+	// for each volume; List, which reads every mount of the node, is
+	// for teardown.
+	MountedAt(dir string) (MountPoint, bool, error)
 }

@@ -238,14 +238,11 @@ func makeDir(dir string, perm os.FileMode) (bool, error) {
 // ensureTmpfs mounts a tmpfs on dir unless one is there already, and
 // reports whether it mounted one.
 func (m *Manager) ensureTmpfs(ctx context.Context, dir string, options []string) (bool, error) {
-	mounts, err := m.cfg.Mounter.List(dir)
+	mp, ok, err := m.cfg.Mounter.MountedAt(dir)
 	if err != nil {
 		return false, err
 	}
-	for _, mp := range mounts {
-		if mp.Path != dir {
-			continue
-		}
+	if ok {
 		if mp.FSType != "tmpfs" {
 			return false, fmt.Errorf("%s is a %s mount, want tmpfs", dir, mp.FSType)
 		}

@@ -193,3 +193,70 @@ func SampleRSS(ctx context.Context, pid int, interval time.Duration) (stop func(
 		return peak
 	}
 }
+
+// machineTimes reads the machine's busy and total CPU time from /proc/stat,
+// in clock ticks.
+func machineTimes() (busy, total uint64, err error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 6 || fields[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	for i, f := range fields[1:] {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total, nil
+}
+
+// WaitIdle waits until the machine's CPUs are at most maxBusy (0 to 1)
+// busy over a second, so that a measurement does not pay for what the one
+// before it left behind (the kernel freeing cgroups and files of removed
+// containers, the API server's garbage). It gives up after timeout and
+// returns the last second's share either way.
+func WaitIdle(ctx context.Context, maxBusy float64, timeout time.Duration) (float64, error) {
+	deadline := time.Now().Add(timeout)
+	busy0, total0, err := machineTimes()
+	if err != nil {
+		return 0, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		busy, total, err := machineTimes()
+		if err != nil {
+			return 0, err
+		}
+		share := 0.0
+		if total > total0 {
+			share = float64(busy-busy0) / float64(total-total0)
+		}
+		if share <= maxBusy || time.Now().After(deadline) {
+			return share, nil
+		}
+		busy0, total0 = busy, total
+	}
+}
+
+// MachineBusy returns the CPU time all CPUs of the machine have been busy
+// since boot (every process, the kernel and interrupts; not idle or
+// waiting for I/O): the difference of two readings is what a period cost
+// the whole machine.
+func MachineBusy() (time.Duration, error) {
+	busy, _, err := machineTimes()
+	// /proc/stat counts in USER_HZ ticks, 100 a second on Linux.
+	return time.Duration(busy) * 10 * time.Millisecond, err
+}

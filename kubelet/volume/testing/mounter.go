@@ -101,6 +101,22 @@ func (f *FakeMounter) List(dir string) ([]volume.MountPoint, error) {
 	return out, nil
 }
 
+// MountedAt returns the latest mount on dir itself.
+func (f *FakeMounter) MountedAt(dir string) (volume.MountPoint, bool, error) {
+	dir = filepath.Clean(dir)
+	if _, err := os.Lstat(dir); err != nil {
+		return volume.MountPoint{}, false, fmt.Errorf("stat %s: %w", dir, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.mounts) - 1; i >= 0; i-- {
+		if m := f.mounts[i]; m.Path == dir {
+			return volume.MountPoint{Path: m.Path, FSType: m.FSType}, true, nil
+		}
+	}
+	return volume.MountPoint{}, false, nil
+}
+
 // Mounts returns a copy of every mount held, in mount order.
 func (f *FakeMounter) Mounts() []FakeMount {
 	f.mu.Lock()

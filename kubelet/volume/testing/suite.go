@@ -19,6 +19,7 @@ func RunMounterSuite(t *testing.T, m volume.Mounter, root string) {
 	t.Run("missing directory", s.missingDirectory)
 	t.Run("mount lists under its parents only", s.listsUnderParents)
 	t.Run("stacked and nested mounts", s.stackedAndNested)
+	t.Run("mounted at a directory itself", s.mountedAt)
 }
 
 type mounterSuite struct {
@@ -82,6 +83,38 @@ func (s *mounterSuite) stackedAndNested(t *testing.T) {
 	if got := s.list(t, dir); len(got) != 0 {
 		t.Errorf("after three unmounts, List = %v, want none", got)
 	}
+}
+
+func (s *mounterSuite) mountedAt(t *testing.T) {
+	dir := s.mkdir(t, "at")
+	if mp, ok := s.at(t, dir); ok {
+		t.Errorf("MountedAt(plain directory) = %v, want none", mp)
+	}
+	s.mount(t, dir)
+	inside := s.mkdir(t, "at", "inside")
+	want := volume.MountPoint{Path: dir, FSType: "tmpfs"}
+	if mp, ok := s.at(t, dir); !ok || mp != want {
+		t.Errorf("MountedAt(mounted) = %v, %t; want %v", mp, ok, want)
+	}
+	if mp, ok := s.at(t, inside); ok {
+		t.Errorf("MountedAt(a directory inside a mount) = %v, want none", mp)
+	}
+	s.unmount(t, dir)
+	if mp, ok := s.at(t, dir); ok {
+		t.Errorf("after Unmount, MountedAt = %v, want none", mp)
+	}
+	if _, _, err := s.m.MountedAt(filepath.Join(s.root, "missing")); err == nil {
+		t.Error("MountedAt(missing directory): no error")
+	}
+}
+
+func (s *mounterSuite) at(t *testing.T, dir string) (volume.MountPoint, bool) {
+	t.Helper()
+	mp, ok, err := s.m.MountedAt(dir)
+	if err != nil {
+		t.Fatalf("MountedAt(%s): %v", dir, err)
+	}
+	return mp, ok
 }
 
 func (s *mounterSuite) mkdir(t *testing.T, parts ...string) string {

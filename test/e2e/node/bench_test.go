@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -46,6 +47,12 @@ const (
 	idleWindow = 30 * time.Second
 	// readyTimeout bounds a burst's start and its removal.
 	readyTimeout = 5 * time.Minute
+	// Before each timed start of pods, berth's or the floor's, the machine
+	// settles until at most idleBusy of its CPU time is used, for up to
+	// idleTimeout: the removal of the pods before leaves the kernel work
+	// for a while.
+	idleBusy    = 0.15
+	idleTimeout = 30 * time.Second
 	// berthArgv0 is how StartBerth starts berth: as kubeadm's kubelet.
 	berthArgv0 = "/usr/local/bin/kubelet"
 )
@@ -119,8 +126,9 @@ func BenchmarkPodBurst100(b *testing.B) {
 		if err := env.removeFloor(context.WithoutCancel(ctx)); err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("CRI floor, %d workers: all running in %s, per pod p50 %s p99 %s",
-			workers, round(r.total), round(percentile(r.perPod, 50)), round(percentile(r.perPod, 99)))
+		b.Logf("CRI floor, %d workers: all running in %s, per pod p50 %s p99 %s; machine CPU %.1f s (%.0f%% of its %d CPUs)",
+			workers, round(r.total), round(percentile(r.perPod, 50)), round(percentile(r.perPod, 99)),
+			r.machineCPU.Seconds(), busyShare(r.machineCPU, r.total), runtime.NumCPU())
 		if floor.total == 0 || r.total < floor.total {
 			floor = r
 		}
@@ -147,11 +155,15 @@ func BenchmarkPodBurst100(b *testing.B) {
 	b.ReportMetric(mib(burst.peakRSS), "rss-peak-MiB")
 	b.ReportMetric(mib(burst.after.RSS), "rss-end-MiB")
 	b.ReportMetric(burst.cpu.Seconds(), "cpu-s")
+	b.ReportMetric(burst.machineCPU.Seconds(), "machine-cpu-s")
+	b.ReportMetric(floor.machineCPU.Seconds(), "floor-machine-cpu-s")
 	b.ReportMetric(removal.Seconds(), "delete-all-s")
 	b.Logf("burst of %d pods: all Ready in %s vs CRI floor %s with %d workers (%.2f× floor, goal ≤ 1.2×)",
 		burstPods, round(burst.total), round(floor.total), floor.workers, burst.total.Seconds()/floor.total.Seconds())
 	b.Logf("per pod creation→Ready p50 %s p99 %s (floor p50 %s p99 %s)",
 		round(p50), round(p99), round(percentile(floor.perPod, 50)), round(percentile(floor.perPod, 99)))
+	b.Logf("machine during the burst: %.1f CPU s (%.0f%% of its %d CPUs; %.0f%% busy just before), the floor's %.1f CPU s: the control plane shares these CPUs",
+		burst.machineCPU.Seconds(), busyShare(burst.machineCPU, burst.total), runtime.NumCPU(), 100*burst.idleBefore, floor.machineCPU.Seconds())
 	b.Logf("berth during the burst: %.2f CPU s, RSS %.1f MiB before, peak %.1f MiB, %.1f MiB after (%.1f anonymous); deleting all took %s",
 		burst.cpu.Seconds(), mib(burst.before.RSS), mib(burst.peakRSS), mib(burst.after.RSS), mib(burst.after.AnonRSS), round(removal))
 }
@@ -393,8 +405,11 @@ type burstResult struct {
 	before, after testbed.ProcessStats
 	// peakRSS is the highest RSS sampled during the burst.
 	peakRSS uint64
-	// cpu is the CPU time berth used during the burst.
-	cpu time.Duration
+	// cpu is the CPU time berth used during the burst, machineCPU what
+	// the whole machine did (control plane and runtime included).
+	cpu, machineCPU time.Duration
+	// idleBefore is the machine's busy share just before the burst.
+	idleBefore float64
 }
 
 // burst creates burstPods pods at once and waits until all are Ready,
@@ -405,10 +420,17 @@ func (e *benchEnv) burst(ctx context.Context) (burstResult, error) {
 		return burstResult{}, err
 	}
 	var r burstResult
+	if r.idleBefore, err = testbed.WaitIdle(ctx, idleBusy, idleTimeout); err != nil {
+		return r, err
+	}
 	if r.before, err = testbed.ReadProcessStats(pid); err != nil {
 		return r, err
 	}
 	sampler := testbed.SampleRSS(ctx, pid, 100*time.Millisecond)
+	busy0, err := testbed.MachineBusy()
+	if err != nil {
+		return r, err
+	}
 	start := time.Now()
 	names := podNames("burst", burstPods)
 	if err := e.createPods(ctx, names, createWorkers); err != nil {
@@ -418,6 +440,11 @@ func (e *benchEnv) burst(ctx context.Context) (burstResult, error) {
 		return r, err
 	}
 	r.total = e.pods.lastReady().Sub(start)
+	busy, err := testbed.MachineBusy()
+	if err != nil {
+		return r, err
+	}
+	r.machineCPU = busy - busy0
 	r.peakRSS = sampler()
 	if r.after, err = testbed.ReadProcessStats(pid); err != nil {
 		return r, err
@@ -629,11 +656,20 @@ type floorRun struct {
 	total time.Duration
 	// perPod are each pod's RunPodSandbox-to-running times.
 	perPod []time.Duration
+	// machineCPU is what the whole machine did meanwhile.
+	machineCPU time.Duration
 }
 
 // runFloor starts count floor pods through CRI, workers at a time.
 func (e *benchEnv) runFloor(ctx context.Context, prefix string, count, workers int) (floorRun, error) {
 	r := floorRun{workers: workers, perPod: make([]time.Duration, count)}
+	if _, err := testbed.WaitIdle(ctx, idleBusy, idleTimeout); err != nil {
+		return r, err
+	}
+	busy0, err := testbed.MachineBusy()
+	if err != nil {
+		return r, err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	start := time.Now()
@@ -648,6 +684,11 @@ func (e *benchEnv) runFloor(ctx context.Context, prefix string, count, workers i
 		return r, err
 	}
 	r.total = time.Since(start)
+	busy, err := testbed.MachineBusy()
+	if err != nil {
+		return r, err
+	}
+	r.machineCPU = busy - busy0
 	return r, nil
 }
 
@@ -795,6 +836,15 @@ func removeCgroupDirs(rel string) error {
 }
 
 // wait waits d, or until ctx ends.
+// busyShare is cpu as a percentage of what the machine's CPUs could do in
+// wall.
+func busyShare(cpu, wall time.Duration) float64 {
+	if wall <= 0 {
+		return 0
+	}
+	return 100 * cpu.Seconds() / (wall.Seconds() * float64(runtime.NumCPU()))
+}
+
 func wait(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():

@@ -65,7 +65,7 @@ func BenchmarkServiceProxy(b *testing.B) {
 	if len(results) > 0 {
 		// Straight to the output: testing prints what a benchmark with
 		// sub-benchmarks logs only with -v.
-		fmt.Printf("proxybench summary (berth on %s, %s; floors: bare iptables-restore in a fresh network namespace; × is berth over the floor of its backend)\n%s",
+		fmt.Printf("proxybench summary (berth on %s, %s; floors: bare iptables-restore in a fresh network namespace, flips once the built-in chains jump to berth's; × is berth over the floor of its backend)\n%s",
 			e.node, e.iptablesMode, summary(results))
 	}
 }

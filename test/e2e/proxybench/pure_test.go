@@ -211,3 +211,20 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+func TestHookPayload(t *testing.T) {
+	got := string(hookPayload())
+	var inserts int
+	for line := range strings.Lines(got) {
+		if strings.HasPrefix(line, "-I ") {
+			inserts++
+		}
+	}
+	if want := len(iptables.HookRules()); inserts != want {
+		t.Errorf("hookPayload inserts %d rules, want %d:\n%s", inserts, want, got)
+	}
+	want := `-I PREROUTING 1 -m comment --comment "berth service portals" -j ` + iptables.ChainServices + "\n"
+	if !strings.Contains(got, "*nat\n") || !strings.Contains(got, want) {
+		t.Errorf("hookPayload lacks the nat table's %q:\n%s", want, got)
+	}
+}
