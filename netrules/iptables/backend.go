@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -135,7 +136,13 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 			return proxy.SyncResult{}, err
 		}
 	}
-	p, err := b.renderer.Render(state, changed, existing)
+	var p Payload
+	var err error
+	if full {
+		p, err = renderFull(b.renderer, state, existing)
+	} else {
+		p, err = b.renderer.Render(state, changed, existing)
+	}
 	if err != nil {
 		return proxy.SyncResult{}, fmt.Errorf("rendering iptables rules: %w", err)
 	}
@@ -143,6 +150,13 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 		if err := b.restore(ctx, t); err != nil {
 			return proxy.SyncResult{}, err
 		}
+	}
+	res := proxy.SyncResult{Full: p.Full, Rules: p.Rules, Bytes: p.Bytes()}
+	if res.Bytes >= bigPayload {
+		// The payload is garbage now (p is not read below): hand its
+		// pages back at once rather than keep them for the rare next
+		// full sync.
+		debug.FreeOSMemory()
 	}
 	if full {
 		added, err := ensureHooks(b.hooks)
@@ -154,7 +168,34 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 		}
 	}
 	b.globals, b.needFull = globals, false
-	return proxy.SyncResult{Full: p.Full, Rules: p.Rules, Bytes: p.Bytes()}, nil
+	return res, nil
+}
+
+// bigPayload is the payload size from which a full sync hands memory back
+// to the kernel as it ends.
+const bigPayload = 4 << 20
+
+// fullRenderGCPercent is the GOGC a full render runs with. It is the moment
+// berth's heap peaks: every Service, slice and plan, and now the whole
+// payload (28 MB at 10,000 services) at once; with berth's usual GOGC of 50
+// the heap may grow to 1.5 times that before the collector runs.
+const fullRenderGCPercent = 20
+
+// renderFull renders every service port with a tighter GC, then collects
+// what rendering left behind and hands those pages back before the payload
+// is applied (which takes minutes at 10,000 services under nf_tables).
+func renderFull(r *Renderer, state *proxy.State, existing ChainSet) (Payload, error) {
+	if prev := debug.SetGCPercent(fullRenderGCPercent); prev < fullRenderGCPercent {
+		// Already tighter, or off (GOGC=off): keep the operator's choice.
+		debug.SetGCPercent(prev)
+	} else {
+		defer debug.SetGCPercent(prev)
+	}
+	p, err := r.Render(state, nil, existing)
+	if err == nil && p.Bytes() >= bigPayload {
+		debug.FreeOSMemory()
+	}
+	return p, err
 }
 
 // detect finds out, once, whether iptables is the nf_tables or the legacy
@@ -200,7 +241,16 @@ func (b *Backend) detect(ctx context.Context) error {
 // readChains lists the berth chains the kernel holds now.
 func (b *Backend) readChains(ctx context.Context) (ChainSet, error) {
 	chains := ChainSet{}
+	stream, _ := b.exec.(StreamExec)
 	for _, t := range []Table{TableFilter, TableNAT} {
+		if stream != nil {
+			w := &chainWriter{chainParser: chainParser{set: chains}}
+			if err := stream.RunTo(ctx, w, b.bins.save, "-t", string(t)); err != nil {
+				return nil, fmt.Errorf("listing the %s table: %w", t, err)
+			}
+			w.close()
+			continue
+		}
 		out, err := b.exec.Run(ctx, nil, b.bins.save, "-t", string(t))
 		if err != nil {
 			return nil, fmt.Errorf("listing the %s table: %w", t, err)

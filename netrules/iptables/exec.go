@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -18,6 +19,15 @@ type Exec interface {
 	// none), and returns its standard output. A binary that exits with a
 	// non-zero status gives an *ExitError.
 	Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error)
+}
+
+// StreamExec is an Exec that can also hand a binary's standard output to a
+// writer as it comes, for outputs too large to hold at once. The backend
+// uses it when its Exec has it.
+type StreamExec interface {
+	// RunTo runs the binary name with args and no input, writing its
+	// standard output to stdout. Errors are as Run's.
+	RunTo(ctx context.Context, stdout io.Writer, name string, args ...string) error
 }
 
 // ExitError is a binary that exited with a non-zero status.
@@ -40,26 +50,45 @@ func (e *ExitError) Error() string {
 type OSExec struct{}
 
 // Run implements Exec.
-func (OSExec) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
+func (e OSExec) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	var stdout bytes.Buffer
+	var in io.Reader
 	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
+		in = bytes.NewReader(stdin)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := e.run(ctx, in, &stdout, name, args...); err != nil {
+		var ee *ExitError
+		if errors.As(err, &ee) {
+			return stdout.Bytes(), err
+		}
+		return nil, err
+	}
+	return stdout.Bytes(), nil
+}
+
+// RunTo implements StreamExec.
+func (e OSExec) RunTo(ctx context.Context, stdout io.Writer, name string, args ...string) error {
+	return e.run(ctx, nil, stdout, name, args...)
+}
+
+func (OSExec) run(ctx context.Context, stdin io.Reader, stdout io.Writer, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = stdin
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = stdout, &stderr
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return stdout.Bytes(), &ExitError{
+		return &ExitError{
 			Command: strings.Join(append([]string{name}, args...), " "),
 			Code:    ee.ExitCode(),
 			Stderr:  stderr.String(),
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("running %s: %w", name, err)
+		return fmt.Errorf("running %s: %w", name, err)
 	}
-	return stdout.Bytes(), nil
+	return nil
 }
 
 // RestoreError is an iptables-restore that rejected a payload. The kernel

@@ -188,17 +188,79 @@ func ownChain(name string) bool {
 // ParseChains adds to s the chains of this backend (see ownChain) that the
 // iptables-save output of one or more tables declares.
 func (s ChainSet) ParseChains(save []byte) {
-	var table Table
-	prefix := []byte(":" + ChainPrefix)
+	p := chainParser{set: s}
 	for line := range bytes.Lines(save) {
-		switch {
-		case bytes.HasPrefix(line, []byte("*")):
-			table = Table(bytes.TrimSpace(line[1:]))
-		case bytes.HasPrefix(line, prefix):
-			name, _, _ := bytes.Cut(bytes.TrimSpace(line[1:]), []byte(" "))
-			if ownChain(string(name)) {
-				s.Add(table, string(name))
-			}
+		p.line(line)
+	}
+}
+
+// chainParser reads iptables-save output line by line into a ChainSet.
+type chainParser struct {
+	set   ChainSet
+	table Table
+}
+
+var ownChainDecl = []byte(":" + ChainPrefix)
+
+func (p *chainParser) line(line []byte) {
+	switch {
+	case bytes.HasPrefix(line, []byte("*")):
+		p.table = Table(bytes.TrimSpace(line[1:]))
+	case bytes.HasPrefix(line, ownChainDecl):
+		name, _, _ := bytes.Cut(bytes.TrimSpace(line[1:]), []byte(" "))
+		if ownChain(string(name)) {
+			p.set.Add(p.table, string(name))
 		}
+	}
+}
+
+// chainWriter is a chainParser fed as an io.Writer, so that iptables-save's
+// output (tens of megabytes at 10,000 services, nearly all of it rules)
+// is read as it comes and never held whole.
+type chainWriter struct {
+	chainParser
+	// partial is the start of a line the last Write did not finish.
+	partial []byte
+}
+
+func (w *chainWriter) Write(b []byte) (int, error) {
+	n := len(b)
+	if len(w.partial) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			w.partial = w.keep(w.partial, b)
+			return n, nil
+		}
+		w.line(w.keep(w.partial, b[:i]))
+		w.partial, b = w.partial[:0], b[i+1:]
+	}
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break
+		}
+		w.line(b[:i+1])
+		b = b[i+1:]
+	}
+	w.partial = w.keep(w.partial, b)
+	return n, nil
+}
+
+// keep appends the unfinished line b to partial, but only as much of it as
+// tells what the line is: a chain declaration's name fits in maxLineKept
+// bytes, and rules, which can be long, are never parsed.
+func (w *chainWriter) keep(partial, b []byte) []byte {
+	room := max(0, maxLineKept-len(partial))
+	return append(partial, b[:min(len(b), room)]...)
+}
+
+// maxLineKept bounds what chainWriter keeps of a line between writes.
+const maxLineKept = 256
+
+// close parses a last line without a newline.
+func (w *chainWriter) close() {
+	if len(w.partial) > 0 {
+		w.line(w.partial)
+		w.partial = w.partial[:0]
 	}
 }
