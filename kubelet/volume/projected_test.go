@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -13,8 +14,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	authv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -276,5 +279,61 @@ func TestReadOnly(t *testing.T) {
 		if got := volume.ReadOnly(&v1.Volume{Name: "v", VolumeSource: tc.source}); got != tc.want {
 			t.Errorf("ReadOnly(%+v) = %v, want %v", tc.source, got, tc.want)
 		}
+	}
+}
+
+// TestSetupTokenRequestPodNotFoundYet: the API server's admission may not
+// know a new pod for a moment; the token request is asked again soon, and
+// the volume is set up without failing the sync.
+func TestSetupTokenRequestPodNotFoundYet(t *testing.T) {
+	e := newEnv(t, rootCA())
+	var calls atomic.Int32
+	e.client.PrependReactor("create", "serviceaccounts", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if calls.Add(1) <= 2 {
+			// What NodeRestriction's pod lister answers.
+			return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "pod"}, "web-0")
+		}
+		return false, nil, nil
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.m.Setup(e.ctx, newPod(kubeAPIAccess()))
+		done <- err
+	}()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Setup = %v, want the token after two retries", err)
+			}
+			if got := calls.Load(); got != 3 {
+				t.Errorf("token requests = %d, want 3", got)
+			}
+			return
+		case <-deadline:
+			t.Fatal("Setup did not finish")
+		case <-time.After(time.Millisecond):
+			if e.clock.HasWaiters() {
+				e.clock.Step(time.Second)
+			}
+		}
+	}
+}
+
+// TestSetupTokenRequestServiceAccountNotFound: a missing service account
+// is an answer, not a lag: asked once.
+func TestSetupTokenRequestServiceAccountNotFound(t *testing.T) {
+	e := newEnv(t, rootCA())
+	var calls atomic.Int32
+	e.client.PrependReactor("create", "serviceaccounts", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		calls.Add(1)
+		return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "serviceaccounts"}, "web")
+	})
+	if _, err := e.m.Setup(e.ctx, newPod(kubeAPIAccess())); !apierrors.IsNotFound(err) {
+		t.Errorf("Setup = %v, want NotFound", err)
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("token requests = %d, want 1", got)
 	}
 }
