@@ -111,7 +111,7 @@ func (w *podWorker) sandbox(ctx context.Context, pod *v1.Pod, rt *podRuntime, ac
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	w.state.trace.mark("sandboxSlot", w.m.cfg.Clock.Now())
+	w.state.trace.mark("sandboxSlot")
 	id, err := w.m.cfg.Runtime.RunPodSandbox(ctx, cfg, handler)
 	<-w.m.sandboxSlots
 	if err != nil {
@@ -123,7 +123,7 @@ func (w *podWorker) sandbox(ctx context.Context, pod *v1.Pod, rt *podRuntime, ac
 	if err := fillSandboxStatus(ctx, w.m.cfg.Runtime, st); err != nil {
 		return nil, err
 	}
-	w.state.trace.mark("sandbox", w.m.cfg.Clock.Now())
+	w.state.trace.mark("sandbox")
 	return &podSandbox{ID: id, Config: cfg, IPs: st.IPs}, nil
 }
 

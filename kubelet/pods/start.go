@@ -28,7 +28,7 @@ func (w *podWorker) startContainer(ctx context.Context, pod *v1.Pod, sb *podSand
 		}
 		return w.failed(c, reasonErrImagePull, shortError(err), err)
 	}
-	w.state.trace.mark("image", w.m.cfg.Clock.Now())
+	w.state.trace.mark("image")
 	if err := verifyNonRoot(pod, c, img); err != nil {
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", trimConfigErr(err))
 		return w.failed(c, reasonCreateConfigError, trimConfigErr(err), err)
@@ -50,13 +50,13 @@ func (w *podWorker) startContainer(ctx context.Context, pod *v1.Pod, sb *podSand
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return w.failed(c, reasonCreateError, shortError(err), fmt.Errorf("create container %s: %w", c.Name, err))
 	}
-	w.state.trace.mark("created", w.m.cfg.Clock.Now())
+	w.state.trace.mark("created")
 	w.m.cfg.Recorder.Eventf(pod, v1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 	if err := w.m.cfg.Runtime.StartContainer(ctx, id); err != nil {
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return w.failed(c, reasonRunError, shortError(err), fmt.Errorf("start container %s: %w", c.Name, err))
 	}
-	w.state.trace.mark("started", w.m.cfg.Clock.Now())
+	w.state.trace.mark("started")
 	w.m.cfg.Recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	klog.FromContext(ctx).V(2).Info("Started container", "container", c.Name, "containerID", id, "restartCount", restarts)
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 )
 
 // startTrace follows a new pod through the steps of its start, so that the
@@ -11,6 +12,7 @@ import (
 // the pod to the status that first showed it running. It belongs to the
 // worker's goroutine.
 type startTrace struct {
+	clock clock.PassiveClock
 	seen  time.Time
 	steps []traceStep
 	// running is set when the status first shows the pod running; the
@@ -23,12 +25,13 @@ type traceStep struct {
 	at   time.Time
 }
 
-// mark notes that step ended at now; a nil trace (the pod started already)
+// mark notes that step ended now; a nil trace (the pod started already)
 // notes nothing. A step seen again (a retried sync) keeps its last time.
-func (t *startTrace) mark(step string, now time.Time) {
+func (t *startTrace) mark(step string) {
 	if t == nil {
 		return
 	}
+	now := t.clock.Now()
 	for i := range t.steps {
 		if t.steps[i].name == step {
 			t.steps[i].at = now
@@ -40,7 +43,8 @@ func (t *startTrace) mark(step string, now time.Time) {
 
 // log writes the trace as one line: the total, then each step's share in
 // the order the steps were first reached.
-func (t *startTrace) log(logger klog.Logger, now time.Time) {
+func (t *startTrace) log(logger klog.Logger) {
+	now := t.clock.Now()
 	kv := []any{"total", now.Sub(t.seen).Round(time.Millisecond)}
 	prev := t.seen
 	for _, s := range t.steps {

@@ -110,7 +110,7 @@ func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 			seen:       m.cfg.Clock.Now(),
 		},
 	}
-	w.state.trace = &startTrace{seen: w.state.seen}
+	w.state.trace = &startTrace{clock: m.cfg.Clock, seen: w.state.seen}
 	return w
 }
 
@@ -245,7 +245,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	// burst of pods the API client's rate limit would otherwise hold every
 	// pod's sandbox back behind every other pod's status.
 	trace := w.state.trace
-	trace.mark("queued", w.m.cfg.Clock.Now())
+	trace.mark("queued")
 	w.publishInBackground(ctx, pod, rt)
 	if w.m.ShuttingDown() {
 		// The node shuts down: start nothing.
@@ -256,7 +256,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
 		return 0, fmt.Errorf("set up volumes: %w", err)
 	}
-	trace.mark("volumes", w.m.cfg.Clock.Now())
+	trace.mark("volumes")
 	if killed, err := w.killUnhealthy(ctx, pod, rt); killed {
 		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
 			return 0, err
@@ -287,7 +287,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 			break
 		}
 	}
-	trace.mark("containers", w.m.cfg.Clock.Now())
+	trace.mark("containers")
 	w.collectGarbage(ctx, rt)
 	w.state.finished = finished
 	if finished {
@@ -299,7 +299,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 		return 0, err
 	}
 	if trace != nil && trace.running {
-		trace.log(klog.FromContext(ctx), w.m.cfg.Clock.Now())
+		trace.log(klog.FromContext(ctx))
 		w.state.trace = nil
 	}
 	if finished {

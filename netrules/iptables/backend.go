@@ -159,7 +159,7 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 		debug.FreeOSMemory()
 	}
 	if full {
-		added, err := ensureHooks(b.hooks)
+		added, err := EnsureHooks(b.hooks, HookRules())
 		if err != nil {
 			return proxy.SyncResult{}, err
 		}
@@ -241,21 +241,12 @@ func (b *Backend) detect(ctx context.Context) error {
 // readChains lists the berth chains the kernel holds now.
 func (b *Backend) readChains(ctx context.Context) (ChainSet, error) {
 	chains := ChainSet{}
-	stream, _ := b.exec.(StreamExec)
 	for _, t := range []Table{TableFilter, TableNAT} {
-		if stream != nil {
-			w := &chainWriter{chainParser: chainParser{set: chains}}
-			if err := stream.RunTo(ctx, w, b.bins.save, "-t", string(t)); err != nil {
-				return nil, fmt.Errorf("listing the %s table: %w", t, err)
-			}
-			w.close()
-			continue
-		}
-		out, err := b.exec.Run(ctx, nil, b.bins.save, "-t", string(t))
-		if err != nil {
+		w := &chainWriter{chainParser: chainParser{set: chains}}
+		if err := runTo(ctx, b.exec, w, b.bins.save, "-t", string(t)); err != nil {
 			return nil, fmt.Errorf("listing the %s table: %w", t, err)
 		}
-		chains.ParseChains(out)
+		w.close()
 	}
 	return chains, nil
 }
@@ -267,7 +258,7 @@ func (b *Backend) restore(ctx context.Context, t TableData) error {
 	if err == nil {
 		return nil
 	}
-	re := newRestoreError(t.Table, t.Data, err)
+	re := NewRestoreError(t.Table, t.Data, err)
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		klog.FromContext(ctx).Error(err, "iptables-restore rejected the payload; the table keeps its previous rules",

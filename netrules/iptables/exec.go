@@ -30,6 +30,20 @@ type StreamExec interface {
 	RunTo(ctx context.Context, stdout io.Writer, name string, args ...string) error
 }
 
+// runTo runs the binary with e, its output going to stdout as it comes when
+// e is a StreamExec, else at once when it exits.
+func runTo(ctx context.Context, e Exec, stdout io.Writer, name string, args ...string) error {
+	if s, ok := e.(StreamExec); ok {
+		return s.RunTo(ctx, stdout, name, args...)
+	}
+	out, err := e.Run(ctx, nil, name, args...)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
 // ExitError is a binary that exited with a non-zero status.
 type ExitError struct {
 	// Command is the command line that ran.
@@ -142,9 +156,10 @@ func failedLine(stderr string) int {
 	}
 }
 
-// newRestoreError builds the error for a rejected payload, with the lines
-// around the one iptables-restore names.
-func newRestoreError(table Table, payload []byte, err error) *RestoreError {
+// NewRestoreError builds the error for a rejected payload, with the lines
+// around the one iptables-restore names. The IPVS backend's own few rules
+// use it too.
+func NewRestoreError(table Table, payload []byte, err error) *RestoreError {
 	re := &RestoreError{Table: table, Err: err}
 	var ee *ExitError
 	if !errors.As(err, &ee) {

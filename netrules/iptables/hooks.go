@@ -50,11 +50,12 @@ func HookRules() []Hook {
 	}
 }
 
-// ensureHooks inserts the missing hook rules; it returns how many it added.
-// The top-level chains must exist (the payload declares them).
-func ensureHooks(h Hooks) (int, error) {
+// EnsureHooks inserts the missing ones of rules (HookRules, or the IPVS
+// backend's); it returns how many it added. The chains they jump to must
+// exist (the payload declares them).
+func EnsureHooks(h Hooks, rules []Hook) (int, error) {
 	added := 0
-	for _, hk := range HookRules() {
+	for _, hk := range rules {
 		ok, err := h.Exists(string(hk.Table), hk.Chain, hk.Rule...)
 		if err != nil {
 			return added, fmt.Errorf("checking the jump from %s %s: %w", hk.Table, hk.Chain, err)

@@ -82,7 +82,7 @@ func TestRestoreErrorLines(t *testing.T) {
 		{name: "a line number out of range", stderr: "line 99 failed", line: 99},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := newRestoreError(TableNAT, payload, &ExitError{Command: "iptables-restore", Code: 1, Stderr: tc.stderr})
+			err := NewRestoreError(TableNAT, payload, &ExitError{Command: "iptables-restore", Code: 1, Stderr: tc.stderr})
 			if err.Line != tc.line {
 				t.Errorf("Line = %d, want %d", err.Line, tc.line)
 			}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	goipt "github.com/coreos/go-iptables/iptables"
@@ -80,7 +79,7 @@ func (a *ruleApplier) apply(ctx context.Context, rules Rules, full bool) (int, e
 		}
 		delete(a.applied, t.Table)
 		if _, err := a.exec.Run(ctx, t.Data, a.restore, "--noflush", "--wait"); err != nil {
-			re := restoreError(t, err)
+			re := iptables.NewRestoreError(t.Table, t.Data, err)
 			var ee *iptables.ExitError
 			if errors.As(err, &ee) {
 				klog.FromContext(ctx).Error(err, "iptables-restore rejected the IPVS mode payload; the table keeps its previous rules",
@@ -105,62 +104,9 @@ func (a *ruleApplier) forget() { clear(a.applied) }
 
 // ensureHooks inserts the missing jumps from the built-in chains.
 func (a *ruleApplier) ensureHooks(ctx context.Context) error {
-	added := 0
-	for _, h := range HookRules() {
-		ok, err := a.hooks.Exists(string(h.Table), h.Chain, h.Rule...)
-		if err != nil {
-			return fmt.Errorf("checking the jump from %s %s: %w", h.Table, h.Chain, err)
-		}
-		if ok {
-			continue
-		}
-		if err := a.hooks.Insert(string(h.Table), h.Chain, 1, h.Rule...); err != nil {
-			return fmt.Errorf("inserting the jump from %s %s: %w", h.Table, h.Chain, err)
-		}
-		added++
-	}
+	added, err := iptables.EnsureHooks(a.hooks, HookRules())
 	if added > 0 {
 		klog.FromContext(ctx).Info("Inserted jumps to berth's IPVS chains", "family", a.family, "rules", added)
 	}
-	return nil
-}
-
-// restoreError builds the error of a rejected payload with the lines
-// around the one iptables-restore names (the iptables backend's
-// constructor of RestoreError is not exported; this is its equivalent).
-func restoreError(t iptables.TableData, err error) *iptables.RestoreError {
-	re := &iptables.RestoreError{Table: t.Table, Err: err}
-	var ee *iptables.ExitError
-	if !errors.As(err, &ee) {
-		return re
-	}
-	if re.Line = failedLine(ee.Stderr); re.Line == 0 {
-		return re
-	}
-	lines := strings.Split(string(t.Data), "\n")
-	for n := max(re.Line-2, 1); n <= min(re.Line+2, len(lines)); n++ {
-		re.Context = append(re.Context, fmt.Sprintf("%d: %s", n, lines[n-1]))
-	}
-	return re
-}
-
-// failedLine finds the line number in iptables-restore's complaints ("Error
-// occurred at line: 16", "line 4: CHAIN_DEL failed", "line 4 failed"); 0
-// when there is none.
-func failedLine(stderr string) int {
-	for rest := stderr; ; {
-		i := strings.Index(rest, "line")
-		if i < 0 {
-			return 0
-		}
-		rest = rest[i+len("line"):]
-		digits := strings.TrimLeft(strings.TrimPrefix(rest, ":"), " ")
-		end := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' })
-		if end < 0 {
-			end = len(digits)
-		}
-		if n, err := strconv.Atoi(digits[:end]); err == nil && n > 0 {
-			return n
-		}
-	}
+	return err
 }
