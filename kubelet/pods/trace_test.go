@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
 )
@@ -31,4 +32,27 @@ func TestStartTrace(t *testing.T) {
 	}
 	var none *startTrace
 	none.mark("queued") // a pod that started already: nothing to note, no panic
+}
+
+func TestResyncAfter(t *testing.T) {
+	withVolume := func(src v1.VolumeSource) *v1.Pod {
+		return &v1.Pod{Spec: v1.PodSpec{Volumes: []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}, {Name: "data", VolumeSource: src}}}}
+	}
+	for _, tc := range []struct {
+		name string
+		pod  *v1.Pod
+		freq time.Duration
+		want time.Duration
+	}{
+		{"no volumes", &v1.Pod{}, time.Minute, time.Minute},
+		{"emptyDir only", withVolume(v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}), time.Minute, time.Minute},
+		{"configMap", withVolume(v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{}}), time.Minute, apiDataRefresh},
+		{"secret, long syncFrequency", withVolume(v1.VolumeSource{Secret: &v1.SecretVolumeSource{}}), 5 * time.Minute, apiDataRefresh},
+		{"projected", withVolume(v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{}}), time.Minute, apiDataRefresh},
+		{"downward API, short syncFrequency", withVolume(v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{}}), 10 * time.Second, 10 * time.Second},
+	} {
+		if got := resyncAfter(tc.pod, tc.freq); got != tc.want {
+			t.Errorf("%s: resyncAfter = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

@@ -266,7 +266,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	}
 	var applyErr error
 	finished := false
-	next := w.m.cfg.syncFrequency()
+	next := resyncAfter(pod, w.m.cfg.syncFrequency())
 	for round := 0; round < len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+3; round++ {
 		now := w.m.cfg.Clock.Now()
 		acts := computePodActions(pod, rt, w.gate(now))
@@ -316,6 +316,24 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 		next = min(next, d)
 	}
 	return next, nil
+}
+
+// apiDataRefresh is the longest a running pod with configMap, secret,
+// downward API or projected volumes goes without a sync, which rewrites
+// those volumes from the API: a change of the object is in the volume
+// within a minute (this, plus the sync itself), even with the kubelet's
+// default syncFrequency of one minute.
+const apiDataRefresh = 45 * time.Second
+
+// resyncAfter is when a running pod is synced again without news.
+func resyncAfter(pod *v1.Pod, syncFrequency time.Duration) time.Duration {
+	for i := range pod.Spec.Volumes {
+		src := &pod.Spec.Volumes[i].VolumeSource
+		if src.ConfigMap != nil || src.Secret != nil || src.DownwardAPI != nil || src.Projected != nil {
+			return min(syncFrequency, apiDataRefresh)
+		}
+	}
+	return syncFrequency
 }
 
 // gate is the crash back-off as computePodActions asks for it.
