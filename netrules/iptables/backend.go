@@ -139,24 +139,21 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 	var p Payload
 	var err error
 	if full {
-		p, err = renderFull(b.renderer, state, existing)
+		defer tightenGC(len(state.Services))()
+		p, err = b.renderer.RenderStreamed(state, existing)
 	} else {
 		p, err = b.renderer.Render(state, changed, existing)
 	}
 	if err != nil {
 		return proxy.SyncResult{}, fmt.Errorf("rendering iptables rules: %w", err)
 	}
+	res := proxy.SyncResult{Full: p.Full, Rules: p.Rules}
 	for _, t := range p.Tables {
-		if err := b.restore(ctx, t); err != nil {
+		n, err := b.restore(ctx, t)
+		if err != nil {
 			return proxy.SyncResult{}, err
 		}
-	}
-	res := proxy.SyncResult{Full: p.Full, Rules: p.Rules, Bytes: p.Bytes()}
-	if res.Bytes >= bigPayload {
-		// The payload is garbage now (p is not read below): hand its
-		// pages back at once rather than keep them for the rare next
-		// full sync.
-		debug.FreeOSMemory()
+		res.Bytes += n
 	}
 	if full {
 		added, err := EnsureHooks(b.hooks, HookRules())
@@ -171,31 +168,33 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 	return res, nil
 }
 
-// bigPayload is the payload size from which a full sync hands memory back
-// to the kernel as it ends.
-const bigPayload = 4 << 20
+// bigSync is the number of service ports from which a full sync runs with
+// a tighter GC and hands memory back to the kernel as it ends.
+const bigSync = 2000
 
-// fullRenderGCPercent is the GOGC a full render runs with. It is the moment
-// berth's heap peaks: every Service, slice and plan, and now the whole
-// payload (28 MB at 10,000 services) at once; with berth's usual GOGC of 50
-// the heap may grow to 1.5 times that before the collector runs.
-const fullRenderGCPercent = 20
+// fullSyncGCPercent is the GOGC a big full sync runs with. It is when
+// berth's heap peaks: every Service, slice and plan, and each service
+// port's rules rendered again as they stream into iptables-restore (which
+// takes minutes at 10,000 services under nf_tables); with berth's usual
+// GOGC of 50 the heap may grow to 1.5 times that before the collector runs.
+const fullSyncGCPercent = 20
 
-// renderFull renders every service port with a tighter GC, then collects
-// what rendering left behind and hands those pages back before the payload
-// is applied (which takes minutes at 10,000 services under nf_tables).
-func renderFull(r *Renderer, state *proxy.State, existing ChainSet) (Payload, error) {
-	if prev := debug.SetGCPercent(fullRenderGCPercent); prev < fullRenderGCPercent {
+// tightenGC lowers the GOGC for a full sync of n service ports, when that
+// is big; the returned function restores it and hands what the sync left
+// behind back to the kernel.
+func tightenGC(n int) (restore func()) {
+	if n < bigSync {
+		return func() {}
+	}
+	prev := debug.SetGCPercent(fullSyncGCPercent)
+	if prev < fullSyncGCPercent {
 		// Already tighter, or off (GOGC=off): keep the operator's choice.
 		debug.SetGCPercent(prev)
-	} else {
-		defer debug.SetGCPercent(prev)
 	}
-	p, err := r.Render(state, nil, existing)
-	if err == nil && p.Bytes() >= bigPayload {
+	return func() {
+		debug.SetGCPercent(prev)
 		debug.FreeOSMemory()
 	}
-	return p, err
 }
 
 // detect finds out, once, whether iptables is the nf_tables or the legacy
@@ -251,18 +250,24 @@ func (b *Backend) readChains(ctx context.Context) (ChainSet, error) {
 	return chains, nil
 }
 
-// restore applies one table's payload; on a rejection it logs the lines
-// around the one iptables-restore complains about.
-func (b *Backend) restore(ctx context.Context, t TableData) error {
-	_, err := b.exec.Run(ctx, t.Data, b.bins.restore, "--noflush", "--wait")
+// restore applies one table's payload and returns its size; on a rejection
+// it logs the lines around the one iptables-restore complains about.
+func (b *Backend) restore(ctx context.Context, t TableData) (int, error) {
+	n, err := runFrom(ctx, b.exec, t, b.bins.restore, "--noflush", "--wait")
 	if err == nil {
-		return nil
+		return int(n), nil
 	}
-	re := NewRestoreError(t.Table, t.Data, err)
 	var ee *ExitError
-	if errors.As(err, &ee) {
-		klog.FromContext(ctx).Error(err, "iptables-restore rejected the payload; the table keeps its previous rules",
-			"family", b.family, "table", t.Table, "line", re.Line, "lines", re.Context, "stderr", ee.Stderr)
+	if !errors.As(err, &ee) {
+		return 0, &RestoreError{Table: t.Table, Err: err}
 	}
-	return re
+	// A streamed payload is rendered again, the same, for the lines.
+	data, rerr := t.bytes()
+	if rerr != nil {
+		data = nil
+	}
+	re := NewRestoreError(t.Table, data, err)
+	klog.FromContext(ctx).Error(err, "iptables-restore rejected the payload; the table keeps its previous rules",
+		"family", b.family, "table", t.Table, "line", re.Line, "lines", re.Context, "stderr", ee.Stderr)
+	return 0, re
 }

@@ -3,6 +3,7 @@ package iptables_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -148,4 +149,73 @@ type failingExec struct{}
 
 func (failingExec) Run(context.Context, []byte, string, ...string) ([]byte, error) {
 	return nil, errors.New("no such binary")
+}
+
+// streamingExec is a recordingExec that takes inputs as streams, as OSExec
+// does, and counts them.
+type streamingExec struct {
+	*recordingExec
+	streamed int
+}
+
+func (e *streamingExec) RunTo(ctx context.Context, stdout io.Writer, name string, args ...string) error {
+	out, err := e.Run(ctx, nil, name, args...)
+	if err == nil {
+		_, err = stdout.Write(out)
+	}
+	return err
+}
+
+func (e *streamingExec) RunFrom(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error) {
+	e.streamed++
+	in, err := io.ReadAll(stdin)
+	if err != nil {
+		return nil, err
+	}
+	return e.Run(ctx, in, name, args...)
+}
+
+// TestBackendStreamsFullSyncs: with an Exec that streams, a full sync's nat
+// table is streamed into iptables-restore, its size is reported, and a
+// rejection still quotes the lines around the one iptables-restore names.
+func TestBackendStreamsFullSyncs(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	fake := ipt.NewFake(ipt.FakeConfig{})
+	rec := &streamingExec{recordingExec: &recordingExec{fake: fake}}
+	b, err := iptables.New(iptables.Config{Family: proxy.IPv4, MasqueradeBit: 14, Exec: rec, Hooks: fake.Hooks(proxy.IPv4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ipt.ExampleState(proxy.IPv4)
+	want, err := iptables.Render(s, iptables.RenderOptions{MasqueradeBit: 14}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Sync(ctx, s, nil)
+	if err != nil || !res.Full || res.Bytes != want.Bytes() || rec.streamed != 1 {
+		t.Fatalf("Sync = %+v, %v with %d streamed inputs; want a full sync of %d bytes, its nat table streamed", res, err, rec.streamed, want.Bytes())
+	}
+	failNAT := &failOnStream{streamingExec: rec, stderr: "iptables-restore v1.8.9 (nf_tables): Bad argument\nError occurred at line: 4\n"}
+	b, err = iptables.New(iptables.Config{Family: proxy.IPv4, MasqueradeBit: 14, Exec: failNAT, Hooks: fake.Hooks(proxy.IPv4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Sync(ctx, s, nil)
+	var re *iptables.RestoreError
+	if !errors.As(err, &re) || re.Table != iptables.TableNAT || re.Line != 4 || len(re.Context) != 5 || !strings.HasPrefix(re.Context[0], "2: :BERTH-") {
+		t.Fatalf("Sync with a rejected streamed payload: %v (%+v), want a RestoreError of nat at line 4 with its 5 lines", err, re)
+	}
+}
+
+// failOnStream fails the first streamed restore after reading its input.
+type failOnStream struct {
+	*streamingExec
+	stderr string
+}
+
+func (e *failOnStream) RunFrom(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error) {
+	if _, err := io.Copy(io.Discard, stdin); err != nil {
+		return nil, err
+	}
+	return nil, &iptables.ExitError{Command: name, Code: 2, Stderr: e.stderr}
 }

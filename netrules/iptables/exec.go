@@ -22,12 +22,16 @@ type Exec interface {
 }
 
 // StreamExec is an Exec that can also hand a binary's standard output to a
-// writer as it comes, for outputs too large to hold at once. The backend
-// uses it when its Exec has it.
+// writer, and take its standard input from a reader, as they come: for
+// outputs and inputs too large to hold at once. The backend uses it when
+// its Exec has it.
 type StreamExec interface {
 	// RunTo runs the binary name with args and no input, writing its
 	// standard output to stdout. Errors are as Run's.
 	RunTo(ctx context.Context, stdout io.Writer, name string, args ...string) error
+	// RunFrom runs the binary name with args, reading its standard input
+	// from stdin, and returns its standard output. Errors are as Run's.
+	RunFrom(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error)
 }
 
 // runTo runs the binary with e, its output going to stdout as it comes when
@@ -42,6 +46,50 @@ func runTo(ctx context.Context, e Exec, stdout io.Writer, name string, args ...s
 	}
 	_, err = stdout.Write(out)
 	return err
+}
+
+// errInputUnread ends the writing of a streamed input that the binary
+// stopped reading: it exited, and its error tells why.
+var errInputUnread = errors.New("the binary stopped reading its input")
+
+// runFrom runs the binary with e, feeding it t's input: as it is rendered
+// when t is streamed and e is a StreamExec, else at once. It returns the
+// size of the input.
+func runFrom(ctx context.Context, e Exec, t TableData, name string, args ...string) (int64, error) {
+	s, ok := e.(StreamExec)
+	if !ok || !t.Streamed() {
+		data, err := t.bytes()
+		if err != nil {
+			return 0, err
+		}
+		_, err = e.Run(ctx, data, name, args...)
+		return int64(len(data)), err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	type written struct {
+		n   int64
+		err error
+	}
+	done := make(chan written, 1)
+	go func() {
+		n, err := t.WriteTo(pw)
+		if err != nil {
+			// Kill the binary before it reads the end of an input cut
+			// short (iptables-restore would refuse it anyway: no COMMIT).
+			cancel()
+		}
+		pw.CloseWithError(err)
+		done <- written{n, err}
+	}()
+	_, err := s.RunFrom(ctx, pr, name, args...)
+	pr.CloseWithError(errInputUnread)
+	w := <-done
+	if w.err != nil && !errors.Is(w.err, errInputUnread) {
+		return w.n, fmt.Errorf("writing the input of %s: %w", name, w.err)
+	}
+	return w.n, err
 }
 
 // ExitError is a binary that exited with a non-zero status.
@@ -83,6 +131,13 @@ func (e OSExec) Run(ctx context.Context, stdin []byte, name string, args ...stri
 // RunTo implements StreamExec.
 func (e OSExec) RunTo(ctx context.Context, stdout io.Writer, name string, args ...string) error {
 	return e.run(ctx, nil, stdout, name, args...)
+}
+
+// RunFrom implements StreamExec.
+func (e OSExec) RunFrom(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error) {
+	var stdout bytes.Buffer
+	err := e.run(ctx, stdin, &stdout, name, args...)
+	return stdout.Bytes(), err
 }
 
 func (OSExec) run(ctx context.Context, stdin io.Reader, stdout io.Writer, name string, args ...string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -107,6 +108,20 @@ func (e nsExec) Run(ctx context.Context, stdin []byte, name string, args ...stri
 	e.n.do(func() { out, err = iptables.OSExec{}.Run(ctx, stdin, name, args...) })
 	return out, err
 }
+
+// RunTo and RunFrom make nsExec a StreamExec, as OSExec is: the backend's
+// kernel tests then stream iptables-save's output and full payloads.
+func (e nsExec) RunTo(ctx context.Context, stdout io.Writer, name string, args ...string) (err error) {
+	e.n.do(func() { err = iptables.OSExec{}.RunTo(ctx, stdout, name, args...) })
+	return err
+}
+
+func (e nsExec) RunFrom(ctx context.Context, stdin io.Reader, name string, args ...string) (out []byte, err error) {
+	e.n.do(func() { out, err = iptables.OSExec{}.RunFrom(ctx, stdin, name, args...) })
+	return out, err
+}
+
+var _ iptables.StreamExec = nsExec{}
 
 // nsHooks is go-iptables in a test namespace.
 type nsHooks struct {

@@ -1,9 +1,11 @@
 package iptables
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -52,9 +54,35 @@ func (o RenderOptions) Validate() error {
 type TableData struct {
 	// Table is the table the data is for.
 	Table Table
-	// Data is the input, from "*table" to "COMMIT".
+	// Data is the input, from "*table" to "COMMIT"; nil when the input is
+	// streamed (Renderer.RenderStreamed): WriteTo renders it as it goes.
 	Data []byte
+	// stream writes the input when Data is nil.
+	stream io.WriterTo
 }
+
+// WriteTo writes the table's input to w.
+func (t TableData) WriteTo(w io.Writer) (int64, error) {
+	if t.stream != nil && t.Data == nil {
+		return t.stream.WriteTo(w)
+	}
+	n, err := w.Write(t.Data)
+	return int64(n), err
+}
+
+// bytes returns the table's input, rendering it when it is streamed.
+func (t TableData) bytes() ([]byte, error) {
+	if !t.Streamed() {
+		return t.Data, nil
+	}
+	var b bytes.Buffer
+	_, err := t.WriteTo(&b)
+	return b.Bytes(), err
+}
+
+// Streamed tells whether the input is rendered as it is written rather
+// than held in Data.
+func (t TableData) Streamed() bool { return t.Data == nil && t.stream != nil }
 
 // Payload is what Render produces: one restore input per table and what
 // applying them leaves in the kernel.
@@ -78,7 +106,8 @@ type Payload struct {
 	ServiceRules map[string]int
 }
 
-// Bytes is the total size of the restore inputs.
+// Bytes is the total size of the restore inputs held in memory (a
+// streamed table counts only once written, see TableData.WriteTo).
 func (p *Payload) Bytes() int {
 	n := 0
 	for _, t := range p.Tables {

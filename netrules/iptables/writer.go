@@ -15,6 +15,9 @@ type tableWriter struct {
 	deletes bytes.Buffer
 	// nRules counts the -A lines.
 	nRules int
+	// countOnly makes add count the rules without writing them (a
+	// streamed payload writes them later, see natStream).
+	countOnly bool
 }
 
 func newTableWriter(t Table) *tableWriter {
@@ -46,6 +49,10 @@ func (w *tableWriter) declare(chain string) {
 // iptables-save prints them in (-s, -d, -p, then matches, then -j), so that
 // what berth writes and what the kernel reports compare equal.
 func (w *tableWriter) add(chain string, args ...string) {
+	if w.countOnly {
+		w.nRules++
+		return
+	}
 	w.rules.WriteString("-A ")
 	w.rules.WriteString(chain)
 	for _, a := range args {
@@ -72,34 +79,52 @@ func (w *tableWriter) remove(chain string) {
 // payload is not copied into a second 30 MB buffer.
 func (w *tableWriter) bytes(more ...*tableWriter) []byte {
 	all := append([]*tableWriter{w}, more...)
-	var head, tail bytes.Buffer
-	head.WriteString("*" + string(w.table) + "\n")
-	for _, x := range all {
-		head.Write(x.chains.Bytes())
-	}
+	var head bytes.Buffer
+	head.Write(w.head(more...))
 	for _, x := range all[:len(all)-1] {
 		head.Write(x.rules.Bytes())
 	}
-	for _, x := range all {
-		tail.Write(x.deletes.Bytes())
-	}
-	tail.WriteString("COMMIT\n")
+	tail := w.tail(more...)
 	last := &all[len(all)-1].rules
 	body := last.Bytes()
-	n := head.Len() + len(body) + tail.Len()
+	n := head.Len() + len(body) + len(tail)
 	if cap(body) >= n {
 		// Shift the rules up in place and put the head before them.
 		out := body[:n]
 		copy(out[head.Len():], body)
 		copy(out, head.Bytes())
-		copy(out[head.Len()+len(body):], tail.Bytes())
+		copy(out[head.Len()+len(body):], tail)
 		last.Reset()
 		return out
 	}
 	out := make([]byte, 0, n)
 	out = append(out, head.Bytes()...)
 	out = append(out, body...)
-	return append(out, tail.Bytes()...)
+	return append(out, tail...)
+}
+
+// head returns the start of the restore input of the table: its name and
+// the chain declarations of w, then of more.
+func (w *tableWriter) head(more ...*tableWriter) []byte {
+	var b bytes.Buffer
+	b.WriteString("*" + string(w.table) + "\n")
+	b.Write(w.chains.Bytes())
+	for _, x := range more {
+		b.Write(x.chains.Bytes())
+	}
+	return b.Bytes()
+}
+
+// tail returns the end of the restore input of the table: the deletions of
+// w, then of more, and COMMIT.
+func (w *tableWriter) tail(more ...*tableWriter) []byte {
+	var b bytes.Buffer
+	b.Write(w.deletes.Bytes())
+	for _, x := range more {
+		b.Write(x.deletes.Bytes())
+	}
+	b.WriteString("COMMIT\n")
+	return b.Bytes()
 }
 
 // QuoteComment quotes a comment the way iptables-save prints it: bare when it
