@@ -66,7 +66,7 @@ func BenchmarkCompute(b *testing.B) {
 			name := types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("svc-%05d", n/2)}
 			whole := snap.Endpoints[name]
 			key := EndpointPortKey{Family: IPv4, Name: "http", Protocol: TCP}
-			fewer := &ServiceEndpoints{Ports: map[EndpointPortKey][]SliceEndpoint{key: whole.Ports[key][1:]}}
+			fewer := &ServiceEndpoints{Ports: []PortEndpoints{{Key: key, Endpoints: whole.Endpoints(key)[1:]}}}
 			changed := map[types.NamespacedName]bool{name: true}
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {

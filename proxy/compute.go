@@ -361,7 +361,7 @@ func (c *computer) servicePort(info *serviceInfo, p v1.ServicePort, f Family, cl
 	if sp.ExternalLocal {
 		sp.HealthCheckNodePort = info.healthCheckNodePort
 	}
-	all := eps.Ports[EndpointPortKey{Family: f, Name: p.Name, Protocol: proto}]
+	all := eps.Endpoints(EndpointPortKey{Family: f, Name: p.Name, Protocol: proto})
 	sel := selectEndpoints(all, policy{internalLocal: info.internalLocal, externalLocal: sp.ExternalLocal, external: external}, c.opts.NodeName, c.zone)
 	sp.ClusterEndpoints, sp.ExternalEndpoints = sel.cluster, sel.external
 	return sp

@@ -109,7 +109,7 @@ func TestComputerOneServiceChanged(t *testing.T) {
 	name := types.NamespacedName{Namespace: "ns", Name: "svc-00007"}
 	eps := *snap.Endpoints[name]
 	key := EndpointPortKey{Family: IPv4, Name: "http", Protocol: TCP}
-	eps.Ports = map[EndpointPortKey][]SliceEndpoint{key: eps.Ports[key][1:]}
+	eps.Ports = []PortEndpoints{{Key: key, Endpoints: eps.Endpoints(key)[1:]}}
 	next := &Snapshot{Services: snap.Services, Endpoints: maps.Clone(snap.Endpoints), Node: snap.Node}
 	next.Endpoints[name] = &eps
 	states, _, diff := c.Update(next, map[types.NamespacedName]bool{name: true}, false)

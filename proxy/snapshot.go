@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -52,11 +54,34 @@ type SliceEndpoint struct {
 
 // ServiceEndpoints are a service's endpoints merged across its slices.
 type ServiceEndpoints struct {
-	// Ports maps each service port (per family) to its endpoints, sorted by
-	// IP then port and unique by IP and port.
-	Ports map[EndpointPortKey][]SliceEndpoint
+	// Ports are the endpoints of each service port (per family), sorted by
+	// key: a slice, not a map, since most services have one or two (at
+	// 10,000 services a map each would be 5 MB more).
+	Ports []PortEndpoints
 	// Problems are what merging had to skip (bad addresses, bad ports).
 	Problems []Problem
+}
+
+// PortEndpoints are the endpoints of one service port in one family.
+type PortEndpoints struct {
+	Key EndpointPortKey
+	// Endpoints are sorted by IP then port and unique by IP and port.
+	Endpoints []SliceEndpoint
+}
+
+// Endpoints returns the endpoints of the service port key (nil: none).
+func (e *ServiceEndpoints) Endpoints(key EndpointPortKey) []SliceEndpoint {
+	for i := range e.Ports {
+		if e.Ports[i].Key == key {
+			return e.Ports[i].Endpoints
+		}
+	}
+	return nil
+}
+
+// compareKeys orders EndpointPortKeys.
+func compareKeys(a, b EndpointPortKey) int {
+	return cmp.Or(cmp.Compare(a.Family, b.Family), strings.Compare(a.Name, b.Name), strings.Compare(string(a.Protocol), string(b.Protocol)))
 }
 
 // MergeSlices merges the EndpointSlices of one service. Slices of the FQDN
@@ -65,7 +90,7 @@ type ServiceEndpoints struct {
 // name the same address and port, a non-terminating endpoint wins, as in
 // kube-proxy. endpointSlices may be in any order; the result does not depend on it.
 func MergeSlices(service types.NamespacedName, endpointSlices []*discovery.EndpointSlice) *ServiceEndpoints {
-	out := &ServiceEndpoints{Ports: map[EndpointPortKey][]SliceEndpoint{}}
+	out := &ServiceEndpoints{}
 	merged := map[EndpointPortKey]map[netip.AddrPort]SliceEndpoint{}
 	for _, slice := range sortedSlices(endpointSlices) {
 		family, ok := sliceFamily(slice.AddressType)
@@ -84,14 +109,16 @@ func MergeSlices(service types.NamespacedName, endpointSlices []*discovery.Endpo
 			out.Problems = append(out.Problems, addSliceEndpoints(merged[key], service, slice, family, num)...)
 		}
 	}
+	out.Ports = make([]PortEndpoints, 0, len(merged))
 	for key, set := range merged {
 		eps := make([]SliceEndpoint, 0, len(set))
 		for _, ep := range set {
 			eps = append(eps, ep)
 		}
 		slices.SortFunc(eps, compareSliceEndpoints)
-		out.Ports[key] = eps
+		out.Ports = append(out.Ports, PortEndpoints{Key: key, Endpoints: eps})
 	}
+	slices.SortFunc(out.Ports, func(a, b PortEndpoints) int { return compareKeys(a.Key, b.Key) })
 	return out
 }
 

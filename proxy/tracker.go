@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,7 +24,9 @@ type changeTracker struct {
 
 	mu       sync.Mutex
 	services map[types.NamespacedName]*v1.Service
-	slices   map[types.NamespacedName]map[string]*discovery.EndpointSlice
+	// slices are each service's EndpointSlices (most have one: a slice,
+	// not a map, per service).
+	slices map[types.NamespacedName][]*discovery.EndpointSlice
 	// merged caches MergeSlices per service; stale marks entries to redo.
 	merged map[types.NamespacedName]*ServiceEndpoints
 	stale  map[types.NamespacedName]bool
@@ -50,7 +53,7 @@ func newChangeTracker(nodeName string, onChange func()) *changeTracker {
 		nodeName: nodeName,
 		onChange: onChange,
 		services: map[types.NamespacedName]*v1.Service{},
-		slices:   map[types.NamespacedName]map[string]*discovery.EndpointSlice{},
+		slices:   map[types.NamespacedName][]*discovery.EndpointSlice{},
 		merged:   map[types.NamespacedName]*ServiceEndpoints{},
 		stale:    map[types.NamespacedName]bool{},
 		changed:  map[types.NamespacedName]time.Time{},
@@ -145,16 +148,20 @@ func (t *changeTracker) setSlice(old, cur *discovery.EndpointSlice) {
 	}
 	key := types.NamespacedName{Namespace: obj.Namespace, Name: svcName}
 	t.mu.Lock()
-	if cur == nil {
-		delete(t.slices[key], obj.Name)
-		if len(t.slices[key]) == 0 {
-			delete(t.slices, key)
-		}
+	list := t.slices[key]
+	i := slices.IndexFunc(list, func(s *discovery.EndpointSlice) bool { return s.Name == obj.Name })
+	switch {
+	case cur == nil && i >= 0:
+		list = slices.Delete(list, i, i+1)
+	case cur != nil && i >= 0:
+		list[i] = cur
+	case cur != nil:
+		list = append(list, cur)
+	}
+	if len(list) == 0 {
+		delete(t.slices, key)
 	} else {
-		if t.slices[key] == nil {
-			t.slices[key] = map[string]*discovery.EndpointSlice{}
-		}
-		t.slices[key][obj.Name] = cur
+		t.slices[key] = list
 	}
 	t.stale[key] = true
 	var trigger time.Time
@@ -217,11 +224,7 @@ func (t *changeTracker) snapshot() (*Snapshot, changeSet) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for key := range t.stale {
-		if byName := t.slices[key]; len(byName) > 0 {
-			list := make([]*discovery.EndpointSlice, 0, len(byName))
-			for _, s := range byName {
-				list = append(list, s)
-			}
+		if list := t.slices[key]; len(list) > 0 {
 			t.merged[key] = MergeSlices(key, list)
 		} else {
 			delete(t.merged, key)

@@ -88,7 +88,7 @@ func TestChangeTracker(t *testing.T) {
 				snap, changes := tr.snapshot()
 				var gotEPs []string
 				if eps := snap.Endpoints[web]; eps != nil {
-					for _, e := range eps.Ports[EndpointPortKey{Family: IPv4, Name: "http", Protocol: TCP}] {
+					for _, e := range eps.Endpoints(EndpointPortKey{Family: IPv4, Name: "http", Protocol: TCP}) {
 						gotEPs = append(gotEPs, e.IP.String())
 					}
 				}
