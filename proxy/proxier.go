@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -149,6 +150,9 @@ type Proxier struct {
 	hasSynced []cache.InformerSynced
 	freshness *healthcheck.Freshness
 	ready     atomic.Bool
+	// informersSynced is closed once the informers have their initial
+	// lists, before the first sync.
+	informersSynced chan struct{}
 
 	// The fields below belong to the sync loop.
 	state *syncState
@@ -178,8 +182,9 @@ func NewProxier(cfg Config) (*Proxier, error) {
 		return nil, fmt.Errorf("proxier: %w", err)
 	}
 	p := &Proxier{
-		cfg:       cfg,
-		freshness: healthcheck.NewFreshness(2*cfg.SyncPeriod, cfg.Clock),
+		cfg:             cfg,
+		freshness:       healthcheck.NewFreshness(2*cfg.SyncPeriod, cfg.Clock),
+		informersSynced: make(chan struct{}),
 		state: &syncState{
 			computer: NewComputer(cfg.Options),
 			applied:  map[Family]*State{},
@@ -240,9 +245,14 @@ func (p *Proxier) Run(ctx context.Context) error {
 		}
 		return errors.New("proxier: informers did not sync")
 	}
+	close(p.informersSynced)
 	p.runner.Trigger()
 	return p.runner.Run(ctx)
 }
+
+// InformersSynced is closed once the informers hold their initial lists:
+// the first sync starts right after.
+func (p *Proxier) InformersSynced() <-chan struct{} { return p.informersSynced }
 
 // Ready returns nil once a sync has succeeded.
 func (p *Proxier) Ready() error {
@@ -291,6 +301,9 @@ func (p *Proxier) sync(ctx context.Context) error {
 	p.freshness.QueuedUpdate()
 	start := p.cfg.Clock.Now()
 	snap, changes := p.tracker.snapshot()
+	if p.heavy(snap, len(changes.Services)) {
+		defer tightenGC()()
+	}
 	for name, t := range changes.Services {
 		if prev, ok := p.state.triggers[name]; !ok || (!t.IsZero() && (prev.IsZero() || t.Before(prev))) {
 			p.state.triggers[name] = t
@@ -318,6 +331,50 @@ func (p *Proxier) sync(ctx context.Context) error {
 	p.ready.Store(true)
 	logger.V(4).Info("Synced proxy rules", "took", p.cfg.Clock.Since(start), "changedServices", len(changes.Services))
 	return nil
+}
+
+// bigState is the number of services from which a heavy sync runs with a
+// tighter GC, and a full sync hands memory back to the kernel as it ends.
+const bigState = 2000
+
+// syncGCPercent is the GOGC of a sync of a big state. A sync is when
+// berth's heap peaks: the snapshot, every service computed, planned and
+// rendered (full syncs, minutes long at 10,000 services under nf_tables),
+// on top of the informers' objects; with berth's usual GOGC of 50 the heap
+// may grow to 1.5 times what is live before the collector runs. The
+// allocations of a sync are few: the tighter GC costs little CPU.
+const syncGCPercent = 20
+
+// heavy tells whether a sync works on most of a big state: a family's
+// first or full sync, or most services changed. Partial syncs of a few
+// services allocate little, and lowering the GOGC under a heap already
+// above the lower goal would start a collection at once, in the middle of
+// an endpoint change.
+func (p *Proxier) heavy(snap *Snapshot, changed int) bool {
+	if len(snap.Services) < bigState {
+		return false
+	}
+	if changed >= bigState {
+		return true
+	}
+	now := p.cfg.Clock.Now()
+	for _, f := range p.cfg.Options.Families {
+		if p.state.applied[f] == nil || p.state.needFull[f] || now.Sub(p.state.lastFull[f]) >= FullSyncPeriod {
+			return true
+		}
+	}
+	return false
+}
+
+// tightenGC sets the GOGC to syncGCPercent unless it is tighter already
+// (or off: the operator's choice), and returns what restores it.
+func tightenGC() (restore func()) {
+	prev := debug.SetGCPercent(syncGCPercent)
+	if prev < syncGCPercent {
+		debug.SetGCPercent(prev)
+		return func() {}
+	}
+	return func() { debug.SetGCPercent(prev) }
 }
 
 // FullSyncPeriod is the most time between full syncs, which rewrite every
@@ -356,6 +413,12 @@ func (p *Proxier) syncFamily(ctx context.Context, f Family, st *State, diff map[
 		s.lastFull[f] = start
 	}
 	s.applied[f] = st
+	if full && len(st.Services) >= bigState {
+		// What the full sync held (every service's plan, the payload) is
+		// garbage now: hand its pages back at once rather than keep them
+		// for the next full sync, an hour away.
+		defer debug.FreeOSMemory()
+	}
 	logger.V(2).Info("Synced proxy rules", "full", full, "changed", len(changed), "rules", res.Rules, "bytes", res.Bytes, "took", took)
 	if p.cfg.Metrics != nil {
 		p.cfg.Metrics.ObserveSync(metrics.Sync{Family: familyLabel(f), Full: full, Took: took, Ended: p.cfg.Clock.Now(), Rules: res.Rules, Bytes: res.Bytes})

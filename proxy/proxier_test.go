@@ -3,7 +3,10 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"runtime/debug"
+	runtimemetrics "runtime/metrics"
 	"slices"
 	"sync"
 	"testing"
@@ -30,6 +33,8 @@ type fakeBackend struct {
 	state *State
 	// fail makes Syncs fail while set.
 	fail error
+	// gogc is the GOGC during each Sync.
+	gogc []int
 }
 
 type backendCall struct {
@@ -50,6 +55,7 @@ func (b *fakeBackend) Sync(_ context.Context, st *State, changed map[string]bool
 		slices.Sort(call.changed)
 	}
 	b.calls = append(b.calls, call)
+	b.gogc = append(b.gogc, gcPercent())
 	if b.fail != nil {
 		return SyncResult{}, b.fail
 	}
@@ -469,5 +475,43 @@ func TestNewProxierValidates(t *testing.T) {
 				t.Fatalf("NewProxier: %v, wantErr %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// gcPercent reads the GOGC without setting it.
+func gcPercent() int {
+	s := []runtimemetrics.Sample{{Name: "/gc/gogc:percent"}}
+	runtimemetrics.Read(s)
+	return int(s[0].Value.Uint64())
+}
+
+// TestProxierTightensGCForHeavySyncs: the first sync of 2,000 services runs
+// with the GOGC at syncGCPercent, and the GOGC is back after it; a later
+// endpoint change of one service syncs at the usual GOGC.
+func TestProxierTightensGCForHeavySyncs(t *testing.T) {
+	usual := debug.SetGCPercent(77)
+	defer debug.SetGCPercent(usual)
+	var objects []runtime.Object
+	for i := range bigState {
+		name := fmt.Sprintf("svc-%04d", i)
+		objects = append(objects, service(name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1)),
+			slice(name, name+"-x", discovery.AddressTypeIPv4, []discovery.EndpointPort{sport("http", 8080)}, sep("10.244.1.1", thisNode, ready)))
+	}
+	h := newHarness(t, objects...)
+	h.waitCalls(1, time.Second)
+	// The GOGC is restored as the sync ends, just after the proxier turns
+	// ready.
+	h.waitFor("the GOGC back at 77 after the first sync", time.Second, func() bool {
+		return h.proxier.Ready() == nil && gcPercent() == 77
+	})
+	s := slice("svc-0007", "svc-0007-x", discovery.AddressTypeIPv4, []discovery.EndpointPort{sport("http", 8080)}, sep("10.244.1.2", thisNode, ready))
+	s.ResourceVersion = "2"
+	h.updateSlice(s)
+	calls, _ := h.waitCalls(2, time.Second)
+	h.backend.mu.Lock()
+	gogc := slices.Clone(h.backend.gogc)
+	h.backend.mu.Unlock()
+	if want := []int{syncGCPercent, 77}; !slices.Equal(gogc[:2], want) {
+		t.Errorf("GOGC during the syncs (%+v) = %v, want %v", calls[:2], gogc[:2], want)
 	}
 }

@@ -130,6 +130,16 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 		"healthz", settings.HealthzBindAddress, "metrics", settings.MetricsBindAddress)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return proxier.Run(gctx) })
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+		case <-proxier.InformersSynced():
+			// The first sync is about to peak: the pages that reading the
+			// configuration, connecting and listing touched are not needed.
+			releaseExecutablePages(gctx, "service proxy informers synced")
+		}
+		return nil
+	})
 	for _, b := range backends {
 		if r, ok := b.(interface{ Run(context.Context) error }); ok {
 			// IPVS: the destinations draining after their endpoints went.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -139,7 +138,6 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 	var p Payload
 	var err error
 	if full {
-		defer tightenGC(len(state.Services))()
 		p, err = b.renderer.RenderStreamed(state, existing)
 	} else {
 		p, err = b.renderer.Render(state, changed, existing)
@@ -166,35 +164,6 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 	}
 	b.globals, b.needFull = globals, false
 	return res, nil
-}
-
-// bigSync is the number of service ports from which a full sync runs with
-// a tighter GC and hands memory back to the kernel as it ends.
-const bigSync = 2000
-
-// fullSyncGCPercent is the GOGC a big full sync runs with. It is when
-// berth's heap peaks: every Service, slice and plan, and each service
-// port's rules rendered again as they stream into iptables-restore (which
-// takes minutes at 10,000 services under nf_tables); with berth's usual
-// GOGC of 50 the heap may grow to 1.5 times that before the collector runs.
-const fullSyncGCPercent = 20
-
-// tightenGC lowers the GOGC for a full sync of n service ports, when that
-// is big; the returned function restores it and hands what the sync left
-// behind back to the kernel.
-func tightenGC(n int) (restore func()) {
-	if n < bigSync {
-		return func() {}
-	}
-	prev := debug.SetGCPercent(fullSyncGCPercent)
-	if prev < fullSyncGCPercent {
-		// Already tighter, or off (GOGC=off): keep the operator's choice.
-		debug.SetGCPercent(prev)
-	}
-	return func() {
-		debug.SetGCPercent(prev)
-		debug.FreeOSMemory()
-	}
 }
 
 // detect finds out, once, whether iptables is the nf_tables or the legacy
