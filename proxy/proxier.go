@@ -172,6 +172,8 @@ type syncState struct {
 	triggers map[types.NamespacedName]time.Time
 	// reported are the Problems already reported per service.
 	reported map[types.NamespacedName]map[Problem]bool
+	// gc follows the size of the state.
+	gc gcFollower
 }
 
 // NewProxier returns a Proxier and registers its informer handlers; the
@@ -301,9 +303,7 @@ func (p *Proxier) sync(ctx context.Context) error {
 	p.freshness.QueuedUpdate()
 	start := p.cfg.Clock.Now()
 	snap, changes := p.tracker.snapshot()
-	if p.heavy(snap, len(changes.Services)) {
-		defer tightenGC()()
-	}
+	p.state.gc.follow(len(snap.Services))
 	for name, t := range changes.Services {
 		if prev, ok := p.state.triggers[name]; !ok || (!t.IsZero() && (prev.IsZero() || t.Before(prev))) {
 			p.state.triggers[name] = t
@@ -333,48 +333,45 @@ func (p *Proxier) sync(ctx context.Context) error {
 	return nil
 }
 
-// bigState is the number of services from which a heavy sync runs with a
-// tighter GC, and a full sync hands memory back to the kernel as it ends.
+// bigState is the number of services from which the proxy keeps the GOGC
+// at bigStateGCPercent, and a full sync hands memory back to the kernel as
+// it ends.
 const bigState = 2000
 
-// syncGCPercent is the GOGC of a sync of a big state. A sync is when
-// berth's heap peaks: the snapshot, every service computed, planned and
-// rendered (full syncs, minutes long at 10,000 services under nf_tables),
-// on top of the informers' objects; with berth's usual GOGC of 50 the heap
-// may grow to 1.5 times what is live before the collector runs. The
-// allocations of a sync are few: the tighter GC costs little CPU.
-const syncGCPercent = 20
+// bigStateGCPercent is the GOGC while the state is big. berth's usual GOGC
+// of 50 lets the heap grow to 1.5 times what is live before the collector
+// runs; with 10,000 services, 80 MB are live (informer objects, computed
+// state, the renderer's memory) and syncs add their garbage to that: 40 MB
+// of headroom would be a third of berth's memory. The GC's CPU grows with
+// the allocation rate, not the live heap, and a big but quiet state
+// allocates little.
+const bigStateGCPercent = 20
 
-// heavy tells whether a sync works on most of a big state: a family's
-// first or full sync, or most services changed. Partial syncs of a few
-// services allocate little, and lowering the GOGC under a heap already
-// above the lower goal would start a collection at once, in the middle of
-// an endpoint change.
-func (p *Proxier) heavy(snap *Snapshot, changed int) bool {
-	if len(snap.Services) < bigState {
-		return false
-	}
-	if changed >= bigState {
-		return true
-	}
-	now := p.cfg.Clock.Now()
-	for _, f := range p.cfg.Options.Families {
-		if p.state.applied[f] == nil || p.state.needFull[f] || now.Sub(p.state.lastFull[f]) >= FullSyncPeriod {
-			return true
-		}
-	}
-	return false
+// gcFollower sets the GOGC to bigStateGCPercent while the state is big
+// and back when it is not, unless the GOGC was tighter already (or off:
+// the operator's choice). It is changed only when the state crosses
+// bigState: lowering it under a heap already above the lower goal starts a
+// collection at once.
+type gcFollower struct {
+	tight bool
+	prev  int
 }
 
-// tightenGC sets the GOGC to syncGCPercent unless it is tighter already
-// (or off: the operator's choice), and returns what restores it.
-func tightenGC() (restore func()) {
-	prev := debug.SetGCPercent(syncGCPercent)
-	if prev < syncGCPercent {
-		debug.SetGCPercent(prev)
-		return func() {}
+// follow adjusts the GOGC to a state of n services.
+func (g *gcFollower) follow(n int) {
+	switch big := n >= bigState; {
+	case big && !g.tight:
+		g.prev = debug.SetGCPercent(bigStateGCPercent)
+		if g.prev < bigStateGCPercent {
+			debug.SetGCPercent(g.prev)
+		}
+		g.tight = true
+	case !big && g.tight:
+		if g.prev >= bigStateGCPercent {
+			debug.SetGCPercent(g.prev)
+		}
+		g.tight = false
 	}
-	return func() { debug.SetGCPercent(prev) }
 }
 
 // FullSyncPeriod is the most time between full syncs, which rewrite every

@@ -485,10 +485,10 @@ func gcPercent() int {
 	return int(s[0].Value.Uint64())
 }
 
-// TestProxierTightensGCForHeavySyncs: the first sync of 2,000 services runs
-// with the GOGC at syncGCPercent, and the GOGC is back after it; a later
-// endpoint change of one service syncs at the usual GOGC.
-func TestProxierTightensGCForHeavySyncs(t *testing.T) {
+// TestProxierTightensGCForBigStates: from the first sync of 2,000 services
+// on, the GOGC is bigStateGCPercent, and it is back to what it was when a
+// service goes.
+func TestProxierTightensGCForBigStates(t *testing.T) {
 	usual := debug.SetGCPercent(77)
 	defer debug.SetGCPercent(usual)
 	var objects []runtime.Object
@@ -499,19 +499,18 @@ func TestProxierTightensGCForHeavySyncs(t *testing.T) {
 	}
 	h := newHarness(t, objects...)
 	h.waitCalls(1, time.Second)
-	// The GOGC is restored as the sync ends, just after the proxier turns
-	// ready.
-	h.waitFor("the GOGC back at 77 after the first sync", time.Second, func() bool {
-		return h.proxier.Ready() == nil && gcPercent() == 77
-	})
-	s := slice("svc-0007", "svc-0007-x", discovery.AddressTypeIPv4, []discovery.EndpointPort{sport("http", 8080)}, sep("10.244.1.2", thisNode, ready))
-	s.ResourceVersion = "2"
-	h.updateSlice(s)
-	calls, _ := h.waitCalls(2, time.Second)
+	if got := gcPercent(); got != bigStateGCPercent {
+		t.Errorf("GOGC after the first sync of %d services = %d, want %d", bigState, got, bigStateGCPercent)
+	}
+	if err := h.client.CoreV1().Services("ns").Delete(context.Background(), "svc-0007", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitCalls(2, time.Second)
+	h.waitFor("the GOGC back at 77 with one service less", time.Second, func() bool { return gcPercent() == 77 })
 	h.backend.mu.Lock()
 	gogc := slices.Clone(h.backend.gogc)
 	h.backend.mu.Unlock()
-	if want := []int{syncGCPercent, 77}; !slices.Equal(gogc[:2], want) {
-		t.Errorf("GOGC during the syncs (%+v) = %v, want %v", calls[:2], gogc[:2], want)
+	if want := []int{bigStateGCPercent, 77}; !slices.Equal(gogc[:2], want) {
+		t.Errorf("GOGC during the syncs = %v, want %v", gogc[:2], want)
 	}
 }
