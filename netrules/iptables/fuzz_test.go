@@ -1,6 +1,7 @@
 package iptables_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -50,6 +51,20 @@ func FuzzRender(f *testing.F) {
 		}
 		if diff := cmp.Diff(berthRules(payloadText(want)), berthRules(savedRules(t, fake, family))); diff != "" {
 			t.Fatalf("after a partial sync the rules differ from a full render (-want +got):\n%s", diff)
+		}
+		// A streamed full payload is the same, byte for byte.
+		streamed, err := iptables.NewRenderer(o).RenderStreamed(after, full.Chains)
+		if err != nil {
+			t.Fatalf("RenderStreamed of a state Render took: %v", err)
+		}
+		plain, err := iptables.Render(after, o, nil, full.Chains)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, td := range streamed.Tables {
+			if got := written(t, td); !bytes.Equal(got, plain.Tables[i].Data) {
+				t.Fatalf("streamed %s table differs from Render's:\n%s", td.Table, cmp.Diff(string(plain.Tables[i].Data), string(got)))
+			}
 		}
 	})
 }

@@ -327,6 +327,14 @@ func (r *Renderer) writeTop(g *globals, w *renderer, natDirty, filterDirty bool)
 	static.writeTopFilter()
 	static.writeNodePortJump()
 	if natDirty {
+		// Room for the whole nat input, built in this buffer in the end
+		// (tableWriter.bytes): the top-level rules of every port are
+		// most of it.
+		size := w.own.chains.Len() + w.own.rules.Len() + w.nat.chains.Len() + w.nat.deletes.Len() + 4096
+		for _, key := range r.order {
+			size += len(r.services[key].nat)
+		}
+		w.nat.rules.Grow(size)
 		w.writeTopNAT()
 		for _, key := range r.order {
 			rs := r.services[key]

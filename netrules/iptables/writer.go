@@ -74,33 +74,50 @@ func (w *tableWriter) remove(chain string) {
 
 // bytes returns the complete restore input of the table, with the chains
 // and rules of more (the per-service chains, kept apart so that the top-level
-// chains read first) after w's own. The input is built in the largest rules
-// buffer when it has room (a full payload reserves it), so that a 30 MB
-// payload is not copied into a second 30 MB buffer.
+// chains read first) after w's own. The input is built in the rules buffer
+// with the most room when it is big enough (a full payload reserves the
+// per-service one, a partial payload that rewrites the top-level chains
+// reserves those), so that a 30 MB payload is not copied into a second
+// 30 MB buffer.
 func (w *tableWriter) bytes(more ...*tableWriter) []byte {
 	all := append([]*tableWriter{w}, more...)
-	var head bytes.Buffer
-	head.Write(w.head(more...))
-	for _, x := range all[:len(all)-1] {
-		head.Write(x.rules.Bytes())
+	head, tail := w.head(more...), w.tail(more...)
+	n, big := len(head)+len(tail), 0
+	for i, x := range all {
+		n += x.rules.Len()
+		if x.rules.Cap() > all[big].rules.Cap() {
+			big = i
+		}
 	}
-	tail := w.tail(more...)
-	last := &all[len(all)-1].rules
-	body := last.Bytes()
-	n := head.Len() + len(body) + len(tail)
-	if cap(body) >= n {
-		// Shift the rules up in place and put the head before them.
-		out := body[:n]
-		copy(out[head.Len():], body)
-		copy(out, head.Bytes())
-		copy(out[head.Len()+len(body):], tail)
-		last.Reset()
-		return out
+	body := all[big].rules.Bytes()
+	if cap(body) < n {
+		out := make([]byte, 0, n)
+		out = append(out, head...)
+		for _, x := range all {
+			out = append(out, x.rules.Bytes()...)
+		}
+		return append(out, tail...)
 	}
-	out := make([]byte, 0, n)
-	out = append(out, head.Bytes()...)
-	out = append(out, body...)
-	return append(out, tail...)
+	// Shift the big buffer's rules to where they belong and fill in
+	// around them.
+	at := len(head)
+	for _, x := range all[:big] {
+		at += x.rules.Len()
+	}
+	out := body[:n]
+	copy(out[at:], body)
+	copy(out, head)
+	off := len(head)
+	for _, x := range all[:big] {
+		off += copy(out[off:], x.rules.Bytes())
+	}
+	off = at + len(body)
+	for _, x := range all[big+1:] {
+		off += copy(out[off:], x.rules.Bytes())
+	}
+	copy(out[off:], tail)
+	all[big].rules.Reset()
+	return out
 }
 
 // head returns the start of the restore input of the table: its name and
