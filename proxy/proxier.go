@@ -345,9 +345,11 @@ const bigState = 2000
 // renderer's memory) and every sync adds its garbage: at GOGC 50 that
 // headroom alone would be 45 MiB. At 10 the heap stays within 1.1 times
 // what is live. The GC's CPU grows with the allocation rate, not the live
-// heap, and a big but quiet state allocates little: measured at 10,000
-// services, berth's own CPU stays under 5 % of its full syncs' and the
-// endpoint flips keep their latency.
+// heap, and a big but quiet state allocates little. Measured at 10,000
+// services (proxybench): peak RSS 150.5 MiB at GOGC 20, 136.0 at 10; the
+// cold start's own CPU 21 s → 29 s (beside 465 s of iptables-restore),
+// services arriving one by one 11 s → 14 s over 2.5 minutes; endpoint
+// flips unchanged within their run-to-run spread.
 const bigStateGCPercent = 10
 
 // gcFollower sets the GOGC to bigStateGCPercent while the state is big
