@@ -333,30 +333,35 @@ func (p *Proxier) sync(ctx context.Context) error {
 	return nil
 }
 
-// bigState is the number of services from which the proxy keeps the GOGC
-// at bigStateGCPercent, and a full sync hands memory back to the kernel as
-// it ends.
+// bigState is the number of services from which a full sync hands its
+// memory back to the kernel as it ends.
 const bigState = 2000
 
-// bigStateGCPercent is the GOGC while the state is big. berth's usual GOGC
-// of 50 lets the heap grow to 1.5 times what is live before the collector
+// tightState is the number of services from which the proxy keeps the GOGC
+// at bigStateGCPercent. Below it berth's usual GOGC of 50 keeps the peak
+// RSS under 120 MiB (5,000 services: 115 MiB), and an endpoint change,
+// whose sync allocates a few MB, does not start a collection; measured at
+// 5,000 services with GOGC 10, collections and their assists made a flip
+// 15-25 ms slower.
+const tightState = 7000
+
+// bigStateGCPercent is the GOGC from tightState services on. At berth's
+// usual 50 the heap grows to 1.5 times what is live before the collector
 // runs, and the runtime keeps 10 % more than that mapped; with 10,000
 // services about 75 MiB are live (informer objects, computed state, the
-// renderer's memory) and every sync adds its garbage: at GOGC 50 that
-// headroom alone would be 45 MiB. At 10 the heap stays within 1.1 times
-// what is live. The GC's CPU grows with the allocation rate, not the live
-// heap, and a big but quiet state allocates little. Measured at 10,000
-// services (proxybench): peak RSS 150.5 MiB at GOGC 20, 136.0 at 10; the
-// cold start's own CPU 21 s → 29 s (beside 465 s of iptables-restore),
-// services arriving one by one 11 s → 14 s over 2.5 minutes; endpoint
-// flips unchanged within their run-to-run spread.
+// renderer's memory) and every sync adds its garbage: the headroom alone
+// would be 45 MiB. At 10 the heap stays within 1.1 times what is live.
+// Measured at 10,000 services (proxybench): peak RSS 150.5 MiB at GOGC 20,
+// 136.0 at 10; the cold start's own CPU 21 s → 29 s (beside 465 s of
+// iptables-restore), services arriving one by one 11 s → 14 s over 2.5
+// minutes.
 const bigStateGCPercent = 10
 
-// gcFollower sets the GOGC to bigStateGCPercent while the state is big
-// and back when it is not, unless the GOGC was tighter already (or off:
-// the operator's choice). It is changed only when the state crosses
-// bigState: lowering it under a heap already above the lower goal starts a
-// collection at once.
+// gcFollower sets the GOGC to bigStateGCPercent while the state has
+// tightState services or more, and back when it has fewer, unless the GOGC
+// was tighter already (or off: the operator's choice). It is changed only
+// when the state crosses tightState: lowering it under a heap already
+// above the lower goal starts a collection at once.
 type gcFollower struct {
 	tight bool
 	prev  int
@@ -364,7 +369,7 @@ type gcFollower struct {
 
 // follow adjusts the GOGC to a state of n services.
 func (g *gcFollower) follow(n int) {
-	switch big := n >= bigState; {
+	switch big := n >= tightState; {
 	case big && !g.tight:
 		g.prev = debug.SetGCPercent(bigStateGCPercent)
 		if g.prev < bigStateGCPercent {

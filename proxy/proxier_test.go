@@ -485,14 +485,14 @@ func gcPercent() int {
 	return int(s[0].Value.Uint64())
 }
 
-// TestProxierTightensGCForBigStates: from the first sync of 2,000 services
-// on, the GOGC is bigStateGCPercent, and it is back to what it was when a
+// TestProxierTightensGCForBigStates: from the first sync of tightState
+// services on, the GOGC is bigStateGCPercent, and it is back to what it was when a
 // service goes.
 func TestProxierTightensGCForBigStates(t *testing.T) {
 	usual := debug.SetGCPercent(77)
 	defer debug.SetGCPercent(usual)
 	var objects []runtime.Object
-	for i := range bigState {
+	for i := range tightState {
 		name := fmt.Sprintf("svc-%04d", i)
 		objects = append(objects, service(name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1)),
 			slice(name, name+"-x", discovery.AddressTypeIPv4, []discovery.EndpointPort{sport("http", 8080)}, sep("10.244.1.1", thisNode, ready)))
@@ -500,7 +500,7 @@ func TestProxierTightensGCForBigStates(t *testing.T) {
 	h := newHarness(t, objects...)
 	h.waitCalls(1, time.Second)
 	if got := gcPercent(); got != bigStateGCPercent {
-		t.Errorf("GOGC after the first sync of %d services = %d, want %d", bigState, got, bigStateGCPercent)
+		t.Errorf("GOGC after the first sync of %d services = %d, want %d", tightState, got, bigStateGCPercent)
 	}
 	if err := h.client.CoreV1().Services("ns").Delete(context.Background(), "svc-0007", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
