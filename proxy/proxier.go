@@ -339,7 +339,7 @@ const bigState = 2000
 
 // tightState is the number of services from which the proxy keeps the GOGC
 // at bigStateGCPercent. Below it berth's usual GOGC of 50 keeps the peak
-// RSS under 120 MiB (5,000 services: 115 MiB), and an endpoint change,
+// RSS under 120 MiB (5,000 services: 102 MiB), and an endpoint change,
 // whose sync allocates a few MB, does not start a collection; measured at
 // 5,000 services with GOGC 10, collections and their assists made a flip
 // 15-25 ms slower.
