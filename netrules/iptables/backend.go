@@ -230,11 +230,9 @@ func (b *Backend) restore(ctx context.Context, t TableData) (int, error) {
 	if !errors.As(err, &ee) {
 		return 0, &RestoreError{Table: t.Table, Err: err}
 	}
-	// A streamed payload is rendered again, the same, for the lines.
-	data, rerr := t.bytes()
-	if rerr != nil {
-		data = nil
-	}
+	// A streamed payload is rendered again, the same, for the lines (as far
+	// as it renders: the restore already read it whole).
+	data, _ := t.bytes()
 	re := NewRestoreError(t.Table, data, err)
 	klog.FromContext(ctx).Error(err, "iptables-restore rejected the payload; the table keeps its previous rules",
 		"family", b.family, "table", t.Table, "line", re.Line, "lines", re.Context, "stderr", ee.Stderr)

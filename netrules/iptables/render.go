@@ -63,7 +63,7 @@ type TableData struct {
 
 // WriteTo writes the table's input to w.
 func (t TableData) WriteTo(w io.Writer) (int64, error) {
-	if t.stream != nil && t.Data == nil {
+	if t.Streamed() {
 		return t.stream.WriteTo(w)
 	}
 	n, err := w.Write(t.Data)
