@@ -20,7 +20,13 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 
 # Debian packages: the container runtime every node runs, the kernel tools
-# the proxy and the tests drive, and what the VM tests are built from.
+# the proxy and the tests drive, and what the VM tests are built from. They
+# are installed without their recommends (qemu's alone pull in a desktop's
+# worth: GTK, GStreamer, speech recognition); what the tests use of those
+# comes from a Depends or is listed here: qemu-system-x86 depends on seabios
+# (the BIOS that boots the VMs' -kernel) and ipxe-qemu (the option ROM of
+# their virtio-net-pci NIC); debootstrap checks signatures with gpgv and
+# debian-archive-keyring, which apt itself depends on.
 APT_PACKAGES := containerd runc iptables ipvsadm conntrack nftables \
 	containernetworking-plugins busybox-static iproute2 util-linux procps \
 	qemu-system-x86 qemu-utils e2fsprogs debootstrap cpio ca-certificates systemd dbus-daemon
@@ -39,7 +45,7 @@ setup: apt upstream build
 apt:
 	@if dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | grep -qv 'install ok installed' \
 	   || ! dpkg-query -W $(APT_PACKAGES) >/dev/null 2>&1; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	else echo "apt packages: all installed"; fi
 
 upstream:
