@@ -7,7 +7,7 @@
 //	testbed status               hosts, addresses, containerd versions, /readyz
 //	testbed exec HOST -- CMD...  run CMD on a host (cp, node1, ...)
 //	testbed kubectl ARGS...      run kubectl with the admin kubeconfig
-//	testbed demo [--nodes N]     up, status, wait for Ctrl-C, down
+//	testbed demo [--nodes N]     up --join, status, the demo steps (test/demo), wait for Ctrl-C, down
 package main
 
 import (
@@ -19,12 +19,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/berthnode/berth/cri"
-	"github.com/berthnode/berth/test/images"
+	"github.com/berthnode/berth/test/demo"
 	"github.com/berthnode/berth/test/testbed"
 )
 
@@ -37,7 +36,9 @@ commands:
   status                list hosts, addresses and containerd versions; show /readyz
   exec HOST -- CMD...   run CMD on a host (cp, node1, ...)
   kubectl ARGS...       run kubectl on the control plane with the admin kubeconfig
-  demo [--nodes N]      up --join, status, an echo Deployment; Ctrl-C takes it down
+  demo [--nodes N]      up --join, status, an echo Deployment behind a Service, 30
+                        requests to it from node1, the rules berth programmed;
+                        Ctrl-C takes it down
 `
 
 func main() {
@@ -74,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "kubectl":
 		return execOn(ctx, *name, *root, append([]string{testbed.ControlPlaneHost, "--", "@kubectl"}, rest...), stderr)
 	case "demo":
-		err = demo(ctx, *name, *root, rest, stdout)
+		err = runDemo(ctx, *name, *root, rest, stdout)
 	default:
 		fmt.Fprintf(stderr, "testbed: unknown command %q\n", cmd)
 		fs.Usage()
@@ -217,18 +218,19 @@ func execOn(ctx context.Context, name, root string, args []string, stderr io.Wri
 	return 0
 }
 
-// demo brings the bed up, shows it, and takes it down on Ctrl-C.
-func demo(ctx context.Context, name, root string, args []string, stdout io.Writer) error {
+// runDemo brings the bed up, shows it, and takes it down on Ctrl-C.
+func runDemo(ctx context.Context, name, root string, args []string, stdout io.Writer) error {
 	tb, err := bringUp(ctx, name, root, append([]string{"--join"}, args...), stdout)
 	if err == nil {
 		err = status(ctx, tb, stdout)
 	}
 	if err == nil {
-		err = demoWorkload(ctx, tb, stdout)
+		err = demoSteps(ctx, tb, stdout)
 	}
 	if err == nil {
 		fmt.Fprintf(stdout, "\nThe test bed is running. Try, in another terminal:\n"+
-			"  bin/testbed kubectl get nodes,pods -A -o wide\n"+
+			"  bin/testbed kubectl get nodes,pods,services -A -o wide\n"+
+			"  bin/testbed exec node1 -- iptables-save -t nat   # the rules berth wrote\n"+
 			"  bin/testbed exec node1 -- ip addr\n"+
 			"Press Ctrl-C to take it down.\n")
 		<-ctx.Done()
@@ -245,23 +247,18 @@ func demo(ctx context.Context, name, root string, args []string, stdout io.Write
 	return err
 }
 
-// demoWorkload shows the joined nodes and runs a Deployment of echo pods on
-// them.
-func demoWorkload(ctx context.Context, tb *testbed.Testbed, stdout io.Writer) error {
-	steps := [][]string{
-		{"wait", "--for=condition=Ready", "node", "--all", "--timeout=90s"},
-		{"get", "nodes", "-o", "wide"},
-		{"create", "deployment", "echo", "--image=" + images.EchoRef, "--replicas=3", "--port=8080"},
-		{"rollout", "status", "deployment/echo", "--timeout=120s"},
-		{"get", "pods", "-o", "wide"},
+// demoRequests is how many requests the demo sends to the echo Service:
+// 10 per pod, enough to see round-robin at a glance.
+const demoRequests = 10 * demo.Replicas
+
+// demoSteps shows berth at work on the joined nodes: as the kubelet (an
+// echo Deployment) and as the service proxy (a Service in front of it,
+// requests from the first node, the rules explained).
+func demoSteps(ctx context.Context, tb *testbed.Testbed, stdout io.Writer) error {
+	cfg := demo.Config{Bed: tb, Client: tb.Nodes()[0].Name, Requests: demoRequests, Out: stdout}
+	if err := demo.Workload(ctx, cfg); err != nil {
+		return err
 	}
-	for _, args := range steps {
-		fmt.Fprintf(stdout, "\n$ kubectl %s\n", strings.Join(args, " "))
-		out, err := tb.Kubectl(ctx, args...)
-		stdout.Write(out)
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := demo.ServiceProxy(ctx, cfg)
+	return err
 }
