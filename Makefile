@@ -1,7 +1,7 @@
 # berth: one node agent in place of kubelet + kube-proxy.
 #
 #   make setup   install what the build and the test bed need (Debian 12, root)
-#   make demo    bring up the test bed and show it; Ctrl-C takes it down
+#   make demo    bring up the test bed, run pods and a Service on berth; Ctrl-C takes it down
 #   make test    unit, integration and end-to-end tests (what CI runs)
 
 SHELL := /bin/bash
