@@ -28,8 +28,8 @@ APT_PACKAGES := containerd runc iptables ipvsadm conntrack nftables \
 # Debian packages the upstream e2e conformance images are built from (make
 # conformance-deps; not part of setup): a compiler and patch/bzip2/xz to build
 # busybox from Debian's source, and the programs the images copy with their
-# libraries (dig, nslookup, host, curl, ip, ss; getent and bash are essential).
-CONFORMANCE_APT := build-essential patch bzip2 xz-utils busybox-static bind9-dnsutils curl iproute2
+# libraries (dig, nslookup, host, curl, nc, ip, ss; getent and bash are essential).
+CONFORMANCE_APT := build-essential patch bzip2 xz-utils busybox-static bind9-dnsutils curl netcat-openbsd iproute2
 
 # The test bed's binaries: built by test/tools/build-upstream.sh, cached by
 # version under $(CACHE)/upstream.

@@ -26,16 +26,17 @@ type hostProgram struct {
 }
 
 // hostPrograms are the Debian programs the tests run in agnhost (upstream's
-// Alpine has bind-tools, curl, iproute2, bash) and in glibc-dns-testing
-// (upstream's Debian has dnsutils): dig for the DNS probes, getent for the
-// /etc/hosts probes, curl, ip and ss for the network tests, and bash for
-// the probe tests that start /bin/bash.
+// Alpine has bind-tools, curl, netcat-openbsd, iproute2, bash) and in
+// glibc-dns-testing (upstream's Debian has dnsutils): dig for the DNS probes,
+// getent for the /etc/hosts probes, curl, nc, ip and ss for the network
+// tests, and bash for the probe tests that start /bin/bash.
 var hostPrograms = []hostProgram{
 	{Name: "dig", Dest: "/usr/bin/dig", Package: "bind9-dnsutils"},
 	{Name: "nslookup", Dest: "/usr/bin/nslookup", Package: "bind9-dnsutils"},
 	{Name: "host", Dest: "/usr/bin/host", Package: "bind9-dnsutils"},
 	{Name: "getent", Dest: "/usr/bin/getent", Package: "libc-bin"},
 	{Name: "curl", Dest: "/usr/bin/curl", Package: "curl"},
+	{Name: "nc.openbsd", Dest: "/usr/bin/nc", Package: "netcat-openbsd"},
 	{Name: "ip", Dest: "/usr/bin/ip", Package: "iproute2"},
 	{Name: "ss", Dest: "/usr/bin/ss", Package: "iproute2"},
 	{Name: "bash", Dest: "/bin/bash", Package: "bash"},

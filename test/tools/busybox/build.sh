@@ -11,7 +11,8 @@
 # own error wording, so this build is Debian's, with that option on. It also
 # turns off FEATURE_SH_STANDALONE and FEATURE_PREFER_APPLETS, as upstream's
 # defconfig does, so that a real program on PATH (iproute2's ip, bind's
-# nslookup) wins over the applet of the same name.
+# nslookup) wins over the applet of the same name, and builds nc as upstream's
+# defconfig does (NC_110_COMPAT: the e2e service checks run `nc -z`).
 #
 # The source comes through apt from the machine's own Debian mirrors, with a
 # private apt state under the cache folder: the machine's apt configuration
@@ -75,9 +76,11 @@ sed -i \
 	-e 's/^# CONFIG_FEATURE_DI_ENV_HACK is not set$/CONFIG_FEATURE_DI_ENV_HACK=y/' \
 	-e 's/^CONFIG_FEATURE_SH_STANDALONE=y$/# CONFIG_FEATURE_SH_STANDALONE is not set/' \
 	-e 's/^CONFIG_FEATURE_PREFER_APPLETS=y$/# CONFIG_FEATURE_PREFER_APPLETS is not set/' \
+	-e 's/^# CONFIG_NC_110_COMPAT is not set$/CONFIG_NC_110_COMPAT=y/' \
 	.config
 make oldconfig </dev/null >/dev/null
 grep -qx 'CONFIG_FEATURE_DI_ENV_HACK=y' .config
+grep -qx 'CONFIG_NC_110_COMPAT=y' .config
 echo "building busybox ${src_version}" >&2
 make -j"$(nproc)" busybox >&2
 cp busybox "${out}/busybox"
