@@ -59,21 +59,7 @@ func catalog(p parts) []imagearchive.Image {
 			Env:   []string{imagePATH},
 			Files: shellFiles(p, basePasswd, baseGroup),
 		},
-		{
-			// busybox httpd stands in for nginx: the tests create nginx pods
-			// as endpoints and as targets of image updates and preStop hooks,
-			// and need a server on port 80 that stops on SIGTERM. httpd as
-			// PID 1 would ignore SIGTERM (the kernel drops default-action
-			// signals to a namespace's init), so a shell with a trap is PID 1.
-			Ref:          NginxRef,
-			Cmd:          []string{"sh", "-c", "trap 'exit 0' TERM; httpd -f -p 80 -h /usr/share/nginx/html & wait"},
-			Env:          []string{imagePATH},
-			ExposedPorts: []string{"80/tcp"},
-			Files: append(shellFiles(p, basePasswd, baseGroup), imagearchive.File{
-				Path: "/usr/share/nginx/html/index.html", Mode: 0o644,
-				Data: []byte("<!DOCTYPE html>\n<html><body><p>nginx stand-in: busybox httpd (berth test image)</p></body></html>\n"),
-			}),
-		},
+		nginxImage(p),
 		{
 			Ref:   GlibcDNSTestingRef,
 			Cmd:   []string{"bash"},
@@ -111,6 +97,25 @@ func catalog(p parts) []imagearchive.Image {
 			ExposedPorts: []string{"53/tcp", "53/udp", "9153/tcp"},
 			Files:        []imagearchive.File{{Path: "/coredns", Mode: 0o755, Data: p.CoreDNS}},
 		},
+	}
+}
+
+// nginxImage is a stand-in for nginx: busybox httpd serving a page on port
+// 80. The tests create nginx pods as endpoints and as targets of image
+// updates and preStop hooks; they need a server on port 80 that stops on
+// SIGTERM. httpd as PID 1 would ignore SIGTERM (the kernel drops
+// default-action signals to a namespace's init), so a shell with a trap is
+// PID 1.
+func nginxImage(p parts) imagearchive.Image {
+	return imagearchive.Image{
+		Ref:          NginxRef,
+		Cmd:          []string{"sh", "-c", "trap 'exit 0' TERM; httpd -f -p 80 -h /usr/share/nginx/html & wait"},
+		Env:          []string{imagePATH},
+		ExposedPorts: []string{"80/tcp"},
+		Files: append(shellFiles(p, basePasswd, baseGroup), imagearchive.File{
+			Path: "/usr/share/nginx/html/index.html", Mode: 0o644,
+			Data: []byte("<!DOCTYPE html>\n<html><body><p>nginx stand-in: busybox httpd (berth test image)</p></body></html>\n"),
+		}),
 	}
 }
 
