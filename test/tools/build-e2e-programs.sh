@@ -16,6 +16,10 @@ go_version="$(go env GOVERSION)"
 pins="$(cat "${here}"/agnhost/go.mod "${here}"/agnhost/go.sum "${here}"/coredns/go.mod \
 	"${here}"/coredns/go.sum "${here}"/coredns/main.go "$0" | sha256sum | cut -c1-12)"
 out="${cache}/e2e-programs_${go_version}_${pins}"
+# One build at a time per cache: a second caller waits, then finds it done.
+mkdir -p "${cache}"
+exec 9>>"${cache}/.lock"
+flock 9
 if [[ -f "${out}/.complete" ]]; then
 	echo "${out}"
 	exit 0

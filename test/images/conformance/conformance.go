@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"k8s.io/klog/v2"
 
@@ -49,13 +50,22 @@ func (c Config) withDefaults() Config {
 // cfg.CacheDir keyed by their inputs, and a tar whose content would not
 // change is left alone: a second run builds and writes nothing. The result
 // lists one archive per image reference.
+//
+// Concurrent calls (a runner and a test, in two processes) on the same
+// OutDir take turns: the second waits for the first and then finds
+// everything up to date.
 func Build(ctx context.Context, cfg Config) ([]images.Built, error) {
 	cfg = cfg.withDefaults()
-	p, err := buildParts(ctx, cfg)
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("build conformance images: %w", err)
+	}
+	unlock, err := lockDir(cfg.OutDir)
 	if err != nil {
 		return nil, fmt.Errorf("build conformance images: %w", err)
 	}
-	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+	defer unlock()
+	p, err := buildParts(ctx, cfg)
+	if err != nil {
 		return nil, fmt.Errorf("build conformance images: %w", err)
 	}
 	var built []images.Built
@@ -70,6 +80,20 @@ func Build(ctx context.Context, cfg Config) ([]images.Built, error) {
 		built = append(built, images.Built{Ref: img.Ref, Path: path})
 	}
 	return built, nil
+}
+
+// lockDir takes an exclusive flock on dir/.lock, waiting for another
+// holder; the returned function releases it.
+func lockDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		_ = f.Close() // the lock failed; nothing was held
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { _ = f.Close() }, nil // closing releases the flock
 }
 
 // archiveName is the tar's file name for ref: its last path element with

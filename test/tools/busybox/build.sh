@@ -35,6 +35,10 @@ apt_version="${version%+b[0-9]*}"
 src_version="${apt_version#*:}"
 key="busybox-${src_version}_$(sha256sum "$0" | cut -c1-12)"
 out="${cache}/${key}"
+# One build at a time per cache: a second caller waits, then finds it done.
+mkdir -p "${cache}"
+exec 9>>"${cache}/.lock"
+flock 9
 if [[ -f "${out}/.complete" ]]; then
 	echo "${out}"
 	exit 0
@@ -71,6 +75,10 @@ cd "busybox-${upstream}"
 grep -v '^#' ../debian/patches/series | while read -r patch; do
 	[[ -n "${patch}" ]] && patch -p1 -s <"../debian/patches/${patch}"
 done
+# The banner's build date is the package's, not today's: a rebuild of the same
+# source gives the same binary, so the images built from it stay cached.
+SOURCE_DATE_EPOCH="$(date -d "$(dpkg-parsechangelog -l ../debian/changelog -S Date)" +%s)"
+export SOURCE_DATE_EPOCH
 cp ../debian/config/pkg/static .config
 sed -i \
 	-e 's/^# CONFIG_FEATURE_DI_ENV_HACK is not set$/CONFIG_FEATURE_DI_ENV_HACK=y/' \
