@@ -31,11 +31,17 @@ APT_PACKAGES := containerd runc iptables ipvsadm conntrack nftables \
 	containernetworking-plugins busybox-static iproute2 util-linux procps \
 	qemu-system-x86 qemu-utils e2fsprogs debootstrap cpio ca-certificates systemd dbus-daemon
 
+# Debian packages the upstream e2e conformance images are built from (make
+# conformance-deps; not part of setup): a compiler and patch/bzip2/xz to build
+# busybox from Debian's source, and the programs the images copy with their
+# libraries (dig, nslookup, host, curl, nc, ip, ss; getent and bash are essential).
+CONFORMANCE_APT := build-essential patch bzip2 xz-utils busybox-static bind9-dnsutils curl netcat-openbsd iproute2
+
 # The test bed's binaries: built by test/tools/build-upstream.sh, cached by
 # version under $(CACHE)/upstream.
 UPSTREAM_DIR = $(shell test/tools/build-upstream.sh $(CACHE)/upstream | tail -n1)
 
-.PHONY: all setup apt upstream build install test test-vm unit lint bench demo testbed-up testbed-down clean distclean
+.PHONY: all setup apt conformance-deps conformance-images upstream build install test test-vm unit lint bench demo testbed-up testbed-down clean distclean
 
 all: build
 
@@ -47,6 +53,17 @@ apt:
 	   || ! dpkg-query -W $(APT_PACKAGES) >/dev/null 2>&1; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	else echo "apt packages: all installed"; fi
+
+conformance-deps:
+	@if [ "$$(dpkg-query -W -f='$${Status}\n' $(CONFORMANCE_APT) 2>/dev/null | grep -c '^install ok installed$$')" \
+	     -ne $(words $(CONFORMANCE_APT)) ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(CONFORMANCE_APT); \
+	else echo "conformance apt packages: all installed"; fi
+
+# conformance-images builds the upstream e2e images and CoreDNS as tars under
+# $(CACHE)/images/conformance (cached: a rerun is a no-op) and lists them.
+conformance-images: conformance-deps
+	$(GO) run ./test/images/conformance/cmd/conformance-images
 
 upstream:
 	test/tools/build-upstream.sh $(CACHE)/upstream

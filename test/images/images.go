@@ -72,15 +72,15 @@ func Build(ctx context.Context, outDir string) ([]Built, error) {
 	}
 	defer os.RemoveAll(binDir)
 
-	bins, err := goBuild(ctx, root, binDir, "./cri/pause/cmd/pause", "./test/images/echo")
+	bins, err := GoBuild(ctx, root, binDir, "./cri/pause/cmd/pause", "./test/images/echo")
 	if err != nil {
 		return nil, fmt.Errorf("build images: %w", err)
 	}
-	busybox, err := readStatic(busyboxPath)
+	busybox, err := ReadStatic(busyboxPath)
 	if err != nil {
 		return nil, fmt.Errorf("build images: %w (install Debian's busybox-static)", err)
 	}
-	applets, err := listApplets(ctx, busyboxPath)
+	applets, err := ListApplets(ctx, busyboxPath)
 	if err != nil {
 		return nil, fmt.Errorf("build images: %w", err)
 	}
@@ -90,12 +90,12 @@ func Build(ctx context.Context, outDir string) ([]Built, error) {
 		file  string
 		image imagearchive.Image
 	}{
-		{"pause.tar", pauseImage(bins["pause"])},
+		{"pause.tar", PauseImage(PauseRef, bins["pause"])},
 		{"busybox.tar", busyboxImage(busybox, applets)},
 		{"echo.tar", echoImage(bins["echo"])},
 	} {
 		path := filepath.Join(outDir, img.file)
-		if err := writeCached(ctx, path, img.image); err != nil {
+		if err := WriteCached(ctx, path, img.image); err != nil {
 			return nil, fmt.Errorf("build images: %w", err)
 		}
 		built = append(built, Built{Ref: img.image.Ref, Path: path})
@@ -103,9 +103,11 @@ func Build(ctx context.Context, outDir string) ([]Built, error) {
 	return built, nil
 }
 
-func pauseImage(bin []byte) imagearchive.Image {
+// PauseImage is the sandbox image holding bin (berth's pause program) under
+// ref: PauseRef for the test bed, the upstream tag for the e2e suite.
+func PauseImage(ref string, bin []byte) imagearchive.Image {
 	return imagearchive.Image{
-		Ref:        PauseRef,
+		Ref:        ref,
 		Entrypoint: []string{"/pause"},
 		// As upstream's pause image: the sandbox needs no privilege.
 		User:  "65535:65535",
@@ -123,25 +125,33 @@ func echoImage(bin []byte) imagearchive.Image {
 	}
 }
 
-// busyboxImage holds /bin/busybox, a /bin symlink per applet, a /tmp for
-// shell scripts and the root and nobody accounts for id, ls and whoami.
+// busyboxImage holds BusyboxFiles and the root and nobody accounts for id,
+// ls and whoami.
 func busyboxImage(bin []byte, applets []string) imagearchive.Image {
-	files := []imagearchive.File{
-		{Path: "/bin/busybox", Mode: 0o755, Data: bin},
-		{Path: "/tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
-		{Path: "/etc/passwd", Mode: 0o644, Data: []byte(
+	files := append(BusyboxFiles(bin, applets),
+		imagearchive.File{Path: "/etc/passwd", Mode: 0o644, Data: []byte(
 			"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")},
-		{Path: "/etc/group", Mode: 0o644, Data: []byte("root:x:0:\nnogroup:x:65534:\n")},
-	}
-	for _, a := range applets {
-		files = append(files, imagearchive.File{Path: "/bin/" + a, Mode: fs.ModeSymlink | 0o777, Linkname: "busybox"})
-	}
+		imagearchive.File{Path: "/etc/group", Mode: 0o644, Data: []byte("root:x:0:\nnogroup:x:65534:\n")},
+	)
 	return imagearchive.Image{
 		Ref:   BusyboxRef,
 		Cmd:   []string{"sh"},
 		Env:   []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 		Files: files,
 	}
+}
+
+// BusyboxFiles are the files of a busybox-based image: /bin/busybox (bin),
+// a /bin symlink per applet, and a /tmp for shell scripts.
+func BusyboxFiles(bin []byte, applets []string) []imagearchive.File {
+	files := []imagearchive.File{
+		{Path: "/bin/busybox", Mode: 0o755, Data: bin},
+		{Path: "/tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
+	}
+	for _, a := range applets {
+		files = append(files, imagearchive.File{Path: "/bin/" + a, Mode: fs.ModeSymlink | 0o777, Linkname: "busybox"})
+	}
+	return files
 }
 
 // RepoRoot returns the root of the berth repository (where its go.mod is),
@@ -183,10 +193,10 @@ func isModuleRoot(dir string) bool {
 	return false
 }
 
-// goBuild compiles the main packages as static, stripped, reproducible
+// GoBuild compiles the main packages as static, stripped, reproducible
 // binaries for this machine's architecture (the images' architecture) and
 // returns their content by program name.
-func goBuild(ctx context.Context, root, binDir string, pkgs ...string) (map[string][]byte, error) {
+func GoBuild(ctx context.Context, root, binDir string, pkgs ...string) (map[string][]byte, error) {
 	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", binDir + "/"}, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
@@ -197,7 +207,7 @@ func goBuild(ctx context.Context, root, binDir string, pkgs ...string) (map[stri
 	bins := make(map[string][]byte, len(pkgs))
 	for _, pkg := range pkgs {
 		name := filepath.Base(pkg)
-		data, err := readStatic(filepath.Join(binDir, name))
+		data, err := ReadStatic(filepath.Join(binDir, name))
 		if err != nil {
 			return nil, err
 		}
@@ -206,9 +216,9 @@ func goBuild(ctx context.Context, root, binDir string, pkgs ...string) (map[stri
 	return bins, nil
 }
 
-// readStatic returns the content of the executable at path, which must be
+// ReadStatic returns the content of the executable at path, which must be
 // statically linked: the images hold no dynamic loader or libraries.
-func readStatic(path string) ([]byte, error) {
+func ReadStatic(path string) ([]byte, error) {
 	f, err := elf.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read executable: %w", err)
@@ -226,8 +236,8 @@ func readStatic(path string) ([]byte, error) {
 	return data, nil
 }
 
-// listApplets asks busybox which applets it has.
-func listApplets(ctx context.Context, busybox string) ([]string, error) {
+// ListApplets asks busybox which applets it has.
+func ListApplets(ctx context.Context, busybox string) ([]string, error) {
 	out, err := exec.CommandContext(ctx, busybox, "--list").Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s --list: %w", busybox, err)
@@ -255,11 +265,11 @@ func parseApplets(list string) ([]string, error) {
 	return applets, nil
 }
 
-// writeCached writes img to path unless the tar there was built from the
+// WriteCached writes img to path unless the tar there was built from the
 // same inputs. The file beside it records the sha256 of the archive those
 // inputs produce, so a change to the binaries, to the image's definition or
 // to the archive format all cause a rewrite.
-func writeCached(ctx context.Context, path string, img imagearchive.Image) error {
+func WriteCached(ctx context.Context, path string, img imagearchive.Image) error {
 	logger := klog.FromContext(ctx)
 	h := sha256.New()
 	if err := imagearchive.Write(h, img); err != nil {

@@ -1,12 +1,7 @@
 package images
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,74 +24,26 @@ type summary struct {
 // in want.
 func summarize(t *testing.T, path string, want []string) summary {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	a, err := ReadArchive(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries := readTar(t, data)
-	var manifest []struct {
-		Config   string
-		RepoTags []string
-		Layers   []string
-	}
-	if err := json.Unmarshal([]byte(entries["manifest.json"]), &manifest); err != nil || len(manifest) != 1 || len(manifest[0].Layers) != 1 {
-		t.Fatalf("%s: manifest.json %q: %v", path, entries["manifest.json"], err)
-	}
-	var config struct {
-		Config struct{ Entrypoint, Cmd []string }
-	}
-	if err := json.Unmarshal([]byte(entries[manifest[0].Config]), &config); err != nil {
-		t.Fatalf("%s: config: %v", path, err)
-	}
-	layer := readTar(t, []byte(entries[manifest[0].Layers[0]]))
-	s := summary{
-		RepoTags:   manifest[0].RepoTags,
-		Entrypoint: config.Config.Entrypoint,
-		Cmd:        config.Config.Cmd,
-		Layer:      map[string]string{},
-	}
+	s := summary{RepoTags: a.RepoTags, Entrypoint: a.Entrypoint, Cmd: a.Cmd, Layer: map[string]string{}}
 	for _, name := range want {
-		s.Layer[name] = layer[name]
+		if e, ok := a.Layer[name]; ok {
+			s.Layer[name] = e.Describe()
+		} else {
+			s.Layer[name] = ""
+		}
 	}
 	return s
-}
-
-// readTar describes each entry of a tar by name (see summary.Layer); the
-// entries of the outer archive keep their content.
-func readTar(t *testing.T, data []byte) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	tr := tar.NewReader(bytes.NewReader(data))
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("read tar: %v", err)
-		}
-		body, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case hdr.Typeflag == tar.TypeSymlink:
-			out[hdr.Name] = "-> " + hdr.Linkname
-		case hdr.Typeflag == tar.TypeDir:
-			out[hdr.Name] = "dir"
-		case bytes.HasPrefix(body, []byte("\x7fELF")):
-			out[hdr.Name] = "file " + os.FileMode(hdr.Mode).String() + " elf"
-		default:
-			out[hdr.Name] = string(body)
-		}
-	}
 }
 
 func TestBuild(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go is not on PATH; cannot compile the images' programs")
 	}
-	if _, err := readStatic(busyboxPath); err != nil {
+	if _, err := ReadStatic(busyboxPath); err != nil {
 		t.Skipf("no static busybox (install Debian's busybox-static): %v", err)
 	}
 	dir := t.TempDir()
@@ -176,14 +123,14 @@ func TestBuild(t *testing.T) {
 func TestWriteCachedRewritesChangedInputs(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "echo.tar")
 	ctx := context.Background()
-	if err := writeCached(ctx, path, echoImage([]byte("v1"))); err != nil {
+	if err := WriteCached(ctx, path, echoImage([]byte("v1"))); err != nil {
 		t.Fatal(err)
 	}
 	first, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeCached(ctx, path, echoImage([]byte("v2"))); err != nil {
+	if err := WriteCached(ctx, path, echoImage([]byte("v2"))); err != nil {
 		t.Fatal(err)
 	}
 	second, err := os.Stat(path)
@@ -201,7 +148,7 @@ func TestWriteCachedRewritesChangedInputs(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeCached(ctx, path, echoImage([]byte("v2"))); err != nil {
+	if err := WriteCached(ctx, path, echoImage([]byte("v2"))); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); err != nil {
