@@ -125,7 +125,9 @@ func TestKubectlDebug(t *testing.T) {
 
 	r := cluster.KubectlWithInput(t, bed, 2*time.Minute, "ps -o pid,args; exit\n",
 		"debug", "-it", "-n", ns, "app", "--image="+images.BusyboxRef, "--target=main", "-c", "debugger", "--", "sh")
-	if r.Code != 0 || !strings.Contains(r.Stdout, unique) {
+	// kubectl falls back to the container's log when attach fails: the
+	// output must have come through attach.
+	if r.Code != 0 || !strings.Contains(r.Stdout, unique) || strings.Contains(r.Stderr, "couldn't attach") {
 		t.Fatalf("kubectl debug gave exit %d, stdout %q, stderr %q; want ps output with %q", r.Code, r.Stdout, r.Stderr, unique)
 	}
 	p := cluster.WaitPod(t, client, ns, "app", time.Minute, func(p *v1.Pod) bool {
