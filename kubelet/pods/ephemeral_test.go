@@ -229,28 +229,30 @@ func (h *harness) ephemeralStatus(pod, name string) v1.ContainerStatus {
 	return v1.ContainerStatus{}
 }
 
-// addEphemeral adds ec to the pod, as the ephemeralcontainers subresource does.
-func (h *harness) addEphemeral(pod string, ec v1.EphemeralContainer) {
-	h.t.Helper()
-	p := h.pod(pod)
-	p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, ec)
-	if _, err := h.client.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
-func TestEphemeralContainerLifecycle(t *testing.T) {
-	t.Parallel()
+// debuggedPod runs pod web (container app) on a new harness, adds the
+// ephemeral container ec to it, as the ephemeralcontainers subresource does,
+// and waits until ec runs.
+func debuggedPod(t *testing.T, ec v1.EphemeralContainer) *harness {
+	t.Helper()
 	h := newHarness(t)
 	h.start()
 	h.create(testPod("web", ctr("app")))
 	h.waitFor("app running", func() bool { return h.running("web", "app") })
-	appID := h.containerID("web", "app")
+	p := h.pod("web")
+	p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, ec)
+	if _, err := h.client.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(ec.Name+" running", func() bool { return h.ephemeralStatus("web", ec.Name).State.Running != nil })
+	return h
+}
 
+func TestEphemeralContainerLifecycle(t *testing.T) {
+	t.Parallel()
 	ec := v1.EphemeralContainer{EphemeralContainerCommon: v1.EphemeralContainerCommon(ctr("debugger")), TargetContainerName: "app"}
 	ec.Stdin, ec.TTY = true, true
-	h.addEphemeral("web", ec)
-	h.waitFor("debugger running", func() bool { return h.ephemeralStatus("web", "debugger").State.Running != nil })
+	h := debuggedPod(t, ec)
+	appID := h.containerID("web", "app")
 	cfg := h.rt.ContainerConfig("debugger")
 	if ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); ns.GetPid() != runtimeapi.NamespaceMode_TARGET || ns.GetTargetId() != appID {
 		t.Errorf("debugger pid namespace %v target %q, want TARGET %q", ns.GetPid(), ns.GetTargetId(), appID)
@@ -285,12 +287,7 @@ func TestEphemeralContainerLifecycle(t *testing.T) {
 
 func TestEphemeralContainerKilledWithPod(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	h.start()
-	h.create(testPod("web", ctr("app")))
-	h.waitFor("app running", func() bool { return h.running("web", "app") })
-	h.addEphemeral("web", v1.EphemeralContainer{EphemeralContainerCommon: v1.EphemeralContainerCommon(ctr("debugger"))})
-	h.waitFor("debugger running", func() bool { return h.ephemeralStatus("web", "debugger").State.Running != nil })
+	h := debuggedPod(t, v1.EphemeralContainer{EphemeralContainerCommon: v1.EphemeralContainerCommon(ctr("debugger"))})
 	h.rt.ResetOrder()
 
 	h.deletePod("web", 5)
