@@ -23,6 +23,9 @@ type podActions struct {
 	InitContainersToStart []int
 	// ContainersToStart are indices in spec.containers to start.
 	ContainersToStart []int
+	// EphemeralContainersToStart are indices in spec.ephemeralContainers to
+	// start (once each: see ephemeral.go).
+	EphemeralContainersToStart []int
 	// ContainersToKill are running containers to stop, by ID.
 	ContainersToKill map[string]killReason
 	// BackOff holds, per container name, how long its restart must still wait.
@@ -38,7 +41,7 @@ type killReason struct {
 // empty tells whether the actions change nothing.
 func (a *podActions) empty() bool {
 	return !a.KillPod && !a.CreateSandbox && len(a.InitContainersToStart) == 0 &&
-		len(a.ContainersToStart) == 0 && len(a.ContainersToKill) == 0
+		len(a.ContainersToStart) == 0 && len(a.ContainersToKill) == 0 && len(a.EphemeralContainersToStart) == 0
 }
 
 // restartGate tells how long the restart of a container whose previous
@@ -54,10 +57,10 @@ func computePodActions(pod *v1.Pod, rt *podRuntime, gate restartGate) podActions
 		return sandboxActions(pod, rt, attempt, acts)
 	}
 	p := planner{pod: pod, rt: rt, gate: gate, acts: &acts}
-	if !p.initContainers() {
-		return acts
+	if p.initContainers() {
+		p.regularContainers()
 	}
-	p.regularContainers()
+	p.ephemeralContainers()
 	return acts
 }
 

@@ -36,6 +36,9 @@ type containerParams struct {
 	TermFile string
 	// HostsFile is the pod's managed /etc/hosts ("" for none).
 	HostsFile string
+	// PIDTarget is the runtime ID of the container whose process namespace
+	// an ephemeral container joins ("" for none).
+	PIDTarget string
 }
 
 // containerConfig builds the CRI configuration of a container.
@@ -73,6 +76,7 @@ func containerConfig(p containerParams, res resourceParams, rootDir string) (*ru
 			SecurityContext: containerSecurity(pod, c, rootDir),
 		},
 	}
+	joinPIDNamespace(cfg.Linux.SecurityContext.NamespaceOptions, p.PIDTarget)
 	for _, name := range p.Env.names {
 		cfg.Envs = append(cfg.Envs, &runtimeapi.KeyValue{Key: name, Value: []byte(p.Env.values[name])})
 	}

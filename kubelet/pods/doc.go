@@ -36,6 +36,11 @@
 //     it from there. postStart hooks run right after a start (a failure
 //     stops the container); preStop hooks run before a stop, within the
 //     grace period (hooks.go). kubelet/probe runs single probes.
+//   - Ephemeral containers (`kubectl debug`, added through the
+//     ephemeralcontainers subresource) start once each in the pod's sandbox,
+//     without waiting for initialization, sharing their target container's
+//     process namespace when they name one; they are never restarted, report
+//     in ephemeralContainerStatuses and stop with the pod (ephemeral.go).
 //   - A pod with a deletionTimestamp is stopped within its grace period, its
 //     sandbox and volumes are removed, and the pod object is deleted for good;
 //     sandboxes whose pod is gone from the API are removed as well.

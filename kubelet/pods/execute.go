@@ -54,6 +54,9 @@ func (w *podWorker) apply(ctx context.Context, pod *v1.Pod, rt *podRuntime, acts
 		return err
 	}
 	sb.Mounts = mounts
+	// Ephemeral containers first, as the kubelet does: an init container
+	// that fails to start must not keep a debugger out.
+	errs = append(errs, w.startEphemeralContainers(ctx, pod, sb, rt, acts.EphemeralContainersToStart))
 	for _, i := range acts.InitContainersToStart {
 		c := &pod.Spec.InitContainers[i]
 		if err := w.startContainer(ctx, pod, sb, c, rt); err != nil {

@@ -33,7 +33,7 @@ func (w *podWorker) startContainer(ctx context.Context, pod *v1.Pod, sb *podSand
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", trimConfigErr(err))
 		return w.failed(c, reasonCreateConfigError, trimConfigErr(err), err)
 	}
-	cfg, err := w.buildContainerConfig(ctx, pod, c, sb, imageRef, restarts)
+	cfg, err := w.buildContainerConfig(ctx, pod, c, sb, rt, imageRef, restarts)
 	if err != nil {
 		reason := reasonCreateConfigError
 		if !errors.Is(err, errConfig) {
@@ -95,8 +95,12 @@ func trimConfigErr(err error) string {
 
 // buildContainerConfig gathers the container's environment, mounts and
 // files and builds its CRI configuration.
-func (w *podWorker) buildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, sb *podSandbox, imageRef string, restarts int32) (*runtimeapi.ContainerConfig, error) {
+func (w *podWorker) buildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, sb *podSandbox, rt *podRuntime, imageRef string, restarts int32) (*runtimeapi.ContainerConfig, error) {
 	m := w.m
+	target, err := pidTarget(pod, c.Name, rt)
+	if err != nil {
+		return nil, err
+	}
 	services, err := m.servicesFor(pod)
 	if err != nil {
 		return nil, err
@@ -123,6 +127,6 @@ func (w *podWorker) buildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1
 	}
 	return containerConfig(containerParams{
 		Pod: pod, Container: c, RestartCount: restarts, ImageRef: imageRef, Env: env,
-		Mounts: sb.Mounts, TermFile: term, HostsFile: hosts,
+		Mounts: sb.Mounts, TermFile: term, HostsFile: hosts, PIDTarget: target,
 	}, m.resourceParams(), m.cfg.RootDir)
 }

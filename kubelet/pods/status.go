@@ -104,6 +104,7 @@ func buildStatus(in statusInput) v1.PodStatus {
 	sort.Slice(out.ContainerStatuses, func(i, j int) bool {
 		return out.ContainerStatuses[i].Name < out.ContainerStatuses[j].Name
 	})
+	out.EphemeralContainerStatuses = ephemeralStatuses(in, init)
 	out.Phase = podPhase(pod, out.InitContainerStatuses, out.ContainerStatuses, in.Terminal, init)
 	if in.Terminal && !isTerminalPhase(out.Phase) && len(out.ContainerStatuses) > 0 {
 		out.Phase = terminalPhaseOf(out.ContainerStatuses)

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"io"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -67,30 +65,11 @@ func kubectl(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// result is what a finished command gave.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
 // kubectlWithInput runs kubectl with stdin and returns what it wrote and its
 // exit code, within a minute.
-func kubectlWithInput(t *testing.T, stdin string, args ...string) result {
+func kubectlWithInput(t *testing.T, stdin string, args ...string) cluster.KubectlResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := bed.KubectlCommand(ctx, args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return result{out.String(), errOut.String(), ee.ExitCode()}
-	case err != nil:
-		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
-	}
-	return result{out.String(), errOut.String(), 0}
+	return cluster.KubectlWithInput(t, bed, time.Minute, stdin, args...)
 }
 
 // stream starts kubectl and returns its stdout lines as they come; the

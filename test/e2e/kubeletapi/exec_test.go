@@ -20,12 +20,12 @@ import (
 func TestExec(t *testing.T) {
 	_, ns := setUpWithPod(t, busybox("shell", "exec sleep 1000000"))
 	r := kubectlWithInput(t, "", "exec", "-n", ns, "shell", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
-	if r.stdout != "out\n" || !strings.Contains(r.stderr, "err\n") || r.code != 3 {
-		t.Errorf("exec gave stdout %q, stderr %q, exit %d; want out, err, 3", r.stdout, r.stderr, r.code)
+	if r.Stdout != "out\n" || !strings.Contains(r.Stderr, "err\n") || r.Code != 3 {
+		t.Errorf("exec gave stdout %q, stderr %q, exit %d; want out, err, 3", r.Stdout, r.Stderr, r.Code)
 	}
 	in := "line one\nline two\n"
-	if r := kubectlWithInput(t, in, "exec", "-i", "-n", ns, "shell", "--", "cat"); r.stdout != in || r.code != 0 {
-		t.Errorf("exec -i cat gave %q (exit %d, stderr %q), want %q", r.stdout, r.code, r.stderr, in)
+	if r := kubectlWithInput(t, in, "exec", "-i", "-n", ns, "shell", "--", "cat"); r.Stdout != in || r.Code != 0 {
+		t.Errorf("exec -i cat gave %q (exit %d, stderr %q), want %q", r.Stdout, r.Code, r.Stderr, in)
 	}
 	if got := kubectl(t, "exec", "-n", ns, "shell", "--", "hostname"); got != "shell\n" {
 		t.Errorf("exec hostname gave %q, want the pod's name", got)
@@ -40,8 +40,8 @@ func TestAttach(t *testing.T) {
 	pod.Spec.Containers[0].StdinOnce = true
 	_, ns := setUpWithPod(t, pod)
 	r := kubectlWithInput(t, "ping through attach\n", "attach", "-i", "-n", ns, "attachee", "-c", "c")
-	if !strings.Contains(r.stdout, "ping through attach\n") {
-		t.Errorf("attach -i gave stdout %q (exit %d, stderr %q), want the echoed line", r.stdout, r.code, r.stderr)
+	if !strings.Contains(r.Stdout, "ping through attach\n") {
+		t.Errorf("attach -i gave stdout %q (exit %d, stderr %q), want the echoed line", r.Stdout, r.Code, r.Stderr)
 	}
 }
 
