@@ -98,7 +98,12 @@ func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		RuntimeName: w.m.runtimeNameFor(ctx),
 		Messages:    w.state.messages,
 		Health:      w.probes.snapshot(),
+		StartTime:   w.state.startTime,
 	})
+	w.state.startTime = st.StartTime
+	if w.state.deadline.exceeded {
+		st = endedStatus(st, pod.Status.Conditions, reasonDeadlineExceeded, messageDeadlineExceeded, w.m.cfg.Clock.Now())
+	}
 	if isTerminalPhase(pod.Status.Phase) && !isTerminalPhase(st.Phase) {
 		// A terminal phase is final; the API server would refuse the change.
 		st.Phase = pod.Status.Phase
