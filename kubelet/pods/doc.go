@@ -36,6 +36,11 @@
 //     it from there. postStart hooks run right after a start (a failure
 //     stops the container); preStop hooks run before a stop, within the
 //     grace period (hooks.go). kubelet/probe runs single probes.
+//   - A pod active on the node for its spec.activeDeadlineSeconds (the
+//     field may be lowered on a running pod) is stopped within its grace
+//     period and ends Failed with reason DeadlineExceeded and an event, as
+//     under the kubelet; its worker wakes when the deadline comes
+//     (deadline.go).
 //   - A pod with a deletionTimestamp is stopped within its grace period, its
 //     sandbox and volumes are removed, and the pod object is deleted for good;
 //     sandboxes whose pod is gone from the API are removed as well.
