@@ -225,6 +225,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if err != nil {
 		return fmt.Errorf("node event client: %w", err)
 	}
+	log.Info("Connecting to the container runtime", "endpoint", s.kubelet.ContainerRuntimeEndpoint)
 	runtime, err := cri.Connect(ctx, s.kubelet.ContainerRuntimeEndpoint, criConnectTimeout)
 	if err != nil {
 		return err

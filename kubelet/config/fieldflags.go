@@ -61,21 +61,9 @@ var fieldFlags = map[string]fieldFlag{
 		c.RegisterWithTaints = taints
 		return err
 	}},
-	"eviction-hard": {path: []string{"evictionHard"}, set: func(c *KubeletConfiguration, v string) error {
-		m, err := parseMap(v, "<")
-		c.EvictionHard = m
-		return err
-	}},
-	"system-reserved": {path: []string{"systemReserved"}, set: func(c *KubeletConfiguration, v string) error {
-		m, err := parseMap(v, "=")
-		c.SystemReserved = m
-		return err
-	}},
-	"kube-reserved": {path: []string{"kubeReserved"}, set: func(c *KubeletConfiguration, v string) error {
-		m, err := parseMap(v, "=")
-		c.KubeReserved = m
-		return err
-	}},
+	"eviction-hard":           mapFlag(func(c *KubeletConfiguration) *map[string]string { return &c.EvictionHard }, "<", "evictionHard"),
+	"system-reserved":         mapFlag(func(c *KubeletConfiguration) *map[string]string { return &c.SystemReserved }, "=", "systemReserved"),
+	"kube-reserved":           mapFlag(func(c *KubeletConfiguration) *map[string]string { return &c.KubeReserved }, "=", "kubeReserved"),
 	"port":                    int32Flag(func(c *KubeletConfiguration) *int32 { return &c.Port }, "port"),
 	"max-pods":                int32Flag(func(c *KubeletConfiguration) *int32 { return &c.MaxPods }, "maxPods"),
 	"event-burst":             int32Flag(func(c *KubeletConfiguration) *int32 { return &c.EventBurst }, "eventBurst"),
@@ -154,6 +142,16 @@ func durationFlag(field func(*KubeletConfiguration) *metav1.Duration, path ...st
 	return fieldFlag{path: path, set: func(c *KubeletConfiguration, v string) error {
 		d, err := time.ParseDuration(v)
 		field(c).Duration = d
+		return err
+	}}
+}
+
+// mapFlag is a flag of "k<sep>v,..." pairs; its value replaces the file's
+// map, as upstream's does.
+func mapFlag(field func(*KubeletConfiguration) *map[string]string, sep string, path ...string) fieldFlag {
+	return fieldFlag{path: path, set: func(c *KubeletConfiguration, v string) error {
+		m, err := parseMap(v, sep)
+		*field(c) = m
 		return err
 	}}
 }

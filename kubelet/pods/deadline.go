@@ -68,14 +68,10 @@ func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podRun
 		w.state.deadline.noted = true
 	}
 	w.probes.stopAll()
-	if err := w.killPod(ctx, pod, rt, grace); err != nil {
-		return err
-	}
-	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	rt, err := w.stopForGood(ctx, pod, rt, grace)
 	if err != nil {
 		return err
 	}
-	w.state.finished = true
 	w.state.deadline.exceeded = true
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return err

@@ -98,19 +98,6 @@ func TestEndedStatus(t *testing.T) {
 	}
 }
 
-// waitStill polls cond for up to 5 s of real time without moving the fake
-// clock: what it waits for must not need time to pass.
-func (h *harness) waitStill(what string, cond func() bool) {
-	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s (fake clock still)", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // deadlineExceeded tells whether the pod's status says it was stopped for
 // its active deadline.
 func (h *harness) deadlineExceeded(name string) bool {
@@ -126,7 +113,7 @@ func TestActiveDeadlineStopsPod(t *testing.T) {
 	pod.Spec.ActiveDeadlineSeconds = ptr.To[int64](30)
 	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](7)
 	h.create(pod)
-	h.waitStill("app running", func() bool { return h.running("deadline", "app") })
+	h.eventually("app running", func() bool { return h.running("deadline", "app") })
 	appID := h.containerID("deadline", "app")
 	start := h.pod("deadline").Status.StartTime
 	if start == nil {
@@ -141,7 +128,7 @@ func TestActiveDeadlineStopsPod(t *testing.T) {
 	// The worker wakes at the deadline, not at its next resync a minute
 	// after the last one.
 	h.clock.SetTime(start.Add(31 * time.Second))
-	h.waitStill("pod failed for its deadline", func() bool { return h.deadlineExceeded("deadline") })
+	h.eventually("pod failed for its deadline", func() bool { return h.deadlineExceeded("deadline") })
 
 	p := h.pod("deadline")
 	if p.Status.Message != messageDeadlineExceeded {
@@ -179,7 +166,7 @@ func TestActiveDeadlineLoweredOnRunningPod(t *testing.T) {
 	h := newHarness(t)
 	h.start()
 	h.create(testPod("lowered", ctr("app")))
-	h.waitStill("app running", func() bool { return h.running("lowered", "app") })
+	h.eventually("app running", func() bool { return h.running("lowered", "app") })
 	start := h.pod("lowered").Status.StartTime
 	// The pod runs for ten minutes without a deadline.
 	h.clock.Step(10 * time.Minute)
@@ -197,7 +184,7 @@ func TestActiveDeadlineLoweredOnRunningPod(t *testing.T) {
 	if _, err := h.client.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	h.waitStill("pod failed for its deadline", func() bool { return h.deadlineExceeded("lowered") })
+	h.eventually("pod failed for its deadline", func() bool { return h.deadlineExceeded("lowered") })
 	if h.running("lowered", "app") {
 		t.Error("app still running")
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berthnode/berth/cri"
 	"github.com/berthnode/berth/test/testbed"
@@ -146,7 +147,21 @@ func restoreNode(t *testing.T, node string, kubeletConfig, containerdToml []byte
 		t.Error(err)
 		return
 	}
-	waitNode(t, adminClient(t), node, started.Add(60*time.Second), func(n *v1.Node) bool { return freshReady(n, started) })
+	// The test's context is done by now: poll on a context of its own.
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	client := adminClient(t)
+	for attempt := 0; ; attempt++ {
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err == nil && freshReady(n, started) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Errorf("node %s not Ready again within 60 s of berth's restart on the default socket: %v", node, err)
+			return
+		}
+		pause(ctx, attempt)
+	}
 }
 
 func writeNodeFile(t *testing.T, path string, data []byte) {
