@@ -45,7 +45,7 @@ func cmdJoin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.UnsafeSkipCAVerification, "discovery-token-unsafe-skip-ca-verification", false, "join without pinning the CA (unsafe)")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "the node's `NAME` (default: the hostname)")
 	fs.StringVar(&cfg.NodeIP, "node-ip", "", "the node's `IP` (default: the address of the default route)")
-	fs.StringVar(&cfg.CRISocket, "cri-socket", config.Default().Kubelet.ContainerRuntimeEndpoint, "the container runtime's `ENDPOINT`")
+	fs.StringVar(&cfg.CRISocket, "cri-socket", config.DefaultContainerRuntimeEndpoint, "the container runtime's `ENDPOINT`")
 	fs.Var(&extra, "kubelet-extra-arg", "`NAME=VALUE` kubelet flag for kubeadm-flags.env (repeatable)")
 	fs.BoolVar(&cfg.Force, "force", false, "replace the credentials of another cluster or node")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "how long to wait for the cluster")

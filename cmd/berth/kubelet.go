@@ -59,21 +59,25 @@ type nodeSettings struct {
 
 // baseKubeletArgs renders berth's configuration as the kubelet flags it
 // stands for: the lowest-priority source, below kubeadm-flags.env and the
-// command line.
+// command line. Only flags without a KubeletConfiguration field: a field's
+// flag would override the kubelet's file even where nobody gave it
+// (berth's containerRuntimeEndpoint is a Fallback to the file instead).
 func baseKubeletArgs(cfg *config.Config) []string {
 	return []string{
 		"--bootstrap-kubeconfig=" + cfg.Kubelet.BootstrapKubeconfig,
 		"--kubeconfig=" + cfg.Kubelet.Kubeconfig,
 		"--config=" + cfg.Kubelet.ConfigFile,
 		"--root-dir=" + cfg.Kubelet.RootDir,
-		"--container-runtime-endpoint=" + cfg.Kubelet.ContainerRuntimeEndpoint,
 	}
 }
 
 // resolveSettings waits for the KubeletConfiguration file (on a worker that
-// is not joined yet, `kubeadm join` writes it), then merges berth's
-// configuration, kubeadm-flags.env and the command-line kubelet flags, in
-// rising priority.
+// is not joined yet, `kubeadm join` writes it), then composes the kubelet's
+// settings from its sources, one value each, in rising priority: the
+// defaults, berth's configuration, the KubeletConfiguration file,
+// kubeadm-flags.env and the command line (KUBELET_EXTRA_ARGS). Where two
+// sources disagree, the higher wins and the conflict is logged
+// (docs/kubelet.md, "Where settings come from").
 func resolveSettings(ctx context.Context, cfg *config.Config, cmdline []string, clk clock.Clock) (*nodeSettings, error) {
 	log := klog.FromContext(ctx)
 	pre, _, err := kubeletconfig.ParseFlags(append(baseKubeletArgs(cfg), cmdline...))
@@ -99,12 +103,16 @@ func resolveSettings(ctx context.Context, cfg *config.Config, cmdline []string, 
 	if err := setLogVerbosity(flags.Verbosity, flags.VModule); err != nil {
 		return nil, err
 	}
-	kc, err := kubeletconfig.LoadKubeletConfiguration(flags.Config)
+	logFlagConflicts(log, kubeadmArgs, cmdline)
+	kc, conflicts, err := kubeletconfig.Compose(flags.Config, flags, kubeletconfig.Fallbacks{
+		ContainerRuntimeEndpoint: cfg.Kubelet.ContainerRuntimeEndpoint,
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := flags.Apply(kc); err != nil {
-		return nil, err
+	for _, c := range conflicts {
+		log.Info("Setting given by two sources; the higher one counts", "field", c.Field,
+			"used", c.Used, "from", c.UsedFrom, "ignored", c.Ignored, "ignoredFrom", c.IgnoredFrom)
 	}
 	s := &nodeSettings{nodeName: cfg.NodeName, kubelet: kc, flags: flags, rootDir: flags.RootDir}
 	if flags.HostnameOverride != "" {
@@ -122,6 +130,24 @@ func resolveSettings(ctx context.Context, cfg *config.Config, cmdline []string, 
 		s.nodeIPs = append(s.nodeIPs, parsed)
 	}
 	return s, nil
+}
+
+// logFlagConflicts logs the KubeletConfiguration flags that
+// kubeadm-flags.env and the command line both give, differently: the
+// command line's counts, as under systemd's kubelet unit.
+func logFlagConflicts(log klog.Logger, kubeadmArgs, cmdline []string) {
+	fromKubeadm, _, err1 := kubeletconfig.ParseFlags(kubeadmArgs)
+	fromCmdline, _, err2 := kubeletconfig.ParseFlags(cmdline)
+	if err1 != nil || err2 != nil {
+		// Parsed together already; an error was reported there.
+		return
+	}
+	for name, v := range fromCmdline.Overrides {
+		if old, ok := fromKubeadm.Overrides[name]; ok && old != v {
+			log.Info("Kubelet flag given by kubeadm-flags.env and the command line; the command line counts",
+				"flag", "--"+name, "used", v, "ignored", old)
+		}
+	}
 }
 
 // waitForFile polls until path exists, logging once that it waits.
@@ -199,6 +225,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if err != nil {
 		return fmt.Errorf("node event client: %w", err)
 	}
+	log.Info("Connecting to the container runtime", "endpoint", s.kubelet.ContainerRuntimeEndpoint)
 	runtime, err := cri.Connect(ctx, s.kubelet.ContainerRuntimeEndpoint, criConnectTimeout)
 	if err != nil {
 		return err
@@ -251,7 +278,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		Kubelet:  s.kubelet,
 		NodeIPs:  s.nodeIPs,
 		Labels:   s.flags.NodeLabels,
-		Taints:   s.flags.RegisterWithTaints,
+		Taints:   s.kubelet.RegisterWithTaints,
 		RootDir:  s.rootDir,
 		Checks:   checks,
 		Machine:  node.HostMachine{},

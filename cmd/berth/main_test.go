@@ -278,7 +278,7 @@ func TestConfigSummary(t *testing.T) {
 		"kubelet.bootstrapKubeconfig", "/etc/kubernetes/bootstrap-kubelet.conf",
 		"kubelet.kubeconfig", "/etc/kubernetes/kubelet.conf",
 		"kubelet.rootDir", "/var/lib/kubelet",
-		"kubelet.containerRuntimeEndpoint", "unix:///run/containerd/containerd.sock",
+		"kubelet.containerRuntimeEndpoint", "",
 		"kubelet.podNetwork", config.PodNetworkBuiltin,
 		"proxy.enabled", true,
 		"proxy.mode", config.ProxyModeIPTables,

@@ -122,11 +122,10 @@ func TestParseFlags(t *testing.T) {
 		NodeIPs:                []string{"192.168.1.5", "fd00::5"},
 		HostnameOverride:       "Worker-1",
 		NodeLabels:             map[string]string{"role": "edge", "zone": "a"},
-		RegisterWithTaints: []v1.Taint{
-			{Key: "dedicated", Value: "infra", Effect: v1.TaintEffectNoSchedule},
-			{Key: "gpu", Effect: v1.TaintEffectNoExecute},
+		Overrides: map[string]string{
+			"cgroup-root": "/berth", "max-pods": "50",
+			"register-with-taints": "dedicated=infra:NoSchedule,gpu:NoExecute",
 		},
-		Overrides: map[string]string{"cgroup-root": "/berth", "max-pods": "50"},
 		Verbosity: "2",
 		VModule:   "worker=4",
 	}
@@ -146,6 +145,13 @@ func TestParseFlags(t *testing.T) {
 	}
 	if cfg.CgroupRoot != "/berth" || cfg.MaxPods != 50 {
 		t.Errorf("after Apply: cgroupRoot %q maxPods %d, want /berth 50", cfg.CgroupRoot, cfg.MaxPods)
+	}
+	wantTaints := []v1.Taint{
+		{Key: "dedicated", Value: "infra", Effect: v1.TaintEffectNoSchedule},
+		{Key: "gpu", Effect: v1.TaintEffectNoExecute},
+	}
+	if diff := cmp.Diff(wantTaints, cfg.RegisterWithTaints); diff != "" {
+		t.Errorf("registerWithTaints after Apply (-want +got):\n%s", diff)
 	}
 }
 
@@ -172,13 +178,10 @@ func TestParseFlagsErrors(t *testing.T) {
 			}
 		})
 	}
-	f, _, err := ParseFlags([]string{"--max-pods=lots"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := DecodeKubeletConfiguration([]byte(kubeadmConfig))
-	if err := f.Apply(cfg); err == nil || !strings.Contains(err.Error(), "--max-pods=lots") {
-		t.Errorf("Apply with --max-pods=lots: %v, want an error naming the flag", err)
+	for _, arg := range []string{"--max-pods=lots", "--cgroups-per-qos=maybe", "--sync-frequency=often", "--eviction-hard=memory.available"} {
+		if _, _, err := ParseFlags([]string{arg}); err == nil || !strings.Contains(err.Error(), arg) {
+			t.Errorf("ParseFlags(%s): %v, want an error naming the flag", arg, err)
+		}
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,8 +15,8 @@ import (
 )
 
 // Flags are the kubelet command-line flags berth honours: those kubeadm's
-// systemd drop-in and kubeadm-flags.env pass, and the common deprecated ones
-// that set a KubeletConfiguration field.
+// systemd drop-in and kubeadm-flags.env pass, and the deprecated ones that
+// set a KubeletConfiguration field berth reads (fieldFlags).
 type Flags struct {
 	// BootstrapKubeconfig is --bootstrap-kubeconfig.
 	BootstrapKubeconfig string
@@ -35,38 +37,12 @@ type Flags struct {
 	HostnameOverride string
 	// NodeLabels is --node-labels.
 	NodeLabels map[string]string
-	// RegisterWithTaints is --register-with-taints.
-	RegisterWithTaints []v1.Taint
-	// Overrides are flags that set KubeletConfiguration fields, applied over
-	// the file by Apply.
+	// Overrides are the flags given that set KubeletConfiguration fields
+	// (fieldFlags), by name: Compose applies them over the file.
 	Overrides map[string]string
 	// Verbosity and VModule are --v and --vmodule, the log verbosity ("" when
 	// not given).
 	Verbosity, VModule string
-}
-
-// configFlags are the deprecated kubelet flags that set a
-// KubeletConfiguration field; Apply writes them over the file's values, as
-// kubelet does.
-var configFlags = map[string]func(*KubeletConfiguration, string) error{
-	"container-runtime-endpoint": func(c *KubeletConfiguration, v string) error { c.ContainerRuntimeEndpoint = v; return nil },
-	"cgroup-driver":              func(c *KubeletConfiguration, v string) error { c.CgroupDriver = v; return nil },
-	"cgroup-root":                func(c *KubeletConfiguration, v string) error { c.CgroupRoot = v; return nil },
-	"cluster-domain":             func(c *KubeletConfiguration, v string) error { c.ClusterDomain = v; return nil },
-	"cluster-dns":                func(c *KubeletConfiguration, v string) error { c.ClusterDNS = splitList(v); return nil },
-	"resolv-conf":                func(c *KubeletConfiguration, v string) error { c.ResolverConfig = &v; return nil },
-	"pod-manifest-path":          func(c *KubeletConfiguration, v string) error { c.StaticPodPath = v; return nil },
-	"max-pods": func(c *KubeletConfiguration, v string) error {
-		n, err := strconv.ParseInt(v, 10, 32)
-		c.MaxPods = int32(n)
-		return err
-	},
-	"port": func(c *KubeletConfiguration, v string) error {
-		n, err := strconv.ParseInt(v, 10, 32)
-		c.Port = int32(n)
-		return err
-	},
-	"address": func(c *KubeletConfiguration, v string) error { c.Address = v; return nil },
 }
 
 // ignoredFlags are kubelet flags that have no meaning for berth; they are
@@ -123,12 +99,12 @@ func takesValue(name string) bool {
 	switch name {
 	case "bootstrap-kubeconfig", "kubeconfig", "config", "root-dir", "cert-dir",
 		"pod-infra-container-image", "node-ip", "hostname-override", "node-labels",
-		"register-with-taints", "v", "vmodule", "log-dir", "log-file", "runtime-request-timeout",
+		"v", "vmodule", "log-dir", "log-file", "runtime-request-timeout",
 		"image-service-endpoint":
 		return true
 	}
-	_, ok := configFlags[name]
-	return ok
+	ff, ok := fieldFlags[name]
+	return ok && !ff.boolean
 }
 
 type flagError string
@@ -157,10 +133,6 @@ func (f *Flags) set(name, value string) error {
 		f.HostnameOverride = value
 	case "node-labels":
 		return parseLabels(value, f.NodeLabels)
-	case "register-with-taints":
-		taints, err := parseTaints(value)
-		f.RegisterWithTaints = taints
-		return err
 	case "v":
 		if _, err := strconv.ParseUint(value, 10, 31); err != nil {
 			return errors.New("want a verbosity level (0, 1, 2, ...)")
@@ -169,7 +141,13 @@ func (f *Flags) set(name, value string) error {
 	case "vmodule":
 		f.VModule = value
 	default:
-		if _, ok := configFlags[name]; ok {
+		if ff, ok := fieldFlags[name]; ok {
+			// Checked now, so that a bad value stops berth before it
+			// waits for kubeadm's files.
+			var scratch KubeletConfiguration
+			if err := ff.set(&scratch, value); err != nil {
+				return err
+			}
 			f.Overrides[name] = value
 			return nil
 		}
@@ -181,10 +159,12 @@ func (f *Flags) set(name, value string) error {
 	return nil
 }
 
-// Apply writes the flags that set KubeletConfiguration fields over c.
+// Apply writes the flags given that set KubeletConfiguration fields over
+// c, in name order (each sets a field of its own).
 func (f *Flags) Apply(c *KubeletConfiguration) error {
-	for name, value := range f.Overrides {
-		if err := configFlags[name](c, value); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(f.Overrides)) {
+		value := f.Overrides[name]
+		if err := fieldFlags[name].set(c, value); err != nil {
 			return fmt.Errorf("flag --%s=%s: %w", name, value, err)
 		}
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,24 +15,22 @@ import (
 // KubeletConfiguration is the upstream type berth reads.
 type KubeletConfiguration = kubeletv1beta1.KubeletConfiguration
 
-// LoadKubeletConfiguration reads a KubeletConfiguration file, rejects fields
-// the type does not have (a typo must not silently fall back to a default),
-// and applies upstream's defaults to what it leaves unset.
-func LoadKubeletConfiguration(path string) (*KubeletConfiguration, error) {
-	data, err := os.ReadFile(path)
+// DecodeKubeletConfiguration decodes a KubeletConfiguration document,
+// rejecting fields the type does not have (a typo must not silently fall
+// back to a default), and applies upstream's defaults to what it leaves
+// unset. Compose does the same for the file with its flags.
+func DecodeKubeletConfiguration(data []byte) (*KubeletConfiguration, error) {
+	cfg, err := decode(data)
 	if err != nil {
-		return nil, fmt.Errorf("read kubelet configuration: %w", err)
+		return nil, err
 	}
-	cfg, err := DecodeKubeletConfiguration(data)
-	if err != nil {
-		return nil, fmt.Errorf("kubelet configuration %s: %w", path, err)
-	}
+	SetDefaults(cfg)
 	return cfg, nil
 }
 
-// DecodeKubeletConfiguration decodes and defaults a KubeletConfiguration
-// document.
-func DecodeKubeletConfiguration(data []byte) (*KubeletConfiguration, error) {
+// decode decodes a KubeletConfiguration document strictly, without
+// defaults: what the document leaves out stays unset.
+func decode(data []byte) (*KubeletConfiguration, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("empty document")
 	}
@@ -45,7 +42,6 @@ func DecodeKubeletConfiguration(data []byte) (*KubeletConfiguration, error) {
 	if cfg.APIVersion != want || cfg.Kind != "KubeletConfiguration" {
 		return nil, fmt.Errorf("apiVersion %q kind %q: want %s KubeletConfiguration", cfg.APIVersion, cfg.Kind, want)
 	}
-	SetDefaults(&cfg)
 	return &cfg, nil
 }
 

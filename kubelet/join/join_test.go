@@ -63,7 +63,7 @@ func TestJoinWritesNodeFiles(t *testing.T) {
 	}
 
 	// berth reads what join wrote.
-	kcfg, err := kubeletconfig.LoadKubeletConfiguration(p.KubeletConfig)
+	kcfg, _, err := kubeletconfig.Compose(p.KubeletConfig, kubeletconfig.Flags{}, kubeletconfig.Fallbacks{})
 	if err != nil {
 		t.Fatalf("berth cannot read the kubelet configuration: %v", err)
 	}

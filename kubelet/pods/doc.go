@@ -41,6 +41,11 @@
 //     without waiting for initialization, sharing their target container's
 //     process namespace when they name one; they are never restarted, report
 //     in ephemeralContainerStatuses and stop with the pod (ephemeral.go).
+//   - A pod active on the node for its spec.activeDeadlineSeconds (the
+//     field may be lowered on a running pod) is stopped within its grace
+//     period and ends Failed with reason DeadlineExceeded and an event, as
+//     under the kubelet; its worker wakes when the deadline comes
+//     (deadline.go).
 //   - A pod with a deletionTimestamp is stopped within its grace period, its
 //     sandbox and volumes are removed, and the pod object is deleted for good;
 //     sandboxes whose pod is gone from the API are removed as well.

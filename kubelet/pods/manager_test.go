@@ -127,10 +127,14 @@ func TestTerminationMessages(t *testing.T) {
 	file := ctr("file")
 	logs := ctr("logs")
 	logs.TerminationMessagePolicy = v1.TerminationMessageFallbackToLogsOnError
-	pod := testPod("msg", file, logs)
+	partial := ctr("partial")
+	partial.TerminationMessagePolicy = v1.TerminationMessageFallbackToLogsOnError
+	pod := testPod("msg", file, logs, partial)
 	pod.Spec.RestartPolicy = v1.RestartPolicyNever
 	h.create(pod)
-	h.waitFor("running", func() bool { return h.running("msg", "file") && h.running("msg", "logs") })
+	h.waitFor("running", func() bool {
+		return h.running("msg", "file") && h.running("msg", "logs") && h.running("msg", "partial")
+	})
 
 	mounts := map[string]string{}
 	for _, m := range h.rt.ContainerConfig("file").Mounts {
@@ -146,14 +150,25 @@ func TestTerminationMessages(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(logDir, "0.log"), []byte(log), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// `echo -n DONE; false`: the runtime ends the unfinished line with a
+	// P record and no F record after it.
+	partialLog := "2026-01-02T03:04:05.000000000Z stdout P DO\n" +
+		"2026-01-02T03:04:05.000000000Z stdout P NE\n"
+	if err := os.WriteFile(filepath.Join(h.cfg.PodLogsDir, "default_msg_uid-msg", "partial", "0.log"), []byte(partialLog), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	h.exit(h.containerID("msg", "file"), 0)
 	h.exit(h.containerID("msg", "logs"), 1)
+	h.exit(h.containerID("msg", "partial"), 1)
 	h.waitFor("failed", func() bool { return h.pod("msg").Status.Phase == v1.PodFailed })
 	if got := h.status("msg", "file").State.Terminated.Message; got != "all done" {
 		t.Errorf("file message %q", got)
 	}
 	if got := h.status("msg", "logs").State.Terminated.Message; got != "starting\nfatal: disk full\n" {
 		t.Errorf("log fallback message %q", got)
+	}
+	if got := h.status("msg", "partial").State.Terminated.Message; got != "DONE" {
+		t.Errorf("log fallback message of an unfinished line %q, want %q", got, "DONE")
 	}
 }
 

@@ -1,7 +1,6 @@
 package pods
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -19,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/klog/v2"
+
+	"github.com/berthnode/berth/kubelet/logs"
 )
 
 // Limits of termination messages, as under the kubelet.
@@ -87,7 +87,7 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 
 // podStatus computes the status to publish.
 func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podRuntime) v1.PodStatus {
-	w.readMessages(pod, rt)
+	w.readMessages(ctx, pod, rt)
 	st := buildStatus(statusInput{
 		Pod:         pod,
 		RT:          rt,
@@ -98,7 +98,12 @@ func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		RuntimeName: w.m.runtimeNameFor(ctx),
 		Messages:    w.state.messages,
 		Health:      w.probes.snapshot(),
+		StartTime:   w.state.startTime,
 	})
+	w.state.startTime = st.StartTime
+	if w.state.deadline.exceeded {
+		st = endedStatus(st, pod.Status.Conditions, reasonDeadlineExceeded, messageDeadlineExceeded, w.m.cfg.Clock.Now())
+	}
 	if isTerminalPhase(pod.Status.Phase) && !isTerminalPhase(st.Phase) {
 		// A terminal phase is final; the API server would refuse the change.
 		st.Phase = pod.Status.Phase
@@ -207,7 +212,7 @@ func (m *Manager) runtimeNameFor(ctx context.Context) string {
 // readMessages reads the termination messages of exited containers once:
 // the file at the termination message path, or with FallbackToLogsOnError
 // the tail of the log of a failed container that left none.
-func (w *podWorker) readMessages(pod *v1.Pod, rt *podRuntime) {
+func (w *podWorker) readMessages(ctx context.Context, pod *v1.Pod, rt *podRuntime) {
 	for _, c := range rt.Containers {
 		if !c.exited() {
 			continue
@@ -217,11 +222,29 @@ func (w *podWorker) readMessages(pod *v1.Pod, rt *podRuntime) {
 		}
 		msg := readLimited(c.TermFile, maxMessageBytes)
 		if msg == "" && c.ExitCode != 0 && c.TermPolicy == string(v1.TerminationMessageFallbackToLogsOnError) {
-			logPath := filepath.Join(podLogDir(w.m.cfg.PodLogsDir, pod), c.Name, strconv.Itoa(int(c.RestartCount))+".log")
-			msg = logTail(logPath)
+			msg = w.logMessage(ctx, pod, c)
 		}
 		w.state.messages[c.ID] = msg
 	}
+}
+
+// logMessage is the termination message taken from the end of a
+// container's log: the last maxFallbackLines records, at most
+// maxFallbackBytes, as the kubelet reads it.
+func (w *podWorker) logMessage(ctx context.Context, pod *v1.Pod, c *containerState) string {
+	path := c.LogPath
+	if !filepath.IsAbs(path) {
+		// containerd names the whole path; for a runtime that names
+		// only the part below the pod's log directory, it is where berth
+		// asked for it.
+		path = filepath.Join(podLogDir(w.m.cfg.PodLogsDir, pod), c.Name, strconv.Itoa(int(c.RestartCount))+".log")
+	}
+	msg, err := logs.Last(ctx, path, maxFallbackLines, maxFallbackBytes)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Cannot read the container's log for its termination message", "container", c.Name)
+		return fmt.Sprintf("Error on reading termination message from logs: %v", err)
+	}
+	return msg
 }
 
 func readLimited(path string, limit int64) string {
@@ -235,42 +258,4 @@ func readLimited(path string, limit int64) string {
 	defer f.Close()
 	b, _ := io.ReadAll(io.LimitReader(f, limit))
 	return string(b)
-}
-
-// logTail returns the end of a CRI log file's messages: the last lines, at
-// most maxFallbackBytes.
-func logTail(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var lines []string
-	partial := ""
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		// timestamp stream tag message; tag P marks a partial line.
-		parts := strings.SplitN(sc.Text(), " ", 4)
-		if len(parts) < 4 {
-			continue
-		}
-		if parts[2] == "P" {
-			partial += parts[3]
-			continue
-		}
-		lines = append(lines, partial+parts[3])
-		partial = ""
-		if len(lines) > maxFallbackLines {
-			lines = lines[1:]
-		}
-	}
-	out := strings.Join(lines, "\n")
-	if len(lines) > 0 {
-		out += "\n"
-	}
-	if len(out) > maxFallbackBytes {
-		out = out[len(out)-maxFallbackBytes:]
-	}
-	return out
 }

@@ -55,6 +55,9 @@ type statusInput struct {
 	Messages map[string]string
 	// Health is what the probes found of running containers, by ID.
 	Health map[string]containerHealth
+	// StartTime is the start time published before, for a pod whose
+	// status from the informer does not show it yet: it never changes.
+	StartTime *metav1.Time
 }
 
 // buildStatus computes the pod status to publish. It keeps what others own
@@ -71,6 +74,9 @@ func buildStatus(in statusInput) v1.PodStatus {
 		StartTime:             old.StartTime,
 		Resize:                old.Resize,
 		ResourceClaimStatuses: old.ResourceClaimStatuses,
+	}
+	if out.StartTime == nil {
+		out.StartTime = in.StartTime
 	}
 	if out.StartTime == nil {
 		t := metav1.NewTime(in.Now)

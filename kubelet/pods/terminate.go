@@ -23,14 +23,10 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 	if len(rt.runningContainers()) > 0 {
 		logger.V(2).Info("Stopping pod being deleted", "gracePeriod", grace)
 	}
-	if err := w.killPod(ctx, pod, rt, grace); err != nil {
-		return err
-	}
-	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	rt, err := w.stopForGood(ctx, pod, rt, grace)
 	if err != nil {
 		return err
 	}
-	w.state.finished = true
 	switch err := w.publish(ctx, pod, rt); {
 	case apierrors.IsNotFound(err):
 		// Deleted already (by us on an earlier pass, or by its owner):
@@ -69,6 +65,21 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		return fmt.Errorf("delete pod: %w", err)
 	}
 	return nil
+}
+
+// stopForGood stops everything of the pod within grace seconds and marks
+// it finished (no container of it runs again); it returns what the runtime
+// holds then, for the final status.
+func (w *podWorker) stopForGood(ctx context.Context, pod *v1.Pod, rt *podRuntime, grace int64) (*podRuntime, error) {
+	if err := w.killPod(ctx, pod, rt, grace); err != nil {
+		return nil, err
+	}
+	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	if err != nil {
+		return nil, err
+	}
+	w.state.finished = true
+	return rt, nil
 }
 
 // stopFinished keeps a pod whose phase is terminal stopped: nothing of it

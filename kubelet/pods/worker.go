@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 )
@@ -90,8 +91,13 @@ type workerState struct {
 	// pod has been seen running since (for the pod start metric).
 	seen    time.Time
 	started bool
+	// startTime is the pod's start time as published, kept while the
+	// informer has not shown it yet.
+	startTime *metav1.Time
 	// trace follows the pod's first start; nil once logged.
 	trace *startTrace
+	// deadline is what the worker knows of the pod's active deadline.
+	deadline deadlineState
 }
 
 func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
@@ -221,12 +227,17 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		}
 	case view.rejection != nil:
 		err = w.reject(ctx, pod, rt, *view.rejection)
+	case w.pastDeadline(pod):
+		if err = w.stopForDeadline(ctx, pod, rt); err == nil {
+			w.state.retry = 0
+			return w.m.cfg.syncFrequency(), false
+		}
 	default:
 		var next time.Duration
 		next, err = w.runPod(ctx, pod, rt)
 		if err == nil {
 			w.state.retry = 0
-			return next, false
+			return untilDeadline(pod, w.startTime(pod), w.m.cfg.Clock.Now(), next), false
 		}
 	}
 	if err != nil {

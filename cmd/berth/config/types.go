@@ -61,8 +61,12 @@ type KubeletConfig struct {
 	// node's rotated client certificates (pki/).
 	RootDir string `json:"rootDir"`
 	// ContainerRuntimeEndpoint is the CRI socket of the container runtime,
-	// as a unix:// URL.
-	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint"`
+	// as a unix:// URL, for a node whose kubelet configuration names none:
+	// the KubeletConfiguration file's containerRuntimeEndpoint and the
+	// --container-runtime-endpoint flag win over it (kubeadm writes the
+	// node's socket there). Empty: theirs, or else
+	// DefaultContainerRuntimeEndpoint.
+	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint,omitempty"`
 	// PodNetwork says who provides pod networking.
 	PodNetwork PodNetwork `json:"podNetwork"`
 }
@@ -81,22 +85,26 @@ type ProxyConfig struct {
 	ConfigFile string `json:"configFile,omitempty"`
 }
 
+// DefaultContainerRuntimeEndpoint is containerd's socket, the kubelet's
+// default CRI endpoint.
+const DefaultContainerRuntimeEndpoint = "unix:///run/containerd/containerd.sock"
+
 // Default returns the configuration used for every field a file leaves
-// unset: the paths kubeadm join writes, containerd's default socket, built-in
-// pod networking and the iptables proxy. NodeName stays empty; Load fills it
-// from the hostname.
+// unset: the paths kubeadm join writes, built-in pod networking and the
+// iptables proxy. NodeName stays empty; Load fills it from the hostname.
+// ContainerRuntimeEndpoint stays empty: the kubelet's configuration says
+// which socket, or else its default does.
 func Default() *Config {
 	return &Config{
 		APIVersion: APIVersion,
 		Kind:       Kind,
 		Kubelet: KubeletConfig{
-			ConfigFile:               "/var/lib/kubelet/config.yaml",
-			KubeadmFlagsFile:         "/var/lib/kubelet/kubeadm-flags.env",
-			BootstrapKubeconfig:      "/etc/kubernetes/bootstrap-kubelet.conf",
-			Kubeconfig:               "/etc/kubernetes/kubelet.conf",
-			RootDir:                  "/var/lib/kubelet",
-			ContainerRuntimeEndpoint: "unix:///run/containerd/containerd.sock",
-			PodNetwork:               PodNetworkBuiltin,
+			ConfigFile:          "/var/lib/kubelet/config.yaml",
+			KubeadmFlagsFile:    "/var/lib/kubelet/kubeadm-flags.env",
+			BootstrapKubeconfig: "/etc/kubernetes/bootstrap-kubelet.conf",
+			Kubeconfig:          "/etc/kubernetes/kubelet.conf",
+			RootDir:             "/var/lib/kubelet",
+			PodNetwork:          PodNetworkBuiltin,
 		},
 		Proxy: ProxyConfig{
 			Enabled: true,

@@ -42,7 +42,9 @@ func (k *KubeletConfig) validate(fldPath *field.Path) field.ErrorList {
 	errs = append(errs, validateAbsPath(fldPath.Child("bootstrapKubeconfig"), k.BootstrapKubeconfig)...)
 	errs = append(errs, validateAbsPath(fldPath.Child("kubeconfig"), k.Kubeconfig)...)
 	errs = append(errs, validateAbsPath(fldPath.Child("rootDir"), k.RootDir)...)
-	errs = append(errs, validateEndpoint(fldPath.Child("containerRuntimeEndpoint"), k.ContainerRuntimeEndpoint)...)
+	if k.ContainerRuntimeEndpoint != "" {
+		errs = append(errs, validateEndpoint(fldPath.Child("containerRuntimeEndpoint"), k.ContainerRuntimeEndpoint)...)
+	}
 	errs = append(errs, validateEnum(fldPath.Child("podNetwork"), k.PodNetwork, PodNetworkBuiltin, PodNetworkCNI)...)
 	return errs
 }
@@ -84,9 +86,6 @@ func validateAbsPath(fldPath *field.Path, path string) field.ErrorList {
 
 func validateEndpoint(fldPath *field.Path, endpoint string) field.ErrorList {
 	const detail = "must be " + unixScheme + " followed by an absolute socket path, e.g. unix:///run/containerd/containerd.sock"
-	if endpoint == "" {
-		return field.ErrorList{field.Required(fldPath, detail)}
-	}
 	socket, ok := strings.CutPrefix(endpoint, unixScheme)
 	if !ok || !filepath.IsAbs(socket) {
 		return field.ErrorList{field.Invalid(fldPath, endpoint, detail)}

@@ -111,9 +111,9 @@ func TestValidate(t *testing.T) {
 			want:   field.ErrorList{field.Invalid(kubelet.Child("rootDir"), "var/lib/kubelet", "")},
 		},
 		{
-			name:   "missing runtime endpoint",
+			// The kubelet's configuration names the socket.
+			name:   "no runtime endpoint",
 			modify: func(c *Config) { c.Kubelet.ContainerRuntimeEndpoint = "" },
-			want:   field.ErrorList{field.Required(kubelet.Child("containerRuntimeEndpoint"), "")},
 		},
 		{
 			name:   "runtime endpoint without scheme",
