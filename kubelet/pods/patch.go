@@ -98,6 +98,8 @@ func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		RuntimeName: w.m.runtimeNameFor(ctx),
 		Messages:    w.state.messages,
 		Health:      w.probes.snapshot(),
+		Actual:      w.actualResources(pod, rt),
+		Resize:      w.state.resize.conds.List(),
 	})
 	if isTerminalPhase(pod.Status.Phase) && !isTerminalPhase(st.Phase) {
 		// A terminal phase is final; the API server would refuse the change.
