@@ -368,6 +368,8 @@ func (m *Manager) retire(w *podWorker) bool {
 	default:
 	}
 	delete(m.workers, w.uid)
+	// Its resources are free: resizes waiting for room may fit now.
+	m.retryDeferredResizesLocked()
 	if w.static && w.pod != nil {
 		// The next version of the static pod may start now.
 		m.wakeStaticLocked(podKey(w.pod))
