@@ -76,27 +76,16 @@ func (c CgroupFS) readV2() (PodCgroup, error) {
 		return out, err
 	}
 	out.CPUShares = weightToShares(weight)
-	fields, err := readFields(c.file("", "cpu.max"))
-	if err != nil || len(fields) != 2 {
-		return out, fmt.Errorf("read cpu.max of %s: %q: %w", c.Dir, fields, err)
+	cpuMax, err := readLimits(c.file("", "cpu.max"), 2)
+	if err != nil {
+		return out, err
 	}
-	if fields[0] != "max" {
-		if out.CPUQuota, err = strconv.ParseInt(fields[0], 10, 64); err != nil {
-			return out, fmt.Errorf("read cpu.max of %s: %w", c.Dir, err)
-		}
+	out.CPUQuota, out.CPUPeriod = cpuMax[0], cpuMax[1]
+	memMax, err := readLimits(c.file("", "memory.max"), 1)
+	if err != nil {
+		return out, err
 	}
-	if out.CPUPeriod, err = strconv.ParseInt(fields[1], 10, 64); err != nil {
-		return out, fmt.Errorf("read cpu.max of %s: %w", c.Dir, err)
-	}
-	mem, err := readFields(c.file("", "memory.max"))
-	if err != nil || len(mem) != 1 {
-		return out, fmt.Errorf("read memory.max of %s: %q: %w", c.Dir, mem, err)
-	}
-	if mem[0] != "max" {
-		if out.MemoryLimit, err = strconv.ParseInt(mem[0], 10, 64); err != nil {
-			return out, fmt.Errorf("read memory.max of %s: %w", c.Dir, err)
-		}
-	}
+	out.MemoryLimit = memMax[0]
 	return out, nil
 }
 
@@ -148,12 +137,26 @@ func weightToShares(weight int64) int64 {
 	return minShares + ((weight-1)*(maxShares-minShares))/9999
 }
 
-func readFields(path string) ([]string, error) {
+// readLimits reads a cgroup v2 file of n numbers where "max" stands for
+// no limit (Unlimited).
+func readLimits(path string, n int) ([]int64, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return strings.Fields(string(data)), nil
+	fields := strings.Fields(string(data))
+	if len(fields) != n {
+		return nil, fmt.Errorf("read %s: %q has not %d fields", path, data, n)
+	}
+	out := make([]int64, n)
+	for i, f := range fields {
+		if f == "max" {
+			out[i] = Unlimited
+		} else if out[i], err = strconv.ParseInt(f, 10, 64); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+	return out, nil
 }
 
 func readInt(path string) (int64, error) {
