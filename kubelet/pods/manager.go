@@ -61,6 +61,9 @@ type Manager struct {
 	metrics *podMetrics
 	// shuttingDown is set while the node shuts down.
 	shuttingDown atomic.Bool
+	// resizing serializes resize admissions, so that two pods cannot both
+	// take the same free room (resize.go).
+	resizing sync.Mutex
 }
 
 // sourcesState tells which sources of pods, the API server and the static

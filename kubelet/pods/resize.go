@@ -68,6 +68,8 @@ func (w *podWorker) allocate(ctx context.Context, pod *v1.Pod, rt *podRuntime) *
 func (w *podWorker) admitResize(ctx context.Context, pod *v1.Pod, running map[string]string) {
 	rs := &w.state.resize
 	now := w.m.cfg.Clock.Now()
+	w.m.resizing.Lock()
+	defer w.m.resizing.Unlock()
 	used, allocatable := w.m.resizeRoom(ctx, w)
 	verdict := resize.Fit(pod, used, allocatable)
 	if verdict.Reason != "" {
@@ -86,6 +88,8 @@ func (w *podWorker) admitResize(ctx context.Context, pod *v1.Pod, running map[st
 	old := resize.Requests(mustApply(pod, rs.rec.Allocated))
 	rs.rec.Allocate(resize.SpecAllocation(pod), running)
 	w.saveRecord(ctx, rs.rec)
+	// Counted as allocated before the next admission looks.
+	w.m.setAllocatedRequests(w, resize.Requests(pod))
 	rs.conds.ClearPending()
 	rs.conds.ClearInProgress()
 	rs.conds.SetInProgress("", "", pod.Generation, now)

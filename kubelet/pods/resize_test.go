@@ -108,7 +108,9 @@ func TestResizeUpdatesInPlaceOrRestarts(t *testing.T) {
 	idA := h.containerID("r", "a")
 
 	h.resizeSpec("r", map[string]v1.ResourceRequirements{"a": large, "b": large})
-	h.waitFor("resize done", func() bool { return resizeDone(h.pod("r")) && h.status("r", "b").RestartCount == 1 && h.running("r", "b") })
+	h.waitFor("resize done", func() bool {
+		return resizeDone(h.pod("r")) && h.status("r", "b").RestartCount == 1 && h.running("r", "b")
+	})
 
 	s := h.status("r", "a")
 	if s.Resources == nil || !apiequality.Semantic.DeepEqual(*s.Resources, large) || !apiequality.Semantic.DeepEqual(s.AllocatedResources, large.Requests) {
@@ -242,4 +244,3 @@ func TestResizeRecordGoesWithThePod(t *testing.T) {
 		return os.IsNotExist(err)
 	})
 }
-
