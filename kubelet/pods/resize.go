@@ -74,13 +74,15 @@ func (w *podWorker) admitResize(ctx context.Context, pod *v1.Pod, running map[st
 	verdict := resize.Fit(pod, used, allocatable)
 	if verdict.Reason != "" {
 		if rs.conds.SetPending(verdict.Reason, verdict.Message, pod.Generation, now) {
+			// The event names the admission's own reason (OutOfcpu), as
+			// the kubelet's does; the condition says Deferred.
 			event := resize.EventDeferred
-			if rs.conds.Pending.Reason == resize.ReasonInfeasible {
+			if verdict.Reason == resize.ReasonInfeasible {
 				event = resize.EventInfeasible
 			}
-			klog.FromContext(ctx).Info("Pod resize pending", "reason", rs.conds.Pending.Reason, "message", verdict.Message)
+			klog.FromContext(ctx).Info("Pod resize pending", "reason", verdict.Reason, "message", verdict.Message)
 			w.m.cfg.Recorder.Event(pod, v1.EventTypeWarning, event,
-				resize.EventMessage("Pod resize "+rs.conds.Pending.Reason, pod, pod.Generation, verdict.Message))
+				resize.EventMessage("Pod resize "+verdict.Reason, pod, pod.Generation, verdict.Message))
 		}
 		w.m.setResizeDeferred(w, rs.conds.Pending.Reason == resize.ReasonDeferred)
 		return

@@ -175,7 +175,7 @@ func TestResizeDeferredUntilRoom(t *testing.T) {
 	if got := h.status("r", "main").AllocatedResources[v1.ResourceCPU]; got.MilliValue() != 100 {
 		t.Errorf("allocated %s while deferred, want the old 100m", &got)
 	}
-	if !h.events.Has("r", resize.EventDeferred, "Pod resize Deferred") {
+	if !h.events.Has("r", resize.EventDeferred, "Pod resize OutOfcpu: ") {
 		t.Errorf("no ResizeDeferred event: %v", h.events.list)
 	}
 	if len(h.rt.Updates()) != 0 {

@@ -14,6 +14,13 @@ const (
 	ReasonInfeasible = v1.PodReasonInfeasible
 )
 
+// Why a resize does not fit now, in the kubelet's admission words; the
+// condition says Deferred for either, the event names them.
+const (
+	ReasonOutOfCPU    = "OutOfcpu"
+	ReasonOutOfMemory = "OutOfmemory"
+)
+
 // Resizable tells whether a container is resized in place: regular
 // containers and sidecars are. Other init containers have run to completion
 // before the regular ones start; the API server lets them be resized only on
@@ -72,7 +79,8 @@ func Requests(pod *v1.Pod) v1.ResourceList {
 }
 
 // Verdict is the outcome of Fit: an empty Reason admits the resize, else it
-// is ReasonInfeasible or ReasonDeferred with the kubelet's message.
+// is ReasonInfeasible, or ReasonOutOfCPU or ReasonOutOfMemory (deferred),
+// with the kubelet's message.
 type Verdict struct {
 	Reason  string
 	Message string
@@ -96,7 +104,11 @@ func Fit(desired *v1.Pod, used, allocatable v1.ResourceList) Verdict {
 	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
 		req, taken, capacity := amount(want, name), amount(used, name), amount(allocatable, name)
 		if req > capacity-taken {
-			return Verdict{Reason: ReasonDeferred, Message: fmt.Sprintf(
+			reason := ReasonOutOfCPU
+			if name == v1.ResourceMemory {
+				reason = ReasonOutOfMemory
+			}
+			return Verdict{Reason: reason, Message: fmt.Sprintf(
 				"Node didn't have enough resource: %s, requested: %d, used: %d, capacity: %d", name, req, taken, capacity)}
 		}
 	}

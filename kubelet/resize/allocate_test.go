@@ -59,13 +59,13 @@ func TestFit(t *testing.T) {
 	}{
 		{"fits beside others", podWith(ctr("a", req("1", "1Gi"))), list("1", "3Gi"), Verdict{}},
 		{"CPU taken: deferred", podWith(ctr("a", req("1500m", "1Gi"))), list("1", "1Gi"), Verdict{
-			Reason: ReasonDeferred, Message: "Node didn't have enough resource: cpu, requested: 1500, used: 1000, capacity: 2000"}},
+			Reason: ReasonOutOfCPU, Message: "Node didn't have enough resource: cpu, requested: 1500, used: 1000, capacity: 2000"}},
 		{"memory taken: deferred", podWith(ctr("a", req("1", "2Gi"))), list("500m", "3Gi"), Verdict{
-			Reason: ReasonDeferred, Message: "Node didn't have enough resource: memory, requested: 2147483648, used: 3221225472, capacity: 4294967296"}},
+			Reason: ReasonOutOfMemory, Message: "Node didn't have enough resource: memory, requested: 2147483648, used: 3221225472, capacity: 4294967296"}},
 		{"more than the node: infeasible even on an empty node", podWith(ctr("a", req("3", "1Gi"))), nil, Verdict{
 			Reason: ReasonInfeasible, Message: "Node didn't have enough capacity: cpu, requested: 3000, capacity: 2000"}},
 		{"a sidecar counts", withSidecar, list("600m", ""), Verdict{
-			Reason: ReasonDeferred, Message: "Node didn't have enough resource: cpu, requested: 1500, used: 600, capacity: 2000"}},
+			Reason: ReasonOutOfCPU, Message: "Node didn't have enough resource: cpu, requested: 1500, used: 600, capacity: 2000"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -128,7 +128,7 @@ func TestResizeDeferredAndInfeasible(t *testing.T) {
 	if got := p.Status.ContainerStatuses[0].AllocatedResources.Cpu(); got.MilliValue() != 100 {
 		t.Errorf("allocated CPU %s while the resize is deferred, want the old 100m", got)
 	}
-	waitEvent(t, ns, "waits", "ResizeDeferred", "Pod resize Deferred")
+	waitEvent(t, ns, "waits", "ResizeDeferred", "Pod resize OutOfcpu: ")
 
 	if err := client.CoreV1().Pods(ns).Delete(ctx, "hog", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
