@@ -126,6 +126,8 @@ func (m *Manager) markTerminated(w *podWorker) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	w.terminated = true
+	// Its resources are free: resizes waiting for room may fit now.
+	m.retryDeferredResizesLocked()
 }
 
 // reject publishes why the pod may not run, as the kubelet does: a Warning

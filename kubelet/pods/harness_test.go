@@ -45,6 +45,8 @@ type recordingRuntime struct {
 	execs []execCall
 	// sandboxGate, when set, holds RunPodSandbox until it is closed.
 	sandboxGate chan struct{}
+	// updates are the UpdateContainerResources calls (resize_test.go).
+	updates []resourceUpdate
 }
 
 // execCall is one ExecSync the runtime was asked for.

@@ -61,6 +61,9 @@ type Manager struct {
 	metrics *podMetrics
 	// shuttingDown is set while the node shuts down.
 	shuttingDown atomic.Bool
+	// resizing serializes resize admissions, so that two pods cannot both
+	// take the same free room (resize.go).
+	resizing sync.Mutex
 }
 
 // sourcesState tells which sources of pods, the API server and the static
@@ -368,6 +371,8 @@ func (m *Manager) retire(w *podWorker) bool {
 	default:
 	}
 	delete(m.workers, w.uid)
+	// Its resources are free: resizes waiting for room may fit now.
+	m.retryDeferredResizesLocked()
 	if w.static && w.pod != nil {
 		// The next version of the static pod may start now.
 		m.wakeStaticLocked(podKey(w.pod))

@@ -99,6 +99,8 @@ func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		Messages:    w.state.messages,
 		Health:      w.probes.snapshot(),
 		StartTime:   w.state.startTime,
+		Actual:      w.actualResources(pod, rt),
+		Resize:      w.state.resize.conds.List(),
 	})
 	w.state.startTime = st.StartTime
 	if w.state.deadline.exceeded {

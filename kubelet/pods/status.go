@@ -58,6 +58,12 @@ type statusInput struct {
 	// StartTime is the start time published before, for a pod whose
 	// status from the informer does not show it yet: it never changes.
 	StartTime *metav1.Time
+	// Actual are the resources of running containers, by ID, where a
+	// resize has not given them their allocated ones (Pod's) yet.
+	Actual map[string]v1.ResourceRequirements
+	// Resize are the pod's resize conditions (PodResizePending and
+	// PodResizeInProgress), with their own generations.
+	Resize []v1.PodCondition
 }
 
 // buildStatus computes the pod status to publish. It keeps what others own
@@ -185,6 +191,7 @@ func containerStatus(in statusInput, c *v1.Container, init bool, defaultReason s
 		st.RestartCount = cur.RestartCount
 		st.ImageID = cur.ImageRef
 		st.ContainerID = in.RuntimeName + "://" + cur.ID
+		st.Resources, st.AllocatedResources = statusResources(in, c, cur)
 	}
 	for _, prev := range inst[min(1, len(inst)):] {
 		if prev.exited() {
@@ -209,6 +216,17 @@ func containerStatus(in statusInput, c *v1.Container, init bool, defaultReason s
 		st.State.Waiting = &v1.ContainerStateWaiting{Reason: defaultReason}
 	}
 	return st
+}
+
+// statusResources are a container's resources as the kubelet reports
+// them: what it runs with, which is its allocated resources (c's) unless a
+// resize of the running container is not done; and the allocated requests.
+func statusResources(in statusInput, c *v1.Container, cur *containerState) (*v1.ResourceRequirements, v1.ResourceList) {
+	res := c.Resources.DeepCopy()
+	if actual, ok := in.Actual[cur.ID]; ok && cur.running() {
+		res = actual.DeepCopy()
+	}
+	return res, c.Resources.Requests.DeepCopy()
 }
 
 // terminated describes an exited container; the runtime's reason wins,
@@ -253,7 +271,7 @@ func conditions(in statusInput, st v1.PodStatus, init bool) []v1.PodCondition {
 	}
 	ready := containersReadyCondition(pod, st)
 	mine = append(mine, ready, readyCondition(pod, ready))
-	owned := map[v1.PodConditionType]bool{}
+	owned := map[v1.PodConditionType]bool{v1.PodResizePending: true, v1.PodResizeInProgress: true}
 	for _, c := range mine {
 		owned[c.Type] = true
 	}
@@ -271,7 +289,7 @@ func conditions(in statusInput, st v1.PodStatus, init bool) []v1.PodCondition {
 		}
 		out = append(out, c)
 	}
-	return out
+	return append(out, in.Resize...)
 }
 
 func condition(t v1.PodConditionType, ok bool, reason, msg string) v1.PodCondition {

@@ -148,6 +148,7 @@ func (w *podWorker) removeUIDFiles() {
 	dir := filepath.Join(w.m.cfg.RootDir, "pods", string(w.uid))
 	_ = os.RemoveAll(filepath.Join(dir, "containers"))
 	_ = os.Remove(filepath.Join(dir, "etc-hosts"))
+	w.m.resizeStore().Remove(w.uid)
 	_ = os.Remove(dir)
 	matches, _ := filepath.Glob(filepath.Join(w.m.cfg.PodLogsDir, "*_"+string(w.uid)))
 	for _, m := range matches {

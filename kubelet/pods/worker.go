@@ -44,6 +44,11 @@ type podWorker struct {
 	// terminated tells that nothing of the pod runs any more: it no longer
 	// counts against the node's pod capacity.
 	terminated bool
+	// allocatedRequests is the CPU and memory allocated to the pod (nil:
+	// not known yet, its spec's count); resizeDeferred tells that its
+	// resize waits for room (resize.go).
+	allocatedRequests v1.ResourceList
+	resizeDeferred    bool
 
 	state *workerState
 	// probes are the pod's probe workers and their results.
@@ -98,6 +103,8 @@ type workerState struct {
 	trace *startTrace
 	// deadline is what the worker knows of the pod's active deadline.
 	deadline deadlineState
+	// resize is the pod's allocated resources and resize conditions.
+	resize resizeState
 }
 
 func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
@@ -257,6 +264,9 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	// pod's sandbox back behind every other pod's status.
 	trace := w.state.trace
 	trace.mark("queued")
+	// From here on the pod carries its allocated resources, which may
+	// lag behind a resize of its spec.
+	pod = w.allocate(ctx, pod, rt)
 	w.publishInBackground(ctx, pod, rt)
 	if w.m.ShuttingDown() {
 		// The node shuts down: start nothing.
@@ -274,6 +284,12 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 		}
 	} else if err != nil {
 		return 0, err
+	}
+	resized, resizeErr := w.actuateResize(ctx, pod, rt, mounts)
+	if resized {
+		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+			return 0, err
+		}
 	}
 	var applyErr error
 	finished := false
@@ -306,6 +322,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	} else {
 		w.syncProbes(ctx, pod, rt)
 	}
+	w.noteResizeProgress(pod, rt)
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return 0, err
 	}
@@ -321,6 +338,10 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	}
 	if applyErr != nil {
 		klog.FromContext(ctx).V(2).Info("Some containers did not start; retrying", "err", applyErr)
+		next = min(next, w.retryDelay())
+	}
+	if resizeErr != nil {
+		klog.FromContext(ctx).Info("Pod resize failed; retrying", "err", resizeErr)
 		next = min(next, w.retryDelay())
 	}
 	if d := w.pullWait(); d > 0 {

@@ -19,6 +19,8 @@ import (
 
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/berthnode/berth/kubelet/atomicfile"
 )
 
 // The self-signed pair's file names in the certificate directory, as
@@ -65,10 +67,10 @@ func selfSigned(dir, hostname string, ips []net.IP, now time.Time) (*tls.Certifi
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, false, fmt.Errorf("certificate directory: %w", err)
 	}
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, keyPEM, 0o600); err != nil {
 		return nil, false, err
 	}
-	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certPath, certPEM, 0o644); err != nil {
 		return nil, false, err
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -142,31 +144,6 @@ func addHost(tmpl *x509.Certificate, hostname string) {
 		return
 	}
 	tmpl.DNSNames = append(tmpl.DNSNames, hostname)
-}
-
-// writeFileAtomic replaces path with data: a reader sees the old file or the
-// new one, never half of it.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // fileCert serves the configured certificate files and reloads them when
