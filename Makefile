@@ -3,6 +3,7 @@
 #   make setup   install what the build and the test bed need (Debian 12, root)
 #   make demo    bring up the test bed and show it; Ctrl-C takes it down
 #   make test    unit, integration and end-to-end tests (what CI runs)
+#   make conformance  the upstream e2e suite's node-related specs on a test bed
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
@@ -29,7 +30,8 @@ APT_PACKAGES := containerd runc iptables ipvsadm conntrack nftables \
 # version under $(CACHE)/upstream.
 UPSTREAM_DIR = $(shell test/tools/build-upstream.sh $(CACHE)/upstream | tail -n1)
 
-.PHONY: all setup apt upstream build install test test-vm unit lint bench demo testbed-up testbed-down clean distclean
+.PHONY: all setup apt upstream build install test test-vm unit lint bench demo testbed-up testbed-down clean distclean \
+	conformance conformance-list e2e-tools
 
 all: build
 
@@ -86,6 +88,39 @@ testbed-up: build
 
 testbed-down: build
 	$(BIN)/testbed down
+
+# conformance runs the upstream Kubernetes e2e suite's node-related
+# selection (test/conformance) on a test bed whose node agent is berth, or
+# the upstream kubelet and kube-proxy with AGENT=upstream, and fails if a
+# selected spec fails. FOCUS= and SKIP= (regexps) narrow the selection.
+# e2e.test, ginkgo (and kubelet, kube-proxy) are built into the cache on
+# first use (test/tools/build-e2e.sh), the suite's images by
+# test/images/conformance.
+AGENT             ?= berth
+FOCUS             ?=
+SKIP              ?=
+CONFORMANCE_NODES ?= 1
+CONFORMANCE_PROCS ?= 6
+CONFORMANCE_IMAGES = $(CACHE)/images/conformance
+E2E_TOOLS         = e2e.test ginkgo $(if $(filter upstream,$(AGENT)),kubelet kube-proxy)
+BUILD_E2E         = test/tools/build-e2e.sh $(CACHE)/upstream $(E2E_TOOLS)
+CONFORMANCE_ARGS  = --agent '$(AGENT)' --nodes $(CONFORMANCE_NODES) --procs $(CONFORMANCE_PROCS) \
+	--focus '$(FOCUS)' --skip '$(SKIP)'
+
+e2e-tools:
+	$(BUILD_E2E)
+
+conformance: build
+	@e2e_dir="$$($(BUILD_E2E) | tail -n1)" && test -n "$$e2e_dir" && \
+	$(GO) run ./test/images/conformance/cmd/conformance-images -out $(CONFORMANCE_IMAGES) \
+		-coredns-manifest $(CONFORMANCE_IMAGES)/coredns.yaml >/dev/null && \
+	BERTH_UPSTREAM_DIR=$(UPSTREAM_DIR) $(GO) run ./test/conformance/cmd/conformance $(CONFORMANCE_ARGS) \
+		--e2e-dir "$$e2e_dir" --images $(CONFORMANCE_IMAGES) --coredns-manifest $(CONFORMANCE_IMAGES)/coredns.yaml
+
+# conformance-list prints the selection (with FOCUS and SKIP) without a bed.
+conformance-list:
+	@e2e_dir="$$($(BUILD_E2E) | tail -n1)" && test -n "$$e2e_dir" && \
+	$(GO) run ./test/conformance/cmd/conformance $(CONFORMANCE_ARGS) --e2e-dir "$$e2e_dir" --list
 
 clean: testbed-down
 	rm -rf $(BIN) $(CACHE)/images

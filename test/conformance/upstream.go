@@ -2,10 +2,13 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	authv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -82,6 +85,9 @@ func joinUpstream(ctx context.Context, tb *testbed.Testbed, binDir string, out i
 	for _, n := range tb.Nodes() {
 		if err := installBinaries(tb, n.Name, binDir, "kubelet", "kube-proxy"); err != nil {
 			return err
+		}
+		if err := createCgroupRoot(n.CgroupParent); err != nil {
+			return fmt.Errorf("cgroup root of %s: %w", n.Name, err)
 		}
 		if _, err := tb.Output(ctx, n.Name, "/bin/sh", "-c", shieldSysctls()); err != nil {
 			return fmt.Errorf("shield kernel settings on %s: %w", n.Name, err)
@@ -215,4 +221,63 @@ func writeCNIConfig(ctx context.Context, tb *testbed.Testbed, client testbed.Int
 		return fmt.Errorf("CNI config for %s: %w", node, err)
 	}
 	return writeNodeFile(tb, node, filepath.Join(podnet.DefaultConfDir, podnet.DefaultConfName), data)
+}
+
+// cgroupFS is where the cgroup hierarchies are mounted.
+const cgroupFS = "/sys/fs/cgroup"
+
+// createCgroupRoot creates the node's cgroup root (its --cgroup-root) in
+// every cgroup v1 hierarchy: the upstream kubelet refuses to start unless it
+// exists in each, where berth creates what it needs. A new cpuset cgroup
+// starts with no CPUs and memory nodes; each level gets its parent's. The
+// bed's Down removes the folders.
+func createCgroupRoot(root string) error {
+	if _, err := os.Stat(filepath.Join(cgroupFS, "cgroup.controllers")); err == nil {
+		return nil // cgroup v2: one hierarchy, the bed created the node's cgroup
+	}
+	hierarchies, err := os.ReadDir(cgroupFS)
+	if err != nil {
+		return fmt.Errorf("list cgroup hierarchies: %w", err)
+	}
+	for _, h := range hierarchies {
+		if !h.IsDir() || h.Name() == "unified" {
+			continue
+		}
+		dir := filepath.Join(cgroupFS, h.Name())
+		for _, part := range strings.Split(strings.Trim(root, "/"), "/") {
+			parent := dir
+			dir = filepath.Join(dir, part)
+			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			if h.Name() == "cpuset" {
+				if err := inheritCpuset(parent, dir); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// inheritCpuset gives the cpuset cgroup dir its parent's CPUs and memory
+// nodes when it has none.
+func inheritCpuset(parent, dir string) error {
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		cur, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(cur)) != "" {
+			continue
+		}
+		val, err := os.ReadFile(filepath.Join(parent, f))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), val, 0o644); err != nil {
+			return fmt.Errorf("%s of %s: %w", f, dir, err)
+		}
+	}
+	return nil
 }
