@@ -91,7 +91,7 @@ func TestSummarize(t *testing.T) {
 	wantFail := []Result{{
 		Text:    "[sig-network] Services should serve a basic endpoint from pods [Conformance]",
 		Outcome: Failed,
-		Message: "failed to reach endpoint",
+		Message: "[FAILED] Expected <string>: to equal <string>: DONE (runtime.go:169)",
 	}}
 	if diff := cmp.Diff(wantFail, sum.Failures); diff != "" {
 		t.Errorf("Summarize failures (-want +got):\n%s", diff)

@@ -92,7 +92,7 @@ func readJUnitFile(path string) ([]Result, error) {
 			r := Result{Text: strings.TrimPrefix(c.Name, "[It] "), Outcome: Passed}
 			switch {
 			case c.Failure != nil:
-				r.Outcome, r.Message = Failed, firstLine(c.Failure.Message, c.Failure.Body)
+				r.Outcome, r.Message = Failed, failureReason(c.Failure.Message+"\n"+c.Failure.Body)
 			case c.Error != nil:
 				r.Outcome, r.Message = Failed, firstLine(c.Error.Message)
 			case c.Skipped != nil || c.Status == "skipped" || c.Status == "pending":
@@ -107,6 +107,27 @@ func readJUnitFile(path string) ([]Result, error) {
 		}
 	}
 	return results, nil
+}
+
+// maxReason bounds a failure's reason in the summary; the JUnit file has
+// it all.
+const maxReason = 240
+
+// failureReason condenses ginkgo's failure text ("[FAILED] Expected\n
+// <string>: \nto equal ...\nIn [It] at: path/file.go:169 @ time") to one
+// line: the message with its whitespace collapsed, cut at maxReason, and
+// where it failed.
+func failureReason(text string) string {
+	msg, where, _ := strings.Cut(text, "\nIn [")
+	msg = strings.Join(strings.Fields(msg), " ")
+	if len(msg) > maxReason {
+		msg = msg[:maxReason] + "..."
+	}
+	if _, loc, ok := strings.Cut(where, " at: "); ok {
+		loc, _, _ = strings.Cut(loc, " @ ")
+		msg += " (" + filepath.Base(strings.TrimSpace(loc)) + ")"
+	}
+	return msg
 }
 
 // firstLine returns the first non-empty line of the first non-empty text.
