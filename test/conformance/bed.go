@@ -28,8 +28,10 @@ const (
 	AgentUpstream = "upstream"
 )
 
-// bedName names the bed a conformance run brings up.
-const bedName = "conformance"
+// bedName names the bed a conformance run brings up: one of its own per
+// process, so that runs side by side (and other beds) never take each
+// other's down; the bed is owned, so a crashed run's is swept by the next Up.
+func bedName() string { return fmt.Sprintf("conf%d", os.Getpid()) }
 
 // BedConfig says what bed to bring up for a run.
 type BedConfig struct {
@@ -83,14 +85,15 @@ func UpBed(ctx context.Context, c BedConfig, out io.Writer) (*testbed.Testbed, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, bedTimeout)
 	defer cancel()
-	cfg, err := testbed.DefaultConfig(ctx, bedName, c.Nodes)
+	name := bedName()
+	cfg, err := testbed.DefaultConfig(ctx, name, c.Nodes)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Images = append(cfg.Images, c.Images...)
 	cfg.Owned = true
 	start := time.Now()
-	fmt.Fprintf(out, "bringing up test bed %q (%d node(s), %d images per node)\n", bedName, c.Nodes, len(cfg.Images))
+	fmt.Fprintf(out, "bringing up test bed %q (%d node(s), %d images per node)\n", name, c.Nodes, len(cfg.Images))
 	tb, err := testbed.Up(ctx, cfg)
 	if err != nil {
 		return tb, err

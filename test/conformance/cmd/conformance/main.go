@@ -99,7 +99,7 @@ func parse(args []string, stderr io.Writer) (conformance.Config, error) {
 			return cfg, fmt.Errorf("--images %s: no *.tar images", imagesDir)
 		}
 	}
-	cfg.ReportDir = filepath.Join(reports, cfg.Bed.Agent+"-"+time.Now().Format("20060102-150405"))
+	cfg.ReportDir = filepath.Join(reports, fmt.Sprintf("%s-%s-%d", cfg.Bed.Agent, time.Now().Format("20060102-150405"), os.Getpid()))
 	return cfg, nil
 }
 
