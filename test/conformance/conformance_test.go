@@ -109,3 +109,21 @@ func TestSummarizeKeepsTheRunOverALaterFilteredOut(t *testing.T) {
 		t.Errorf("counts = %+v, want one failure: a skip by a later run's filter does not hide it", *got)
 	}
 }
+
+func TestFailureReason(t *testing.T) {
+	for _, tc := range []struct{ name, text, want string }{{
+		name: "failure",
+		text: "[FAILED] Timed out after 300.000s.\nexpected pod to be terminated\nIn [It] at: k8s.io/kubernetes@v1.37.2/test/e2e/common/node/pods.go:440 @ 12/07/26 20:01:00.1\n",
+		want: "[FAILED] Timed out after 300.000s. expected pod to be terminated (pods.go:440)",
+	}, {
+		name: "panic",
+		text: "[PANICKED] Test Panicked\nIn [It] at: runtime/panic.go:336 @ 12/07/26 20:04:41.742\n\nruntime error: invalid memory address or nil pointer dereference\n\nFull Stack Trace\n" +
+			"  k8s.io/kubernetes/test/e2e/common/node/framework/podresize.VerifyPodContainersStatusResources({0x25843e3b5808, 0x5, 0x0?})\n" +
+			"  \tk8s.io/kubernetes@v1.37.2/test/e2e/common/node/framework/podresize/resize.go:231 +0x656\n",
+		want: "[PANICKED] Test Panicked: runtime error: invalid memory address or nil pointer dereference (resize.go:231)",
+	}} {
+		if got := failureReason(tc.text); got != tc.want {
+			t.Errorf("%s: failureReason = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

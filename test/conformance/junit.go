@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -48,6 +49,7 @@ type junitSuites struct {
 			} `xml:"failure"`
 			Error *struct {
 				Message string `xml:"message,attr"`
+				Body    string `xml:",chardata"`
 			} `xml:"error"`
 		} `xml:"testcase"`
 	} `xml:"testsuite"`
@@ -94,7 +96,7 @@ func readJUnitFile(path string) ([]Result, error) {
 			case c.Failure != nil:
 				r.Outcome, r.Message = Failed, failureReason(c.Failure.Message+"\n"+c.Failure.Body)
 			case c.Error != nil:
-				r.Outcome, r.Message = Failed, firstLine(c.Error.Message)
+				r.Outcome, r.Message = Failed, failureReason(c.Error.Message+"\n"+c.Error.Body)
 			case c.Skipped != nil || c.Status == "skipped" || c.Status == "pending":
 				r.Outcome = Skipped
 				if c.Skipped != nil {
@@ -116,19 +118,37 @@ const maxReason = 240
 // failureReason condenses ginkgo's failure text ("[FAILED] Expected\n
 // <string>: \nto equal ...\nIn [It] at: path/file.go:169 @ time") to one
 // line: the message with its whitespace collapsed, cut at maxReason, and
-// where it failed.
+// where it failed. For a panic ("[PANICKED] Test Panicked\nIn [It] at:
+// runtime/panic.go:336 ...\n\nruntime error: ...\n\nFull Stack Trace\n
+// ...") the panic's value and the first frame of the trace say more.
 func failureReason(text string) string {
-	msg, where, _ := strings.Cut(text, "\nIn [")
+	msg, rest, _ := strings.Cut(strings.TrimSpace(text), "\nIn [")
+	var loc string
+	if _, at, ok := strings.Cut(firstLine(rest), " at: "); ok {
+		loc, _, _ = strings.Cut(at, " @ ")
+	}
+	if strings.HasPrefix(msg, "[PANICKED]") {
+		if paras := strings.Split(rest, "\n\n"); len(paras) > 1 {
+			msg += ": " + paras[1]
+		}
+		if _, trace, ok := strings.Cut(rest, "Full Stack Trace"); ok {
+			if frame := frameRE.FindString(trace); frame != "" {
+				loc = frame
+			}
+		}
+	}
 	msg = strings.Join(strings.Fields(msg), " ")
 	if len(msg) > maxReason {
 		msg = msg[:maxReason] + "..."
 	}
-	if _, loc, ok := strings.Cut(where, " at: "); ok {
-		loc, _, _ = strings.Cut(loc, " @ ")
+	if loc != "" {
 		msg += " (" + filepath.Base(strings.TrimSpace(loc)) + ")"
 	}
 	return msg
 }
+
+// frameRE finds a source location (file.go:line) in a stack trace.
+var frameRE = regexp.MustCompile(`[\w./@-]+\.go:\d+`)
 
 // firstLine returns the first non-empty line of the first non-empty text.
 func firstLine(texts ...string) string {
