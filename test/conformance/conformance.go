@@ -32,6 +32,15 @@ type Config struct {
 // bed is taken down at the end; its logs are copied into the report folder
 // first.
 func Run(ctx context.Context, cfg Config, out io.Writer) (summary Summary, err error) {
+	if cfg.ListOnly {
+		// A listing leaves no report folder behind.
+		tmp, err := os.MkdirTemp("", "berth-conformance-list")
+		if err != nil {
+			return Summary{}, err
+		}
+		defer os.RemoveAll(tmp)
+		cfg.ReportDir = tmp
+	}
 	if err := os.MkdirAll(cfg.ReportDir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("report folder: %w", err)
 	}
