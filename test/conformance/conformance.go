@@ -51,6 +51,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (summary Summary, err e
 	selection := Select(all, cfg.Filter)
 	parallel, serial := Split(selection)
 	printSelection(out, len(all), selection, len(serial))
+	for text, reason := range LeftOut(all) {
+		fmt.Fprintf(out, "left out, cannot pass on this bed: %s\n    %s\n", text, reason)
+	}
 	if cfg.ListOnly {
 		for _, s := range selection {
 			fmt.Fprintln(out, s.Text)

@@ -23,6 +23,7 @@ var suite = []Spec{
 	spec("[sig-cli] Kubectl client Simple pod should support exec through kubectl proxy [Slow]", "sig-cli", "Slow"),
 	spec("[sig-cli] Kubectl client Kubectl version should check is all data is printed [Conformance]", "sig-cli", "Conformance"),
 	spec("[sig-apps] Deployment deployment should support rollover [Conformance]", "sig-apps", "Conformance"),
+	spec("[sig-node] ImageVolume should succeed with pod and pull policy of Always [LinuxOnly] [MinimumKubeletVersion:1.35] [Conformance]", "sig-node", "Conformance"),
 }
 
 func texts(specs []Spec) []string {
@@ -45,6 +46,9 @@ func TestSelect(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, texts(Select(suite, Filter{}))); diff != "" {
 		t.Errorf("Select (-want +got):\n%s", diff)
+	}
+	if left := LeftOut(suite); len(left) != 1 || left[suite[len(suite)-1].Text] == "" {
+		t.Errorf("LeftOut = %v, want the ImageVolume spec with its reason", left)
 	}
 	narrowed := Select(suite, Filter{Focus: regexp.MustCompile(`Services`), Skip: regexp.MustCompile(`affinity`)})
 	if diff := cmp.Diff([]string{"[sig-network] Services should serve a basic endpoint from pods [Conformance]"}, texts(narrowed)); diff != "" {
