@@ -102,6 +102,7 @@ SKIP              ?=
 CONFORMANCE_NODES ?= 1
 CONFORMANCE_PROCS ?= 6
 CONFORMANCE_IMAGES = $(CACHE)/images/conformance
+IMAGES_CMD        ?= $(GO) run ./test/images/conformance/cmd/conformance-images
 E2E_TOOLS         = e2e.test ginkgo $(if $(filter upstream,$(AGENT)),kubelet kube-proxy)
 BUILD_E2E         = test/tools/build-e2e.sh $(CACHE)/upstream $(E2E_TOOLS)
 CONFORMANCE_ARGS  = --agent '$(AGENT)' --nodes $(CONFORMANCE_NODES) --procs $(CONFORMANCE_PROCS) \
@@ -112,7 +113,7 @@ e2e-tools:
 
 conformance: build
 	@e2e_dir="$$($(BUILD_E2E) | tail -n1)" && test -n "$$e2e_dir" && \
-	$(GO) run ./test/images/conformance/cmd/conformance-images -out $(CONFORMANCE_IMAGES) \
+	$(IMAGES_CMD) -out $(CONFORMANCE_IMAGES) \
 		-coredns-manifest $(CONFORMANCE_IMAGES)/coredns.yaml >/dev/null && \
 	BERTH_UPSTREAM_DIR=$(UPSTREAM_DIR) $(GO) run ./test/conformance/cmd/conformance $(CONFORMANCE_ARGS) \
 		--e2e-dir "$$e2e_dir" --images $(CONFORMANCE_IMAGES) --coredns-manifest $(CONFORMANCE_IMAGES)/coredns.yaml
