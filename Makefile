@@ -3,6 +3,7 @@
 #   make setup   install what the build and the test bed need (Debian 12, root)
 #   make demo    bring up the test bed, run pods and a Service on berth; Ctrl-C takes it down
 #   make test    unit, integration and end-to-end tests (what CI runs)
+#   make conformance  the upstream e2e suite's node-related specs on a test bed
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
@@ -41,7 +42,8 @@ CONFORMANCE_APT := build-essential patch bzip2 xz-utils busybox-static bind9-dns
 # version under $(CACHE)/upstream.
 UPSTREAM_DIR = $(shell test/tools/build-upstream.sh $(CACHE)/upstream | tail -n1)
 
-.PHONY: all setup apt conformance-deps conformance-images upstream build install test test-vm unit lint bench demo testbed-up testbed-down clean distclean
+.PHONY: all setup apt conformance-deps conformance-images upstream build install test test-vm unit lint bench demo testbed-up testbed-down clean distclean \
+	conformance conformance-list e2e-tools
 
 all: build
 
@@ -109,6 +111,40 @@ testbed-up: build
 
 testbed-down: build
 	$(BIN)/testbed down
+
+# conformance runs the upstream Kubernetes e2e suite's node-related
+# selection (test/conformance) on a test bed whose node agent is berth, or
+# the upstream kubelet and kube-proxy with AGENT=upstream, and fails if a
+# selected spec fails. FOCUS= and SKIP= (regexps) narrow the selection.
+# e2e.test, ginkgo (and kubelet, kube-proxy) are built into the cache on
+# first use (test/tools/build-e2e.sh), the suite's images by
+# test/images/conformance.
+AGENT             ?= berth
+FOCUS             ?=
+SKIP              ?=
+CONFORMANCE_NODES ?= 1
+CONFORMANCE_PROCS ?= 6
+CONFORMANCE_IMAGES = $(CACHE)/images/conformance
+IMAGES_CMD        ?= $(GO) run ./test/images/conformance/cmd/conformance-images
+E2E_TOOLS         = e2e.test ginkgo $(if $(filter upstream,$(AGENT)),kubelet kube-proxy)
+BUILD_E2E         = test/tools/build-e2e.sh $(CACHE)/upstream $(E2E_TOOLS)
+CONFORMANCE_ARGS  = --agent '$(AGENT)' --nodes $(CONFORMANCE_NODES) --procs $(CONFORMANCE_PROCS) \
+	--focus '$(FOCUS)' --skip '$(SKIP)'
+
+e2e-tools:
+	$(BUILD_E2E)
+
+conformance: apt conformance-deps build
+	@e2e_dir="$$($(BUILD_E2E) | tail -n1)" && test -n "$$e2e_dir" && \
+	$(IMAGES_CMD) -out $(CONFORMANCE_IMAGES) \
+		-coredns-manifest $(CONFORMANCE_IMAGES)/coredns.yaml >/dev/null && \
+	BERTH_UPSTREAM_DIR=$(UPSTREAM_DIR) $(GO) run ./test/conformance/cmd/conformance $(CONFORMANCE_ARGS) \
+		--e2e-dir "$$e2e_dir" --images $(CONFORMANCE_IMAGES) --coredns-manifest $(CONFORMANCE_IMAGES)/coredns.yaml
+
+# conformance-list prints the selection (with FOCUS and SKIP) without a bed.
+conformance-list:
+	@e2e_dir="$$($(BUILD_E2E) | tail -n1)" && test -n "$$e2e_dir" && \
+	$(GO) run ./test/conformance/cmd/conformance $(CONFORMANCE_ARGS) --e2e-dir "$$e2e_dir" --list
 
 clean: testbed-down
 	rm -rf $(BIN) $(CACHE)/images

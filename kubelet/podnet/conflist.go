@@ -180,3 +180,10 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// ConfigList returns the CNI config list berth's pod network writes on a
+// node with the given pod CIDRs (bridge DefaultBridgeName, hairpin mode, no
+// MTU), for a test bed that runs another node agent on the same network.
+func ConfigList(podCIDRs []netip.Prefix) ([]byte, error) {
+	return renderConflist(confParams{bridge: DefaultBridgeName, hairpin: true, podCIDRs: podCIDRs})
+}

@@ -179,6 +179,11 @@ type LAN struct {
 // to the LAN (above the nodes').
 var firstGuestIP = netip.MustParseAddr("192.168.200.100")
 
+// LANHost names the host that holds the LAN bridge: it has a network
+// namespace only, so a command run there (Command) reaches every host of the
+// bed from the LAN and still sees the machine's files.
+const LANHost = lanHost
+
 // LAN describes the bed's LAN.
 func (tb *Testbed) LAN() LAN {
 	return LAN{NetNS: tb.nsFile(lanHost, "net"), Bridge: bridgeName, Prefix: lanPrefix, Gateway: lanGateway}
