@@ -43,6 +43,7 @@ func TestSelect(t *testing.T) {
 		"[sig-network] Services should serve a basic endpoint from pods [Conformance]",
 		"[sig-node] Pods should be submitted and removed [NodeConformance] [Conformance]",
 		"[sig-storage] EmptyDir volumes should support (root,0644,tmpfs) [LinuxOnly] [NodeConformance] [Conformance]",
+		"[sig-storage] Subpath Atomic writer volumes should support subpaths with configmap pod [Conformance]",
 	}
 	if diff := cmp.Diff(want, texts(Select(suite, Filter{}))); diff != "" {
 		t.Errorf("Select (-want +got):\n%s", diff)
@@ -55,8 +56,8 @@ func TestSelect(t *testing.T) {
 		t.Errorf("Select with focus and skip (-want +got):\n%s", diff)
 	}
 	parallel, serial := Split(Select(suite, Filter{}))
-	if len(parallel) != 6 || len(serial) != 1 || !serial[0].Serial() {
-		t.Errorf("Split: %d parallel, serial %v; want 6 and the session affinity spec", len(parallel), texts(serial))
+	if len(parallel) != 7 || len(serial) != 1 || !serial[0].Serial() {
+		t.Errorf("Split: %d parallel, serial %v; want 7 and the session affinity spec", len(parallel), texts(serial))
 	}
 }
 
@@ -87,7 +88,7 @@ func TestSummarize(t *testing.T) {
 		"sig-cli":     {NotRun: 3},
 		"sig-network": {Failed: 1, NotRun: 1},
 		"sig-node":    {Passed: 1},
-		"sig-storage": {Skipped: 1},
+		"sig-storage": {Skipped: 1, NotRun: 1},
 	}
 	if diff := cmp.Diff(want, sum.BySig); diff != "" {
 		t.Errorf("Summarize counts (-want +got):\n%s", diff)

@@ -37,11 +37,10 @@ func (s Spec) Sig() string {
 func (s Spec) Serial() bool { return s.Has("Serial") || strings.Contains(s.Text, "[Serial]") }
 
 // storageKinds are the volume kinds a node serves without a storage
-// driver: the [sig-storage] specs of these are the node's. The "Subpath
-// Atomic writer" specs (subPath mounts of the same kinds) are left out, so
-// that the selection is the one upstream kubelet passed on this bed (247
-// specs, TESTBED.md).
-var storageKinds = regexp.MustCompile(`^\[sig-storage\] (EmptyDir|ConfigMap|Secrets|Downward API|Projected|HostPath) `)
+// driver: the [sig-storage] specs of these are the node's, and so are the
+// "Subpath Atomic writer" ones (subPath mounts of the same kinds, which the
+// node's volume code serves too).
+var storageKinds = regexp.MustCompile(`^\[sig-storage\] (EmptyDir|ConfigMap|Secrets|Downward API|Projected|HostPath|Subpath Atomic writer volumes) `)
 
 // cliStreams are the [sig-cli] specs that go through the node's streaming
 // server (logs, exec, port-forward); they are picked whether or not they are
