@@ -33,7 +33,7 @@ APT_PACKAGES := containerd runc iptables ipvsadm conntrack nftables \
 	qemu-system-x86 qemu-utils e2fsprogs debootstrap cpio ca-certificates systemd dbus-daemon
 
 # Debian packages the upstream e2e conformance images are built from (make
-# conformance-deps; not part of setup): a compiler and patch/bzip2/xz to build
+# conformance-deps, part of setup: make test checks the images build): a compiler and patch/bzip2/xz to build
 # busybox from Debian's source, and the programs the images copy with their
 # libraries (dig, nslookup, host, curl, nc, ip, ss; getent and bash are essential).
 CONFORMANCE_APT := build-essential patch bzip2 xz-utils busybox-static bind9-dnsutils curl netcat-openbsd iproute2
@@ -47,7 +47,7 @@ UPSTREAM_DIR = $(shell test/tools/build-upstream.sh $(CACHE)/upstream | tail -n1
 
 all: build
 
-setup: apt upstream build
+setup: apt conformance-deps upstream build
 	@echo "setup done: run 'make demo' (as root) to see the test bed, 'make test' to test"
 
 apt:

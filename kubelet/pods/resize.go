@@ -52,13 +52,15 @@ func (w *podWorker) allocate(ctx context.Context, pod *v1.Pod, rt *podRuntime) *
 	if rs.rec.Prune(running) {
 		w.saveRecord(ctx, rs.rec)
 	}
-	if _, differs := resize.Apply(pod, rs.rec.Allocated); differs {
+	allocated, differs := resize.Apply(pod, rs.rec.Allocated)
+	if differs {
+		// Admission may change the allocation: apply what it left.
 		w.admitResize(ctx, pod, running)
+		allocated, _ = resize.Apply(pod, rs.rec.Allocated)
 	} else {
 		rs.conds.ClearPending()
 		w.m.setResizeDeferred(w, false)
 	}
-	allocated, _ := resize.Apply(pod, rs.rec.Allocated)
 	w.m.setAllocatedRequests(w, resize.Requests(allocated))
 	return allocated
 }

@@ -3,9 +3,9 @@ package testbed
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
+	"github.com/berthnode/berth/kubelet/atomicfile"
 	"github.com/berthnode/berth/test/images"
 )
 
@@ -35,11 +35,7 @@ func (tb *Testbed) InstallEcho(host string) (string, error) {
 	case program == nil:
 		return "", fmt.Errorf("install the echo client on %s: none of the bed's image archives holds %s", host, images.EchoRef)
 	}
-	tmp := filepath.Join(dir, filepath.Base(EchoClientPath)+".tmp")
-	if err := os.WriteFile(tmp, program, 0o755); err != nil {
-		return "", fmt.Errorf("install the echo client on %s: %w", host, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, filepath.Base(EchoClientPath))); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, filepath.Base(EchoClientPath)), program, 0o755); err != nil {
 		return "", fmt.Errorf("install the echo client on %s: %w", host, err)
 	}
 	return EchoClientPath, nil

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berthnode/berth/cri"
+	"github.com/berthnode/berth/kubelet/atomicfile"
 	"github.com/berthnode/berth/test/testbed"
 )
 
@@ -166,11 +166,7 @@ func restoreNode(t *testing.T, node string, kubeletConfig, containerdToml []byte
 
 func writeNodeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

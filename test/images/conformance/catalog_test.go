@@ -3,8 +3,10 @@ package conformance
 import (
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -172,13 +174,11 @@ func TestCatalog(t *testing.T) {
 // e2e reference against it: a Kubernetes bump that changes a tag fails
 // here rather than as an image pull error in a conformance run.
 func TestRefsMatchUpstream(t *testing.T) {
-	modCache := os.Getenv("GOMODCACHE")
-	if modCache == "" {
-		modCache = filepath.Join(os.Getenv("HOME"), "go", "pkg", "mod")
-		if gopath := os.Getenv("GOPATH"); gopath != "" {
-			modCache = filepath.Join(gopath, "pkg", "mod")
-		}
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE: %v", err)
 	}
+	modCache := strings.TrimSpace(string(out))
 	src, err := os.ReadFile(filepath.Join(modCache, "k8s.io", "kubernetes@v1.37.2", "test", "utils", "image", "manifest.go"))
 	if err != nil {
 		t.Skipf("upstream manifest not in the module cache (run make setup): %v", err)
