@@ -12,6 +12,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -161,7 +162,33 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 	}
 	klog.FromContext(ctx).V(3).Info("Patched pod status", "phase", st.Phase, "patch", string(patch))
 	w.state.lastSent, w.state.lastSentAt = patch, w.m.cfg.Clock.Now()
+	if !w.static {
+		sent, _ := json.Marshal(v1.Pod{Status: st}) // encoded by statusPatch already
+		w.m.mu.Lock()
+		w.sentStatus = sent
+		w.m.mu.Unlock()
+	}
 	return nil
+}
+
+// statusEcho tells whether the update of a pod from prev to pod is the
+// echo of the worker's own status patch: nothing but the status changed
+// (and the resource version and managed fields that come with it), to the
+// status last sent. Such an update needs no sync: the kubelet, too, does
+// not sync a pod for a status-only update. Anything else, a status written
+// by someone else included, wakes the worker.
+func statusEcho(prev, pod *v1.Pod, sent []byte) bool {
+	if prev == nil || sent == nil || !apiequality.Semantic.DeepEqual(prev.Spec, pod.Spec) {
+		return false
+	}
+	a, b := prev.ObjectMeta, pod.ObjectMeta
+	a.ResourceVersion, b.ResourceVersion = "", ""
+	a.ManagedFields, b.ManagedFields = nil, nil
+	if !apiequality.Semantic.DeepEqual(a, b) {
+		return false
+	}
+	got, err := json.Marshal(v1.Pod{Status: pod.Status})
+	return err == nil && bytes.Equal(got, sent)
 }
 
 // statusPatch is the strategic merge patch from the pod's status to st,

@@ -61,6 +61,10 @@ type podWorker struct {
 	// supersede, closed by the worker's next publish, cancels a background
 	// one that has not been sent yet. The worker's goroutine owns it.
 	supersede chan struct{}
+	// sentStatus is the status last patched, as JSON of a pod holding only
+	// it (guarded by Manager.mu): the update that brings it back from the
+	// API is no news to the worker (see statusEcho).
+	sentStatus []byte
 }
 
 // workerState is what a worker remembers between syncs of its pod.
