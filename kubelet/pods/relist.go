@@ -48,7 +48,10 @@ func (m *Manager) relistOnce(ctx context.Context) {
 	for uid, fp := range prints {
 		w, ok := m.workers[uid]
 		switch {
-		case ok && old[uid] != fp:
+		case ok && fp != w.knownPrint(old[uid]):
+			// What the worker observed is stale now: the next relist
+			// compares with this one's, until its next sync ends.
+			w.observedPrint = ""
 			w.wakeUp()
 		case !ok && ready:
 			// Checked at every relist, not only on change: what was
@@ -94,7 +97,7 @@ func (m *Manager) listRuntime(ctx context.Context) (map[types.UID]string, int, m
 		if uid == "" {
 			continue
 		}
-		parts[uid] = append(parts[uid], "s:"+s.Id+":"+s.State.String())
+		parts[uid] = append(parts[uid], sandboxPrint(s.Id, s.State))
 		if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 			ready[uid] = true
 		}
@@ -105,12 +108,53 @@ func (m *Manager) listRuntime(ctx context.Context) (map[types.UID]string, int, m
 			continue
 		}
 		states[cri.ContainerStateName(c.State)]++
-		parts[uid] = append(parts[uid], "c:"+c.Id+":"+c.State.String())
+		parts[uid] = append(parts[uid], containerPrint(c.Id, c.State))
 	}
 	out := make(map[types.UID]string, len(parts))
 	for uid, p := range parts {
-		sort.Strings(p)
-		out[uid] = strings.Join(p, ",")
+		out[uid] = joinPrint(p)
 	}
 	return out, len(ready), states, nil
+}
+
+// sandboxPrint and containerPrint are the parts of a pod's fingerprint.
+func sandboxPrint(id string, state runtimeapi.PodSandboxState) string {
+	return "s:" + id + ":" + state.String()
+}
+
+func containerPrint(id string, state runtimeapi.ContainerState) string {
+	return "c:" + id + ":" + state.String()
+}
+
+// joinPrint makes a fingerprint of its parts, in any order.
+func joinPrint(parts []string) string {
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// fingerprint is the relist's fingerprint of what the worker observed.
+func (r *podRuntime) fingerprint() string {
+	var parts []string
+	for _, s := range r.Sandboxes {
+		state := runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+		if s.Ready {
+			state = runtimeapi.PodSandboxState_SANDBOX_READY
+		}
+		parts = append(parts, sandboxPrint(s.ID, state))
+	}
+	for _, c := range r.Containers {
+		parts = append(parts, containerPrint(c.ID, c.State))
+	}
+	return joinPrint(parts)
+}
+
+// knownPrint is the fingerprint of the pod's runtime state the worker
+// knows: what it observed last, or else what the previous relist found.
+// The relist wakes the worker only for a change it has not seen: not for
+// the sandbox and containers its own sync just started. m.mu is held.
+func (w *podWorker) knownPrint(previous string) string {
+	if w.observedPrint != "" {
+		return w.observedPrint
+	}
+	return previous
 }

@@ -65,6 +65,9 @@ type podWorker struct {
 	// it (guarded by Manager.mu): the update that brings it back from the
 	// API is no news to the worker (see statusEcho).
 	sentStatus []byte
+	// observedPrint is the fingerprint of the runtime state the worker's
+	// last sync ended with (guarded by Manager.mu; see knownPrint).
+	observedPrint string
 }
 
 // workerState is what a worker remembers between syncs of its pod.
@@ -327,6 +330,9 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 		w.syncProbes(ctx, pod, rt)
 	}
 	w.noteResizeProgress(pod, rt)
+	w.m.mu.Lock()
+	w.observedPrint = rt.fingerprint()
+	w.m.mu.Unlock()
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return 0, err
 	}
