@@ -170,16 +170,18 @@ func reportBurst(b *testing.B, berth, kubelet burstSummary, floor floorRun) {
 	}
 	row("agent peak RSS", "MiB", mib(berth.peakRSS), mib(kubelet.peakRSS))
 	_ = w.Flush()
-	b.Logf("\n%s", t.String())
-	b.Logf("CRI floor on berth's node, %d workers: all running in %s (berth %.2f×, goal ≤ 1.2×); machine CPU %.1f s on %d CPUs",
+	printf("%s", t.String())
+	printf("CRI floor on berth's node, %d workers: all running in %s (berth %.2f×, goal ≤ 1.2×); machine CPU %.1f s on %d CPUs\n",
 		floor.workers, round2(floor.total), ratio(berth.total.Seconds(), floor.total.Seconds()), floor.machineCPU.Seconds(), runtime.NumCPU())
+
 	b.ReportMetric(floor.total.Seconds(), "floor-s")
 	names := []string{"berth", "kubelet"}
-	b.Logf("\n%s", countsTable("CRI calls (agent's kubelet_runtime_operations_total)", 1, names,
+	printf("per pod, over the %d bursts from the first Create to %s after the last pod Ready:\n", bursts(), settle)
+	printf("%s", countsTable("CRI calls (agent's kubelet_runtime_operations_total)", 1, names,
 		[]map[string]float64{perPod(berth.counts.agentCRI, berth.pods), perPod(kubelet.counts.agentCRI, kubelet.pods)}))
-	b.Logf("\n%s", countsTable("CRI calls (containerd's gRPC server)", 1, names,
+	printf("%s", countsTable("CRI calls (containerd's gRPC server)", 1, names,
 		[]map[string]float64{perPod(berth.counts.containerd, berth.pods), perPod(kubelet.counts.containerd, kubelet.pods)}))
-	b.Logf("\n%s", countsTable("API requests (audit log)", 1, names,
+	printf("%s", countsTable("API requests (audit log)", 1, names,
 		[]map[string]float64{perPod(berth.counts.api, berth.pods), perPod(kubelet.counts.api, kubelet.pods)}))
 }
 

@@ -120,6 +120,6 @@ func reportIdle(b *testing.B, empty, full []idleUse) {
 		row("shims+runc CPU "+run.label, "mcores", berth.mcores[classShims], kubelet.mcores[classShims])
 	}
 	_ = w.Flush()
-	b.Logf("\n%s(pods on the nodes in all: berth's %d, kubelet's %d; goals for berth with 100 pods: RSS ≤ 60 MiB, CPU ≤ 10 mcores)",
+	printf("%s(pods on the nodes in all: berth's %d, kubelet's %d; goals for berth with 100 pods: RSS ≤ 60 MiB, CPU ≤ 10 mcores)\n",
 		t.String(), full[0].podsOnNode, full[1].podsOnNode)
 }

@@ -99,3 +99,10 @@ func rounds(ds []time.Duration) []time.Duration {
 }
 
 func round2(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
+
+// printf prints a benchmark's report on stdout, where `go test -bench`
+// prints its results: b.Log keeps only the first lines of a benchmark's
+// log unless -v is given.
+func printf(format string, args ...any) {
+	fmt.Printf(format, args...)
+}
