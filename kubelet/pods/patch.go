@@ -165,7 +165,7 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 	if !w.static {
 		sent, _ := json.Marshal(v1.Pod{Status: st}) // encoded by statusPatch already
 		w.m.mu.Lock()
-		w.sentStatus = sent
+		w.sentStatus = [2][]byte{sent, w.sentStatus[0]}
 		w.m.mu.Unlock()
 	}
 	return nil
@@ -174,11 +174,11 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 // statusEcho tells whether the update of a pod from prev to pod is the
 // echo of the worker's own status patch: nothing but the status changed
 // (and the resource version and managed fields that come with it), to the
-// status last sent. Such an update needs no sync: the kubelet, too, does
-// not sync a pod for a status-only update. Anything else, a status written
-// by someone else included, wakes the worker.
-func statusEcho(prev, pod *v1.Pod, sent []byte) bool {
-	if prev == nil || sent == nil || !apiequality.Semantic.DeepEqual(prev.Spec, pod.Spec) {
+// one of the statuses last sent. Such an update needs no sync: the
+// kubelet, too, does not sync a pod for a status-only update. Anything
+// else, a status written by someone else included, wakes the worker.
+func statusEcho(prev, pod *v1.Pod, sent [2][]byte) bool {
+	if prev == nil || sent[0] == nil || !apiequality.Semantic.DeepEqual(prev.Spec, pod.Spec) {
 		return false
 	}
 	a, b := prev.ObjectMeta, pod.ObjectMeta
@@ -188,7 +188,7 @@ func statusEcho(prev, pod *v1.Pod, sent []byte) bool {
 		return false
 	}
 	got, err := json.Marshal(v1.Pod{Status: pod.Status})
-	return err == nil && bytes.Equal(got, sent)
+	return err == nil && (bytes.Equal(got, sent[0]) || bytes.Equal(got, sent[1]))
 }
 
 // statusPatch is the strategic merge patch from the pod's status to st,

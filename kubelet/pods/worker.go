@@ -61,10 +61,12 @@ type podWorker struct {
 	// supersede, closed by the worker's next publish, cancels a background
 	// one that has not been sent yet. The worker's goroutine owns it.
 	supersede chan struct{}
-	// sentStatus is the status last patched, as JSON of a pod holding only
-	// it (guarded by Manager.mu): the update that brings it back from the
-	// API is no news to the worker (see statusEcho).
-	sentStatus []byte
+	// sentStatus are the last two statuses patched, newest first, each as
+	// JSON of a pod holding only it (guarded by Manager.mu): the updates
+	// that bring them back from the API are no news to the worker (see
+	// statusEcho). Two: the background publish of a new pod and the
+	// worker's next one are often both sent before the first comes back.
+	sentStatus [2][]byte
 	// observedPrint is the fingerprint of the runtime state the worker's
 	// last sync ended with (guarded by Manager.mu; see knownPrint).
 	observedPrint string

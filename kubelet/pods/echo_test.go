@@ -1,0 +1,77 @@
+package pods
+
+import (
+	"encoding/json"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func TestStatusEcho(t *testing.T) {
+	pending := v1.PodStatus{Phase: v1.PodPending}
+	running := v1.PodStatus{Phase: v1.PodRunning, PodIP: "10.244.1.5"}
+	encode := func(st v1.PodStatus) []byte {
+		b, err := json.Marshal(v1.Pod{Status: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	prev := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", ResourceVersion: "1", Labels: map[string]string{"app": "web"}},
+		Spec:       v1.PodSpec{NodeName: "node1"},
+		Status:     pending,
+	}
+	with := func(change func(p *v1.Pod)) *v1.Pod {
+		p := prev.DeepCopy()
+		p.ResourceVersion = "2"
+		p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "berth", Subresource: "status"}}
+		change(p)
+		return p
+	}
+	sent := [2][]byte{encode(running), encode(pending)}
+	for _, tc := range []struct {
+		name string
+		pod  *v1.Pod
+		sent [2][]byte
+		want bool
+	}{
+		{"the status last sent", with(func(p *v1.Pod) { p.Status = running }), sent, true},
+		{"the status sent before it", with(func(p *v1.Pod) { p.Status = pending }), sent, true},
+		{"nothing sent yet", with(func(p *v1.Pod) { p.Status = running }), [2][]byte{}, false},
+		{"a status someone else wrote", with(func(p *v1.Pod) { p.Status = v1.PodStatus{Phase: v1.PodFailed} }), sent, false},
+		{"a label changed too", with(func(p *v1.Pod) { p.Status, p.Labels = running, map[string]string{"app": "db"} }), sent, false},
+		{"being deleted", with(func(p *v1.Pod) { p.Status, p.DeletionTimestamp = running, &metav1.Time{} }), sent, false},
+		{"the spec changed", with(func(p *v1.Pod) { p.Status, p.Spec.ActiveDeadlineSeconds = running, new(int64) }), sent, false},
+	} {
+		if got := statusEcho(prev, tc.pod, tc.sent); got != tc.want {
+			t.Errorf("%s: statusEcho = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if statusEcho(nil, prev, sent) {
+		t.Error("statusEcho of a first sight = true, want false")
+	}
+}
+
+// TestFingerprintMatchesRelist: what a worker observed is summed up as the
+// relist sums up the same sandboxes and containers, whatever their order.
+func TestFingerprintMatchesRelist(t *testing.T) {
+	rt := &podRuntime{
+		Sandboxes: []*sandboxState{{ID: "s2", Ready: true}, {ID: "s1"}},
+		Containers: []*containerState{
+			{ID: "c2", State: runtimeapi.ContainerState_CONTAINER_RUNNING},
+			{ID: "c1", State: runtimeapi.ContainerState_CONTAINER_EXITED},
+		},
+	}
+	want := joinPrint([]string{
+		containerPrint("c1", runtimeapi.ContainerState_CONTAINER_EXITED),
+		sandboxPrint("s1", runtimeapi.PodSandboxState_SANDBOX_NOTREADY),
+		containerPrint("c2", runtimeapi.ContainerState_CONTAINER_RUNNING),
+		sandboxPrint("s2", runtimeapi.PodSandboxState_SANDBOX_READY),
+	})
+	if got := rt.fingerprint(); got != want {
+		t.Errorf("fingerprint = %q, want %q", got, want)
+	}
+}
