@@ -148,6 +148,18 @@ func (r *podRuntime) fingerprint() string {
 	return joinPrint(parts)
 }
 
+// runtimeHeldNothing tells whether a relist has listed the runtime and
+// found nothing of the pod with uid.
+func (m *Manager) runtimeHeldNothing(uid types.UID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.relist.last.IsZero() {
+		return false
+	}
+	_, listed := m.relist.fingerprints[uid]
+	return !listed
+}
+
 // knownPrint is the fingerprint of the pod's runtime state the worker
 // knows: what it observed last, or else what the previous relist found.
 // The relist wakes the worker only for a change it has not seen: not for

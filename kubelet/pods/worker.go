@@ -114,6 +114,8 @@ type workerState struct {
 	deadline deadlineState
 	// resize is the pod's allocated resources and resize conditions.
 	resize resizeState
+	// synced tells that the worker has begun a sync.
+	synced bool
 }
 
 func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
@@ -195,7 +197,7 @@ func (w *podWorker) retryDelay() time.Duration {
 func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	logger := klog.FromContext(ctx)
 	view := w.m.snapshot(w)
-	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	rt, err := w.observeSync(ctx)
 	if err != nil {
 		logger.Error(err, "Cannot observe the pod's containers")
 		return w.retryDelay(), false
@@ -262,6 +264,20 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	}
 	w.state.retry = 0
 	return w.m.cfg.syncFrequency(), false
+}
+
+// observeSync observes what the runtime holds of the pod at the start of
+// a sync. At a worker's first sync that is nothing when the last relist
+// found nothing of the pod: only this worker starts sandboxes for its pod,
+// and what a berth before this one left was listed by that relist. A new
+// pod then costs no list of its sandboxes and containers to find none.
+func (w *podWorker) observeSync(ctx context.Context) (*podRuntime, error) {
+	first := !w.state.synced
+	w.state.synced = true
+	if first && !w.static && w.m.runtimeHeldNothing(w.uid) {
+		return &podRuntime{}, nil
+	}
+	return observe(ctx, w.m.cfg.Runtime, w.uid)
 }
 
 // runPod runs a pod that is neither finished nor being deleted: volumes,
