@@ -61,6 +61,9 @@ type podWorker struct {
 	// supersede, closed by the worker's next publish, cancels a background
 	// one that has not been sent yet. The worker's goroutine owns it.
 	supersede chan struct{}
+	// hurry, closed by publishNow, makes the background publish send
+	// without waiting. The worker's goroutine owns it.
+	hurry chan struct{}
 	// sentStatus are the last two statuses patched, newest first, each as
 	// JSON of a pod holding only it (guarded by Manager.mu): the updates
 	// that bring them back from the API are no news to the worker (see
@@ -300,6 +303,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	mounts, err := w.m.cfg.Volumes.Setup(ctx, pod)
 	if err != nil {
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
+		w.publishNow()
 		return 0, fmt.Errorf("set up volumes: %w", err)
 	}
 	trace.mark("volumes")
