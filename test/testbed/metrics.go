@@ -174,6 +174,15 @@ func MeasureProcess(ctx context.Context, pid int, window time.Duration) (Process
 // SampleRSS samples pid's RSS every interval until the returned function is
 // called, which returns the highest sample (0 if none could be read).
 func SampleRSS(ctx context.Context, pid int, interval time.Duration) (stop func() uint64) {
+	return SamplePeak(ctx, interval, func() (uint64, error) {
+		s, err := ReadProcessStats(pid)
+		return s.RSS, err
+	})
+}
+
+// SamplePeak calls read every interval until the returned function is
+// called, which returns the highest value read (0 if no read succeeded).
+func SamplePeak(ctx context.Context, interval time.Duration, read func() (uint64, error)) (stop func() uint64) {
 	ctx, cancel := context.WithCancel(ctx)
 	var peak uint64
 	done := make(chan struct{})
@@ -182,8 +191,8 @@ func SampleRSS(ctx context.Context, pid int, interval time.Duration) (stop func(
 		ticker := time.NewTicker(interval)
 		defer ticker.Stop()
 		for {
-			if s, err := ReadProcessStats(pid); err == nil {
-				peak = max(peak, s.RSS)
+			if v, err := read(); err == nil {
+				peak = max(peak, v)
 			}
 			select {
 			case <-ctx.Done():

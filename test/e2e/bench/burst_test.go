@@ -65,7 +65,7 @@ type burstResult struct {
 	// counts are the agent's CRI calls and API requests until settle
 	// after all were Ready.
 	counts workCounts
-	// pods is the burst's size.
+	// pods is the burst's size (the bursts' in all, summarized).
 	pods int
 }
 
@@ -112,19 +112,10 @@ func (e *benchEnv) burst(ctx context.Context, round int) (burstResult, error) {
 	return r, err
 }
 
-// burstSummary is the medians of an agent's bursts and their summed
-// counts.
-type burstSummary struct {
-	total, p50, first time.Duration
-	peakRSS           uint64
-	cpu               map[string]time.Duration
-	counts            workCounts
-	// pods is how many pods the bursts started in all.
-	pods int
-}
-
-func summarize(runs []burstResult) burstSummary {
-	s := burstSummary{cpu: map[string]time.Duration{}}
+// summarize returns the medians of an agent's bursts, with their counts
+// and pods summed.
+func summarize(runs []burstResult) burstResult {
+	s := burstResult{cpu: map[string]time.Duration{}}
 	pick := func(f func(r burstResult) time.Duration) time.Duration {
 		var ds []time.Duration
 		for _, r := range runs {
@@ -151,7 +142,7 @@ func summarize(runs []burstResult) burstSummary {
 
 // reportBurst reports the medians, the ratios berth/kubelet and the
 // per-pod counts.
-func reportBurst(b *testing.B, berth, kubelet burstSummary, floor floorRun) {
+func reportBurst(b *testing.B, berth, kubelet burstResult, floor floorRun) {
 	b.ReportMetric(0, "ns/op")
 	var t strings.Builder
 	w := tabwriter.NewWriter(&t, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/berthnode/berth/test/testbed"
@@ -111,50 +110,8 @@ func agentMemory(ag agent) (testbed.ProcessStats, error) {
 // sampleAgentRSS samples the agent's summed RSS every interval until the
 // returned function is called, which returns the highest sample.
 func sampleAgentRSS(ctx context.Context, ag agent, interval time.Duration) (stop func() uint64) {
-	ctx, cancel := context.WithCancel(ctx)
-	var peak uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		ticker := time.NewTicker(interval)
-		defer ticker.Stop()
-		for {
-			if s, err := agentMemory(ag); err == nil {
-				peak = max(peak, s.RSS)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
-		}
-	}()
-	return func() uint64 {
-		cancel()
-		<-done
-		return peak
-	}
-}
-
-// measureIdle watches the agent's processes for window and returns their
-// CPU use in millicores and their summed memory at the end.
-func measureIdle(ctx context.Context, ag agent, window time.Duration) (mcores float64, mem testbed.ProcessStats, err error) {
-	before, err := agentMemory(ag)
-	if err != nil {
-		return 0, mem, err
-	}
-	start := time.Now()
-	select {
-	case <-ctx.Done():
-		return 0, mem, ctx.Err()
-	case <-time.After(window):
-	}
-	after, err := agentMemory(ag)
-	if err != nil {
-		return 0, mem, err
-	}
-	if after.CPU < before.CPU {
-		return 0, mem, fmt.Errorf("%s restarted during the window", ag.name)
-	}
-	return 1000 * (after.CPU - before.CPU).Seconds() / time.Since(start).Seconds(), after, nil
+	return testbed.SamplePeak(ctx, interval, func() (uint64, error) {
+		s, err := agentMemory(ag)
+		return s.RSS, err
+	})
 }

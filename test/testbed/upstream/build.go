@@ -2,11 +2,8 @@ package upstream
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/berthnode/berth/test/images"
 	"github.com/berthnode/berth/test/testbed"
@@ -24,13 +21,6 @@ func BinDir(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(repo, "test/tools/build-e2e.sh"),
+	return testbed.BuildCached(ctx, filepath.Join(repo, "test/tools/build-e2e.sh"),
 		filepath.Join(testbed.CacheDir(), "upstream"), "kubelet", "kube-proxy")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("build upstream kubelet and kube-proxy: %w", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1], nil
 }
