@@ -52,7 +52,11 @@ func (m *Manager) relistOnce(ctx context.Context) {
 			// What the worker observed is stale now: the next relist
 			// compares with this one's, until its next sync ends.
 			w.observedPrint = ""
-			w.wakeUp()
+			if w.syncing {
+				w.missedRelist = true
+			} else {
+				w.wakeUp()
+			}
 		case !ok && ready:
 			// Checked at every relist, not only on change: what was
 			// listed before the sources were ready is a stray too.

@@ -73,6 +73,10 @@ type podWorker struct {
 	// observedPrint is the fingerprint of the runtime state the worker's
 	// last sync ended with (guarded by Manager.mu; see knownPrint).
 	observedPrint string
+	// syncing tells that a sync runs; missedRelist that a relist found a
+	// change meanwhile, which it left to the sync's end (guarded by
+	// Manager.mu; see endSync).
+	syncing, missedRelist bool
 }
 
 // workerState is what a worker remembers between syncs of its pod.
@@ -160,7 +164,9 @@ func (w *podWorker) loop(ctx context.Context) {
 			return
 		case <-w.wake:
 		}
+		w.beginSync()
 		next, done := w.safeSync(ctx)
+		w.endSync()
 		if ctx.Err() != nil {
 			return
 		}
@@ -170,6 +176,28 @@ func (w *podWorker) loop(ctx context.Context) {
 		}
 		w.m.schedule(w, next)
 	}
+}
+
+// beginSync marks a sync as running: a relist meanwhile does not wake the
+// worker (see endSync).
+func (w *podWorker) beginSync() {
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	w.syncing, w.observedPrint = true, ""
+}
+
+// endSync wakes the worker for a change a relist found during the sync,
+// unless the sync ended with an observation of the runtime: then the next
+// relist compares with that, and wakes it only for what came later. In a
+// burst of pods a relist falls into nearly every pod's first sync, which
+// takes seconds, and finds the sandbox it was starting.
+func (w *podWorker) endSync() {
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	if w.missedRelist && w.observedPrint == "" {
+		w.wakeUp()
+	}
+	w.syncing, w.missedRelist = false, false
 }
 
 // safeSync syncs the pod; a panic in the sync is logged with its stack and
