@@ -3,6 +3,7 @@ package pods
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,5 +74,33 @@ func TestFingerprintMatchesRelist(t *testing.T) {
 	})
 	if got := rt.fingerprint(); got != want {
 		t.Errorf("fingerprint = %q, want %q", got, want)
+	}
+}
+
+// TestSlowSandboxTwoStatusPatches: a pod whose sandbox takes longer than
+// backgroundPublishDelay gets its waiting status and then its running one,
+// and no third patch to correct the second (a condition's reason that the
+// second, made against the status from before the first, left behind).
+func TestSlowSandboxTwoStatusPatches(t *testing.T) {
+	h := newHarness(t)
+	gate := make(chan struct{})
+	h.rt.sandboxGate = gate
+	h.start()
+	h.create(testPod("web", ctr("app")))
+	h.waitFor("the background publish", func() bool { return h.waitingReason("web", "app") == reasonContainerCreating })
+	close(gate)
+	h.waitFor("running", func() bool { return h.running("web", "app") && h.status("web", "app").Ready })
+	for range 30 {
+		h.clock.Step(100 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
+	}
+	patches := 0
+	for _, a := range h.client.Actions() {
+		if a.GetVerb() == "patch" && a.GetSubresource() == "status" {
+			patches++
+		}
+	}
+	if patches != 2 {
+		t.Errorf("status patches = %d, want 2 (waiting, then running)", patches)
 	}
 }

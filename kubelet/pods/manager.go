@@ -247,6 +247,10 @@ func (m *Manager) podChanged(obj any) {
 	case known && !w.static:
 		prev := w.pod
 		w.pod, w.removed = pod, false
+		if w.patched != nil && w.patched.ResourceVersion == pod.ResourceVersion {
+			// The last status patch is back: the informer is as new.
+			w.patched = nil
+		}
 		if !statusEcho(prev, pod, w.sentStatus) {
 			w.wakeUp()
 		}

@@ -41,10 +41,38 @@ func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) er
 		w.supersede, w.hurry = nil, nil
 	}
 	w.pending.Wait()
+	pod = w.withNewestStatus(pod)
 	st := w.podStatus(ctx, pod, rt)
 	w.sending.Lock()
 	defer w.sending.Unlock()
 	return w.sendStatus(ctx, pod, st)
+}
+
+// withNewestStatus returns pod with the newest status the server is known
+// to hold: the answer to the worker's last status patch while the informer
+// has not brought that patch back (for at most resendAfter), else the
+// informer's newest copy; a background publish may have been sent since
+// the sync took pod. The watch brings updates in order, so until the echo
+// of a patch, its answer is the newest. A status computed and patched
+// against an older one would leave fields the server has and the new
+// status lacks (a condition's reason), and a third patch would follow to
+// remove them.
+func (w *podWorker) withNewestStatus(pod *v1.Pod) *v1.Pod {
+	if w.static {
+		return pod
+	}
+	w.m.mu.Lock()
+	newest := w.pod
+	if w.patched != nil && w.m.cfg.Clock.Since(w.patchedAt) < resendAfter {
+		newest = w.patched
+	}
+	w.m.mu.Unlock()
+	if newest == nil || newest.UID != pod.UID || newest == pod {
+		return pod
+	}
+	out := *pod
+	out.Status = newest.Status
+	return &out
 }
 
 // backgroundPublishDelay is how long a new pod's first status waits before
@@ -160,7 +188,7 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 		// Sent just now; the informer has not caught up yet.
 		return nil
 	}
-	_, err = w.m.cfg.Client.CoreV1().Pods(target.Namespace).Patch(ctx, target.Name,
+	patched, err := w.m.cfg.Client.CoreV1().Pods(target.Namespace).Patch(ctx, target.Name,
 		types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if w.static && apierrors.IsNotFound(err) {
 		// The mirror pod went; its deletion wakes the worker to make a
@@ -178,6 +206,7 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 		sent, _ := json.Marshal(v1.Pod{Status: st}) // encoded by statusPatch already
 		w.m.mu.Lock()
 		w.sentStatus = [2][]byte{sent, w.sentStatus[0]}
+		w.patched, w.patchedAt = patched, w.m.cfg.Clock.Now()
 		w.m.mu.Unlock()
 	}
 	return nil

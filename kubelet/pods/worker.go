@@ -70,6 +70,11 @@ type podWorker struct {
 	// statusEcho). Two: the background publish of a new pod and the
 	// worker's next one are often both sent before the first comes back.
 	sentStatus [2][]byte
+	// patched is the server's answer to the last status patch, and
+	// patchedAt when it came, until the informer brings that patch back
+	// (guarded by Manager.mu; see patchBase).
+	patched   *v1.Pod
+	patchedAt time.Time
 	// observedPrint is the fingerprint of the runtime state the worker's
 	// last sync ended with (guarded by Manager.mu; see knownPrint).
 	observedPrint string
