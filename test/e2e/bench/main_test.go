@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -18,6 +19,12 @@ var bed *testbed.Testbed
 var berthAgent, upstreamAgent agent
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		// The package holds benchmarks only: `go test` without -bench
+		// (make test) builds no bed and no upstream kubelet for them.
+		os.Exit(m.Run())
+	}
 	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 2, Setup: setupAgents}, &bed))
 }
 
