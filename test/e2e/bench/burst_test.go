@@ -25,10 +25,7 @@ import (
 // 0.5× kubelet's; containerd's CPU ≤ kubelet's run's; apiserver CPU ≤
 // kubelet + kube-proxy's.
 func BenchmarkPodBurst100(b *testing.B) {
-	envs := []*benchEnv{
-		newBenchEnv(b, berthAgent, "bench-burst-berth"),
-		newBenchEnv(b, upstreamAgent, "bench-burst-kubelet"),
-	}
+	envs := newAgentEnvs(b, "bench-burst")
 	ctx := b.Context()
 	floor, err := envs[0].bestFloor(b)
 	if err != nil {

@@ -79,6 +79,12 @@ func newBenchEnv(b *testing.B, ag agent, ns string) *benchEnv {
 	return env
 }
 
+// newAgentEnvs readies berth's node and kubelet's for a benchmark, in
+// that order, with namespaces prefix-berth and prefix-kubelet.
+func newAgentEnvs(b *testing.B, prefix string) []*benchEnv {
+	return []*benchEnv{newBenchEnv(b, berthAgent, prefix+"-berth"), newBenchEnv(b, upstreamAgent, prefix+"-kubelet")}
+}
+
 // waitNodeReady waits until the agent reports the node Ready.
 func (e *benchEnv) waitNodeReady(ctx context.Context) error {
 	deadline := time.Now().Add(3 * time.Minute)

@@ -16,10 +16,7 @@ import (
 // CPU of the node's containerd and shims meanwhile. Goals for berth with
 // 100 pods: RSS ≤ 60 MiB, CPU ≤ 10 millicores.
 func BenchmarkIdle(b *testing.B) {
-	envs := []*benchEnv{
-		newBenchEnv(b, berthAgent, "bench-idle-berth"),
-		newBenchEnv(b, upstreamAgent, "bench-idle-kubelet"),
-	}
+	envs := newAgentEnvs(b, "bench-idle")
 	ctx := b.Context()
 	// Whatever an earlier benchmark left running settles first.
 	if err := wait(ctx, 10*time.Second); err != nil {
