@@ -130,6 +130,23 @@ func (w *fakeWriter) currentFirstLine() int {
 	return w.firstLine
 }
 
+// rotatingLog returns a runtime running one container of pod, whose log
+// (at the returned path) w writes, and a Rotator of that log with maxSize
+// and maxFiles on the returned clock.
+func rotatingLog(t *testing.T, pod string, maxSize int64, maxFiles int) (string, *fakeWriter, *critesting.Runtime, *testingclock.FakeClock, *Rotator) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "0.log")
+	w := newFakeWriter(t, path)
+	rt := oneContainer(pod, path)
+	rt.Reopen = w.reopen
+	clk := testingclock.NewFakeClock(time.Date(2024, 1, 2, 15, 0, 0, 0, time.UTC))
+	rot, err := NewRotator(Config{Runtime: rt, MaxSize: maxSize, MaxFiles: maxFiles, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, w, rt, clk, rot
+}
+
 // follower reads a followed log over HTTP, keeping the numbered lines.
 type follower struct {
 	mu    sync.Mutex
@@ -188,20 +205,7 @@ func TestFollowAcrossRotations(t *testing.T) {
 		lines = 6000
 		batch = 200
 	)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "0.log")
-	w := newFakeWriter(t, path)
-	rt := critesting.NewRuntime()
-	rt.AddSandbox(critesting.Sandbox{ID: "sb", Namespace: "default", Name: "busy", UID: "u1", CreatedAt: 1})
-	rt.AddContainer(critesting.Container{ID: "c1", SandboxID: "sb", Name: "app", State: runtimeapi.ContainerState_CONTAINER_RUNNING,
-		CreatedAt: 2, LogPath: path})
-	rt.Reopen = w.reopen
-
-	clk := testingclock.NewFakeClock(time.Date(2024, 1, 2, 15, 0, 0, 0, time.UTC))
-	rot, err := NewRotator(Config{Runtime: rt, MaxSize: 256, MaxFiles: 3, Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, w, rt, clk, rot := rotatingLog(t, "busy", 256, 3)
 	h, err := NewHandler(HandlerConfig{Runtime: rt, PollInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -258,19 +262,7 @@ func TestFollowAcrossRotations(t *testing.T) {
 // client: it reads the file it had open, the compressed file rotated after
 // it, then the current one.
 func TestFollowBehindByRotations(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "0.log")
-	w := newFakeWriter(t, path)
-	rt := critesting.NewRuntime()
-	rt.AddSandbox(critesting.Sandbox{ID: "sb", Namespace: "default", Name: "p", UID: "u1", CreatedAt: 1})
-	rt.AddContainer(critesting.Container{ID: "c1", SandboxID: "sb", Name: "app", State: runtimeapi.ContainerState_CONTAINER_RUNNING,
-		CreatedAt: 2, LogPath: path})
-	rt.Reopen = w.reopen
-	clk := testingclock.NewFakeClock(time.Date(2024, 1, 2, 15, 0, 0, 0, time.UTC))
-	rot, err := NewRotator(Config{Runtime: rt, MaxSize: 1, MaxFiles: 5, Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, w, rt, clk, rot := rotatingLog(t, "p", 1, 5)
 	writeLines := func(n int) {
 		for range n {
 			if err := w.line(); err != nil {

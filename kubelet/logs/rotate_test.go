@@ -21,10 +21,7 @@ import (
 func TestRotatorFiles(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "0.log")
-	rt := critesting.NewRuntime()
-	rt.AddSandbox(critesting.Sandbox{ID: "sb", Namespace: "default", Name: "p", UID: "u1", CreatedAt: 1})
-	rt.AddContainer(critesting.Container{ID: "c1", SandboxID: "sb", Name: "app", State: runtimeapi.ContainerState_CONTAINER_RUNNING,
-		CreatedAt: 2, LogPath: path})
+	rt := oneContainer("p", path)
 	var generation int
 	rt.Reopen = func(string) error {
 		generation++
@@ -140,10 +137,7 @@ func TestRotatorRun(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "0.log")
 	mustWrite(t, path, "0123456789 too long")
-	rt := critesting.NewRuntime()
-	rt.AddSandbox(critesting.Sandbox{ID: "sb", Namespace: "default", Name: "p", UID: "u1", CreatedAt: 1})
-	rt.AddContainer(critesting.Container{ID: "c1", SandboxID: "sb", Name: "app", State: runtimeapi.ContainerState_CONTAINER_RUNNING,
-		CreatedAt: 2, LogPath: path})
+	rt := oneContainer("p", path)
 	reopened := make(chan struct{}, 1)
 	rt.Reopen = func(string) error {
 		reopened <- struct{}{}
@@ -215,6 +209,16 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
+}
+
+// oneContainer returns a runtime running one container, c1 of pod
+// default/pod, logging to path.
+func oneContainer(pod, path string) *critesting.Runtime {
+	rt := critesting.NewRuntime()
+	rt.AddSandbox(critesting.Sandbox{ID: "sb", Namespace: "default", Name: pod, UID: "u1", CreatedAt: 1})
+	rt.AddContainer(critesting.Container{ID: "c1", SandboxID: "sb", Name: "app", State: runtimeapi.ContainerState_CONTAINER_RUNNING,
+		CreatedAt: 2, LogPath: path})
+	return rt
 }
 
 func mustWrite(t *testing.T, path, content string) {
