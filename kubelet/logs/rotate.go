@@ -17,6 +17,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/berthnode/berth/cri"
 )
 
 const (
@@ -147,8 +149,8 @@ func (r *Rotator) rotateAll(ctx context.Context) {
 		}
 		if err := r.rotateContainer(ctx, c.Id); err != nil {
 			log.Error(err, "Rotating container log failed", "containerID", c.Id,
-				"pod", klog.KRef(c.Labels[labelPodNamespace], c.Labels[labelPodName]),
-				"container", c.Labels[labelContainerName])
+				"pod", klog.KRef(c.Labels[cri.LabelPodNamespace], c.Labels[cri.LabelPodName]),
+				"container", c.Labels[cri.LabelContainerName])
 		}
 	}
 }
