@@ -28,9 +28,10 @@ type poller struct {
 type attemptFunc func(ctx context.Context) (retry bool, err error)
 
 // backoff returns the pauses between attempts: firstRetryDelay doubling
-// up to maxDelay, then maxDelay. (wait.ExponentialBackoffWithContext would
-// sleep on the real clock and stop at the cap; the pauses here are waited
-// on p.clock, which tests replace, until the timeout.)
+// up to maxDelay, then maxDelay. run waits them on p.clock, which tests
+// replace, as client-go's reflector waits its backoff on its clock:
+// wait.ExponentialBackoffWithContext would sleep on the real clock, and
+// stop at the cap rather than at the timeout.
 func (p poller) backoff() wait.Backoff {
 	return wait.Backoff{
 		Duration: min(firstRetryDelay, p.maxDelay),
