@@ -55,7 +55,7 @@ func WriteFunc(path string, perm os.FileMode, fill func(f *os.File) error) error
 // WriteIfChanged makes path hold data with mode perm, written as Write does,
 // unless it holds exactly that already: a file someone watches (containerd's
 // CNI config, systemd's units) is not touched for nothing. It reports
-// whether it wrote.
+// whether it wrote (false on an error).
 func WriteIfChanged(path string, data []byte, perm os.FileMode) (bool, error) {
 	old, err := os.ReadFile(path)
 	switch {
@@ -67,7 +67,10 @@ func WriteIfChanged(path string, data []byte, perm os.FileMode) (bool, error) {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return false, fmt.Errorf("read %s: %w", path, err)
 	}
-	return true, Write(path, data, perm)
+	if err := Write(path, data, perm); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // syncDir makes a rename in dir durable.
