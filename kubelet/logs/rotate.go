@@ -273,7 +273,11 @@ func listDir(path string) map[string]bool {
 }
 
 // compress replaces name by name.gz, writing through name.tmp so that an
-// interrupted compression leaves nothing that looks finished.
+// interrupted compression leaves nothing that looks finished. It does not
+// use kubelet/atomicfile: the temporary file's name must be known (prune
+// removes a leftover name.tmp after a crash, as it lists only the log's
+// own files), and no fsync is needed, since the uncompressed original stays
+// until the .gz is in place.
 func compress(name string) (err error) {
 	in, err := os.Open(name)
 	if err != nil {
