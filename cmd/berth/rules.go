@@ -10,6 +10,7 @@ import (
 
 	"github.com/berthnode/berth/netrules/iptables"
 	"github.com/berthnode/berth/netrules/ipvs"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -29,12 +30,12 @@ cannot be read, 2 bad command line.
 
 // cmdRules implements "berth rules explain".
 func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return rulesExplain(ctx, iptables.OSExec{}, args, stdout, stderr)
+	return rulesExplain(ctx, xtables.OSExec{}, args, stdout, stderr)
 }
 
 // rulesExplain runs "berth rules explain" with the iptables binaries run by
 // ex.
-func rulesExplain(ctx context.Context, ex iptables.Exec, args []string, stdout, stderr io.Writer) int {
+func rulesExplain(ctx context.Context, ex xtables.Exec, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
 		fmt.Fprint(stdout, rulesSynopsis)
@@ -78,7 +79,7 @@ func rulesExplain(ctx context.Context, ex iptables.Exec, args []string, stdout, 
 		return exitFailure
 	}
 	var e interface{ Write(io.Writer) error }
-	if bytes.Contains(save[iptables.TableNAT], []byte(":"+ipvs.ChainPrefix)) {
+	if bytes.Contains(save[xtables.TableNAT], []byte(":"+ipvs.ChainPrefix)) {
 		// berth runs in IPVS mode: the virtual servers hold the balancing.
 		e, err = explainIPVS(save, services[0])
 	} else {
@@ -97,7 +98,7 @@ func rulesExplain(ctx context.Context, ex iptables.Exec, args []string, stdout, 
 
 // explainIPVS explains a service of the IPVS mode, from the kernel's IPVS
 // table and the IPVS mode's iptables rules.
-func explainIPVS(save map[iptables.Table][]byte, service string) (*ipvs.Explanation, error) {
+func explainIPVS(save map[xtables.Table][]byte, service string) (*ipvs.Explanation, error) {
 	h, err := ipvs.NewHandle()
 	if err != nil {
 		return nil, err
@@ -107,13 +108,13 @@ func explainIPVS(save map[iptables.Table][]byte, service string) (*ipvs.Explanat
 
 // saveTables reads the nat and filter tables of the family with
 // iptables-save (ip6tables-save).
-func saveTables(ctx context.Context, ex iptables.Exec, family proxy.Family) (map[iptables.Table][]byte, error) {
+func saveTables(ctx context.Context, ex xtables.Exec, family proxy.Family) (map[xtables.Table][]byte, error) {
 	bin := "iptables-save"
 	if family == proxy.IPv6 {
 		bin = "ip6tables-save"
 	}
-	save := map[iptables.Table][]byte{}
-	for _, t := range []iptables.Table{iptables.TableNAT, iptables.TableFilter} {
+	save := map[xtables.Table][]byte{}
+	for _, t := range []xtables.Table{xtables.TableNAT, xtables.TableFilter} {
 		out, err := ex.Run(ctx, nil, bin, "-t", string(t))
 		if err != nil {
 			return nil, fmt.Errorf("reading the %s table: %w", t, err)

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -152,16 +153,16 @@ type Firewall struct {
 // comments Render writes and trusts no State: what it cannot account for it
 // reports as a note rather than leave out. It returns an error wrapping
 // ErrNotProgrammed when no rule is for the service.
-func Explain(save map[Table][]byte, service string) (*Explanation, error) {
+func Explain(save map[xtables.Table][]byte, service string) (*Explanation, error) {
 	ns, name, ok := strings.Cut(service, "/")
 	if !ok || ns == "" || name == "" || strings.ContainsAny(name, "/ ") || strings.HasPrefix(name, ":") || strings.HasSuffix(name, ":") {
 		return nil, fmt.Errorf("%w: %q", ErrBadServiceName, service)
 	}
-	x := &explainer{service: service, onePort: strings.Contains(name, ":"), tables: map[Table]*savedTable{}, ports: map[portID]*PortRules{}}
+	x := &explainer{service: service, onePort: strings.Contains(name, ":"), tables: map[xtables.Table]*savedTable{}, ports: map[portID]*PortRules{}}
 	for _, data := range save {
 		x.parse(data)
 	}
-	nat, filter := x.table(TableNAT), x.table(TableFilter)
+	nat, filter := x.table(xtables.TableNAT), x.table(xtables.TableFilter)
 	if !nat.chains[ChainServices] && !filter.chains[ChainServices] {
 		return nil, fmt.Errorf("%w for %s: the nat table has no %s chain, so berth's iptables proxy has not synced here",
 			ErrNotProgrammed, service, ChainServices)
@@ -210,11 +211,11 @@ type explainer struct {
 	service string
 	// onePort tells that service names a port ("ns/name:port").
 	onePort bool
-	tables  map[Table]*savedTable
+	tables  map[xtables.Table]*savedTable
 	ports   map[portID]*PortRules
 }
 
-func (x *explainer) table(t Table) *savedTable {
+func (x *explainer) table(t xtables.Table) *savedTable {
 	if x.tables[t] == nil {
 		x.tables[t] = &savedTable{chains: map[string]bool{}, rules: map[string][]savedRule{}}
 	}
@@ -229,7 +230,7 @@ func (x *explainer) parse(data []byte) {
 		line = strings.TrimRight(line, "\r\n")
 		switch {
 		case strings.HasPrefix(line, "*"):
-			t = x.table(Table(strings.TrimSpace(line[1:])))
+			t = x.table(xtables.Table(strings.TrimSpace(line[1:])))
 		case t == nil:
 		case strings.HasPrefix(line, ":"+ChainPrefix):
 			name, _, _ := strings.Cut(line[1:], " ")
@@ -384,7 +385,7 @@ func (x *explainer) readHealthChecks(filter *savedTable) {
 // services of its namespace that have some.
 func (x *explainer) notFound(ns string) error {
 	var names []string
-	for _, t := range []Table{TableNAT, TableFilter} {
+	for _, t := range []xtables.Table{xtables.TableNAT, xtables.TableFilter} {
 		for _, r := range x.table(t).rules[ChainServices] {
 			svc, _, _ := strings.Cut(r.opts["--comment"], " ")
 			svc, _, _ = strings.Cut(svc, ":")
@@ -407,7 +408,7 @@ func (x *explainer) notFound(ns string) error {
 // BERTH-SERVICES to BERTH-NODEPORTS.
 func (x *explainer) nodePortAddresses() string {
 	var only, except []string
-	for _, r := range x.table(TableNAT).rules[ChainServices] {
+	for _, r := range x.table(xtables.TableNAT).rules[ChainServices] {
 		if r.opts["-j"] != ChainNodePorts {
 			continue
 		}
@@ -461,7 +462,7 @@ func (p *PortRules) note(format string, args ...any) {
 
 // exists notes a chain that a rule jumps to but the nat table lacks.
 func (x *explainer) exists(p *PortRules, chain string) bool {
-	if !x.table(TableNAT).chains[chain] {
+	if !x.table(xtables.TableNAT).chains[chain] {
 		p.note("chain %s is jumped to but missing from the nat table", chain)
 		return false
 	}
@@ -476,7 +477,7 @@ func (x *explainer) readBalance(p *PortRules, chain string, cluster bool) Balanc
 		return b
 	}
 	var every []string
-	for _, r := range x.table(TableNAT).rules[chain] {
+	for _, r := range x.table(xtables.TableNAT).rules[chain] {
 		target := r.opts["-j"]
 		switch {
 		case cluster && target == ChainMarkMasq && r.has("!-s"):
@@ -484,7 +485,7 @@ func (x *explainer) readBalance(p *PortRules, chain string, cluster bool) Balanc
 		case cluster && target == ChainMarkMasq && !r.has("-s"):
 			p.ClusterMasquerade.All = true
 		case cluster && target == ChainMarkOffCluster:
-			for _, r := range x.table(TableNAT).rules[ChainMarkOffCluster] {
+			for _, r := range x.table(xtables.TableNAT).rules[ChainMarkOffCluster] {
 				if r.opts["-j"] == "RETURN" {
 					p.ClusterMasquerade.Except = append(p.ClusterMasquerade.Except, r.opts["-s"])
 				}
@@ -527,7 +528,7 @@ func (x *explainer) readEndpoint(p *PortRules, chain, comment string) EndpointRu
 	if !x.exists(p, chain) {
 		return ep
 	}
-	for _, r := range x.table(TableNAT).rules[chain] {
+	for _, r := range x.table(xtables.TableNAT).rules[chain] {
 		switch {
 		case r.opts["-j"] == ChainMarkMasq && r.has("-s"):
 		case r.opts["-j"] == "DNAT":
@@ -547,7 +548,7 @@ func (x *explainer) readFirewall(p *PortRules) {
 	if !x.exists(p, p.Firewall.Chain) {
 		return
 	}
-	for _, r := range x.table(TableNAT).rules[p.Firewall.Chain] {
+	for _, r := range x.table(xtables.TableNAT).rules[p.Firewall.Chain] {
 		switch {
 		case r.has("-s") && strings.HasPrefix(r.opts["-j"], prefixEXT):
 			p.External.Chain = r.opts["-j"]
@@ -574,7 +575,7 @@ func (x *explainer) readExternal(p *PortRules) {
 	if !x.exists(p, e.Chain) {
 		return
 	}
-	for _, r := range x.table(TableNAT).rules[e.Chain] {
+	for _, r := range x.table(xtables.TableNAT).rules[e.Chain] {
 		target, fromNode := r.opts["-j"], r.opts["--src-type"] == "LOCAL"
 		toCluster := target != "" && target == p.Cluster.Chain
 		switch {

@@ -11,13 +11,14 @@ import (
 
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
 // saved turns a payload into what iptables-save would print once it is
 // applied: a full payload declares and fills every berth chain.
-func saved(p iptables.Payload) map[iptables.Table][]byte {
-	out := map[iptables.Table][]byte{}
+func saved(p iptables.Payload) map[xtables.Table][]byte {
+	out := map[xtables.Table][]byte{}
 	for _, t := range p.Tables {
 		out[t.Table] = t.Data
 	}
@@ -153,9 +154,9 @@ func TestExplainKernelOutput(t *testing.T) {
 			state := iptablestesting.ExampleState(f)
 			n := newNode(t, f, legacy)
 			n.sync(state, nil)
-			fromKernel := map[iptables.Table][]byte{
-				iptables.TableNAT:    n.fake.Save(f, iptables.TableNAT),
-				iptables.TableFilter: n.fake.Save(f, iptables.TableFilter),
+			fromKernel := map[xtables.Table][]byte{
+				xtables.TableNAT:    n.fake.Save(f, xtables.TableNAT),
+				xtables.TableFilter: n.fake.Save(f, xtables.TableFilter),
 			}
 			fromPayload := saved(mustRender(t, state, opts(), nil, nil))
 			for _, svc := range []string{"default/web", "default/sticky", "default/local-lb", "default/empty", "kube-system/kube-dns"} {
@@ -177,13 +178,13 @@ func TestExplainKernelOutput(t *testing.T) {
 
 func TestExplainErrors(t *testing.T) {
 	save := saved(mustRender(t, iptablestesting.ExampleState(proxy.IPv4), opts(), nil, nil))
-	none := map[iptables.Table][]byte{
-		iptables.TableNAT:    []byte("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"),
-		iptables.TableFilter: []byte("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"),
+	none := map[xtables.Table][]byte{
+		xtables.TableNAT:    []byte("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"),
+		xtables.TableFilter: []byte("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"),
 	}
 	for _, tc := range []struct {
 		name    string
-		save    map[iptables.Table][]byte
+		save    map[xtables.Table][]byte
 		service string
 		want    error
 		// text is part of the message.
@@ -218,7 +219,7 @@ func TestExplainErrors(t *testing.T) {
 // hidden.
 func TestExplainNotes(t *testing.T) {
 	full := saved(mustRender(t, iptablestesting.ExampleState(proxy.IPv4), opts(), nil, nil))
-	nat := string(full[iptables.TableNAT])
+	nat := string(full[xtables.TableNAT])
 	for _, tc := range []struct {
 		name string
 		edit func(nat string) string
@@ -236,7 +237,7 @@ func TestExplainNotes(t *testing.T) {
 		}, []string{"rule not understood in BERTH-EXT-PK5WNJDG7Q-web: -s 192.0.2.0/24 -j RETURN"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			save := map[iptables.Table][]byte{iptables.TableNAT: []byte(tc.edit(nat)), iptables.TableFilter: full[iptables.TableFilter]}
+			save := map[xtables.Table][]byte{xtables.TableNAT: []byte(tc.edit(nat)), xtables.TableFilter: full[xtables.TableFilter]}
 			e, err := iptables.Explain(save, "default/web")
 			if err != nil {
 				t.Fatalf("Explain: %v", err)

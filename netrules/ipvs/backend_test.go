@@ -11,10 +11,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/berthnode/berth/netrules/iptables"
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -430,7 +430,7 @@ func TestRestoreErrorKeepsTheNextSyncFull(t *testing.T) {
 	s := ipt.ExampleState(proxy.IPv4)
 	_, ctx := ktesting.NewTestContext(t)
 	_, err := b.Sync(ctx, s, nil)
-	var re *iptables.RestoreError
+	var re *xtables.RestoreError
 	if !errors.As(err, &re) || re.Line != 3 || len(re.Context) == 0 || !strings.HasPrefix(re.Context[0], "1: *") {
 		t.Fatalf("err = %v (%+v), want a RestoreError naming line 3 with its context", err, re)
 	}
@@ -446,14 +446,14 @@ func TestTamperedRulesMendedByFullSync(t *testing.T) {
 	b := newBackend(t, n)
 	s := ipt.ExampleState(proxy.IPv4)
 	syncOK(t, b, s, nil)
-	want := n.IPTables.Save(proxy.IPv4, iptables.TableNAT)
+	want := n.IPTables.Save(proxy.IPv4, xtables.TableNAT)
 	foreign := "*nat\n:FOREIGN - [0:0]\n-A FOREIGN -j RETURN\n-F " + ipvs.ChainServices +
 		"\n-D PREROUTING -m comment --comment \"berth IPVS service portals\" -j " + ipvs.ChainServices + "\nCOMMIT\n"
 	if _, err := n.IPTables.Run(t.Context(), []byte(foreign), "iptables-restore", "--noflush"); err != nil {
 		t.Fatal(err)
 	}
 	syncOK(t, b, s, nil)
-	got := ipt.Rules(n.IPTables.Save(proxy.IPv4, iptables.TableNAT))
+	got := ipt.Rules(n.IPTables.Save(proxy.IPv4, xtables.TableNAT))
 	for k, rules := range ipt.Rules(want) {
 		if diff := cmp.Diff(rules, got[k]); diff != "" {
 			t.Errorf("%s not mended (-want +got):\n%s", k, diff)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -94,7 +95,7 @@ type VirtualDestination struct {
 // table) for the service's addresses and policies, and h for their
 // virtual services and destinations. It trusts no State. ErrNotProgrammed
 // when no rule is for the service.
-func Explain(h Handle, save map[iptables.Table][]byte, service string) (*Explanation, error) {
+func Explain(h Handle, save map[xtables.Table][]byte, service string) (*Explanation, error) {
 	ns, name, ok := strings.Cut(service, "/")
 	if !ok || ns == "" || name == "" || strings.ContainsAny(name, "/ ") || strings.HasPrefix(name, ":") || strings.HasSuffix(name, ":") {
 		return nil, fmt.Errorf("%w: %q", iptables.ErrBadServiceName, service)
@@ -148,7 +149,7 @@ type explainer struct {
 
 // parse reads the backend's chains of one table's iptables-save output,
 // keyed "table CHAIN"; a declared chain without rules gets an empty list.
-func (x *explainer) parse(t iptables.Table, data []byte) {
+func (x *explainer) parse(t xtables.Table, data []byte) {
 	table := string(t)
 	for line := range strings.Lines(string(data)) {
 		line = strings.TrimRight(line, "\r\n")

@@ -11,13 +11,14 @@ import (
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
-func save(n *ipvstesting.Node) map[iptables.Table][]byte {
-	return map[iptables.Table][]byte{
-		iptables.TableNAT:    n.IPTables.Save(n.Family, iptables.TableNAT),
-		iptables.TableFilter: n.IPTables.Save(n.Family, iptables.TableFilter),
+func save(n *ipvstesting.Node) map[xtables.Table][]byte {
+	return map[xtables.Table][]byte{
+		xtables.TableNAT:    n.IPTables.Save(n.Family, xtables.TableNAT),
+		xtables.TableFilter: n.IPTables.Save(n.Family, xtables.TableFilter),
 	}
 }
 

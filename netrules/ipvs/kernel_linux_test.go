@@ -13,9 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/berthnode/berth/netrules/iptables"
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -69,7 +69,7 @@ func (n *netns) do(f func()) {
 type nsExec struct{ n *netns }
 
 func (e nsExec) Run(ctx context.Context, stdin []byte, name string, args ...string) (out []byte, err error) {
-	e.n.do(func() { out, err = iptables.OSExec{}.Run(ctx, stdin, name, args...) })
+	e.n.do(func() { out, err = xtables.OSExec{}.Run(ctx, stdin, name, args...) })
 	return out, err
 }
 
@@ -140,7 +140,7 @@ func TestKernelRules(t *testing.T) {
 					t.Errorf("%s %s: %d jumps to %s: %q", hk.Table, hk.Chain, n, target, saved[string(hk.Table)+" "+hk.Chain])
 				}
 			}
-			if td.Table == iptables.TableNAT && !slices.Contains(saved["nat PREROUTING"], "-j FOREIGN") {
+			if td.Table == xtables.TableNAT && !slices.Contains(saved["nat PREROUTING"], "-j FOREIGN") {
 				t.Errorf("the foreign jump is gone: %q", saved["nat PREROUTING"])
 			}
 		}

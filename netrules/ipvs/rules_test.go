@@ -15,6 +15,7 @@ import (
 	"github.com/berthnode/berth/netrules/iptables"
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -75,7 +76,7 @@ func TestRenderRulesGolden(t *testing.T) {
 				}
 			}
 			n := 0
-			for _, tbl := range []iptables.Table{iptables.TableFilter, iptables.TableNAT} {
+			for _, tbl := range []xtables.Table{xtables.TableFilter, xtables.TableNAT} {
 				for k, rules := range ipt.Rules(fake.Save(f, tbl)) {
 					if bytes.Contains([]byte(k), []byte(ipvs.ChainPrefix)) {
 						n += len(rules)
@@ -115,7 +116,7 @@ func TestRenderRulesMasquerade(t *testing.T) {
 			}
 			var nat []byte
 			for _, td := range render(t, s).Tables {
-				if td.Table == iptables.TableNAT {
+				if td.Table == xtables.TableNAT {
 					nat = td.Data
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -18,9 +19,9 @@ import (
 // kernel in a network namespace of the test's own.
 type Subject struct {
 	// Exec runs the iptables binaries on the subject's rules.
-	Exec iptables.Exec
+	Exec xtables.Exec
 	// Hooks checks and inserts rules there (go-iptables for the kernel).
-	Hooks iptables.Hooks
+	Hooks xtables.Hooks
 }
 
 // RunContract runs the behaviour the iptables backend must have against the
@@ -323,8 +324,8 @@ func testRejected(t *testing.T, c *contract) {
 	smaller.Services = kept
 	_, ctx := ktesting.NewTestContext(t)
 	_, err = b.Sync(ctx, smaller, gone)
-	var re *iptables.RestoreError
-	if !errors.As(err, &re) || re.Table != iptables.TableNAT || re.Line == 0 || len(re.Context) == 0 {
+	var re *xtables.RestoreError
+	if !errors.As(err, &re) || re.Table != xtables.TableNAT || re.Line == 0 || len(re.Context) == 0 {
 		t.Fatalf("Sync removing a chain in use: err = %v, want a RestoreError of the nat table naming the line", err)
 	}
 	if !strings.Contains(strings.Join(re.Context, "\n"), "-X "+svc) {

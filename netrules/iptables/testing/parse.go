@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 )
 
 // errSyntax is a rule or line the fake cannot parse: what iptables-restore
@@ -55,7 +55,7 @@ func canonical(args []string) string {
 	parts := make([]string, len(args))
 	for i, a := range args {
 		if i > 0 && args[i-1] == "--comment" {
-			a = iptables.QuoteComment(a)
+			a = xtables.QuoteComment(a)
 		}
 		parts[i] = a
 	}
