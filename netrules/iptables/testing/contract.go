@@ -110,20 +110,12 @@ func (c *contract) restore(t *testing.T, payload string) {
 // map to an empty list.
 func Rules(data []byte) map[string][]string {
 	out := map[string][]string{}
-	var table string
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(line, "*"):
-			table = line[1:]
-		case strings.HasPrefix(line, ":"):
-			name, _, _ := strings.Cut(line[1:], " ")
-			if out[table+" "+name] == nil {
-				out[table+" "+name] = []string{}
-			}
-		case strings.HasPrefix(line, "-A "):
-			name, rule, _ := strings.Cut(line[3:], " ")
-			out[table+" "+name] = append(out[table+" "+name], rule)
+	for table, t := range xtables.ParseRuleset(data) {
+		for _, name := range t.Chains {
+			out[string(table)+" "+name] = []string{}
+		}
+		for name, rules := range t.Rules {
+			out[string(table)+" "+name] = rules
 		}
 	}
 	return out
@@ -167,7 +159,7 @@ func (c *contract) want(t *testing.T, s *proxy.State) map[string][]string {
 	for i := len(hooks) - 1; i >= 0; i-- {
 		h := hooks[i]
 		k := string(h.Table) + " " + h.Chain
-		want[k] = append(want[k], canonical(h.Rule))
+		want[k] = append(want[k], xtables.JoinRule(h.Rule))
 	}
 	return want
 }

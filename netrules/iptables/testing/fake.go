@@ -204,7 +204,7 @@ func (h fakeHooks) Exists(table, chain string, rulespec ...string) (bool, error)
 	if t == nil || t.chains[chain] == nil {
 		return false, fmt.Errorf("fake iptables -C: no chain %s in table %s", chain, table)
 	}
-	text := canonical(rulespec)
+	text := xtables.JoinRule(rulespec)
 	for _, r := range t.chains[chain].rules {
 		if r.Text == text {
 			return true, nil
