@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/berthnode/berth/netrules/explain"
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/xtables"
@@ -35,10 +36,10 @@ func syncedFake(t *testing.T) *iptablestesting.Fake {
 }
 
 // explained is what the command must print for the service: the
-// explanation of the fake's rules (netrules/iptables tests its text).
+// explanation of the fake's rules (netrules/explain tests its text).
 func explained(t *testing.T, fake *iptablestesting.Fake, f proxy.Family, service string) string {
 	t.Helper()
-	e, err := iptables.Explain(map[xtables.Table][]byte{
+	e, err := explain.Explain(map[xtables.Table][]byte{
 		xtables.TableNAT:    fake.Save(f, xtables.TableNAT),
 		xtables.TableFilter: fake.Save(f, xtables.TableFilter),
 	}, service)

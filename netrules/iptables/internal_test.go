@@ -14,11 +14,11 @@ func TestChainNames(t *testing.T) {
 		got  string
 		want string
 	}{
-		{"service", serviceChain(prefixSVC, "default/web:http/TCP", "web"), "BERTH-SVC-PK5WNJDG7Q-web"},
-		{"long name is cut", serviceChain(prefixEXT, "ns/a-very-long-service-name:p/TCP", "a-very-long-service-name"), "BERTH-EXT-PWR4VMN2TA-a-very"},
-		{"firewall has room for one more", serviceChain(prefixFW, "ns/a-very-long-service-name:p/TCP", "a-very-long-service-name"), "BERTH-FW-PWR4VMN2TA-a-very-l"},
-		{"unsafe characters dropped", serviceChain(prefixSVC, "k", "!@#x y"), "BERTH-SVC-QJKMGKNJFB-xy"},
-		{"nothing readable", serviceChain(prefixSVC, "k", "--"), "BERTH-SVC-QJKMGKNJFB"},
+		{"service", serviceChain(PrefixSVC, "default/web:http/TCP", "web"), "BERTH-SVC-PK5WNJDG7Q-web"},
+		{"long name is cut", serviceChain(PrefixEXT, "ns/a-very-long-service-name:p/TCP", "a-very-long-service-name"), "BERTH-EXT-PWR4VMN2TA-a-very"},
+		{"firewall has room for one more", serviceChain(PrefixFW, "ns/a-very-long-service-name:p/TCP", "a-very-long-service-name"), "BERTH-FW-PWR4VMN2TA-a-very-l"},
+		{"unsafe characters dropped", serviceChain(PrefixSVC, "k", "!@#x y"), "BERTH-SVC-QJKMGKNJFB-xy"},
+		{"nothing readable", serviceChain(PrefixSVC, "k", "--"), "BERTH-SVC-QJKMGKNJFB"},
 		{"endpoint IPv4", endpointChain("default/web:http/TCP", netip.MustParseAddrPort("10.244.1.2:8080")), "BERTH-SEP-XR2744YNQR-244.1.2"},
 		{"endpoint IPv6", endpointChain("k", netip.MustParseAddrPort("[fd00::1:2]:80")), "BERTH-SEP-VWR5MXH7VY-00..1.2"},
 	} {

@@ -46,19 +46,19 @@ const (
 // The prefixes of the per-service chains; the rest of a name is a hash and a
 // readable suffix (see chainName).
 const (
-	// prefixSVC balances over the cluster endpoints (traffic to cluster IPs).
-	prefixSVC = "BERTH-SVC-"
-	// prefixSVX balances over the external endpoints, when they are not
+	// PrefixSVC balances over the cluster endpoints (traffic to cluster IPs).
+	PrefixSVC = "BERTH-SVC-"
+	// PrefixSVX balances over the external endpoints, when they are not
 	// the cluster endpoints (traffic policies differ, typically an
 	// externalTrafficPolicy: Local service's local endpoints).
-	prefixSVX = "BERTH-SVX-"
-	// prefixEXT handles traffic to the external destinations: masquerade
+	PrefixSVX = "BERTH-SVX-"
+	// PrefixEXT handles traffic to the external destinations: masquerade
 	// and the externalTrafficPolicy: Local short circuits.
-	prefixEXT = "BERTH-EXT-"
-	// prefixFW lets loadBalancerSourceRanges through to the EXT chain.
-	prefixFW = "BERTH-FW-"
-	// prefixSEP DNATs to one endpoint.
-	prefixSEP = "BERTH-SEP-"
+	PrefixEXT = "BERTH-EXT-"
+	// PrefixFW lets loadBalancerSourceRanges through to the EXT chain.
+	PrefixFW = "BERTH-FW-"
+	// PrefixSEP DNATs to one endpoint.
+	PrefixSEP = "BERTH-SEP-"
 )
 
 // maxChainLen is the longest chain name iptables accepts
@@ -129,15 +129,15 @@ func endpointChain(key string, ep netip.AddrPort) string {
 			tail[i] = '.'
 		}
 	}
-	if room := maxChainLen - len(prefixSEP) - hashLen - 1; len(tail) > room {
+	if room := maxChainLen - len(PrefixSEP) - hashLen - 1; len(tail) > room {
 		tail = tail[len(tail)-room:]
 	}
-	return chainName(prefixSEP, b, string(tail))
+	return chainName(PrefixSEP, b, string(tail))
 }
 
 // isServiceChain tells whether a chain is one of the per-service chains.
 func isServiceChain(name string) bool {
-	for _, p := range []string{prefixSVC, prefixSVX, prefixEXT, prefixFW, prefixSEP} {
+	for _, p := range []string{PrefixSVC, PrefixSVX, PrefixEXT, PrefixFW, PrefixSEP} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}

@@ -139,14 +139,14 @@ func planService(s *proxy.ServicePort, g *globals) (servicePlan, error) {
 // nameChains decides which chains the service port uses.
 func (p *servicePlan) nameChains(s *proxy.ServicePort) {
 	if len(p.clusterEPs) > 0 {
-		p.svc = serviceChain(prefixSVC, p.key, s.Name.Name)
+		p.svc = serviceChain(PrefixSVC, p.key, s.Name.Name)
 	}
 	switch {
 	case len(p.externalEPs) == 0:
 	case sameEndpoints(p.clusterEPs, p.externalEPs):
 		p.externalChain = p.svc
 	default:
-		p.svx = serviceChain(prefixSVX, p.key, s.Name.Name)
+		p.svx = serviceChain(PrefixSVX, p.key, s.Name.Name)
 		p.externalChain = p.svx
 	}
 	hasExternal := s.NodePort != 0 || len(p.externalIPs) > 0 || len(p.lbIPs) > 0
@@ -154,10 +154,10 @@ func (p *servicePlan) nameChains(s *proxy.ServicePort) {
 	// policy is Local: it short-circuits the node's own traffic to the
 	// cluster endpoints.
 	if hasExternal && (p.externalChain != "" || (s.ExternalLocal && p.svc != "")) {
-		p.ext = serviceChain(prefixEXT, p.key, s.Name.Name)
+		p.ext = serviceChain(PrefixEXT, p.key, s.Name.Name)
 	}
 	if p.ext != "" && len(p.lbIPs) > 0 && p.restricted {
-		p.fw = serviceChain(prefixFW, p.key, s.Name.Name)
+		p.fw = serviceChain(PrefixFW, p.key, s.Name.Name)
 	}
 	seen := make(map[string]bool, len(p.clusterEPs))
 	for _, list := range [][]endpointPlan{p.clusterEPs, p.externalEPs} {
