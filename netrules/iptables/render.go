@@ -211,16 +211,16 @@ func (g *globals) prefix(p netip.Prefix) (string, bool) {
 	return p.Masked().String(), true
 }
 
-// renderer writes one payload.
-type renderer struct {
+// payloadWriter writes the rules of one payload into its tables' writers.
+type payloadWriter struct {
 	g *globals
 	// nat and filter take the top-level chains; own the per-service
 	// chains (in nat).
 	nat, filter, own *xtables.Writer
 }
 
-func newRenderer(g *globals) *renderer {
-	return &renderer{g: g, nat: xtables.NewWriter(xtables.TableNAT), filter: xtables.NewWriter(xtables.TableFilter), own: xtables.NewWriter(xtables.TableNAT)}
+func newPayloadWriter(g *globals) *payloadWriter {
+	return &payloadWriter{g: g, nat: xtables.NewWriter(xtables.TableNAT), filter: xtables.NewWriter(xtables.TableFilter), own: xtables.NewWriter(xtables.TableNAT)}
 }
 
 // topChains lists the top-level chains of a table.
@@ -233,7 +233,7 @@ func topChains(t xtables.Table) []string {
 
 // writeTopNAT declares the top-level chains of the nat table and writes
 // their rules that do not depend on services.
-func (r *renderer) writeTopNAT() {
+func (r *payloadWriter) writeTopNAT() {
 	g := r.g
 	for _, c := range topChains(xtables.TableNAT) {
 		r.nat.Declare(c)
@@ -252,7 +252,7 @@ func (r *renderer) writeTopNAT() {
 
 // writeTopFilter declares the top-level chains of the filter table and
 // writes their rules that do not depend on services.
-func (r *renderer) writeTopFilter() {
+func (r *payloadWriter) writeTopFilter() {
 	g := r.g
 	for _, c := range topChains(xtables.TableFilter) {
 		r.filter.Declare(c)
@@ -268,7 +268,7 @@ func (r *renderer) writeTopFilter() {
 // writeNodePortJump ends nat BERTH-SERVICES with the jump to the node
 // ports: last, so that a service IP that is also local is matched as a
 // service IP first.
-func (r *renderer) writeNodePortJump() {
+func (r *payloadWriter) writeNodePortJump() {
 	const text = "berth service nodeports; NOTE: this must be the last rule in this chain"
 	if r.g.nodePortDsts == nil {
 		r.nat.Add(ChainServices, "! -d", r.g.loopback, xtables.Comment(text), "-m addrtype --dst-type LOCAL -j", ChainNodePorts)
@@ -281,7 +281,7 @@ func (r *renderer) writeNodePortJump() {
 
 // removeStale flushes and deletes the berth chains that exist but that the
 // payload does not keep, in a stable order.
-func (r *renderer) removeStale(existing, keep ChainSet) {
+func (r *payloadWriter) removeStale(existing, keep ChainSet) {
 	var stale []ChainRef
 	for ref := range existing {
 		if !keep[ref] && ownChain(ref.Chain) {

@@ -236,7 +236,7 @@ func allIn(existing ChainSet, chains []string) bool {
 // writeEntries writes the service port's rules in the top-level chains:
 // the jumps to its chains, and the filter rules for destinations without
 // endpoints.
-func (r *renderer) writeEntries(p *servicePlan, nat, filter *xtables.Writer) {
+func (r *payloadWriter) writeEntries(p *servicePlan, nat, filter *xtables.Writer) {
 	proto, dport := p.protoArg, p.dportArg
 	for _, ip := range p.clusterIPs {
 		if p.svc != "" {
@@ -278,7 +278,7 @@ func (r *renderer) writeEntries(p *servicePlan, nat, filter *xtables.Writer) {
 // Local, no local endpoints) what reaches the service's external
 // destinations without being DNATed: traffic the EXT chain did not
 // short-circuit to the cluster endpoints.
-func (r *renderer) writeExternalFilter(p *servicePlan, filter *xtables.Writer) {
+func (r *payloadWriter) writeExternalFilter(p *servicePlan, filter *xtables.Writer) {
 	target, text := "-j REJECT --reject-with "+r.g.rejectWith, p.comment+" has no endpoints"
 	if p.sp.ExternalLocal {
 		target, text = "-j DROP", p.comment+" has no local endpoints"
@@ -297,7 +297,7 @@ func (r *renderer) writeExternalFilter(p *servicePlan, filter *xtables.Writer) {
 
 // writeService declares and fills the service port's own chains; it
 // returns the number of rules it wrote.
-func (r *renderer) writeService(p *servicePlan, chains []string) int {
+func (r *payloadWriter) writeService(p *servicePlan, chains []string) int {
 	before := r.own.Rules()
 	for _, c := range chains {
 		r.own.Declare(c)
@@ -326,7 +326,7 @@ func (r *renderer) writeService(p *servicePlan, chains []string) int {
 // (MasqueradeAll), or what comes from outside the cluster CIDRs (a router
 // sending the service range to this node), as kube-proxy does. The -d match
 // keeps the external destinations, which also reach this chain, out.
-func (r *renderer) writeClusterMasquerade(p *servicePlan) {
+func (r *payloadWriter) writeClusterMasquerade(p *servicePlan) {
 	g := r.g
 	if !g.masqueradeAll && len(g.clusterCIDRs) == 0 {
 		return
@@ -349,7 +349,7 @@ func (r *renderer) writeClusterMasquerade(p *servicePlan) {
 // takes every (n-i)th connection of those the rules before it let through,
 // so connection k (from 0) goes to endpoint k mod n. Session affinity first
 // sends a client back to the endpoint it used within the timeout.
-func (r *renderer) writeBalance(p *servicePlan, chain string, eps []endpointPlan) {
+func (r *payloadWriter) writeBalance(p *servicePlan, chain string, eps []endpointPlan) {
 	texts := make([]string, len(eps))
 	for i, ep := range eps {
 		texts[i] = xtables.Comment(p.comment + " -> " + ep.dest())
@@ -372,7 +372,7 @@ func (r *renderer) writeBalance(p *servicePlan, chain string, eps []endpointPlan
 
 // writeExternal fills the EXT chain, which every external destination
 // (node port, external IP, load-balancer IP) jumps to.
-func (r *renderer) writeExternal(p *servicePlan) {
+func (r *payloadWriter) writeExternal(p *servicePlan) {
 	if !p.sp.ExternalLocal {
 		// Endpoints may be on other nodes: masquerade so that replies
 		// come back through this node.
@@ -404,7 +404,7 @@ func (r *renderer) writeExternal(p *servicePlan) {
 
 // writeFirewall fills the FW chain: the allowed sources go on to EXT; the
 // rest falls through un-DNATed and BERTH-FIREWALL drops it in filter.
-func (r *renderer) writeFirewall(p *servicePlan) {
+func (r *payloadWriter) writeFirewall(p *servicePlan) {
 	text := xtables.Comment(p.comment + " loadbalancer IP")
 	for _, src := range p.sourceRanges {
 		r.own.Add(p.fw, "-s", src, text, "-j", p.ext)
@@ -420,7 +420,7 @@ func (r *renderer) writeFirewall(p *servicePlan) {
 // writeEndpoint fills a SEP chain: masquerade hairpin traffic (the endpoint
 // reaching itself through the service, which it could not answer un-NATed),
 // remember the client for affinity, DNAT.
-func (r *renderer) writeEndpoint(p *servicePlan, ep endpointPlan, text string) {
+func (r *payloadWriter) writeEndpoint(p *servicePlan, ep endpointPlan, text string) {
 	r.own.Add(ep.chain, "-s", r.g.host(ep.ap.Addr()), text, "-j", ChainMarkMasq)
 	if p.affinity != "" {
 		r.own.Add(ep.chain, "-p", p.proto, text, "-m recent --set --name", ep.chain, "--mask", r.g.recentMask,

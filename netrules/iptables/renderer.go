@@ -129,7 +129,7 @@ func (r *Renderer) renderAll(state *proxy.State, g *globals, changed map[string]
 		order:    make([]string, 0, len(state.Services)),
 		owners:   make(chainOwners, len(state.Services)*8),
 	}
-	w := newRenderer(g)
+	w := newPayloadWriter(g)
 	w.own.CountOnly = stream
 	w.reserve(state)
 	var ns *natStream
@@ -157,7 +157,7 @@ func (r *Renderer) renderAll(state *proxy.State, g *globals, changed map[string]
 		} else {
 			// Left as it is in the kernel, but its rules still count.
 			p.Full = false
-			rs.ownRules = newRenderer(g).writeService(&sp, rs.chains)
+			rs.ownRules = newPayloadWriter(g).writeService(&sp, rs.chains)
 		}
 		for _, c := range rs.chains {
 			p.Chains.Add(xtables.TableNAT, c)
@@ -212,7 +212,7 @@ func (s *natStream) WriteTo(out io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(cw, streamBufferSize)
 	bw.Write(s.head)
 	bw.Write(s.top)
-	w := newRenderer(s.g)
+	w := newPayloadWriter(s.g)
 	for i := range s.services {
 		sp, err := planService(&s.services[i], s.g)
 		if err != nil {
@@ -260,8 +260,8 @@ func (r *Renderer) renderChanged(state *proxy.State, g *globals, changed map[str
 			released = append(released, old[i].chains...)
 		}
 	}
-	w := newRenderer(g)
-	scratch := newRenderer(g)
+	w := newPayloadWriter(g)
+	scratch := newPayloadWriter(g)
 	p := Payload{ServiceRules: map[string]int{}}
 	var natDirty, filterDirty bool
 	for i, key := range keys {
@@ -322,8 +322,8 @@ func (r *Renderer) renderChanged(state *proxy.State, g *globals, changed map[str
 // writeTop writes the top-level chains of the dirty tables into w, from
 // the remembered rules of every service port, and returns the number of
 // rules in the top-level chains of both tables.
-func (r *Renderer) writeTop(g *globals, w *renderer, natDirty, filterDirty bool) int {
-	static := newRenderer(g)
+func (r *Renderer) writeTop(g *globals, w *payloadWriter, natDirty, filterDirty bool) int {
+	static := newPayloadWriter(g)
 	static.writeTopNAT()
 	static.writeTopFilter()
 	static.writeNodePortJump()
@@ -364,7 +364,7 @@ const (
 )
 
 // reserve grows w's buffers to what a full payload of state likely needs.
-func (w *renderer) reserve(state *proxy.State) {
+func (w *payloadWriter) reserve(state *proxy.State) {
 	ports, eps := len(state.Services), 0
 	for i := range state.Services {
 		eps += len(state.Services[i].ClusterEndpoints)
@@ -381,7 +381,7 @@ func (w *renderer) reserve(state *proxy.State) {
 
 // entries writes the service port's rules in the top-level chains into nat
 // and filter and returns them as a renderedService.
-func (w *renderer) entries(p *servicePlan, nat, filter *xtables.Writer) *renderedService {
+func (w *payloadWriter) entries(p *servicePlan, nat, filter *xtables.Writer) *renderedService {
 	n0, f0 := len(nat.RuleBytes()), len(filter.RuleBytes())
 	nr0, fr0 := nat.Rules(), filter.Rules()
 	w.writeEntries(p, nat, filter)
