@@ -182,3 +182,29 @@ func portOf(v string) uint16 {
 	n, _ := strconv.ParseUint(v, 10, 16)
 	return uint16(n)
 }
+
+// writePorts writes the n ports of an explanation, a blank line between
+// two, each with writePort, which tells whether the port needs the footer;
+// then the footer, once, if one did.
+func writePorts(w io.Writer, n int, writePort func(b *strings.Builder, i int) bool, footer string) error {
+	var b strings.Builder
+	needFooter := false
+	for i := range n {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		needFooter = writePort(&b, i) || needFooter
+	}
+	if needFooter {
+		b.WriteString(footer)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// text returns what e's Write prints.
+func text(e interface{ Write(io.Writer) error }) string {
+	var b strings.Builder
+	_ = e.Write(&b)
+	return b.String()
+}

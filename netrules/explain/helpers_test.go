@@ -1,15 +1,11 @@
 package explain_test
 
 import (
-	"flag"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
 
@@ -21,46 +17,18 @@ import (
 	"github.com/berthnode/berth/proxy"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-// golden compares got with testdata/name.
-func golden(t *testing.T, name string, got []byte) {
+// saved renders state in full and returns what iptables-save prints once
+// the payload is applied: a full payload declares and fills every berth
+// chain.
+func saved(t *testing.T, state *proxy.State) map[xtables.Table][]byte {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("explanation differs from %s (-want +got; run with -update if intended):\n%s", path, diff)
-	}
-}
-
-func opts() iptables.RenderOptions {
-	return iptables.RenderOptions{MasqueradeBit: iptables.DefaultMasqueradeBit}
-}
-
-func mustRender(t *testing.T, s *proxy.State, o iptables.RenderOptions, changed map[string]bool, existing iptables.ChainSet) iptables.Payload {
-	t.Helper()
-	p, err := iptables.Render(s, o, changed, existing)
+	p, err := iptables.Render(state, iptables.RenderOptions{MasqueradeBit: iptables.DefaultMasqueradeBit}, nil, nil)
 	if err != nil {
 		t.Fatalf("Render: %v", err)
 	}
-	return p
-}
-
-// saved turns a payload into what iptables-save would print once it is
-// applied: a full payload declares and fills every berth chain.
-func saved(p iptables.Payload) map[xtables.Table][]byte {
 	out := map[xtables.Table][]byte{}
-	for _, t := range p.Tables {
-		out[t.Table] = t.Data
+	for _, td := range p.Tables {
+		out[td.Table] = td.Data
 	}
 	return out
 }
@@ -100,14 +68,4 @@ func newIPVSBackend(t *testing.T, n *ipvstesting.Node) *ipvs.Backend {
 		t.Fatalf("New: %v", err)
 	}
 	return b
-}
-
-func syncOK(t *testing.T, b *ipvs.Backend, s *proxy.State, changed map[string]bool) proxy.SyncResult {
-	t.Helper()
-	_, ctx := ktesting.NewTestContext(t)
-	res, err := b.Sync(ctx, s, changed)
-	if err != nil {
-		t.Fatalf("Sync: %v", err)
-	}
-	return res
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/berthnode/berth/netrules/explain"
+	"github.com/berthnode/berth/netrules/internal/golden"
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/xtables"
@@ -64,11 +65,11 @@ func TestExplainGolden(t *testing.T) {
 		{"explain-cluster-cidrs.golden", multi, "default/web"},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
-			e, err := explain.Explain(saved(mustRender(t, tc.state, opts(), nil, nil)), tc.service)
+			e, err := explain.Explain(saved(t, tc.state), tc.service)
 			if err != nil {
 				t.Fatalf("Explain: %v", err)
 			}
-			golden(t, tc.golden, []byte(e.String()))
+			golden.Check(t, tc.golden, []byte(e.String()))
 		})
 	}
 }
@@ -77,7 +78,7 @@ func TestExplainGolden(t *testing.T) {
 // service and an externalTrafficPolicy Local load balancer.
 func TestExplainModel(t *testing.T) {
 	f := proxy.IPv4
-	save := saved(mustRender(t, iptablestesting.ExampleState(f), opts(), nil, nil))
+	save := saved(t, iptablestesting.ExampleState(f))
 	ep := func(addr, chain string) explain.EndpointRule {
 		return explain.EndpointRule{Addr: netip.MustParseAddrPort(addr), Chain: chain}
 	}
@@ -148,7 +149,7 @@ func TestExplainKernelOutput(t *testing.T) {
 				xtables.TableNAT:    fake.Save(f, xtables.TableNAT),
 				xtables.TableFilter: fake.Save(f, xtables.TableFilter),
 			}
-			fromPayload := saved(mustRender(t, state, opts(), nil, nil))
+			fromPayload := saved(t, state)
 			for _, svc := range []string{"default/web", "default/sticky", "default/local-lb", "default/empty", "kube-system/kube-dns"} {
 				got, err := explain.Explain(fromKernel, svc)
 				if err != nil {
@@ -167,7 +168,7 @@ func TestExplainKernelOutput(t *testing.T) {
 }
 
 func TestExplainErrors(t *testing.T) {
-	save := saved(mustRender(t, iptablestesting.ExampleState(proxy.IPv4), opts(), nil, nil))
+	save := saved(t, iptablestesting.ExampleState(proxy.IPv4))
 	none := map[xtables.Table][]byte{
 		xtables.TableNAT:    []byte("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"),
 		xtables.TableFilter: []byte("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"),
@@ -208,7 +209,7 @@ func TestExplainErrors(t *testing.T) {
 // TestExplainNotes: rules berth does not write that way are reported, not
 // hidden.
 func TestExplainNotes(t *testing.T) {
-	full := saved(mustRender(t, iptablestesting.ExampleState(proxy.IPv4), opts(), nil, nil))
+	full := saved(t, iptablestesting.ExampleState(proxy.IPv4))
 	nat := string(full[xtables.TableNAT])
 	for _, tc := range []struct {
 		name string
@@ -257,7 +258,7 @@ func dropLines(text, s string) string {
 func TestExplainAffinityTimeout(t *testing.T) {
 	s := iptablestesting.ExampleState(proxy.IPv4)
 	iptablestesting.Service(s, "default/sticky", proxy.TCP).AffinityTimeout = 90*time.Second + time.Millisecond
-	e, err := explain.Explain(saved(mustRender(t, s, opts(), nil, nil)), "default/sticky")
+	e, err := explain.Explain(saved(t, s), "default/sticky")
 	if err != nil {
 		t.Fatalf("Explain: %v", err)
 	}

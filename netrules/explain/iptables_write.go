@@ -17,21 +17,11 @@ import (
 // destinations and what becomes of them, its endpoints in turn, then its
 // policies, each with the chain that holds it.
 func (e *Explanation) Write(w io.Writer) error {
-	var b strings.Builder
-	endpoints := false
-	for i := range e.Ports {
+	return writePorts(w, len(e.Ports), func(b *strings.Builder, i int) bool {
 		p := &e.Ports[i]
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		e.writePort(&b, p)
-		endpoints = endpoints || len(p.Cluster.Endpoints)+len(p.External.Endpoints.Endpoints) > 0
-	}
-	if endpoints {
-		b.WriteString(explainFooter)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
+		e.writePort(b, p)
+		return len(p.Cluster.Endpoints)+len(p.External.Endpoints.Endpoints) > 0
+	}, explainFooter)
 }
 
 const explainFooter = `
@@ -43,11 +33,7 @@ so that its replies come back through the node.
 `
 
 // String returns what Write prints.
-func (e *Explanation) String() string {
-	var b strings.Builder
-	_ = e.Write(&b)
-	return b.String()
-}
+func (e *Explanation) String() string { return text(e) }
 
 func (e *Explanation) writePort(b *strings.Builder, p *PortRules) {
 	fmt.Fprintf(b, "%s (%s)\n", p.Name, p.Protocol)

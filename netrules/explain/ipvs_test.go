@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/berthnode/berth/netrules/explain"
+	"github.com/berthnode/berth/netrules/internal/golden"
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
@@ -27,14 +28,14 @@ func TestExplainIPVSGolden(t *testing.T) {
 		n := newIPVSNode(t, f)
 		b := newIPVSBackend(t, n)
 		s := ipt.ExampleState(f)
-		syncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
 		// One draining destination, to show it.
 		web := ipt.Service(s, "default/web:http", proxy.TCP)
 		n.IPVS.SetConnections(ipvs.ServiceKey{Addr: ipt.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP},
 			ipvsAddrPort(web.ClusterEndpoints[2]), 4, 2)
 		web.ClusterEndpoints = web.ClusterEndpoints[:2]
 		web.ExternalEndpoints = web.ClusterEndpoints
-		syncOK(t, b, s, map[string]bool{web.Name.Key(): true})
+		ipvstesting.SyncOK(t, b, s, map[string]bool{web.Name.Key(): true})
 		var out strings.Builder
 		for _, svc := range []string{"default/web", "default/sticky", "kube-system/kube-dns", "default/empty",
 			"default/local-lb", "default/local-none", "default/lb"} {
@@ -44,7 +45,7 @@ func TestExplainIPVSGolden(t *testing.T) {
 			}
 			fmt.Fprintf(&out, "$ berth rules explain %s\n%s\n", svc, e)
 		}
-		golden(t, fmt.Sprintf("ipvs/explain-ipv%d.golden", f), []byte(out.String()))
+		golden.Check(t, fmt.Sprintf("ipvs/explain-ipv%d.golden", f), []byte(out.String()))
 	})
 }
 
@@ -55,7 +56,7 @@ func TestExplainIPVSErrors(t *testing.T) {
 	if _, err := explain.ExplainIPVS(n.IPVS, save(n), "default/web"); !errors.Is(err, explain.ErrNotProgrammed) {
 		t.Errorf("before any sync: err = %v, want ErrNotProgrammed", err)
 	}
-	syncOK(t, newIPVSBackend(t, n), ipt.ExampleState(proxy.IPv4), nil)
+	ipvstesting.SyncOK(t, newIPVSBackend(t, n), ipt.ExampleState(proxy.IPv4), nil)
 	if _, err := explain.ExplainIPVS(n.IPVS, save(n), "default/nope"); !errors.Is(err, explain.ErrNotProgrammed) {
 		t.Errorf("unknown service: err = %v, want ErrNotProgrammed", err)
 	}

@@ -17,18 +17,10 @@ import (
 // service with weights and connections, then its policies with the chain
 // that holds each.
 func (e *IPVSExplanation) Write(w io.Writer) error {
-	var b strings.Builder
-	for i := range e.Ports {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		e.writePort(&b, &e.Ports[i])
-	}
-	if len(e.Ports) > 0 {
-		b.WriteString(ipvsFooter)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return writePorts(w, len(e.Ports), func(b *strings.Builder, i int) bool {
+		e.writePort(b, &e.Ports[i])
+		return true
+	}, ipvsFooter)
 }
 
 const ipvsFooter = `
@@ -39,11 +31,7 @@ Hairpin: nat BERTH-IPVS-POSTROUTING masquerades a local endpoint's connections t
 `
 
 // String returns what Write prints.
-func (e *IPVSExplanation) String() string {
-	var b strings.Builder
-	_ = e.Write(&b)
-	return b.String()
-}
+func (e *IPVSExplanation) String() string { return text(e) }
 
 func (e *IPVSExplanation) writePort(b *strings.Builder, p *IPVSPort) {
 	fmt.Fprintf(b, "%s (%s)\n", p.Name, p.Protocol)

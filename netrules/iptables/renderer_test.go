@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/berthnode/berth/netrules/internal/golden"
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/xtables"
@@ -90,7 +91,7 @@ func TestRendererWritesOnlyWhatChanged(t *testing.T) {
 			if diff := cmp.Diff(tc.want, tables(p)); diff != "" {
 				t.Errorf("tables written (-want +got):\n%s", diff)
 			}
-			golden(t, tc.golden, payloadText(p))
+			golden.Check(t, tc.golden, payloadText(p))
 			full := mustRender(t, next, opts(), nil, nil)
 			if p.Rules != full.Rules || p.TopRules != full.TopRules {
 				t.Errorf("partial payload counts %d rules (%d top), a full render %d (%d)", p.Rules, p.TopRules, full.Rules, full.TopRules)

@@ -15,6 +15,7 @@ import (
 
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
+	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
@@ -117,8 +118,8 @@ func TestKernelRules(t *testing.T) {
 		n := newNode(t, f)
 		b := newBackend(t, n, func(c *ipvs.Config) { c.Exec, c.Hooks = ex, h })
 		s := ipt.ExampleState(f)
-		syncOK(t, b, s, nil)
-		syncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
 		rules := render(t, s)
 		for _, td := range rules.Tables {
 			out, err := ex.Run(context.Background(), nil, bin+"-save", "-t", string(td.Table))

@@ -13,6 +13,7 @@ import (
 
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
+	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
@@ -53,7 +54,7 @@ func TestSysctls(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := newBackend(t, n, func(c *ipvs.Config) { c.StrictARP = tc.strictARP })
-			syncOK(t, b, ipt.ExampleState(proxy.IPv4), nil)
+			ipvstesting.SyncOK(t, b, ipt.ExampleState(proxy.IPv4), nil)
 			for name, v := range tc.want {
 				if got := n.Sysctl(name); got != v {
 					t.Errorf("%s = %q, want %q", name, got, v)
