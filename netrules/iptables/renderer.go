@@ -329,7 +329,7 @@ func (r *Renderer) writeTop(g *globals, w *payloadWriter, natDirty, filterDirty 
 	static.writeNodePortJump()
 	if natDirty {
 		// Room for the whole nat input, built in this buffer in the end
-		// (tableWriter.bytes): the top-level rules of every port are
+		// (xtables.Writer.Bytes): the top-level rules of every port are
 		// most of it.
 		size := w.own.Size() + w.nat.Size() + 4096
 		for _, key := range r.order {
@@ -371,7 +371,7 @@ func (w *payloadWriter) reserve(state *proxy.State) {
 	}
 	if !w.own.CountOnly {
 		// The own rules buffer also takes the rest of the nat input in
-		// the end (tableWriter.bytes): the chain declarations and
+		// the end (xtables.Writer.Bytes): the chain declarations and
 		// top-level rules.
 		w.own.Grow(ports*(ownBytesPerPort+2*chainBytesPerPort+entryBytesPerPort)+eps*(ownBytesPerEndpoint+2*chainBytesPerEndpoint), 0)
 	}

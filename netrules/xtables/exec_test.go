@@ -75,7 +75,7 @@ func TestRunFromStreams(t *testing.T) {
 	_, err = RunFrom(ctx, OSExec{}, StreamedTable(TableNAT, in), "sh", "-c", "head -c 100000 >/dev/null; exit 3")
 	var ee *ExitError
 	if !errors.As(err, &ee) || ee.Code != 3 {
-		t.Errorf("runFrom of a binary that exits 3 before the end of its input = %v, want its exit error", err)
+		t.Errorf("RunFrom of a binary that exits 3 before the end of its input = %v, want its exit error", err)
 	}
 	if in.written < 100000 {
 		t.Errorf("the binary read %d bytes before exiting, want at least 100000", in.written)
@@ -84,10 +84,10 @@ func TestRunFromStreams(t *testing.T) {
 	start := time.Now()
 	_, err = RunFrom(ctx, OSExec{}, StreamedTable(TableNAT, failing{}), "sh", "-c", "cat >/dev/null; sleep 30")
 	if !errors.Is(err, errRender) {
-		t.Errorf("runFrom of an input that fails = %v, want the input's error", err)
+		t.Errorf("RunFrom of an input that fails = %v, want the input's error", err)
 	}
 	if took := time.Since(start); took > 20*time.Second {
-		t.Errorf("runFrom of an input that fails took %v: the binary was not killed", took)
+		t.Errorf("RunFrom of an input that fails took %v: the binary was not killed", took)
 	}
 }
 
