@@ -12,7 +12,7 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -26,12 +26,8 @@ type Backend struct {
 	mu sync.Mutex
 	// ready tells that the kernel was set up and the handles opened.
 	ready bool
-	// needFull forces the next sync to be full: at start and after any
-	// failure.
-	needFull bool
-	// globals fingerprints the node-wide settings of the last sync; a
-	// change forces a full sync.
-	globals string
+	// resync decides which syncs are full.
+	resync xtables.Resync
 	// nodeAddrs are the node-port addresses found by the last full sync.
 	nodeAddrs []netip.Addr
 	// mem is what berth believes it holds in IPVS.
@@ -58,12 +54,14 @@ func New(cfg Config) (*Backend, error) {
 	cfg = cfg.withDefaults()
 	return &Backend{
 		cfg:       cfg,
-		needFull:  true,
 		mem:       newTable(),
 		bound:     map[netip.Addr]bool{},
 		drains:    map[drainKey]*drainItem{},
 		evaluated: map[ServiceKey]bool{},
-		rules:     &ruleApplier{family: cfg.Family, exec: cfg.Exec, hooks: cfg.Hooks, applied: map[iptables.Table][]byte{}},
+		rules: &ruleApplier{
+			tables:  &xtables.Applier{Family: cfg.Family, Backend: "IPVS", Exec: cfg.Exec, Hooks: cfg.Hooks},
+			applied: map[xtables.Table][]byte{},
+		},
 	}, nil
 }
 
@@ -86,8 +84,7 @@ func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[stri
 	if err := b.setup(ctx); err != nil {
 		return proxy.SyncResult{}, err
 	}
-	globals := fmt.Sprint(state.ClusterCIDRs, state.MasqueradeAll, state.NodePortAddresses, state.NodeIPs)
-	full := changed == nil || b.needFull || globals != b.globals
+	full, globals := b.resync.Full(state, changed)
 	b.evaluated = map[ServiceKey]bool{}
 	var res proxy.SyncResult
 	var err error
@@ -97,11 +94,11 @@ func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[stri
 		res, err = b.syncPartial(ctx, state, changed)
 	}
 	if err != nil {
-		b.needFull = true
+		b.resync.Failed()
 		b.rules.forget()
 		return res, err
 	}
-	b.globals, b.needFull = globals, false
+	b.resync.Done(globals)
 	klog.FromContext(ctx).V(2).Info("Synced IPVS", "family", b.cfg.Family, "full", res.Full, "services", len(state.Services),
 		"rules", res.Rules, "draining", len(b.drains), "took", b.cfg.Clock.Since(start))
 	return res, nil

@@ -272,7 +272,7 @@ func (b *Backend) CheckDrains(ctx context.Context) error {
 		return nil
 	}
 	if err := b.checkDrains(ctx, nil); err != nil {
-		b.needFull = true
+		b.resync.Failed()
 		return err
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -18,9 +19,9 @@ import (
 // kernel in a network namespace of the test's own.
 type Subject struct {
 	// Exec runs the iptables binaries on the subject's rules.
-	Exec iptables.Exec
+	Exec xtables.Exec
 	// Hooks checks and inserts rules there (go-iptables for the kernel).
-	Hooks iptables.Hooks
+	Hooks xtables.Hooks
 }
 
 // RunContract runs the behaviour the iptables backend must have against the
@@ -109,20 +110,12 @@ func (c *contract) restore(t *testing.T, payload string) {
 // map to an empty list.
 func Rules(data []byte) map[string][]string {
 	out := map[string][]string{}
-	var table string
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(line, "*"):
-			table = line[1:]
-		case strings.HasPrefix(line, ":"):
-			name, _, _ := strings.Cut(line[1:], " ")
-			if out[table+" "+name] == nil {
-				out[table+" "+name] = []string{}
-			}
-		case strings.HasPrefix(line, "-A "):
-			name, rule, _ := strings.Cut(line[3:], " ")
-			out[table+" "+name] = append(out[table+" "+name], rule)
+	for table, t := range xtables.ParseRuleset(data) {
+		for _, name := range t.Chains {
+			out[string(table)+" "+name] = []string{}
+		}
+		for name, rules := range t.Rules {
+			out[string(table)+" "+name] = rules
 		}
 	}
 	return out
@@ -166,7 +159,7 @@ func (c *contract) want(t *testing.T, s *proxy.State) map[string][]string {
 	for i := len(hooks) - 1; i >= 0; i-- {
 		h := hooks[i]
 		k := string(h.Table) + " " + h.Chain
-		want[k] = append(want[k], canonical(h.Rule))
+		want[k] = append(want[k], xtables.JoinRule(h.Rule))
 	}
 	return want
 }
@@ -323,8 +316,8 @@ func testRejected(t *testing.T, c *contract) {
 	smaller.Services = kept
 	_, ctx := ktesting.NewTestContext(t)
 	_, err = b.Sync(ctx, smaller, gone)
-	var re *iptables.RestoreError
-	if !errors.As(err, &re) || re.Table != iptables.TableNAT || re.Line == 0 || len(re.Context) == 0 {
+	var re *xtables.RestoreError
+	if !errors.As(err, &re) || re.Table != xtables.TableNAT || re.Line == 0 || len(re.Context) == 0 {
 		t.Fatalf("Sync removing a chain in use: err = %v, want a RestoreError of the nat table naming the line", err)
 	}
 	if !strings.Contains(strings.Join(re.Context, "\n"), "-X "+svc) {

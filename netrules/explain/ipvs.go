@@ -1,36 +1,29 @@
-package ipvs
+package explain
 
 import (
-	"cmp"
-	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 
-	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/ipvs"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
-// ErrNotProgrammed is returned by Explain when nothing is programmed for
-// the service asked about.
-var ErrNotProgrammed = errors.New("nothing is programmed")
-
-// Explanation is what IPVS mode programmed for one service.
-type Explanation struct {
+// IPVSExplanation is what IPVS mode programmed for one service.
+type IPVSExplanation struct {
 	// Service is the service asked about: "namespace/name" or
 	// "namespace/name:port".
 	Service string
 	// Ports are the service's ports that have rules, by name and protocol.
-	Ports []PortExplanation
+	Ports []IPVSPort
 	// NodePortAddresses are the addresses node ports answer on.
 	NodePortAddresses []netip.Addr
 }
 
-// PortExplanation is what IPVS mode does for one service port.
-type PortExplanation struct {
+// IPVSPort is what IPVS mode does for one service port.
+type IPVSPort struct {
 	// Name is "namespace/name:port", as in the rules' comments.
 	Name string
 	// Protocol is the port's protocol.
@@ -39,7 +32,7 @@ type PortExplanation struct {
 	// services, in rule order.
 	Destinations []VirtualDestination
 	// ClusterMasquerade is which cluster-IP traffic is masqueraded.
-	ClusterMasquerade Masquerade
+	ClusterMasquerade IPVSMasquerade
 	// ExternalLocal tells that externalTrafficPolicy is Local: clients
 	// keep their address and only the node's own traffic is masqueraded.
 	ExternalLocal bool
@@ -60,8 +53,8 @@ type PortExplanation struct {
 	Notes []string
 }
 
-// Masquerade is which traffic to a cluster IP is masqueraded.
-type Masquerade struct {
+// IPVSMasquerade is which traffic to a cluster IP is masqueraded.
+type IPVSMasquerade struct {
 	// All: every connection (masqueradeAll).
 	All bool
 	// Except are the sources left alone (the cluster CIDRs).
@@ -73,39 +66,44 @@ type Masquerade struct {
 // VirtualDestination is one address and port of a service port.
 type VirtualDestination struct {
 	// Kind is what the address is.
-	Kind Kind
+	Kind ipvs.Kind
 	// Addr is the virtual address (for a node port, one of the node-port
 	// addresses).
 	Addr netip.Addr
 	// Port is the virtual port.
 	Port uint16
 	// Virtual is the kernel's virtual service; nil when it has none.
-	Virtual *Service
+	Virtual *ipvs.Service
 	// Destinations are its real servers, with weights and connections.
-	Destinations []Destination
+	Destinations []ipvs.Destination
 	// Verdict is the REJECT or DROP of filter BERTH-IPVS-SERVICES for new
 	// connections, "" when there is none.
 	Verdict string
 }
 
-// Explain tells, for people, what IPVS mode programmed for service
+// ExplainIPVS tells, for people, what IPVS mode programmed for service
 // ("namespace/name" or "namespace/name:port"): it reads the backend's
 // iptables chains in save (iptables-save output of nat and filter, by
 // table) for the service's addresses and policies, and h for their
 // virtual services and destinations. It trusts no State. ErrNotProgrammed
 // when no rule is for the service.
-func Explain(h Handle, save map[iptables.Table][]byte, service string) (*Explanation, error) {
-	ns, name, ok := strings.Cut(service, "/")
-	if !ok || ns == "" || name == "" || strings.ContainsAny(name, "/ ") || strings.HasPrefix(name, ":") || strings.HasSuffix(name, ":") {
-		return nil, fmt.Errorf("%w: %q", iptables.ErrBadServiceName, service)
+func ExplainIPVS(h ipvs.Handle, save map[xtables.Table][]byte, service string) (*IPVSExplanation, error) {
+	_, onePort, err := parseService(service)
+	if err != nil {
+		return nil, err
 	}
-	x := &explainer{service: service, onePort: strings.Contains(name, ":"), rules: map[string][]savedRule{}, ports: map[portKey]*PortExplanation{}}
-	for t, data := range save {
-		x.parse(t, data)
+	x := &ipvsExplainer{service: service, onePort: onePort, rules: map[string][]savedRule{}, ports: map[portID]*IPVSPort{}}
+	for t, st := range readSaved(save, ipvs.ChainPrefix) {
+		for c := range st.chains {
+			x.rules[string(t)+" "+c] = []savedRule{}
+		}
+		for c, rules := range st.rules {
+			x.rules[string(t)+" "+c] = rules
+		}
 	}
-	if _, ok := x.rules["nat "+ChainServices]; !ok {
+	if _, ok := x.rules["nat "+ipvs.ChainServices]; !ok {
 		return nil, fmt.Errorf("%w for %s: the nat table has no %s chain, so berth's IPVS proxy has not synced here",
-			ErrNotProgrammed, service, ChainServices)
+			ErrNotProgrammed, service, ipvs.ChainServices)
 	}
 	x.readNAT()
 	if len(x.ports) == 0 {
@@ -116,60 +114,26 @@ func Explain(h Handle, save map[iptables.Table][]byte, service string) (*Explana
 	if err := x.readIPVS(h); err != nil {
 		return nil, err
 	}
-	e := &Explanation{Service: service, NodePortAddresses: x.nodeAddrs}
-	for _, k := range slices.SortedFunc(maps.Keys(x.ports), func(a, b portKey) int {
-		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(string(a.proto), string(b.proto)))
-	}) {
+	e := &IPVSExplanation{Service: service, NodePortAddresses: x.nodeAddrs}
+	for _, k := range sortedPorts(x.ports) {
 		e.Ports = append(e.Ports, *x.ports[k])
 	}
 	return e, nil
 }
 
-// savedRule is one "-A" line: its options and text.
-type savedRule struct {
-	opts map[string]string
-	text string
-}
-
-func (r savedRule) has(opt string) bool { _, ok := r.opts[opt]; return ok }
-
-type portKey struct {
-	name  string
-	proto proxy.Protocol
-}
-
-type explainer struct {
+// ipvsExplainer accumulates what the IPVS mode's rules say about a
+// service; rules are keyed "table CHAIN".
+type ipvsExplainer struct {
 	service   string
 	onePort   bool
 	rules     map[string][]savedRule
-	ports     map[portKey]*PortExplanation
+	ports     map[portID]*IPVSPort
 	nodeAddrs []netip.Addr
-}
-
-// parse reads the backend's chains of one table's iptables-save output,
-// keyed "table CHAIN"; a declared chain without rules gets an empty list.
-func (x *explainer) parse(t iptables.Table, data []byte) {
-	table := string(t)
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimRight(line, "\r\n")
-		switch {
-		case strings.HasPrefix(line, "*"):
-			table = strings.TrimSpace(line[1:])
-		case strings.HasPrefix(line, ":"+ChainPrefix):
-			chain, _, _ := strings.Cut(line[1:], " ")
-			if x.rules[table+" "+chain] == nil {
-				x.rules[table+" "+chain] = []savedRule{}
-			}
-		case strings.HasPrefix(line, "-A "+ChainPrefix):
-			chain, rest, _ := strings.Cut(line[len("-A "):], " ")
-			x.rules[table+" "+chain] = append(x.rules[table+" "+chain], savedRule{opts: iptables.RuleOptions(rest), text: rest})
-		}
-	}
 }
 
 // owner returns the port name in a comment made of a name and a suffix,
 // when it is the service's.
-func (x *explainer) owner(comment, suffix string) (string, bool) {
+func (x *ipvsExplainer) owner(comment, suffix string) (string, bool) {
 	name, ok := strings.CutSuffix(comment, suffix)
 	if ok && (name == x.service || !x.onePort && strings.HasPrefix(name, x.service+":")) {
 		return name, true
@@ -177,34 +141,24 @@ func (x *explainer) owner(comment, suffix string) (string, bool) {
 	return "", false
 }
 
-func (x *explainer) port(name, proto string) *PortExplanation {
-	k := portKey{name: name, proto: proxy.Protocol(strings.ToUpper(proto))}
+func (x *ipvsExplainer) port(name, proto string) *IPVSPort {
+	k := portID{name: name, proto: proxy.Protocol(strings.ToUpper(proto))}
 	if x.ports[k] == nil {
-		x.ports[k] = &PortExplanation{Name: name, Protocol: k.proto}
+		x.ports[k] = &IPVSPort{Name: name, Protocol: k.proto}
 	}
 	return x.ports[k]
 }
 
-func addrOf(v string) netip.Addr {
-	p, _ := netip.ParsePrefix(v)
-	return p.Addr()
-}
-
-func portOf(v string) uint16 {
-	n, _ := strconv.ParseUint(v, 10, 16)
-	return uint16(n)
-}
-
 // readNAT reads the destinations and masquerade of the service's ports
 // from nat BERTH-IPVS-SERVICES and BERTH-IPVS-NODEPORTS.
-func (x *explainer) readNAT() {
+func (x *ipvsExplainer) readNAT() {
 	kinds := []struct {
 		suffix string
-		kind   Kind
-	}{{" cluster IP", KindClusterIP}, {" external IP", KindExternalIP}, {" loadbalancer IP", KindLoadBalancerIP}}
-	for _, r := range x.rules["nat "+ChainServices] {
-		if r.opts["-j"] == ChainNodePorts {
-			x.nodeAddrs = append(x.nodeAddrs, addrOf(r.opts["-d"]))
+		kind   ipvs.Kind
+	}{{" cluster IP", ipvs.KindClusterIP}, {" external IP", ipvs.KindExternalIP}, {" loadbalancer IP", ipvs.KindLoadBalancerIP}}
+	for _, r := range x.rules["nat "+ipvs.ChainServices] {
+		if r.opts["-j"] == ipvs.ChainNodePorts {
+			x.nodeAddrs = append(x.nodeAddrs, addr(r.opts["-d"]))
 			continue
 		}
 		for _, k := range kinds {
@@ -214,45 +168,45 @@ func (x *explainer) readNAT() {
 			}
 			p := x.port(name, r.opts["-p"])
 			if r.opts["-j"] == "ACCEPT" {
-				p.Destinations = append(p.Destinations, VirtualDestination{Kind: k.kind, Addr: addrOf(r.opts["-d"]), Port: portOf(r.opts["--dport"])})
+				p.Destinations = append(p.Destinations, VirtualDestination{Kind: k.kind, Addr: addr(r.opts["-d"]), Port: portOf(r.opts["--dport"])})
 				continue
 			}
 			x.readMark(p, k.kind, r)
 		}
 	}
-	for _, r := range x.rules["nat "+ChainNodePorts] {
+	for _, r := range x.rules["nat "+ipvs.ChainNodePorts] {
 		if name, ok := x.owner(r.opts["--comment"], " node port"); ok {
 			p := x.port(name, r.opts["-p"])
-			x.readMark(p, KindNodePort, r)
+			x.readMark(p, ipvs.KindNodePort, r)
 			for _, a := range x.nodeAddrs {
-				p.Destinations = append(p.Destinations, VirtualDestination{Kind: KindNodePort, Addr: a, Port: portOf(r.opts["--dport"])})
+				p.Destinations = append(p.Destinations, VirtualDestination{Kind: ipvs.KindNodePort, Addr: a, Port: portOf(r.opts["--dport"])})
 			}
 		}
 	}
 }
 
 // readMark reads one masquerade-mark rule of a port.
-func (x *explainer) readMark(p *PortExplanation, kind Kind, r savedRule) {
+func (x *ipvsExplainer) readMark(p *IPVSPort, kind ipvs.Kind, r savedRule) {
 	target := r.opts["-j"]
 	switch {
-	case kind != KindClusterIP && target == ChainMarkMasq && r.opts["--src-type"] == "LOCAL":
+	case kind != ipvs.KindClusterIP && target == ipvs.ChainMarkMasq && r.opts["--src-type"] == "LOCAL":
 		p.ExternalLocal = true
-	case kind != KindClusterIP && target == ChainMarkMasq:
+	case kind != ipvs.KindClusterIP && target == ipvs.ChainMarkMasq:
 		p.ExternalMasquerade = true
-	case target == ChainMarkMasq && r.has("!-s"):
+	case target == ipvs.ChainMarkMasq && r.has("!-s"):
 		p.ClusterMasquerade.Except = appendNew(p.ClusterMasquerade.Except, r.opts["!-s"])
-	case target == ChainMarkMasq && r.has("-s"):
+	case target == ipvs.ChainMarkMasq && r.has("-s"):
 		p.ClusterMasquerade.NodeOnly = true
-	case target == ChainMarkMasq:
+	case target == ipvs.ChainMarkMasq:
 		p.ClusterMasquerade.All = true
-	case target == ChainMarkOffCluster:
-		for _, o := range x.rules["nat "+ChainMarkOffCluster] {
+	case target == ipvs.ChainMarkOffCluster:
+		for _, o := range x.rules["nat "+ipvs.ChainMarkOffCluster] {
 			if o.opts["-j"] == "RETURN" {
 				p.ClusterMasquerade.Except = appendNew(p.ClusterMasquerade.Except, o.opts["-s"])
 			}
 		}
 	default:
-		p.note("rule not understood in nat %s: %s", ChainServices, r.text)
+		p.note("rule not understood in nat %s: %s", ipvs.ChainServices, r.text)
 	}
 }
 
@@ -263,15 +217,15 @@ func appendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
-func (p *PortExplanation) note(format string, args ...any) {
+func (p *IPVSPort) note(format string, args ...any) {
 	if n := fmt.Sprintf(format, args...); !slices.Contains(p.Notes, n) {
 		p.Notes = append(p.Notes, n)
 	}
 }
 
 // readFilter reads the refusals, source ranges and health checks.
-func (x *explainer) readFilter() {
-	for _, r := range x.rules["filter "+ChainServices] {
+func (x *ipvsExplainer) readFilter() {
+	for _, r := range x.rules["filter "+ipvs.ChainServices] {
 		for _, suffix := range []string{" has no endpoints", " has no local endpoints", " pod and node traffic to external destinations"} {
 			name, ok := x.owner(r.opts["--comment"], suffix)
 			if !ok {
@@ -284,16 +238,16 @@ func (x *explainer) readFilter() {
 				}
 				continue
 			}
-			a, port := addrOf(r.opts["-d"]), portOf(r.opts["--dport"])
+			a, port := addr(r.opts["-d"]), portOf(r.opts["--dport"])
 			for i := range p.Destinations {
 				d := &p.Destinations[i]
-				if d.Port == port && (d.Addr == a || !a.IsValid() && d.Kind == KindNodePort) {
+				if d.Port == port && (d.Addr == a || !a.IsValid() && d.Kind == ipvs.KindNodePort) {
 					d.Verdict = r.opts["-j"]
 				}
 			}
 		}
 	}
-	for _, r := range x.rules["filter "+ChainFirewall] {
+	for _, r := range x.rules["filter "+ipvs.ChainFirewall] {
 		if name, ok := x.owner(r.opts["--comment"], " loadbalancer IP"); ok && r.opts["-j"] == "RETURN" {
 			p := x.port(name, r.opts["-p"])
 			src := r.opts["-s"]
@@ -306,7 +260,7 @@ func (x *explainer) readFilter() {
 			x.port(name, r.opts["-p"]).Firewall = true
 		}
 	}
-	for _, r := range x.rules["filter "+ChainNodePorts] {
+	for _, r := range x.rules["filter "+ipvs.ChainNodePorts] {
 		name, ok := x.owner(r.opts["--comment"], " health check node port")
 		for k, p := range x.ports {
 			if ok && k.name == name {
@@ -317,7 +271,7 @@ func (x *explainer) readFilter() {
 }
 
 // readIPVS finds each destination's virtual service and real servers.
-func (x *explainer) readIPVS(h Handle) error {
+func (x *ipvsExplainer) readIPVS(h ipvs.Handle) error {
 	if h == nil {
 		return nil
 	}
@@ -325,14 +279,14 @@ func (x *explainer) readIPVS(h Handle) error {
 	if err != nil {
 		return fmt.Errorf("reading the IPVS table: %w", err)
 	}
-	byKey := make(map[ServiceKey]Service, len(svcs))
+	byKey := make(map[ipvs.ServiceKey]ipvs.Service, len(svcs))
 	for _, s := range svcs {
 		byKey[s.Key()] = s
 	}
 	for k, p := range x.ports {
 		for i := range p.Destinations {
 			d := &p.Destinations[i]
-			s, ok := byKey[ServiceKey{Addr: d.Addr, Port: d.Port, Protocol: k.proto}]
+			s, ok := byKey[ipvs.ServiceKey{Addr: d.Addr, Port: d.Port, Protocol: k.proto}]
 			if !ok {
 				p.note("no IPVS virtual service for %s %s", k.proto, netip.AddrPortFrom(d.Addr, d.Port))
 				continue
@@ -341,7 +295,7 @@ func (x *explainer) readIPVS(h Handle) error {
 			if d.Destinations, err = h.GetDestinations(s); err != nil {
 				return fmt.Errorf("reading the IPVS table: %w", err)
 			}
-			slices.SortFunc(d.Destinations, func(a, b Destination) int { return a.AddrPort().Compare(b.AddrPort()) })
+			slices.SortFunc(d.Destinations, func(a, b ipvs.Destination) int { return a.AddrPort().Compare(b.AddrPort()) })
 		}
 	}
 	return nil

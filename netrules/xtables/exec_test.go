@@ -1,4 +1,4 @@
-package iptables
+package xtables
 
 import (
 	"bytes"
@@ -6,14 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/berthnode/berth/proxy"
 )
 
 // endless writes lines until the writer fails, then reports how much it
@@ -48,63 +45,58 @@ func (failing) WriteTo(w io.Writer) (int64, error) {
 func TestRunFromStreams(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r := NewRenderer(RenderOptions{MasqueradeBit: DefaultMasqueradeBit})
-	state := &proxy.State{Family: proxy.IPv4}
+	var lines bytes.Buffer
 	for i := range 50 {
-		state.Services = append(state.Services, proxy.ServicePort{
-			Name:       proxy.ServicePortName{Namespace: "ns", Name: fmt.Sprintf("svc-%02d", i), Protocol: proxy.TCP},
-			Protocol:   proxy.TCP,
-			ClusterIPs: []netip.Addr{netip.AddrFrom4([4]byte{10, 96, 0, byte(i)})},
-			Port:       80,
-			ClusterEndpoints: []proxy.Endpoint{
-				{IP: netip.AddrFrom4([4]byte{10, 244, 0, byte(i)}), Port: 8080, Ready: true},
-			},
-		})
+		fmt.Fprintf(&lines, "-A BERTH-SVC-%02d -j BERTH-SEP-%02d\n", i, i)
 	}
-	p, err := r.RenderStreamed(state, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nat := p.Tables[len(p.Tables)-1]
+	nat := StreamedTable(TableNAT, &repeatable{lines.Bytes()})
 	if !nat.Streamed() {
 		t.Fatal("the nat table is not streamed")
 	}
-	want, err := nat.bytes()
+	want, err := nat.Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	out := filepath.Join(t.TempDir(), "input")
-	n, err := runFrom(ctx, OSExec{}, nat, "sh", "-c", `cat > "$0"`, out)
+	n, err := RunFrom(ctx, OSExec{}, nat, "sh", "-c", `cat > "$0"`, out)
 	got, rerr := os.ReadFile(out)
 	if err != nil || rerr != nil || n != int64(len(want)) || !bytes.Equal(got, want) {
-		t.Errorf("runFrom(cat) = %d, %v (read %v); the binary got %d bytes, want %d (equal: %t)", n, err, rerr, len(got), len(want), bytes.Equal(got, want))
+		t.Errorf("RunFrom(cat) = %d, %v (read %v); the binary got %d bytes, want %d (equal: %t)", n, err, rerr, len(got), len(want), bytes.Equal(got, want))
 	}
 
 	// Not streamed (an Exec without RunFrom): the input is rendered first.
-	n, err = runFrom(ctx, plainExec{}, nat, "sh", "-c", `cat > "$0"`, out)
+	n, err = RunFrom(ctx, plainExec{}, nat, "sh", "-c", `cat > "$0"`, out)
 	if got, _ = os.ReadFile(out); err != nil || n != int64(len(want)) || !bytes.Equal(got, want) {
-		t.Errorf("runFrom(cat) with a plain Exec = %d, %v; the binary got %d bytes, want %d", n, err, len(got), len(want))
+		t.Errorf("RunFrom(cat) with a plain Exec = %d, %v; the binary got %d bytes, want %d", n, err, len(got), len(want))
 	}
 
 	in := &endless{}
-	_, err = runFrom(ctx, OSExec{}, TableData{Table: TableNAT, stream: in}, "sh", "-c", "head -c 100000 >/dev/null; exit 3")
+	_, err = RunFrom(ctx, OSExec{}, StreamedTable(TableNAT, in), "sh", "-c", "head -c 100000 >/dev/null; exit 3")
 	var ee *ExitError
 	if !errors.As(err, &ee) || ee.Code != 3 {
-		t.Errorf("runFrom of a binary that exits 3 before the end of its input = %v, want its exit error", err)
+		t.Errorf("RunFrom of a binary that exits 3 before the end of its input = %v, want its exit error", err)
 	}
 	if in.written < 100000 {
 		t.Errorf("the binary read %d bytes before exiting, want at least 100000", in.written)
 	}
 
 	start := time.Now()
-	_, err = runFrom(ctx, OSExec{}, TableData{Table: TableNAT, stream: failing{}}, "sh", "-c", "cat >/dev/null; sleep 30")
+	_, err = RunFrom(ctx, OSExec{}, StreamedTable(TableNAT, failing{}), "sh", "-c", "cat >/dev/null; sleep 30")
 	if !errors.Is(err, errRender) {
-		t.Errorf("runFrom of an input that fails = %v, want the input's error", err)
+		t.Errorf("RunFrom of an input that fails = %v, want the input's error", err)
 	}
 	if took := time.Since(start); took > 20*time.Second {
-		t.Errorf("runFrom of an input that fails took %v: the binary was not killed", took)
+		t.Errorf("RunFrom of an input that fails took %v: the binary was not killed", took)
 	}
+}
+
+// repeatable writes the same bytes each time, as a streamed payload does.
+type repeatable struct{ b []byte }
+
+func (l *repeatable) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(l.b)
+	return int64(n), err
 }
 
 // plainExec is OSExec without StreamExec.

@@ -1,4 +1,4 @@
-package ipvs
+package explain
 
 import (
 	"fmt"
@@ -8,28 +8,22 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/berthnode/berth/netrules/ipvs"
 )
 
 // Write prints the explanation for a person: per service port, its
 // destinations and what becomes of them, the real servers of each virtual
 // service with weights and connections, then its policies with the chain
 // that holds each.
-func (e *Explanation) Write(w io.Writer) error {
-	var b strings.Builder
-	for i := range e.Ports {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		e.writePort(&b, &e.Ports[i])
-	}
-	if len(e.Ports) > 0 {
-		b.WriteString(explainFooter)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
+func (e *IPVSExplanation) Write(w io.Writer) error {
+	return writePorts(w, len(e.Ports), func(b *strings.Builder, i int) bool {
+		e.writePort(b, &e.Ports[i])
+		return true
+	}, ipvsFooter)
 }
 
-const explainFooter = `
+const ipvsFooter = `
 Scheduling: IPVS picks each new connection's real server by the virtual service's scheduler
 (rr: in turn, per virtual service, skipping weight 0); persistence sends a client back to its
 server for the timeout after its last connection. Weight 0: draining, no new connections.
@@ -37,13 +31,9 @@ Hairpin: nat BERTH-IPVS-POSTROUTING masquerades a local endpoint's connections t
 `
 
 // String returns what Write prints.
-func (e *Explanation) String() string {
-	var b strings.Builder
-	_ = e.Write(&b)
-	return b.String()
-}
+func (e *IPVSExplanation) String() string { return text(e) }
 
-func (e *Explanation) writePort(b *strings.Builder, p *PortExplanation) {
+func (e *IPVSExplanation) writePort(b *strings.Builder, p *IPVSPort) {
 	fmt.Fprintf(b, "%s (%s)\n", p.Name, p.Protocol)
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	for _, d := range p.Destinations {
@@ -52,8 +42,8 @@ func (e *Explanation) writePort(b *strings.Builder, p *PortExplanation) {
 	_ = tw.Flush()
 	writeServers(b, p)
 	p.writePolicies(b)
-	if slices.ContainsFunc(p.Destinations, func(d VirtualDestination) bool { return d.Kind == KindNodePort }) {
-		fmt.Fprintf(b, "  node ports answer on %s (nat %s)\n", addrList(e.NodePortAddresses), ChainNodePorts)
+	if slices.ContainsFunc(p.Destinations, func(d VirtualDestination) bool { return d.Kind == ipvs.KindNodePort }) {
+		fmt.Fprintf(b, "  node ports answer on %s (nat %s)\n", addrList(e.NodePortAddresses), ipvs.ChainNodePorts)
 	}
 	for _, n := range p.Notes {
 		fmt.Fprintf(b, "  note: %s\n", n)
@@ -72,15 +62,15 @@ func addrList(addrs []netip.Addr) string {
 }
 
 // fate tells what becomes of a new connection to d.
-func (p *PortExplanation) fate(d VirtualDestination) string {
+func (p *IPVSPort) fate(d VirtualDestination) string {
 	var s string
 	switch {
 	case d.Verdict == "REJECT":
-		return "rejected: no endpoints (filter " + ChainServices + ")"
+		return "rejected: no endpoints (filter " + ipvs.ChainServices + ")"
 	case d.Verdict == "DROP" && len(p.PodsToCluster) > 0:
 		s = "pods and this node only, others dropped: no local endpoints; "
 	case d.Verdict == "DROP":
-		return "dropped: no local endpoints (filter " + ChainServices + ")"
+		return "dropped: no local endpoints (filter " + ipvs.ChainServices + ")"
 	}
 	if d.Virtual == nil {
 		return s + "no virtual service"
@@ -96,16 +86,16 @@ func (p *PortExplanation) fate(d VirtualDestination) string {
 		s += "s"
 	}
 	s += ", " + d.Virtual.Scheduler
-	if d.Virtual.Flags&FlagPersistent != 0 {
+	if d.Virtual.Flags&ipvs.FlagPersistent != 0 {
 		s += ", persistent"
 	}
-	if d.Kind != KindClusterIP && p.ExternalMasquerade {
+	if d.Kind != ipvs.KindClusterIP && p.ExternalMasquerade {
 		s += ", masqueraded"
 	}
-	if d.Kind != KindClusterIP && p.ExternalLocal {
+	if d.Kind != ipvs.KindClusterIP && p.ExternalLocal {
 		s += ", client address kept"
 	}
-	if d.Kind == KindLoadBalancerIP && p.Firewall {
+	if d.Kind == ipvs.KindLoadBalancerIP && p.Firewall {
 		s = "allowed sources only, then " + s
 	}
 	return s
@@ -113,11 +103,11 @@ func (p *PortExplanation) fate(d VirtualDestination) string {
 
 // writeServers lists the real servers of each distinct set of virtual
 // services that share them.
-func writeServers(b *strings.Builder, p *PortExplanation) {
+func writeServers(b *strings.Builder, p *IPVSPort) {
 	type group struct {
 		virtuals []string
 		sched    string
-		dests    []Destination
+		dests    []ipvs.Destination
 	}
 	var groups []*group
 	for _, d := range p.Destinations {
@@ -154,17 +144,17 @@ func writeServers(b *strings.Builder, p *PortExplanation) {
 
 // writePolicies prints persistence, masquerade, the traffic policy, the
 // source ranges and the health check.
-func (p *PortExplanation) writePolicies(b *strings.Builder) {
+func (p *IPVSPort) writePolicies(b *strings.Builder) {
 	i := slices.IndexFunc(p.Destinations, func(d VirtualDestination) bool { return d.Virtual != nil })
 	if i >= 0 {
-		if v := p.Destinations[i].Virtual; v.Flags&FlagPersistent != 0 {
+		if v := p.Destinations[i].Virtual; v.Flags&ipvs.FlagPersistent != 0 {
 			t := time.Duration(v.Timeout) * time.Second
 			fmt.Fprintf(b, "  session affinity: ClientIP, %ds (%s): IPVS persistence\n", v.Timeout, t)
 		} else {
 			b.WriteString("  session affinity: none\n")
 		}
 	}
-	if m := p.ClusterMasquerade; slices.ContainsFunc(p.Destinations, func(d VirtualDestination) bool { return d.Kind == KindClusterIP }) {
+	if m := p.ClusterMasquerade; slices.ContainsFunc(p.Destinations, func(d VirtualDestination) bool { return d.Kind == ipvs.KindClusterIP }) {
 		what := "none"
 		switch {
 		case m.All:
@@ -174,7 +164,7 @@ func (p *PortExplanation) writePolicies(b *strings.Builder) {
 		case m.NodeOnly:
 			what = "this node's own connections only (no cluster CIDR to tell off-cluster traffic by)"
 		}
-		fmt.Fprintf(b, "  cluster IP masquerade: %s (nat %s)\n", what, ChainServices)
+		fmt.Fprintf(b, "  cluster IP masquerade: %s (nat %s)\n", what, ipvs.ChainServices)
 	}
 	switch {
 	case p.ExternalLocal:
@@ -188,9 +178,9 @@ func (p *PortExplanation) writePolicies(b *strings.Builder) {
 	}
 	if p.Firewall {
 		fmt.Fprintf(b, "  load-balancer source ranges: %s; other sources dropped (filter %s)\n",
-			strings.Join(p.SourceRanges, ", "), ChainFirewall)
+			strings.Join(p.SourceRanges, ", "), ipvs.ChainFirewall)
 	}
 	if hc := p.HealthCheckNodePort; hc != 0 {
-		fmt.Fprintf(b, "  health check node port: %d, TCP, served by berth (accepted in filter %s)\n", hc, ChainNodePorts)
+		fmt.Fprintf(b, "  health check node port: %d, TCP, served by berth (accepted in filter %s)\n", hc, ipvs.ChainNodePorts)
 	}
 }

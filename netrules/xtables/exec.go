@@ -1,4 +1,4 @@
-package iptables
+package xtables
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"strconv"
 	"strings"
 )
 
@@ -23,8 +22,8 @@ type Exec interface {
 
 // StreamExec is an Exec that can also hand a binary's standard output to a
 // writer, and take its standard input from a reader, as they come: for
-// outputs and inputs too large to hold at once. The backend uses it when
-// its Exec has it.
+// outputs and inputs too large to hold at once. RunTo and RunFrom use it
+// when their Exec has it.
 type StreamExec interface {
 	// RunTo runs the binary name with args and no input, writing its
 	// standard output to stdout. Errors are as Run's.
@@ -34,9 +33,9 @@ type StreamExec interface {
 	RunFrom(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error)
 }
 
-// runTo runs the binary with e, its output going to stdout as it comes when
+// RunTo runs the binary with e, its output going to stdout as it comes when
 // e is a StreamExec, else at once when it exits.
-func runTo(ctx context.Context, e Exec, stdout io.Writer, name string, args ...string) error {
+func RunTo(ctx context.Context, e Exec, stdout io.Writer, name string, args ...string) error {
 	if s, ok := e.(StreamExec); ok {
 		return s.RunTo(ctx, stdout, name, args...)
 	}
@@ -52,13 +51,13 @@ func runTo(ctx context.Context, e Exec, stdout io.Writer, name string, args ...s
 // stopped reading: it exited, and its error tells why.
 var errInputUnread = errors.New("the binary stopped reading its input")
 
-// runFrom runs the binary with e, feeding it t's input: as it is rendered
+// RunFrom runs the binary with e, feeding it t's input: as it is rendered
 // when t is streamed and e is a StreamExec, else at once. It returns the
 // size of the input.
-func runFrom(ctx context.Context, e Exec, t TableData, name string, args ...string) (int64, error) {
+func RunFrom(ctx context.Context, e Exec, t TableData, name string, args ...string) (int64, error) {
 	s, ok := e.(StreamExec)
 	if !ok || !t.Streamed() {
-		data, err := t.bytes()
+		data, err := t.Bytes()
 		if err != nil {
 			return 0, err
 		}
@@ -158,74 +157,4 @@ func (OSExec) run(ctx context.Context, stdin io.Reader, stdout io.Writer, name s
 		return fmt.Errorf("running %s: %w", name, err)
 	}
 	return nil
-}
-
-// RestoreError is an iptables-restore that rejected a payload. The kernel
-// still holds the table as it was: a restore is atomic per table.
-type RestoreError struct {
-	// Table is the table whose payload was rejected.
-	Table Table
-	// Line is the payload line iptables-restore reported (from 1), 0 when
-	// it named none.
-	Line int
-	// Context is that line and the two on each side, each prefixed with
-	// its number.
-	Context []string
-	// Err is the failure of the run.
-	Err error
-}
-
-// Error names the table and quotes the failing line.
-func (e *RestoreError) Error() string {
-	if e.Line == 0 {
-		return fmt.Sprintf("restoring table %s: %v", e.Table, e.Err)
-	}
-	return fmt.Sprintf("restoring table %s: line %d rejected: %v", e.Table, e.Line, e.Err)
-}
-
-// Unwrap returns the run's failure.
-func (e *RestoreError) Unwrap() error { return e.Err }
-
-// failedLine finds the line number in iptables-restore's complaints:
-// "Error occurred at line: 16" (parse errors), "line 4: CHAIN_DEL failed"
-// (nf_tables commit errors) and "iptables-restore: line 4 failed" (legacy);
-// 0 when there is none.
-func failedLine(stderr string) int {
-	for rest := stderr; ; {
-		i := strings.Index(rest, "line")
-		if i < 0 {
-			return 0
-		}
-		rest = rest[i+len("line"):]
-		digits, ok := strings.CutPrefix(strings.TrimPrefix(rest, ":"), " ")
-		if !ok {
-			continue
-		}
-		end := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' })
-		if end < 0 {
-			end = len(digits)
-		}
-		if n, err := strconv.Atoi(digits[:end]); err == nil && n > 0 {
-			return n
-		}
-	}
-}
-
-// NewRestoreError builds the error for a rejected payload, with the lines
-// around the one iptables-restore names. The IPVS backend's own few rules
-// use it too.
-func NewRestoreError(table Table, payload []byte, err error) *RestoreError {
-	re := &RestoreError{Table: table, Err: err}
-	var ee *ExitError
-	if !errors.As(err, &ee) {
-		return re
-	}
-	if re.Line = failedLine(ee.Stderr); re.Line == 0 {
-		return re
-	}
-	lines := strings.Split(string(payload), "\n")
-	for n := max(re.Line-2, 1); n <= min(re.Line+2, len(lines)); n++ {
-		re.Context = append(re.Context, fmt.Sprintf("%d: %s", n, lines[n-1]))
-	}
-	return re
 }

@@ -1,4 +1,4 @@
-package ipvs_test
+package explain_test
 
 import (
 	"errors"
@@ -7,59 +7,61 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/explain"
+	"github.com/berthnode/berth/netrules/internal/golden"
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
-func save(n *ipvstesting.Node) map[iptables.Table][]byte {
-	return map[iptables.Table][]byte{
-		iptables.TableNAT:    n.IPTables.Save(n.Family, iptables.TableNAT),
-		iptables.TableFilter: n.IPTables.Save(n.Family, iptables.TableFilter),
+func save(n *ipvstesting.Node) map[xtables.Table][]byte {
+	return map[xtables.Table][]byte{
+		xtables.TableNAT:    n.IPTables.Save(n.Family, xtables.TableNAT),
+		xtables.TableFilter: n.IPTables.Save(n.Family, xtables.TableFilter),
 	}
 }
 
-func TestExplainGolden(t *testing.T) {
+func TestExplainIPVSGolden(t *testing.T) {
 	families(t, func(t *testing.T, f proxy.Family) {
-		n := newNode(t, f)
-		b := newBackend(t, n)
+		n := newIPVSNode(t, f)
+		b := newIPVSBackend(t, n)
 		s := ipt.ExampleState(f)
-		syncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
 		// One draining destination, to show it.
 		web := ipt.Service(s, "default/web:http", proxy.TCP)
 		n.IPVS.SetConnections(ipvs.ServiceKey{Addr: ipt.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP},
 			ipvsAddrPort(web.ClusterEndpoints[2]), 4, 2)
 		web.ClusterEndpoints = web.ClusterEndpoints[:2]
 		web.ExternalEndpoints = web.ClusterEndpoints
-		syncOK(t, b, s, map[string]bool{web.Name.Key(): true})
+		ipvstesting.SyncOK(t, b, s, map[string]bool{web.Name.Key(): true})
 		var out strings.Builder
 		for _, svc := range []string{"default/web", "default/sticky", "kube-system/kube-dns", "default/empty",
 			"default/local-lb", "default/local-none", "default/lb"} {
-			e, err := ipvs.Explain(n.IPVS, save(n), svc)
+			e, err := explain.ExplainIPVS(n.IPVS, save(n), svc)
 			if err != nil {
 				t.Fatalf("Explain(%s): %v", svc, err)
 			}
 			fmt.Fprintf(&out, "$ berth rules explain %s\n%s\n", svc, e)
 		}
-		golden(t, fmt.Sprintf("explain-ipv%d.golden", f), []byte(out.String()))
+		golden.Check(t, fmt.Sprintf("ipvs/explain-ipv%d.golden", f), []byte(out.String()))
 	})
 }
 
 func ipvsAddrPort(ep proxy.Endpoint) netip.AddrPort { return netip.AddrPortFrom(ep.IP, ep.Port) }
 
-func TestExplainErrors(t *testing.T) {
-	n := newNode(t, proxy.IPv4)
-	if _, err := ipvs.Explain(n.IPVS, save(n), "default/web"); !errors.Is(err, ipvs.ErrNotProgrammed) {
+func TestExplainIPVSErrors(t *testing.T) {
+	n := newIPVSNode(t, proxy.IPv4)
+	if _, err := explain.ExplainIPVS(n.IPVS, save(n), "default/web"); !errors.Is(err, explain.ErrNotProgrammed) {
 		t.Errorf("before any sync: err = %v, want ErrNotProgrammed", err)
 	}
-	syncOK(t, newBackend(t, n), ipt.ExampleState(proxy.IPv4), nil)
-	if _, err := ipvs.Explain(n.IPVS, save(n), "default/nope"); !errors.Is(err, ipvs.ErrNotProgrammed) {
+	ipvstesting.SyncOK(t, newIPVSBackend(t, n), ipt.ExampleState(proxy.IPv4), nil)
+	if _, err := explain.ExplainIPVS(n.IPVS, save(n), "default/nope"); !errors.Is(err, explain.ErrNotProgrammed) {
 		t.Errorf("unknown service: err = %v, want ErrNotProgrammed", err)
 	}
 	for _, bad := range []string{"web", "default/", "/web", "default/web:", "a/b/c"} {
-		if _, err := ipvs.Explain(nil, nil, bad); !errors.Is(err, iptables.ErrBadServiceName) {
+		if _, err := explain.ExplainIPVS(nil, nil, bad); !errors.Is(err, explain.ErrBadServiceName) {
 			t.Errorf("%q: err = %v, want ErrBadServiceName", bad, err)
 		}
 	}
@@ -67,7 +69,7 @@ func TestExplainErrors(t *testing.T) {
 	if err := n.IPVS.DelService(ipvs.Service{Addr: ipt.ServiceIP(proxy.IPv4, 53), Port: 53, Protocol: proxy.UDP}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := ipvs.Explain(n.IPVS, save(n), "kube-system/kube-dns:dns")
+	e, err := explain.ExplainIPVS(n.IPVS, save(n), "kube-system/kube-dns:dns")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package iptables_test
+package explain_test
 
 import (
 	"errors"
@@ -9,20 +9,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/berthnode/berth/netrules/explain"
+	"github.com/berthnode/berth/netrules/internal/golden"
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
-
-// saved turns a payload into what iptables-save would print once it is
-// applied: a full payload declares and fills every berth chain.
-func saved(p iptables.Payload) map[iptables.Table][]byte {
-	out := map[iptables.Table][]byte{}
-	for _, t := range p.Tables {
-		out[t.Table] = t.Data
-	}
-	return out
-}
 
 // echoState is a state with one ClusterIP service port over 3 endpoints,
 // one of them on this node.
@@ -72,11 +65,11 @@ func TestExplainGolden(t *testing.T) {
 		{"explain-cluster-cidrs.golden", multi, "default/web"},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
-			e, err := iptables.Explain(saved(mustRender(t, tc.state, opts(), nil, nil)), tc.service)
+			e, err := explain.Explain(saved(t, tc.state), tc.service)
 			if err != nil {
 				t.Fatalf("Explain: %v", err)
 			}
-			golden(t, tc.golden, []byte(e.String()))
+			golden.Check(t, tc.golden, []byte(e.String()))
 		})
 	}
 }
@@ -85,57 +78,57 @@ func TestExplainGolden(t *testing.T) {
 // service and an externalTrafficPolicy Local load balancer.
 func TestExplainModel(t *testing.T) {
 	f := proxy.IPv4
-	save := saved(mustRender(t, iptablestesting.ExampleState(f), opts(), nil, nil))
-	ep := func(addr, chain string) iptables.EndpointRule {
-		return iptables.EndpointRule{Addr: netip.MustParseAddrPort(addr), Chain: chain}
+	save := saved(t, iptablestesting.ExampleState(f))
+	ep := func(addr, chain string) explain.EndpointRule {
+		return explain.EndpointRule{Addr: netip.MustParseAddrPort(addr), Chain: chain}
 	}
-	web := iptables.Balance{Chain: "BERTH-SVC-PK5WNJDG7Q-web", Endpoints: []iptables.EndpointRule{
+	web := explain.Balance{Chain: "BERTH-SVC-PK5WNJDG7Q-web", Endpoints: []explain.EndpointRule{
 		ep("10.244.1.2:8080", "BERTH-SEP-XR2744YNQR-244.1.2"),
 		ep("10.244.2.2:8080", "BERTH-SEP-TK5A6Z6DGD-244.2.2"),
 		ep("10.244.3.2:8080", "BERTH-SEP-IJFT2763VG-244.3.2"),
 	}}
-	localLB := iptables.Balance{Chain: "BERTH-SVC-NZ4WKQ4KAT-local-l", Endpoints: []iptables.EndpointRule{
+	localLB := explain.Balance{Chain: "BERTH-SVC-NZ4WKQ4KAT-local-l", Endpoints: []explain.EndpointRule{
 		ep("10.244.1.5:8080", "BERTH-SEP-67CKKPSDN7-244.1.5"),
 		ep("10.244.2.5:8080", "BERTH-SEP-VOORUY6NMA-244.2.5"),
 	}}
 	for _, tc := range []struct {
 		service string
-		want    iptables.PortRules
+		want    explain.PortRules
 	}{
-		{"default/web", iptables.PortRules{
+		{"default/web", explain.PortRules{
 			Name: "default/web:http", Protocol: proxy.TCP,
-			Destinations: []iptables.Destination{
-				{Kind: iptables.KindClusterIP, IP: iptablestesting.ServiceIP(f, 10), Port: 80, Chain: web.Chain},
-				{Kind: iptables.KindNodePort, Port: 30080, Chain: "BERTH-EXT-PK5WNJDG7Q-web"},
+			Destinations: []explain.Destination{
+				{Kind: explain.KindClusterIP, IP: iptablestesting.ServiceIP(f, 10), Port: 80, Chain: web.Chain},
+				{Kind: explain.KindNodePort, Port: 30080, Chain: "BERTH-EXT-PK5WNJDG7Q-web"},
 			},
 			Cluster:           web,
-			ClusterMasquerade: iptables.Masquerade{Except: []string{"10.244.0.0/16"}},
-			External:          iptables.External{Chain: "BERTH-EXT-PK5WNJDG7Q-web", Masquerade: true, Endpoints: web},
+			ClusterMasquerade: explain.Masquerade{Except: []string{"10.244.0.0/16"}},
+			External:          explain.External{Chain: "BERTH-EXT-PK5WNJDG7Q-web", Masquerade: true, Endpoints: web},
 		}},
-		{"default/local-lb", iptables.PortRules{
+		{"default/local-lb", explain.PortRules{
 			Name: "default/local-lb", Protocol: proxy.TCP,
-			Destinations: []iptables.Destination{
-				{Kind: iptables.KindClusterIP, IP: iptablestesting.ServiceIP(f, 13), Port: 80, Chain: localLB.Chain},
-				{Kind: iptables.KindLoadBalancerIP, IP: iptablestesting.LoadBalancerIP(f, 10), Port: 80, Chain: "BERTH-FW-NZ4WKQ4KAT-local-lb",
+			Destinations: []explain.Destination{
+				{Kind: explain.KindClusterIP, IP: iptablestesting.ServiceIP(f, 13), Port: 80, Chain: localLB.Chain},
+				{Kind: explain.KindLoadBalancerIP, IP: iptablestesting.LoadBalancerIP(f, 10), Port: 80, Chain: "BERTH-FW-NZ4WKQ4KAT-local-lb",
 					Verdict: "DROP", VerdictChain: iptables.ChainFirewall},
-				{Kind: iptables.KindNodePort, Port: 30082, Chain: "BERTH-EXT-NZ4WKQ4KAT-local-l"},
+				{Kind: explain.KindNodePort, Port: 30082, Chain: "BERTH-EXT-NZ4WKQ4KAT-local-l"},
 			},
 			Cluster:           localLB,
-			ClusterMasquerade: iptables.Masquerade{Except: []string{"10.244.0.0/16"}},
-			External: iptables.External{
+			ClusterMasquerade: explain.Masquerade{Except: []string{"10.244.0.0/16"}},
+			External: explain.External{
 				Chain: "BERTH-EXT-NZ4WKQ4KAT-local-l", Local: true, PodsToCluster: []string{"10.244.0.0/16"}, NodeToCluster: true,
-				Endpoints: iptables.Balance{Chain: "BERTH-SVX-NZ4WKQ4KAT-local-l", Endpoints: localLB.Endpoints[:1]},
+				Endpoints: explain.Balance{Chain: "BERTH-SVX-NZ4WKQ4KAT-local-l", Endpoints: localLB.Endpoints[:1]},
 			},
-			Firewall:            iptables.Firewall{Chain: "BERTH-FW-NZ4WKQ4KAT-local-lb", Sources: []string{"203.0.113.0/24"}},
+			Firewall:            explain.Firewall{Chain: "BERTH-FW-NZ4WKQ4KAT-local-lb", Sources: []string{"203.0.113.0/24"}},
 			HealthCheckNodePort: 32000,
 		}},
 	} {
 		t.Run(tc.service, func(t *testing.T) {
-			e, err := iptables.Explain(save, tc.service)
+			e, err := explain.Explain(save, tc.service)
 			if err != nil {
 				t.Fatalf("Explain: %v", err)
 			}
-			want := &iptables.Explanation{Service: tc.service, Ports: []iptables.PortRules{tc.want},
+			want := &explain.Explanation{Service: tc.service, Ports: []explain.PortRules{tc.want},
 				NodePortAddresses: "every local address except 127.0.0.0/8"}
 			if diff := cmp.Diff(want, e, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 				cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
@@ -151,19 +144,18 @@ func TestExplainKernelOutput(t *testing.T) {
 	for _, f := range []proxy.Family{proxy.IPv4, proxy.IPv6} {
 		for _, legacy := range []bool{false, true} {
 			state := iptablestesting.ExampleState(f)
-			n := newNode(t, f, legacy)
-			n.sync(state, nil)
-			fromKernel := map[iptables.Table][]byte{
-				iptables.TableNAT:    n.fake.Save(f, iptables.TableNAT),
-				iptables.TableFilter: n.fake.Save(f, iptables.TableFilter),
+			fake := syncedFake(t, state, legacy)
+			fromKernel := map[xtables.Table][]byte{
+				xtables.TableNAT:    fake.Save(f, xtables.TableNAT),
+				xtables.TableFilter: fake.Save(f, xtables.TableFilter),
 			}
-			fromPayload := saved(mustRender(t, state, opts(), nil, nil))
+			fromPayload := saved(t, state)
 			for _, svc := range []string{"default/web", "default/sticky", "default/local-lb", "default/empty", "kube-system/kube-dns"} {
-				got, err := iptables.Explain(fromKernel, svc)
+				got, err := explain.Explain(fromKernel, svc)
 				if err != nil {
 					t.Fatalf("IPv%d legacy=%v: Explain(%s): %v", f, legacy, svc, err)
 				}
-				want, err := iptables.Explain(fromPayload, svc)
+				want, err := explain.Explain(fromPayload, svc)
 				if err != nil {
 					t.Fatalf("Explain(%s) of the payload: %v", svc, err)
 				}
@@ -176,34 +168,34 @@ func TestExplainKernelOutput(t *testing.T) {
 }
 
 func TestExplainErrors(t *testing.T) {
-	save := saved(mustRender(t, iptablestesting.ExampleState(proxy.IPv4), opts(), nil, nil))
-	none := map[iptables.Table][]byte{
-		iptables.TableNAT:    []byte("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"),
-		iptables.TableFilter: []byte("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"),
+	save := saved(t, iptablestesting.ExampleState(proxy.IPv4))
+	none := map[xtables.Table][]byte{
+		xtables.TableNAT:    []byte("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"),
+		xtables.TableFilter: []byte("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"),
 	}
 	for _, tc := range []struct {
 		name    string
-		save    map[iptables.Table][]byte
+		save    map[xtables.Table][]byte
 		service string
 		want    error
 		// text is part of the message.
 		text string
 	}{
-		{"unknown service", save, "default/nope", iptables.ErrNotProgrammed,
+		{"unknown service", save, "default/nope", explain.ErrNotProgrammed,
 			"nothing is programmed for default/nope: no berth rule in nat or filter is for it " +
 				"(a service gets rules once it has a cluster IP; a headless one never does); " +
 				"services of namespace default that have some: empty, itp-local, lb, local-lb, local-none, sctp, sticky, web"},
-		{"a prefix of a service's name", save, "default/we", iptables.ErrNotProgrammed, "nothing is programmed for default/we"},
-		{"unknown port", save, "default/web:https", iptables.ErrNotProgrammed, "nothing is programmed for default/web:https"},
-		{"unknown namespace", save, "prod/web", iptables.ErrNotProgrammed, "no service of namespace prod has any"},
-		{"no berth rules", none, "default/web", iptables.ErrNotProgrammed, "the nat table has no BERTH-SERVICES chain"},
-		{"no namespace", save, "web", iptables.ErrBadServiceName, `"web"`},
-		{"empty name", save, "default/", iptables.ErrBadServiceName, ""},
-		{"empty port", save, "default/web:", iptables.ErrBadServiceName, ""},
-		{"two slashes", save, "default/web/http", iptables.ErrBadServiceName, ""},
+		{"a prefix of a service's name", save, "default/we", explain.ErrNotProgrammed, "nothing is programmed for default/we"},
+		{"unknown port", save, "default/web:https", explain.ErrNotProgrammed, "nothing is programmed for default/web:https"},
+		{"unknown namespace", save, "prod/web", explain.ErrNotProgrammed, "no service of namespace prod has any"},
+		{"no berth rules", none, "default/web", explain.ErrNotProgrammed, "the nat table has no BERTH-SERVICES chain"},
+		{"no namespace", save, "web", explain.ErrBadServiceName, `"web"`},
+		{"empty name", save, "default/", explain.ErrBadServiceName, ""},
+		{"empty port", save, "default/web:", explain.ErrBadServiceName, ""},
+		{"two slashes", save, "default/web/http", explain.ErrBadServiceName, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := iptables.Explain(tc.save, tc.service)
+			e, err := explain.Explain(tc.save, tc.service)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Explain(%q) = %v, %v; want an error wrapping %v", tc.service, e, err, tc.want)
 			}
@@ -217,8 +209,8 @@ func TestExplainErrors(t *testing.T) {
 // TestExplainNotes: rules berth does not write that way are reported, not
 // hidden.
 func TestExplainNotes(t *testing.T) {
-	full := saved(mustRender(t, iptablestesting.ExampleState(proxy.IPv4), opts(), nil, nil))
-	nat := string(full[iptables.TableNAT])
+	full := saved(t, iptablestesting.ExampleState(proxy.IPv4))
+	nat := string(full[xtables.TableNAT])
 	for _, tc := range []struct {
 		name string
 		edit func(nat string) string
@@ -236,8 +228,8 @@ func TestExplainNotes(t *testing.T) {
 		}, []string{"rule not understood in BERTH-EXT-PK5WNJDG7Q-web: -s 192.0.2.0/24 -j RETURN"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			save := map[iptables.Table][]byte{iptables.TableNAT: []byte(tc.edit(nat)), iptables.TableFilter: full[iptables.TableFilter]}
-			e, err := iptables.Explain(save, "default/web")
+			save := map[xtables.Table][]byte{xtables.TableNAT: []byte(tc.edit(nat)), xtables.TableFilter: full[xtables.TableFilter]}
+			e, err := explain.Explain(save, "default/web")
 			if err != nil {
 				t.Fatalf("Explain: %v", err)
 			}
@@ -266,7 +258,7 @@ func dropLines(text, s string) string {
 func TestExplainAffinityTimeout(t *testing.T) {
 	s := iptablestesting.ExampleState(proxy.IPv4)
 	iptablestesting.Service(s, "default/sticky", proxy.TCP).AffinityTimeout = 90*time.Second + time.Millisecond
-	e, err := iptables.Explain(saved(mustRender(t, s, opts(), nil, nil)), "default/sticky")
+	e, err := explain.Explain(saved(t, s), "default/sticky")
 	if err != nil {
 		t.Fatalf("Explain: %v", err)
 	}
