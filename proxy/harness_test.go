@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -28,6 +29,10 @@ type fakeBackend struct {
 	state *State
 	// fail makes Syncs fail while set.
 	fail error
+	// refusePartial makes partial Syncs fail with ErrFullSyncRequired until
+	// a full one succeeds, as a backend that cannot trust its memory of
+	// the kernel.
+	refusePartial bool
 	// gogc is the GOGC during each Sync.
 	gogc []int
 }
@@ -49,10 +54,18 @@ func (b *fakeBackend) Sync(_ context.Context, st *State, changed map[string]bool
 		}
 		slices.Sort(call.changed)
 	}
+	if changed != nil && b.refusePartial {
+		call.err = true
+		b.calls = append(b.calls, call)
+		return SyncResult{}, fmt.Errorf("fake backend: %w", ErrFullSyncRequired)
+	}
 	b.calls = append(b.calls, call)
 	b.gogc = append(b.gogc, gcPercent())
 	if b.fail != nil {
 		return SyncResult{}, b.fail
+	}
+	if changed == nil {
+		b.refusePartial = false
 	}
 	b.state = st
 	return SyncResult{Full: changed == nil, Rules: 10 * len(st.Services), Bytes: 100}, nil
@@ -62,6 +75,14 @@ func (b *fakeBackend) setFail(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.fail = err
+}
+
+// setRefusePartial makes the backend refuse partial syncs until its next
+// full one.
+func (b *fakeBackend) setRefusePartial() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refusePartial = true
 }
 
 func (b *fakeBackend) snapshot() ([]backendCall, *State) {

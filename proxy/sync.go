@@ -59,16 +59,20 @@ func (p *Proxier) sync(ctx context.Context) error {
 // every sync full and every endpoint change wait for it.
 const FullSyncPeriod = time.Hour
 
-// syncFamily brings one family's backend to st: full when the family
-// needs it (first sync, after an error, every FullSyncPeriod, when the
-// globals changed), else only the changed service ports (diff, relative to
-// the previous sync's State), and not at all when nothing changed.
+// syncFamily brings one family's backend to st: in full when
+// fullSyncReason gives a reason, else only the changed service ports
+// (diff, relative to the previous sync's State), and not at all when
+// nothing changed. It is the one place that decides whether a sync is
+// full: the backend does what it is asked. A backend that cannot trust its
+// memory of the kernel refuses a partial sync with ErrFullSyncRequired,
+// and the sync is then full at once, as the next one would be.
 func (p *Proxier) syncFamily(ctx context.Context, f Family, st *State, diff map[string]bool) error {
 	logger := klog.FromContext(ctx).WithValues("family", familyLabel(f))
 	s := p.state
 	prev := s.applied[f]
 	start := p.cfg.Clock.Now()
-	full := prev == nil || diff == nil || s.needFull[f] || start.Sub(s.lastFull[f]) >= FullSyncPeriod || !sameGlobals(prev, st)
+	reason := s.fullSyncReason(f, st, diff, start)
+	full := reason != ""
 	var changed map[string]bool
 	if !full {
 		changed = diff
@@ -76,7 +80,13 @@ func (p *Proxier) syncFamily(ctx context.Context, f Family, st *State, diff map[
 			return nil
 		}
 	}
-	res, err := p.cfg.Backends[f].Sync(ctx, st, changed)
+	backend := p.cfg.Backends[f]
+	res, err := backend.Sync(ctx, st, changed)
+	if !full && errors.Is(err, ErrFullSyncRequired) {
+		logger.V(2).Info("The backend cannot sync partially; syncing in full", "reason", err)
+		full, reason, changed = true, "backend asked", nil
+		res, err = backend.Sync(ctx, st, nil)
+	}
 	took := p.cfg.Clock.Since(start)
 	if err != nil {
 		s.needFull[f] = true
@@ -94,12 +104,34 @@ func (p *Proxier) syncFamily(ctx context.Context, f Family, st *State, diff map[
 		// for the next full sync, an hour away.
 		defer debug.FreeOSMemory()
 	}
-	logger.V(2).Info("Synced proxy rules", "full", full, "changed", len(changed), "rules", res.Rules, "bytes", res.Bytes, "took", took)
+	logger.V(2).Info("Synced proxy rules", "full", full, "why", reason, "changed", len(changed), "rules", res.Rules, "bytes", res.Bytes, "took", took)
 	if p.cfg.Metrics != nil {
 		p.cfg.Metrics.ObserveSync(metrics.Sync{Family: familyLabel(f), Full: full, Took: took, Ended: p.cfg.Clock.Now(), Rules: res.Rules, Bytes: res.Bytes})
 	}
 	p.clearConntrack(ctx, prev, st)
 	return nil
+}
+
+// fullSyncReason tells why the sync of family f to st must be full, or ""
+// when a partial one (of diff) will do: the first sync, when there is no
+// diff (the Computer did not compute the family before), after a failed
+// sync, every FullSyncPeriod, and when the node-wide settings changed,
+// since every service's rules depend on them.
+func (s *syncState) fullSyncReason(f Family, st *State, diff map[string]bool, now time.Time) string {
+	prev := s.applied[f]
+	switch {
+	case prev == nil:
+		return "first sync"
+	case diff == nil:
+		return "no diff"
+	case s.needFull[f]:
+		return "after an error"
+	case now.Sub(s.lastFull[f]) >= FullSyncPeriod:
+		return "hourly"
+	case !sameGlobals(prev, st):
+		return "node-wide settings changed"
+	}
+	return ""
 }
 
 // clearConntrack removes the UDP flows a successful sync left stale.

@@ -51,16 +51,16 @@ type Backend struct {
 	// tables runs the binaries of the iptables backend it detects on the
 	// first sync.
 	tables *xtables.Applier
-	// resync decides which syncs are full.
-	resync xtables.Resync
-	// renderer remembers what the last successful sync left in the kernel.
+	// renderer remembers what the last successful sync left in the kernel;
+	// it remembers nothing before the first one and after a failure, when
+	// a partial sync is refused.
 	renderer *Renderer
 }
 
 var _ proxy.Backend = (*Backend)(nil)
 
-// New returns a Backend. It runs nothing: the first Sync detects the
-// iptables backend and is a full sync.
+// New returns a Backend. It runs nothing: the first Sync, which must be a
+// full one, detects the iptables backend.
 func New(cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid iptables backend config: %w", err)
@@ -77,7 +77,11 @@ func New(cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-// Sync implements proxy.Backend.
+// Sync implements proxy.Backend: a full sync (nil changed) lists the berth
+// chains the kernel holds, streams a payload of every service port and
+// checks the hooks; a partial one restores the chains of the changed ports
+// only (Renderer.Render). A partial sync before the first successful one,
+// or after a failed one, is refused with proxy.ErrFullSyncRequired.
 func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[string]bool) (proxy.SyncResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -89,9 +93,11 @@ func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[stri
 	if state.Family != b.family {
 		return proxy.SyncResult{}, fmt.Errorf("%w: an IPv%d state for the IPv%d backend", ErrInvalidState, state.Family, b.family)
 	}
+	if changed != nil && !b.renderer.valid {
+		return proxy.SyncResult{}, fmt.Errorf("iptables: a partial sync without a successful one before it: %w", proxy.ErrFullSyncRequired)
+	}
 	res, err := b.sync(ctx, state, changed)
 	if err != nil {
-		b.resync.Failed()
 		b.renderer.Invalidate()
 		return res, err
 	}
@@ -104,21 +110,17 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 	if err := b.tables.Detect(ctx); err != nil {
 		return proxy.SyncResult{}, err
 	}
-	full, globals := b.resync.Full(state, changed)
-	var existing ChainSet
-	if full {
-		changed = nil
-		var err error
-		if existing, err = b.readChains(ctx); err != nil {
-			return proxy.SyncResult{}, err
-		}
-	}
+	full := changed == nil
 	var p Payload
 	var err error
 	if full {
+		var existing ChainSet
+		if existing, err = b.readChains(ctx); err != nil {
+			return proxy.SyncResult{}, err
+		}
 		p, err = b.renderer.RenderStreamed(state, existing)
 	} else {
-		p, err = b.renderer.Render(state, changed, existing)
+		p, err = b.renderer.Render(state, changed, nil)
 	}
 	if err != nil {
 		return proxy.SyncResult{}, fmt.Errorf("rendering iptables rules: %w", err)
@@ -136,7 +138,6 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 			return proxy.SyncResult{}, err
 		}
 	}
-	b.resync.Done(globals)
 	return res, nil
 }
 

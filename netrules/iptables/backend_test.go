@@ -86,20 +86,28 @@ func TestBackendBinaries(t *testing.T) {
 	}
 }
 
+// TestBackendFullSyncs: the backend syncs in full exactly when asked (nil
+// changes), and refuses, changing nothing, a partial sync it cannot trust
+// its memory for: before its first sync and after a failed one. Which
+// syncs are full (the first, after a failure, new node-wide settings) is
+// the proxier's decision, tested in proxy (TestSyncFamilyDecidesFullSyncs).
 func TestBackendFullSyncs(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	b, rec := newRecording(t, proxy.IPv4, false)
 	s := ipt.ExampleState(proxy.IPv4)
 	sync := func(changed map[string]bool) (proxy.SyncResult, error) { return b.Sync(ctx, s, changed) }
-	if res, err := sync(map[string]bool{}); err != nil || !res.Full {
+	if _, err := sync(map[string]bool{}); !errors.Is(err, proxy.ErrFullSyncRequired) || len(rec.commands) != 0 {
+		t.Fatalf("partial first Sync: %v, ran %q; want proxy.ErrFullSyncRequired and nothing run", err, rec.commands)
+	}
+	if res, err := sync(nil); err != nil || !res.Full {
 		t.Fatalf("first Sync = %+v, %v; want a full sync", res, err)
 	}
 	if res, err := sync(map[string]bool{}); err != nil || res.Full {
 		t.Fatalf("second Sync = %+v, %v; want a partial sync", res, err)
 	}
 	s.MasqueradeAll = true
-	if res, err := sync(map[string]bool{}); err != nil || !res.Full {
-		t.Errorf("Sync after a node-wide setting changed = %+v, %v; want a full sync", res, err)
+	if res, err := sync(nil); err != nil || !res.Full {
+		t.Errorf("full Sync after a node-wide setting changed = %+v, %v; want a full sync", res, err)
 	}
 	rec.failRestore = "iptables-restore v1.8.9 (nf_tables): Bad argument\nError occurred at line: 3\n"
 	// web loses its endpoints: its cluster IP now rejects, in filter.
@@ -110,8 +118,12 @@ func TestBackendFullSyncs(t *testing.T) {
 	if !errors.As(err, &re) || re.Table != xtables.TableFilter || re.Line != 3 || len(re.Context) != 5 {
 		t.Fatalf("Sync with a rejected payload: %v, want a xtables.RestoreError of filter at line 3 with 5 lines of context", err)
 	}
-	if res, err := sync(map[string]bool{}); err != nil || !res.Full {
-		t.Errorf("Sync after a failure = %+v, %v; want a full sync", res, err)
+	rec.commands = nil
+	if _, err := sync(map[string]bool{}); !errors.Is(err, proxy.ErrFullSyncRequired) || len(rec.commands) != 0 {
+		t.Errorf("partial Sync after a failure: %v, ran %q; want proxy.ErrFullSyncRequired and nothing run", err, rec.commands)
+	}
+	if res, err := sync(nil); err != nil || !res.Full {
+		t.Errorf("full Sync after a failure = %+v, %v; want a full sync", res, err)
 	}
 	web.ClusterEndpoints = ipt.Service(ipt.ExampleState(proxy.IPv4), "default/web:http", proxy.TCP).ClusterEndpoints
 	if res, err := sync(map[string]bool{web.Name.Key(): true}); err != nil || res.Full || res.Bytes == 0 || res.Rules == 0 {

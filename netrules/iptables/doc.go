@@ -86,7 +86,9 @@
 // (Renderer.RenderStreamed: at 10,000 services 28 MB that are never held
 // whole) and checks the hooks. When iptables-restore rejects a payload,
 // the table keeps its previous rules, the lines around the one it names are
-// logged and returned in an xtables.RestoreError, and the next sync is full.
+// logged and returned in an xtables.RestoreError, and the next sync is full:
+// the proxier decides which syncs are full, and until a full one succeeds
+// the Backend refuses a partial one with proxy.ErrFullSyncRequired.
 //
 // netrules/iptables/testing holds a fake iptables that keeps rules and
 // traces packets through them, and the contract suite the fake and the

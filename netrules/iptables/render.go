@@ -154,12 +154,6 @@ func newGlobals(state *proxy.State, opts RenderOptions) (*globals, error) {
 	return g, nil
 }
 
-// fingerprint identifies the settings: two globals render the same rules
-// exactly when their fingerprints are equal.
-func (g *globals) fingerprint() string {
-	return fmt.Sprintf("%+v", *g)
-}
-
 // nodePortPrefixes formats the node-port prefixes of the family, as
 // kube-proxy reads --nodeport-addresses: none of the family, or a zero
 // prefix, means every local address; loopback prefixes are left out (a

@@ -20,16 +20,15 @@ import (
 // is then a payload of a few rules, where kube-proxy rewrites its
 // KUBE-SERVICES chain of 10,000 jumps.
 //
-// The memory is trusted: after a payload failed to apply, call Invalidate,
-// and the next Render plans every service again (the caller's next sync is
-// full anyway). A Renderer is not safe for concurrent use.
+// The memory is trusted: whether a payload is full or partial is the
+// caller's decision (the proxier's, through the Backend), and a partial
+// one is rendered on top of what the last one left. After a payload failed
+// to apply, call Invalidate: the Renderer then remembers nothing, as a new
+// one, until its next render. A Renderer is not safe for concurrent use.
 type Renderer struct {
 	opts RenderOptions
 	// valid tells whether the fields below describe the kernel.
 	valid bool
-	// globals fingerprints the node-wide settings the rules were rendered
-	// with: when they change, every service's rules do.
-	globals string
 	// services are the rendered service ports by Name.Key(); order lists
 	// their keys sorted, as State.Services is.
 	services map[string]*renderedService
@@ -65,10 +64,15 @@ func (r *Renderer) Invalidate() {
 
 // Render renders the payload that brings the kernel from what the last
 // payload left to state. changed holds the Name.Key() of the service ports
-// that may differ; nil asks for a full payload. existing holds the berth
+// that may differ; nil asks for a full payload. A partial payload is
+// rendered from the Renderer's memory, and so needs the node-wide settings
+// (every field of State but Services) of the last render: when they
+// change, every port's rules do, and the caller asks a full payload. A
+// Renderer that remembers nothing (a new one, or after Invalidate) renders
+// a partial payload as the package's Render does: every service port is
+// planned and the top-level chains rewritten. existing holds the berth
 // chains the kernel has now; it is read only when the Renderer plans every
-// service (a full payload, the first one, new node-wide settings), to
-// remove the chains nothing uses any more.
+// service, to remove the chains nothing uses any more.
 func (r *Renderer) Render(state *proxy.State, changed map[string]bool, existing ChainSet) (Payload, error) {
 	if err := r.opts.Validate(); err != nil {
 		return Payload{}, err
@@ -77,21 +81,17 @@ func (r *Renderer) Render(state *proxy.State, changed map[string]bool, existing 
 	if err != nil {
 		return Payload{}, err
 	}
-	fingerprint := g.fingerprint()
 	var p Payload
-	switch {
-	case r.valid && changed != nil && fingerprint == r.globals:
+	if r.valid && changed != nil {
 		p, err = r.renderChanged(state, g, changed)
-	case r.valid && fingerprint != r.globals:
-		p, err = r.renderAll(state, g, nil, existing, false)
-	default:
+	} else {
 		p, err = r.renderAll(state, g, changed, existing, false)
 	}
 	if err != nil {
 		r.Invalidate()
 		return Payload{}, err
 	}
-	r.valid, r.globals = true, fingerprint
+	r.valid = true
 	return p, nil
 }
 
@@ -114,7 +114,7 @@ func (r *Renderer) RenderStreamed(state *proxy.State, existing ChainSet) (Payloa
 		r.Invalidate()
 		return Payload{}, err
 	}
-	r.valid, r.globals = true, g.fingerprint()
+	r.valid = true
 	return p, nil
 }
 

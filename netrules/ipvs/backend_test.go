@@ -117,7 +117,9 @@ func TestFullSync(t *testing.T) {
 		n := newNode(t, f)
 		b := newBackend(t, n)
 		s := ipt.ExampleState(f)
-		res := ipvstesting.SyncOK(t, b, s, map[string]bool{})
+		// The proxier asks a full first sync; a partial one is refused.
+		refused(t, n, b, s)
+		res := ipvstesting.SyncOK(t, b, s, nil)
 		if !res.Full {
 			t.Error("first sync: Full = false")
 		}
@@ -289,48 +291,6 @@ func TestStaleServicesOfAnEarlierRunGo(t *testing.T) {
 	})
 }
 
-func TestFailedCallThenFullSyncConverges(t *testing.T) {
-	for _, method := range []string{"NewService", "NewDestination", "GetDestinations", "DelService", "UpdateDestination"} {
-		t.Run(method, func(t *testing.T) {
-			n := newNode(t, proxy.IPv4)
-			b := newBackend(t, n)
-			s := ipt.ExampleState(proxy.IPv4)
-			if method == "DelService" || method == "UpdateDestination" || method == "GetDestinations" {
-				// Changes that need these calls: a service port removed,
-				// an endpoint terminating beside ready ones (weight 0).
-				ipvstesting.SyncOK(t, b, s, nil)
-				web := ipt.Service(s, "default/web:http", proxy.TCP)
-				web.ClusterEndpoints[0].Ready, web.ClusterEndpoints[0].Terminating = false, true
-				web.ExternalEndpoints = web.ClusterEndpoints
-				s.Services = slices.DeleteFunc(s.Services, func(sp proxy.ServicePort) bool { return sp.Name.Name == "sctp" })
-			}
-			n.IPVS.Fail(method, ipvstesting.ErrInjected())
-			_, ctx := ktesting.NewTestContext(t)
-			_, err := b.Sync(ctx, s, nil)
-			if !errors.Is(err, ipvstesting.ErrInjected()) {
-				t.Fatalf("Sync with a failing %s: err = %v, want the injected failure", method, err)
-			}
-			if method == "NewService" {
-				// One virtual service failed; the others were programmed.
-				if got, all := len(table(n)), len(want(t, n, s, "rr")); got != all-1 {
-					t.Errorf("after one failed NewService the table has %d virtual services, want %d", got, all-1)
-				}
-			}
-			// The next sync is full whatever it is asked, and converges.
-			res := ipvstesting.SyncOK(t, b, s, map[string]bool{})
-			if !res.Full {
-				t.Error("sync after a failure: Full = false")
-			}
-			check(t, n, s)
-			n.IPVS.ResetCalls()
-			ipvstesting.SyncOK(t, b, s, nil)
-			if w := n.IPVS.Writes(); len(w) != 0 {
-				t.Errorf("not converged: the sync after made %q", w)
-			}
-		})
-	}
-}
-
 func TestFullSyncRepairs(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n)
@@ -413,24 +373,6 @@ func TestScheduler(t *testing.T) {
 	}
 }
 
-func TestRestoreErrorKeepsTheNextSyncFull(t *testing.T) {
-	n := newNode(t, proxy.IPv4)
-	ex := &failingExec{Exec: n.IPTables, failOn: "-restore", stderr: "iptables-restore: line 3 failed\n"}
-	b := newBackend(t, n, func(c *ipvs.Config) { c.Exec = ex })
-	s := ipt.ExampleState(proxy.IPv4)
-	_, ctx := ktesting.NewTestContext(t)
-	_, err := b.Sync(ctx, s, nil)
-	var re *xtables.RestoreError
-	if !errors.As(err, &re) || re.Line != 3 || len(re.Context) == 0 || !strings.HasPrefix(re.Context[0], "1: *") {
-		t.Fatalf("err = %v (%+v), want a RestoreError naming line 3 with its context", err, re)
-	}
-	ex.failOn = ""
-	if res := ipvstesting.SyncOK(t, b, s, map[string]bool{}); !res.Full {
-		t.Error("sync after a rejected payload: Full = false")
-	}
-	check(t, n, s)
-}
-
 func TestTamperedRulesMendedByFullSync(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n)
@@ -462,8 +404,8 @@ func TestNodeAddressChange(t *testing.T) {
 	newIP := netip.MustParseAddr("192.168.0.77")
 	n.Links.SetAddrs("eth0", newIP)
 	s.NodeIPs = []netip.Addr{newIP}
-	// New node-wide settings: the sync is full whatever it is asked.
-	if res := ipvstesting.SyncOK(t, b, s, map[string]bool{}); !res.Full {
+	// New node-wide settings: the proxier asks a full sync.
+	if res := ipvstesting.SyncOK(t, b, s, nil); !res.Full {
 		t.Error("Full = false after the node's address changed")
 	}
 	for k := range table(n) {

@@ -46,15 +46,18 @@
 //
 // # Reconciling
 //
-// A full sync (changed == nil, the first, after a failure, or when the
-// node-wide settings change) reads the kernel's virtual services, the
+// A full sync (changed == nil: the proxier asks one first, after a
+// failure, hourly and when the node-wide settings change) reads the kernel's virtual services, the
 // destinations of the ones it wants and the dummy interface's addresses,
 // and changes only what differs: a second full sync of the same State
 // makes no change. A partial sync touches the virtual services of the
 // changed service ports only, and trusts its memory of what it
 // programmed: destinations are read back only when they must change. A
 // virtual service whose programming fails does not stop the others; the
-// failures are returned together, and the next sync is full.
+// failures are returned together, and the next sync is full. Until a full
+// sync succeeds again (after a failed sync, or a failed check of the
+// draining destinations), a partial one is refused with
+// proxy.ErrFullSyncRequired.
 //
 // # Graceful termination
 //

@@ -2,7 +2,6 @@ package xtables_test
 
 import (
 	"errors"
-	"net/netip"
 	"testing"
 
 	"k8s.io/klog/v2/ktesting"
@@ -45,31 +44,5 @@ func TestApplierUsesTheDetectedBackend(t *testing.T) {
 		if !errors.As(err, &re) || re.Line != 2 || len(re.Context) == 0 {
 			t.Errorf("Restore of a bad input = %v, want a RestoreError naming line 2", err)
 		}
-	}
-}
-
-func TestResync(t *testing.T) {
-	s := &proxy.State{Family: proxy.IPv4, ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
-	var r xtables.Resync
-	changed := map[string]bool{"a": true}
-	full, globals := r.Full(s, changed)
-	if !full {
-		t.Error("first sync: not full")
-	}
-	r.Done(globals)
-	if full, _ := r.Full(s, changed); full {
-		t.Error("second sync with changes: full")
-	}
-	if full, _ := r.Full(s, nil); !full {
-		t.Error("nil changes: not full")
-	}
-	s.MasqueradeAll = true
-	if full, _ := r.Full(s, changed); !full {
-		t.Error("new node-wide settings: not full")
-	}
-	s.MasqueradeAll = false
-	r.Failed()
-	if full, _ := r.Full(s, changed); !full {
-		t.Error("after a failure: not full")
 	}
 }

@@ -4,8 +4,9 @@
 // iptables is the nf_tables or the legacy one and setting up go-iptables on
 // the matching binary, writing iptables-restore input (streamed when it is
 // too big to hold), inserting the jumps from the built-in chains, quoting
-// comments, deciding when a sync must be full, and logging the lines of a
-// payload iptables-restore rejected.
+// comments, and logging the lines of a payload iptables-restore rejected.
+// Whether a sync is full is not decided here, nor in the backends: the
+// proxier decides (see proxy.Backend).
 //
 // It also holds the one parser of iptables-save output (and
 // iptables-restore input) in the tree: the backends read their chains with

@@ -75,6 +75,20 @@ func (c *contract) sync(t *testing.T, b *iptables.Backend, s *proxy.State, chang
 	return res
 }
 
+// refused checks that b refuses a partial sync of s with
+// proxy.ErrFullSyncRequired and leaves the rules as they are.
+func (c *contract) refused(t *testing.T, b *iptables.Backend, s *proxy.State) {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	before := c.save(t)
+	if _, err := b.Sync(ctx, s, map[string]bool{}); !errors.Is(err, proxy.ErrFullSyncRequired) {
+		t.Errorf("partial sync without a successful one before it: err = %v, want proxy.ErrFullSyncRequired", err)
+	}
+	if diff := cmp.Diff(Rules(before), Rules(c.save(t))); diff != "" {
+		t.Errorf("a refused sync changed the rules (-before +after):\n%s", diff)
+	}
+}
+
 // binary is the family's iptables binary base name.
 func (c *contract) binary() string {
 	if c.family == proxy.IPv6 {
@@ -187,9 +201,12 @@ func (c *contract) count(t *testing.T) int {
 func testFullSync(t *testing.T, c *contract) {
 	b := c.backend(t)
 	s := ExampleState(c.family)
-	res := c.sync(t, b, s, map[string]bool{})
+	// The caller (the proxier) asks a full first sync: a partial one is
+	// refused, and changes nothing.
+	c.refused(t, b, s)
+	res := c.sync(t, b, s, nil)
 	if !res.Full {
-		t.Errorf("first sync: Full = false, want true (a first sync is always full)")
+		t.Errorf("first sync: Full = false, want true")
 	}
 	c.check(t, s)
 	if n := c.count(t); res.Rules != n {
@@ -326,9 +343,11 @@ func testRejected(t *testing.T, c *contract) {
 	if diff := cmp.Diff(Rules(before), Rules(c.save(t))); diff != "" {
 		t.Errorf("a rejected payload changed the rules (-before +after):\n%s", diff)
 	}
-	// The other program lets go: the next sync, full, converges.
+	// The other program lets go: a partial sync is refused, the full one
+	// the caller asks then converges.
 	c.restore(t, "*nat\n:FOREIGN - [0:0]\nCOMMIT\n")
-	res := c.sync(t, b, smaller, map[string]bool{})
+	c.refused(t, b, smaller)
+	res := c.sync(t, b, smaller, nil)
 	if !res.Full {
 		t.Errorf("sync after a failure: Full = false, want true")
 	}
@@ -341,6 +360,6 @@ func testRestart(t *testing.T, c *contract) {
 	// A new berth, with fewer services, finds the old chains and deletes
 	// the ones it does not need.
 	s.Services = s.Services[:2]
-	c.sync(t, c.backend(t), s, map[string]bool{})
+	c.sync(t, c.backend(t), s, nil)
 	c.check(t, s)
 }
