@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
@@ -21,14 +22,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
-)
 
-// Timing of the relist loop.
-const (
-	relistPeriod = time.Second
-	// relistThreshold is how old the last relist may be while the manager
-	// counts as healthy (the kubelet's PLEG threshold).
-	relistThreshold = 3 * time.Minute
+	"github.com/berthnode/berth/kubelet/relist"
 )
 
 // Manager runs the pods bound to the node. Make it with New and run it with
@@ -42,12 +37,13 @@ type Manager struct {
 	servicesF informers.SharedInformerFactory
 	services  corelisters.ServiceLister
 
-	mu          sync.Mutex
-	ctx         context.Context
-	workers     map[types.UID]*podWorker
-	sources     sourcesState
-	static      staticState
-	relist      relistState
+	mu      sync.Mutex
+	ctx     context.Context
+	workers map[types.UID]*podWorker
+	sources sourcesState
+	static  staticState
+	// relister lists the runtime and tells which pods changed.
+	relister    *relist.Relister
 	runtimeName string
 	wg          sync.WaitGroup
 	// sandboxSlots bounds the sandboxes being created at once: the
@@ -108,6 +104,7 @@ func New(cfg Config) (*Manager, error) {
 		pods:      podsF.Core().V1().Pods().Informer(),
 		servicesF: servicesF,
 		services:  servicesF.Core().V1().Services().Lister(),
+		relister:  relist.New(cfg.Runtime, cfg.Clock),
 		workers:   map[types.UID]*podWorker{},
 		sources:   sourcesState{pending: map[types.UID]*v1.Pod{}},
 		static:    staticState{mirrors: map[string]*v1.Pod{}, swept: map[types.UID]time.Time{}},
@@ -191,7 +188,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		}()
 	}
 	m.housekeeping(ctx)
-	ticker := m.cfg.Clock.NewTicker(relistPeriod)
+	ticker := m.cfg.Clock.NewTicker(relist.Period)
 	defer ticker.Stop()
 	for {
 		select {
@@ -212,22 +209,15 @@ func (m *Manager) housekeeping(ctx context.Context) {
 
 // Healthy returns nil while the relist loop has run recently.
 func (m *Manager) Healthy() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.relist.last.IsZero() {
-		return errors.New("pod manager: runtime not listed yet")
-	}
-	if age := m.cfg.Clock.Since(m.relist.last); age > relistThreshold {
-		return fmt.Errorf("pod manager: last runtime relist %s ago (threshold %s)", age.Round(time.Second), relistThreshold)
+	if err := m.relister.Healthy(); err != nil {
+		return fmt.Errorf("pod manager: %w", err)
 	}
 	return nil
 }
 
 // RunningPods is the number of pods with a ready sandbox at the last relist.
 func (m *Manager) RunningPods() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.relist.running
+	return m.relister.RunningPods()
 }
 
 // podChanged hands a pod's new version to its worker. A pod new to the
