@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
@@ -133,7 +134,7 @@ func (m *Manager) markTerminated(w *podWorker) {
 // reject publishes why the pod may not run, as the kubelet does: a Warning
 // event, and phase Failed with the reason. A rejected pod never starts;
 // whatever of it the runtime holds (from before a restart) is stopped.
-func (w *podWorker) reject(ctx context.Context, pod *v1.Pod, rt *podRuntime, r rejection) error {
+func (w *podWorker) reject(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, r rejection) error {
 	if !w.state.rejectNoted {
 		klog.FromContext(ctx).Info("Pod rejected", "reason", r.Reason, "message", r.Message)
 		w.m.cfg.Recorder.Event(pod, v1.EventTypeWarning, r.Reason, r.Message)
@@ -143,7 +144,7 @@ func (w *podWorker) reject(ctx context.Context, pod *v1.Pod, rt *podRuntime, r r
 	st.Phase = v1.PodFailed
 	st.Reason = r.Reason
 	st.Message = rejectedPrefix + r.Message
-	st.QOSClass = qosClass(pod)
+	st.QOSClass = podruntime.QOSClass(pod)
 	if st.StartTime == nil {
 		now := metav1.NewTime(w.m.cfg.Clock.Now())
 		st.StartTime = &now

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
@@ -59,8 +60,8 @@ func untilDeadline(pod *v1.Pod, start *metav1.Time, now time.Time, next time.Dur
 // an event, every container stopped within the pod's grace period, then
 // phase Failed with reason DeadlineExceeded once nothing runs, and the
 // volumes torn down. Its exited containers stay for their logs.
-func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
-	grace := specGracePeriod(pod)
+func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
+	grace := podruntime.SpecGracePeriod(pod)
 	if !w.state.deadline.noted {
 		klog.FromContext(ctx).Info("Pod exceeded its active deadline; stopping it",
 			"activeDeadlineSeconds", *pod.Spec.ActiveDeadlineSeconds, "gracePeriod", grace)

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podruntime/podruntimetest"
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -194,14 +196,14 @@ func TestActiveDeadlineLoweredOnRunningPod(t *testing.T) {
 // shows without its start time yet keeps the one published before: the
 // active deadline counts from it.
 func TestStartTimeKept(t *testing.T) {
-	pod := statePod(v1.RestartPolicyAlways, nil, specC("a"))
+	pod := statePod(v1.RestartPolicyAlways, nil, podruntimetest.Spec("a"))
 	published := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	now := published.Add(10 * time.Minute)
-	st := buildStatus(statusInput{Pod: pod, RT: &podRuntime{}, Now: now, StartTime: &published})
+	st := buildStatus(statusInput{Pod: pod, RT: &podruntime.PodState{}, Now: now, StartTime: &published})
 	if st.StartTime == nil || !st.StartTime.Equal(&published) {
 		t.Errorf("start time %v, want the published %v", st.StartTime, published)
 	}
-	st = buildStatus(statusInput{Pod: pod, RT: &podRuntime{}, Now: now})
+	st = buildStatus(statusInput{Pod: pod, RT: &podruntime.PodState{}, Now: now})
 	if st.StartTime == nil || !st.StartTime.Time.Equal(now) {
 		t.Errorf("first start time %v, want now %v", st.StartTime, now)
 	}

@@ -2,193 +2,27 @@ package pods
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podruntime/podruntimetest"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-func debugC(name, target string) v1.EphemeralContainer {
-	return v1.EphemeralContainer{
-		EphemeralContainerCommon: v1.EphemeralContainerCommon{Name: name, Image: "img"},
-		TargetContainerName:      target,
-	}
-}
-
-func withEphemeral(pod *v1.Pod, ecs ...v1.EphemeralContainer) *v1.Pod {
-	pod.Spec.EphemeralContainers = ecs
-	return pod
-}
-
-func TestComputePodActionsEphemeral(t *testing.T) {
-	always, never := v1.RestartPolicyAlways, v1.RestartPolicyNever
-	deleting := withEphemeral(actionsPod(always, nil, specC("a")), debugC("dbg", ""))
-	deleting.DeletionTimestamp = &metav1.Time{Time: t0}
-	inOldSandbox := exitedC("dbg", 0)
-	inOldSandbox.SandboxID = "old"
-	tests := []struct {
-		name string
-		pod  *v1.Pod
-		rt   *podRuntime
-		want podActions
-	}{{
-		name: "new ephemeral container in a running pod: started",
-		pod:  withEphemeral(actionsPod(always, nil, specC("a")), debugC("dbg", "a")),
-		rt:   sandboxRT(true, runningC("a")),
-		want: podActions{EphemeralContainersToStart: []int{0}},
-	}, {
-		name: "running ephemeral container: left alone",
-		pod:  withEphemeral(actionsPod(always, nil, specC("a")), debugC("dbg", "")),
-		rt:   sandboxRT(true, runningC("dbg"), runningC("a")),
-		want: podActions{},
-	}, {
-		name: "ephemeral container that failed: never restarted, even under Always",
-		pod:  withEphemeral(actionsPod(always, nil, specC("a")), debugC("dbg", "")),
-		rt:   sandboxRT(true, exitedC("dbg", 1), runningC("a")),
-		want: podActions{},
-	}, {
-		name: "ephemeral container that succeeded: not started again",
-		pod:  withEphemeral(actionsPod(always, nil, specC("a")), debugC("dbg", "")),
-		rt:   sandboxRT(true, exitedC("dbg", 0), runningC("a")),
-		want: podActions{},
-	}, {
-		name: "ephemeral container of an older sandbox: not started in the new one",
-		pod:  withEphemeral(actionsPod(always, nil, specC("a")), debugC("dbg", "")),
-		rt:   sandboxRT(true, inOldSandbox, runningC("a")),
-		want: podActions{},
-	}, {
-		name: "only the new one of two",
-		pod:  withEphemeral(actionsPod(always, nil, specC("a")), debugC("dbg", ""), debugC("dbg2", "a")),
-		rt:   sandboxRT(true, runningC("dbg"), runningC("a")),
-		want: podActions{EphemeralContainersToStart: []int{1}},
-	}, {
-		name: "no sandbox: the sandbox first, no ephemeral container",
-		pod:  withEphemeral(actionsPod(always, nil, specC("a")), debugC("dbg", "")),
-		rt:   &podRuntime{},
-		want: podActions{KillPod: true, CreateSandbox: true, ContainersToStart: []int{0}},
-	}, {
-		name: "dead sandbox: a new one first, no ephemeral container",
-		pod:  withEphemeral(actionsPod(always, nil, specC("a")), debugC("dbg", "")),
-		rt:   sandboxRT(false, exitedC("a", 0)),
-		want: podActions{KillPod: true, CreateSandbox: true, SandboxAttempt: 1, ContainersToStart: []int{0}},
-	}, {
-		name: "init container still running: the ephemeral container starts anyway",
-		pod:  withEphemeral(actionsPod(always, []v1.Container{specC("i1")}, specC("a")), debugC("dbg", "")),
-		rt:   sandboxRT(true, runningC("i1")),
-		want: podActions{EphemeralContainersToStart: []int{0}},
-	}, {
-		name: "init container failed under Never: pod finished, no ephemeral container",
-		pod:  withEphemeral(actionsPod(never, []v1.Container{specC("i1")}, specC("a")), debugC("dbg", "")),
-		rt:   sandboxRT(true, exitedC("i1", 1)),
-		want: podActions{KillPod: true, Finished: true},
-	}, {
-		name: "every container done: pod finished, no ephemeral container",
-		pod:  withEphemeral(actionsPod(never, nil, specC("a")), debugC("dbg", "")),
-		rt:   sandboxRT(true, exitedC("a", 0)),
-		want: podActions{KillPod: true, Finished: true},
-	}, {
-		name: "pod being deleted: no ephemeral container",
-		pod:  deleting,
-		rt:   sandboxRT(true, runningC("a")),
-		want: podActions{},
-	}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := computePodActions(tt.pod, tt.rt, noWait)
-			tt.want.ContainersToKill = map[string]killReason{}
-			tt.want.BackOff = map[string]time.Duration{}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("actions (-want +got):\n%s", diff)
-			}
-			// A round that only starts an ephemeral container is work to do.
-			if len(got.EphemeralContainersToStart) > 0 && got.empty() {
-				t.Error("empty() is true for actions that start an ephemeral container")
-			}
-		})
-	}
-}
-
-func TestEphemeralContainerConfig(t *testing.T) {
-	rt := sandboxRT(true, runningC("app"))
-	for _, tt := range []struct {
-		name    string
-		shared  bool
-		target  string
-		wantPID runtimeapi.NamespaceMode
-		wantID  string
-	}{
-		{name: "target: the target's PID namespace", target: "app", wantPID: runtimeapi.NamespaceMode_TARGET, wantID: "app-id"},
-		{name: "no target: its own", wantPID: runtimeapi.NamespaceMode_CONTAINER},
-		{name: "pod shares one namespace: kept", shared: true, target: "app", wantPID: runtimeapi.NamespaceMode_POD},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			pod := withEphemeral(actionsPod(v1.RestartPolicyAlways, nil, specC("app")), debugC("dbg", tt.target))
-			pod.Spec.ShareProcessNamespace = &tt.shared
-			ec := &pod.Spec.EphemeralContainers[0]
-			ec.Env = []v1.EnvVar{{Name: "MODE", Value: "debug"}}
-			ec.VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/data"}}
-			ec.Lifecycle = &v1.Lifecycle{PostStart: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"x"}}}}
-			ec.Stdin, ec.TTY = true, true
-			target, err := pidTarget(pod, "dbg", rt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := ephemeralSpec(ec)
-			env := &envVars{}
-			env.set("MODE", "debug")
-			cfg, err := containerConfig(containerParams{
-				Pod: pod, Container: c, ImageRef: "img", Env: env,
-				Mounts: map[string]string{"data": "/host/data"}, PIDTarget: target,
-			}, resourceParams{}, "/")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ns := cfg.Linux.SecurityContext.NamespaceOptions
-			if ns.Pid != tt.wantPID || ns.TargetId != tt.wantID {
-				t.Errorf("pid namespace %v target %q, want %v %q", ns.Pid, ns.TargetId, tt.wantPID, tt.wantID)
-			}
-			if c.Lifecycle != nil {
-				t.Error("lifecycle hooks kept on an ephemeral container")
-			}
-			if !cfg.Stdin || !cfg.Tty || cfg.Labels[labelContainerName] != "dbg" {
-				t.Errorf("stdin %v tty %v labels %v", cfg.Stdin, cfg.Tty, cfg.Labels)
-			}
-			if len(cfg.Envs) != 1 || cfg.Envs[0].Key != "MODE" || len(cfg.Mounts) != 1 || cfg.Mounts[0].HostPath != "/host/data" {
-				t.Errorf("env %v mounts %v", cfg.Envs, cfg.Mounts)
-			}
-		})
-	}
-}
-
-func TestPIDTarget(t *testing.T) {
-	pod := withEphemeral(actionsPod(v1.RestartPolicyAlways, nil, specC("app"), specC("other")),
-		debugC("dbg", "app"), debugC("lost", "other"), debugC("plain", ""))
-	rt := sandboxRT(true, runningC("app"))
-	for name, want := range map[string]string{"dbg": "app-id", "plain": "", "app": ""} {
-		if got, err := pidTarget(pod, name, rt); err != nil || got != want {
-			t.Errorf("pidTarget(%s) = %q, %v; want %q", name, got, err, want)
-		}
-	}
-	if _, err := pidTarget(pod, "lost", rt); !errors.Is(err, errConfig) {
-		t.Errorf("pidTarget of a missing target: %v, want a configuration error", err)
-	}
-}
-
 func TestEphemeralStatuses(t *testing.T) {
-	pod := withEphemeral(actionsPod(v1.RestartPolicyAlways, nil, specC("app")),
-		debugC("zz-new", ""), debugC("run", "app"), debugC("done", ""), debugC("bad", ""))
-	run, done := runningC("run"), exitedC("done", 3)
+	pod := podruntimetest.WithEphemeral(podruntimetest.Pod(v1.RestartPolicyAlways, nil, podruntimetest.Spec("app")),
+		podruntimetest.Debug("zz-new", ""), podruntimetest.Debug("run", "app"), podruntimetest.Debug("done", ""), podruntimetest.Debug("bad", ""))
+	run, done := podruntimetest.Running("run"), podruntimetest.Exited("done", 3)
 	run.ImageRef, done.ImageRef = "sha256:run", "sha256:done"
 	in := statusInput{
 		Pod:         pod,
-		RT:          sandboxRT(true, run, done, runningC("app")),
-		Waiting:     map[string]waitingReason{"bad": {Reason: reasonErrImagePull, Message: "no such image"}},
-		Now:         t0,
+		RT:          podruntimetest.State(true, run, done, podruntimetest.Running("app")),
+		Waiting:     map[string]waitingReason{"bad": {Reason: podruntime.ReasonErrImagePull, Message: "no such image"}},
+		Now:         podruntimetest.T0,
 		RuntimeName: "containerd",
 	}
 	st := buildStatus(in)
@@ -209,7 +43,7 @@ func TestEphemeralStatuses(t *testing.T) {
 	if s := byName("done"); s.State.Terminated == nil || s.State.Terminated.ExitCode != 3 || s.State.Terminated.Reason != reasonError {
 		t.Errorf("done: %+v", s.State)
 	}
-	if s := byName("bad"); s.State.Waiting == nil || s.State.Waiting.Reason != reasonErrImagePull {
+	if s := byName("bad"); s.State.Waiting == nil || s.State.Waiting.Reason != podruntime.ReasonErrImagePull {
 		t.Errorf("bad: %+v", s.State)
 	}
 	if s := byName("zz-new"); s.State.Waiting == nil || s.State.Waiting.Reason != reasonContainerCreating {

@@ -5,28 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
 
-// Grace periods of container stops.
-const (
-	// minGracePeriod is the least time a container gets to stop, as under
-	// the kubelet.
-	minGracePeriod = 2
-	// defaultGracePeriod applies when a pod sets none.
-	defaultGracePeriod = 30
-)
-
 // apply carries out one round of actions on the runtime.
-func (w *podWorker) apply(ctx context.Context, pod *v1.Pod, rt *podRuntime, acts podActions, mounts map[string]string) error {
+func (w *podWorker) apply(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, acts podruntime.Actions, mounts map[string]string) error {
 	if acts.KillPod {
-		if err := w.killPod(ctx, pod, rt, specGracePeriod(pod)); err != nil {
+		if err := w.killPod(ctx, pod, rt, podruntime.SpecGracePeriod(pod)); err != nil {
 			return err
 		}
 	}
@@ -38,7 +29,7 @@ func (w *podWorker) apply(ctx context.Context, pod *v1.Pod, rt *podRuntime, acts
 	}
 	var errs []error
 	if len(acts.ContainersToKill) > 0 {
-		var list []*containerState
+		var list []*podruntime.ContainerState
 		for _, c := range rt.Containers {
 			if _, ok := acts.ContainersToKill[c.ID]; ok {
 				list = append(list, c)
@@ -47,7 +38,7 @@ func (w *podWorker) apply(ctx context.Context, pod *v1.Pod, rt *podRuntime, acts
 		for id, r := range acts.ContainersToKill {
 			klog.FromContext(ctx).V(2).Info("Killing container", "containerID", id, "reason", r.Message)
 		}
-		errs = append(errs, w.stopContainers(ctx, pod, list, specGracePeriod(pod)))
+		errs = append(errs, w.stopContainers(ctx, pod, list, podruntime.SpecGracePeriod(pod)))
 	}
 	sb, err := w.sandbox(ctx, pod, rt, acts)
 	if err != nil {
@@ -61,7 +52,7 @@ func (w *podWorker) apply(ctx context.Context, pod *v1.Pod, rt *podRuntime, acts
 		c := &pod.Spec.InitContainers[i]
 		if err := w.startContainer(ctx, pod, sb, c, rt); err != nil {
 			errs = append(errs, err)
-			if !isSidecar(c) || !initialized(pod, rt) {
+			if !podruntime.IsSidecar(c) || !podruntime.Initialized(pod, rt) {
 				return errors.Join(errs...)
 			}
 		}
@@ -84,9 +75,9 @@ type podSandbox struct {
 }
 
 // sandbox returns the pod's sandbox, making a new one if asked to.
-func (w *podWorker) sandbox(ctx context.Context, pod *v1.Pod, rt *podRuntime, acts podActions) (*podSandbox, error) {
+func (w *podWorker) sandbox(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, acts podruntime.Actions) (*podSandbox, error) {
 	attempt := acts.SandboxAttempt
-	cur := rt.newestSandbox()
+	cur := rt.NewestSandbox()
 	if !acts.CreateSandbox && cur != nil {
 		attempt = cur.Attempt
 	}
@@ -122,8 +113,8 @@ func (w *podWorker) sandbox(ctx context.Context, pod *v1.Pod, rt *podRuntime, ac
 		return nil, fmt.Errorf("run pod sandbox: %w", err)
 	}
 	klog.FromContext(ctx).V(2).Info("Created pod sandbox", "sandboxID", id, "attempt", attempt)
-	st := &sandboxState{ID: id}
-	if err := fillSandboxStatus(ctx, w.m.cfg.Runtime, st); err != nil {
+	st := &podruntime.SandboxState{ID: id}
+	if err := podruntime.FillSandboxStatus(ctx, w.m.cfg.Runtime, st); err != nil {
 		return nil, err
 	}
 	w.state.trace.mark("sandbox")
@@ -153,12 +144,12 @@ func (w *podWorker) sandboxConfig(ctx context.Context, pod *v1.Pod, attempt uint
 	if err != nil {
 		return nil, err
 	}
-	dns, warning := dnsConfig(pod, clusterDNS{Servers: k.ClusterDNS, Domain: k.ClusterDomain}, host)
+	dns, warning := podruntime.DNSConfig(pod, podruntime.ClusterDNS{Servers: k.ClusterDNS, Domain: k.ClusterDomain}, host)
 	if warning != "" && creating {
 		klog.FromContext(ctx).V(2).Info("DNS configuration", "warning", warning)
 		w.m.cfg.Recorder.Event(pod, v1.EventTypeWarning, "DNSConfigForming", warning)
 	}
-	return sandboxConfig(pod, attempt, sandboxParams{
+	return podruntime.SandboxConfig(pod, attempt, podruntime.SandboxParams{
 		RootDir:       w.m.cfg.RootDir,
 		LogsDir:       w.m.cfg.PodLogsDir,
 		CgroupRoot:    k.CgroupRoot,
@@ -170,42 +161,25 @@ func (w *podWorker) sandboxConfig(ctx context.Context, pod *v1.Pod, attempt uint
 }
 
 // hostDNS reads the node's resolver configuration (none when unset).
-func (m *Manager) hostDNS() (hostDNS, error) {
+func (m *Manager) hostDNS() (podruntime.HostDNS, error) {
 	p := m.cfg.Kubelet.ResolverConfig
 	if p == nil || *p == "" {
-		return hostDNS{}, nil
+		return podruntime.HostDNS{}, nil
 	}
 	f, err := os.Open(*p)
 	if err != nil {
-		return hostDNS{}, fmt.Errorf("read resolver configuration: %w", err)
+		return podruntime.HostDNS{}, fmt.Errorf("read resolver configuration: %w", err)
 	}
 	defer f.Close()
-	return parseResolvConf(f)
-}
-
-// specGracePeriod is the pod's termination grace period in seconds.
-func specGracePeriod(pod *v1.Pod) int64 {
-	g := int64(defaultGracePeriod)
-	if pod != nil && pod.Spec.TerminationGracePeriodSeconds != nil {
-		g = *pod.Spec.TerminationGracePeriodSeconds
-	}
-	return max(g, minGracePeriod)
-}
-
-// deletionGracePeriod is the grace period of a pod being deleted.
-func deletionGracePeriod(pod *v1.Pod) int64 {
-	if pod.DeletionGracePeriodSeconds != nil {
-		return max(*pod.DeletionGracePeriodSeconds, minGracePeriod)
-	}
-	return specGracePeriod(pod)
+	return podruntime.ParseResolvConf(f)
 }
 
 // killPod stops the pod's running containers (regular ones first, then the
 // sidecars) and its ready sandboxes.
-func (w *podWorker) killPod(ctx context.Context, pod *v1.Pod, rt *podRuntime, grace int64) error {
-	var regular, sidecars []*containerState
-	for _, c := range rt.runningContainers() {
-		if pod != nil && isSidecarName(pod, c.Name) {
+func (w *podWorker) killPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, grace int64) error {
+	var regular, sidecars []*podruntime.ContainerState
+	for _, c := range rt.RunningContainers() {
+		if pod != nil && podruntime.IsSidecarName(pod, c.Name) {
 			sidecars = append(sidecars, c)
 		} else {
 			regular = append(regular, c)
@@ -226,18 +200,9 @@ func (w *podWorker) killPod(ctx context.Context, pod *v1.Pod, rt *podRuntime, gr
 	return errors.Join(errs...)
 }
 
-func isSidecarName(pod *v1.Pod, name string) bool {
-	for i := range pod.Spec.InitContainers {
-		if pod.Spec.InitContainers[i].Name == name {
-			return isSidecar(&pod.Spec.InitContainers[i])
-		}
-	}
-	return false
-}
-
 // stopContainers stops containers in parallel, each with the grace period:
 // the runtime sends SIGTERM, then SIGKILL when the grace period is over.
-func (w *podWorker) stopContainers(ctx context.Context, pod *v1.Pod, list []*containerState, grace int64) error {
+func (w *podWorker) stopContainers(ctx context.Context, pod *v1.Pod, list []*podruntime.ContainerState, grace int64) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(list))
 	for i, c := range list {
@@ -254,7 +219,7 @@ func (w *podWorker) stopContainers(ctx context.Context, pod *v1.Pod, list []*con
 // stopContainer stops one container within grace seconds, with a Killing
 // event (message, or "Stopping container NAME") when the pod is known. Its
 // preStop hook runs first and its time counts against the grace period.
-func (w *podWorker) stopContainer(ctx context.Context, pod *v1.Pod, c *containerState, grace int64, message string) error {
+func (w *podWorker) stopContainer(ctx context.Context, pod *v1.Pod, c *podruntime.ContainerState, grace int64, message string) error {
 	if pod != nil {
 		if message == "" {
 			message = fmt.Sprintf("Stopping container %s", c.Name)
@@ -268,9 +233,4 @@ func (w *podWorker) stopContainer(ctx context.Context, pod *v1.Pod, c *container
 		return fmt.Errorf("stop container %s (%s): %w", c.Name, c.ID, err)
 	}
 	return nil
-}
-
-// containerLogDir is the directory of a container's log files.
-func containerLogDir(sandboxLogDir, name string) string {
-	return filepath.Join(sandboxLogDir, name)
 }

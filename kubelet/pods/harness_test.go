@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthnode/berth/cri"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -540,7 +541,7 @@ func (h *harness) containerID(pod, name string) string {
 	defer h.rt.Unlock()
 	var best *critest.FakeContainer
 	for _, c := range h.rt.Containers {
-		if c.Labels[labelPodName] == pod && c.Metadata.Name == name &&
+		if c.Labels[cri.LabelPodName] == pod && c.Metadata.Name == name &&
 			(best == nil || c.Metadata.Attempt > best.Metadata.Attempt) {
 			best = c
 		}
@@ -571,7 +572,7 @@ func (h *harness) count(pod, name string) int {
 	defer h.rt.Unlock()
 	n := 0
 	for _, c := range h.rt.Containers {
-		if c.Labels[labelPodName] == pod && c.Metadata.Name == name {
+		if c.Labels[cri.LabelPodName] == pod && c.Metadata.Name == name {
 			n++
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	"github.com/berthnode/berth/kubelet/probe"
 )
 
@@ -73,8 +74,8 @@ func (w *podWorker) runPostStart(ctx context.Context, t hookTarget) error {
 		msg := fmt.Sprintf("PostStartHook failed: %v", err)
 		klog.FromContext(ctx).Error(err, "PostStart hook failed; stopping the container", "container", t.Container.Name)
 		w.m.cfg.Recorder.Event(t.Pod, v1.EventTypeWarning, "FailedPostStartHook", msg)
-		c := &containerState{ID: t.ID, Name: t.Container.Name}
-		if stopErr := w.stopContainer(ctx, t.Pod, c, specGracePeriod(t.Pod), "FailedPostStartHook"); stopErr != nil {
+		c := &podruntime.ContainerState{ID: t.ID, Name: t.Container.Name}
+		if stopErr := w.stopContainer(ctx, t.Pod, c, podruntime.SpecGracePeriod(t.Pod), "FailedPostStartHook"); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
 		return w.failed(t.Container, reasonPostStartHookError, msg, fmt.Errorf("postStart hook of %s: %w", t.Container.Name, err))
@@ -105,7 +106,7 @@ func (w *podWorker) runPreStop(ctx context.Context, t hookTarget, grace int64) i
 	case <-ctx.Done():
 	}
 	left := grace - int64(clock.Since(start)/time.Second)
-	return max(left, minGracePeriod)
+	return max(left, podruntime.MinGracePeriod)
 }
 
 // containerSpec returns the spec of the pod's container (regular or init)

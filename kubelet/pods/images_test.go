@@ -3,34 +3,16 @@ package pods
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"testing"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
-
-func TestPullPolicyDefault(t *testing.T) {
-	tests := map[string]v1.PullPolicy{
-		"busybox":                  v1.PullAlways,
-		"busybox:latest":           v1.PullAlways,
-		"busybox:1.36":             v1.PullIfNotPresent,
-		"registry:5000/app":        v1.PullAlways,
-		"registry:5000/app:v2":     v1.PullIfNotPresent,
-		"app@sha256:" + sha256Zero: v1.PullIfNotPresent,
-	}
-	for image, want := range tests {
-		if got := pullPolicy(&v1.Container{Image: image}); got != want {
-			t.Errorf("%s: %s, want %s", image, got, want)
-		}
-	}
-}
-
-const sha256Zero = "0000000000000000000000000000000000000000000000000000000000000000"
 
 func TestEnsureImage(t *testing.T) {
 	tests := []struct {
@@ -48,9 +30,9 @@ func TestEnsureImage(t *testing.T) {
 		{name: "Always, present", image: "app:1", policy: v1.PullAlways, present: []string{"app:1"}, pulls: []string{"app:1"}, event: "Pulled"},
 		{name: "untagged defaults to latest and Always", image: "app", present: []string{"app:latest"}, pulls: []string{"app:latest"}, event: "Pulling"},
 		{name: "Never, present", image: "app:1", policy: v1.PullNever, present: []string{"app:1"}, event: "Pulled"},
-		{name: "Never, absent", image: "app:1", policy: v1.PullNever, reason: reasonErrImageNeverPull, event: reasonErrImageNeverPull},
-		{name: "pull fails", image: "app:1", policy: v1.PullIfNotPresent, fail: errBoom, pulls: []string{"app:1"}, reason: reasonErrImagePull, event: "Failed"},
-		{name: "invalid name", image: "bad image", policy: v1.PullIfNotPresent, reason: reasonInvalidImageName, event: "InspectFailed"},
+		{name: "Never, absent", image: "app:1", policy: v1.PullNever, reason: podruntime.ReasonErrImageNeverPull, event: podruntime.ReasonErrImageNeverPull},
+		{name: "pull fails", image: "app:1", policy: v1.PullIfNotPresent, fail: errBoom, pulls: []string{"app:1"}, reason: podruntime.ReasonErrImagePull, event: "Failed"},
+		{name: "invalid name", image: "bad image", policy: v1.PullIfNotPresent, reason: podruntime.ReasonInvalidImageName, event: "InspectFailed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +51,7 @@ func TestEnsureImage(t *testing.T) {
 			c := &v1.Container{Name: "c", Image: tt.image, ImagePullPolicy: tt.policy}
 			_, _, err = w.ensureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
 			reason := ""
-			if ie, ok := isImageError(err); ok {
+			if ie, ok := podruntime.IsImageError(err); ok {
 				reason = ie.Reason
 			} else if err != nil {
 				t.Fatal(err)
@@ -99,23 +81,23 @@ func TestImagePullBackOff(t *testing.T) {
 	c := &v1.Container{Name: "c", Image: "app:1", ImagePullPolicy: v1.PullIfNotPresent}
 	try := func() string {
 		_, _, err := w.ensureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
-		if ie, ok := isImageError(err); ok {
+		if ie, ok := podruntime.IsImageError(err); ok {
 			return ie.Reason
 		}
 		return ""
 	}
-	if got := try(); got != reasonErrImagePull {
+	if got := try(); got != podruntime.ReasonErrImagePull {
 		t.Fatalf("first try %q", got)
 	}
-	if got := try(); got != reasonImagePullBackOff || len(h.images.Pulls()) != 1 {
+	if got := try(); got != podruntime.ReasonImagePullBackOff || len(h.images.Pulls()) != 1 {
 		t.Fatalf("second try %q after %d pulls, want ImagePullBackOff without a pull", got, len(h.images.Pulls()))
 	}
 	h.clock.Step(10 * time.Second)
-	if got := try(); got != reasonErrImagePull || len(h.images.Pulls()) != 2 {
+	if got := try(); got != podruntime.ReasonErrImagePull || len(h.images.Pulls()) != 2 {
 		t.Fatalf("after 10s %q after %d pulls, want a new pull", got, len(h.images.Pulls()))
 	}
 	h.clock.Step(10 * time.Second)
-	if got := try(); got != reasonImagePullBackOff {
+	if got := try(); got != podruntime.ReasonImagePullBackOff {
 		t.Fatalf("the second back-off is 20s; got %q", got)
 	}
 	h.images.SetFail("app:1", nil)
@@ -145,7 +127,7 @@ func TestImagePullSecrets(t *testing.T) {
 	}
 	pod := testPod("p")
 	pod.Spec.ImagePullSecrets = []v1.LocalObjectReference{{Name: "regcred"}, {Name: "missing"}}
-	creds, errs := pullSecretCreds(context.Background(), m.cfg.Client, pod)
+	creds, errs := podruntime.PullSecretCreds(context.Background(), m.cfg.Client.CoreV1(), pod)
 	if len(errs) != 1 {
 		t.Errorf("errors %v, want one for the missing secret", errs)
 	}
@@ -169,7 +151,7 @@ func TestImagePullSecrets(t *testing.T) {
 		want:  []*runtimeapi.AuthConfig{},
 	}}
 	for _, tt := range tests {
-		if diff := cmp.Diff(tt.want, imageAuths(tt.image, creds), protocmp.Transform()); diff != "" {
+		if diff := cmp.Diff(tt.want, podruntime.ImageAuths(tt.image, creds), protocmp.Transform()); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tt.image, diff)
 		}
 	}
@@ -185,12 +167,5 @@ func TestImagePullSecrets(t *testing.T) {
 	}
 	if !h.events.Has("p", "FailedToRetrieveImagePullSecret", "missing") {
 		t.Error("no event for the missing pull secret")
-	}
-}
-
-func TestImageErrorWraps(t *testing.T) {
-	err := error(&imageError{Reason: reasonErrImagePull, Message: "x"})
-	if !errors.Is(err, errImage) {
-		t.Error("imageError does not wrap errImage")
 	}
 }

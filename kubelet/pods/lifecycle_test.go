@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -86,7 +87,7 @@ func TestCrashLoopBackOff(t *testing.T) {
 		restarts := int32(i + 2)
 		h.exit(h.containerID("crash", "app"), 1)
 		h.clock.Step(time.Second)
-		h.waitFor("CrashLoopBackOff", func() bool { return h.waitingReason("crash", "app") == reasonCrashLoopBackOff })
+		h.waitFor("CrashLoopBackOff", func() bool { return h.waitingReason("crash", "app") == podruntime.ReasonCrashLoopBackOff })
 		s := h.status("crash", "app")
 		if s.LastTerminationState.Terminated == nil || s.LastTerminationState.Terminated.ExitCode != 1 {
 			t.Errorf("lastState %+v, want terminated with exit code 1", s.LastTerminationState)
@@ -268,7 +269,7 @@ func TestOrphanSandboxRemoved(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	orphan := testPod("old", ctr("app"))
-	sbCfg, err := sandboxConfig(orphan, 0, sandboxParams{CgroupDriver: "cgroupfs", CgroupsPerQOS: true})
+	sbCfg, err := podruntime.SandboxConfig(orphan, 0, podruntime.SandboxParams{CgroupDriver: "cgroupfs", CgroupsPerQOS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +279,7 @@ func TestOrphanSandboxRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := ctr("app")
-	cfg, err := containerConfig(containerParams{Pod: orphan, Container: &c, ImageRef: c.Image, Env: &envVars{}}, resourceParams{}, "/")
+	cfg, err := podruntime.ContainerConfig(podruntime.ContainerParams{Pod: orphan, Container: &c, ImageRef: c.Image, Env: &podruntime.EnvVars{}}, podruntime.ResourceParams{}, "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,18 +330,18 @@ func TestFailingPodsDoNotBlockOthers(t *testing.T) {
 	h.create(testPod("good", ctr("app")))
 
 	h.waitFor("good running", func() bool { return h.running("good", "app") })
-	h.waitFor("ErrImagePull", func() bool { return h.waitingReason("unknown-image", "app") == reasonErrImagePull })
+	h.waitFor("ErrImagePull", func() bool { return h.waitingReason("unknown-image", "app") == podruntime.ReasonErrImagePull })
 	if !h.events.Has("unknown-image", "Failed", "Failed to pull image") {
 		t.Error("no Failed event for the image pull")
 	}
 	h.waitFor("RunContainerError or CrashLoopBackOff", func() bool {
 		r := h.waitingReason("bad-command2", "boom")
-		return r == reasonRunError || r == reasonCrashLoopBackOff
+		return r == podruntime.ReasonRunError || r == podruntime.ReasonCrashLoopBackOff
 	})
 	if !h.events.Has("bad-command2", "Failed", "boom") {
 		t.Error("no Failed event for the start error")
 	}
-	h.waitFor("CreateContainerConfigError", func() bool { return h.waitingReason("root-image", "app") == reasonCreateConfigError })
+	h.waitFor("CreateContainerConfigError", func() bool { return h.waitingReason("root-image", "app") == podruntime.ReasonCreateConfigError })
 	if s := h.status("root-image", "app"); s.State.Waiting == nil || s.State.Waiting.Message == "" {
 		t.Errorf("no message for the non-root violation: %+v", s.State)
 	}
@@ -352,7 +353,7 @@ func TestFailingPodsDoNotBlockOthers(t *testing.T) {
 		t.Errorf("pod without volumes waits with %q, want %s", got, reasonContainerCreating)
 	}
 	// Later the image appears: the pull back-off gives way.
-	h.waitFor("ImagePullBackOff", func() bool { return h.waitingReason("unknown-image", "app") == reasonImagePullBackOff })
+	h.waitFor("ImagePullBackOff", func() bool { return h.waitingReason("unknown-image", "app") == podruntime.ReasonImagePullBackOff })
 	h.images.SetFail("registry.example/missing:1.0", nil)
 	h.waitFor("image pulled after back-off", func() bool { return h.running("unknown-image", "app") })
 	if !h.running("good", "app") || !h.running("bad-command", "app") {

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	"github.com/berthnode/berth/kubelet/relist"
 )
 
@@ -399,9 +400,9 @@ func (m *Manager) hostIPs() []string {
 }
 
 // resourceParams are the node's settings of container resources.
-func (m *Manager) resourceParams() resourceParams {
+func (m *Manager) resourceParams() podruntime.ResourceParams {
 	k := m.cfg.Kubelet
-	p := resourceParams{CFSQuota: k.CPUCFSQuota == nil || *k.CPUCFSQuota, MemoryCapacity: m.nodeMem}
+	p := podruntime.ResourceParams{CFSQuota: k.CPUCFSQuota == nil || *k.CPUCFSQuota, MemoryCapacity: m.nodeMem}
 	if k.CPUCFSQuotaPeriod != nil {
 		p.QuotaPeriod = k.CPUCFSQuotaPeriod.Duration
 	}

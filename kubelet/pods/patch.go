@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/berthnode/berth/kubelet/logs"
+	"github.com/berthnode/berth/kubelet/podruntime"
 )
 
 // Limits of termination messages, as under the kubelet.
@@ -34,7 +35,7 @@ const (
 // publish computes the pod's status and patches it to the API server when it
 // differs from what the server has, after any patch still being sent in
 // the background.
-func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
+func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
 	if w.supersede != nil {
 		close(w.supersede)
 		w.supersede = nil
@@ -57,8 +58,8 @@ const backgroundPublishDelay = 2 * time.Second
 // backgroundPublishDelay unless the worker's next publish came first, and
 // that next publish comes after it. Others publish in the foreground, as do
 // static pods, whose status goes through worker state.
-func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *podRuntime) {
-	if w.static || rt.newestSandbox() != nil {
+func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) {
+	if w.static || rt.NewestSandbox() != nil {
 		if err := w.publish(ctx, pod, rt); err != nil {
 			klog.FromContext(ctx).Error(err, "Cannot publish pod status")
 		}
@@ -86,7 +87,7 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 }
 
 // podStatus computes the status to publish.
-func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podRuntime) v1.PodStatus {
+func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) v1.PodStatus {
 	w.readMessages(ctx, pod, rt)
 	st := buildStatus(statusInput{
 		Pod:         pod,
@@ -214,9 +215,9 @@ func (m *Manager) runtimeNameFor(ctx context.Context) string {
 // readMessages reads the termination messages of exited containers once:
 // the file at the termination message path, or with FallbackToLogsOnError
 // the tail of the log of a failed container that left none.
-func (w *podWorker) readMessages(ctx context.Context, pod *v1.Pod, rt *podRuntime) {
+func (w *podWorker) readMessages(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) {
 	for _, c := range rt.Containers {
-		if !c.exited() {
+		if !c.Exited() {
 			continue
 		}
 		if _, ok := w.state.messages[c.ID]; ok {
@@ -233,13 +234,13 @@ func (w *podWorker) readMessages(ctx context.Context, pod *v1.Pod, rt *podRuntim
 // logMessage is the termination message taken from the end of a
 // container's log: the last maxFallbackLines records, at most
 // maxFallbackBytes, as the kubelet reads it.
-func (w *podWorker) logMessage(ctx context.Context, pod *v1.Pod, c *containerState) string {
+func (w *podWorker) logMessage(ctx context.Context, pod *v1.Pod, c *podruntime.ContainerState) string {
 	path := c.LogPath
 	if !filepath.IsAbs(path) {
 		// containerd names the whole path; for a runtime that names
 		// only the part below the pod's log directory, it is where berth
 		// asked for it.
-		path = filepath.Join(podLogDir(w.m.cfg.PodLogsDir, pod), c.Name, strconv.Itoa(int(c.RestartCount))+".log")
+		path = filepath.Join(podruntime.PodLogDir(w.m.cfg.PodLogsDir, pod), c.Name, strconv.Itoa(int(c.RestartCount))+".log")
 	}
 	msg, err := logs.Last(ctx, path, maxFallbackLines, maxFallbackBytes)
 	if err != nil {

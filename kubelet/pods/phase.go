@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 )
 
@@ -40,7 +41,7 @@ func (n *phaseCounts) countInit(spec []v1.Container, statuses []v1.ContainerStat
 	for i := range spec {
 		c := &spec[i]
 		st, ok := statusByName(statuses, c.Name)
-		if isSidecar(c) {
+		if podruntime.IsSidecar(c) {
 			switch {
 			case !ok:
 				n.unknown++

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 )
@@ -167,7 +168,7 @@ func (p *podProbes) stopAll() {
 func probedContainers(pod *v1.Pod) []*v1.Container {
 	var out []*v1.Container
 	for i := range pod.Spec.InitContainers {
-		if c := &pod.Spec.InitContainers[i]; isSidecar(c) {
+		if c := &pod.Spec.InitContainers[i]; podruntime.IsSidecar(c) {
 			out = append(out, c)
 		}
 	}
@@ -190,16 +191,16 @@ func probeOf(c *v1.Container, k probeKind) *v1.Probe {
 
 // syncProbes runs a probe worker per probe of every running container of
 // the pod, and stops those of containers that no longer run.
-func (w *podWorker) syncProbes(ctx context.Context, pod *v1.Pod, rt *podRuntime) {
+func (w *podWorker) syncProbes(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) {
 	type wanted struct {
 		c   *v1.Container
-		cur *containerState
+		cur *podruntime.ContainerState
 	}
 	want := map[probeKey]wanted{}
 	running := map[string]bool{}
 	for _, c := range probedContainers(pod) {
-		cur := rt.current(c.Name)
-		if cur == nil || !cur.running() {
+		cur := rt.Current(c.Name)
+		if cur == nil || !cur.Running() {
 			continue
 		}
 		running[cur.ID] = true
@@ -244,14 +245,14 @@ func (w *podWorker) syncProbes(ctx context.Context, pod *v1.Pod, rt *podRuntime)
 
 // podIP is the pod's primary IP: the sandbox's, or the node's for a host
 // network pod.
-func (w *podWorker) podIP(pod *v1.Pod, rt *podRuntime) string {
+func (w *podWorker) podIP(pod *v1.Pod, rt *podruntime.PodState) string {
 	if pod.Spec.HostNetwork {
 		if ips := w.m.hostIPs(); len(ips) > 0 {
 			return ips[0]
 		}
 		return ""
 	}
-	if sb := rt.newestSandbox(); sb != nil && len(sb.IPs) > 0 {
+	if sb := rt.NewestSandbox(); sb != nil && len(sb.IPs) > 0 {
 		return sb.IPs[0]
 	}
 	return pod.Status.PodIP
@@ -269,13 +270,13 @@ func healthOf(c *v1.Container, h containerHealth) (started, ready bool) {
 // killUnhealthy stops the running containers whose liveness or startup
 // probe gave up on them; the restart policy then decides on their restart.
 // It tells whether it stopped any.
-func (w *podWorker) killUnhealthy(ctx context.Context, pod *v1.Pod, rt *podRuntime) (bool, error) {
+func (w *podWorker) killUnhealthy(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) (bool, error) {
 	kills := w.probes.takeKills()
 	if len(kills) == 0 {
 		return false, nil
 	}
-	var list []*containerState
-	for _, c := range rt.runningContainers() {
+	var list []*podruntime.ContainerState
+	for _, c := range rt.RunningContainers() {
 		if _, ok := kills[c.ID]; ok {
 			list = append(list, c)
 		}

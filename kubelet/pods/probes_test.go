@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -333,7 +334,7 @@ func TestPreStopCountsAgainstGrace(t *testing.T) {
 		wantGrace int64
 	}{
 		{"exec", v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"drain"}}}, 30, 12 * time.Second, 18},
-		{"exec beyond grace", v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"drain"}}}, 10, 10 * time.Second, minGracePeriod},
+		{"exec beyond grace", v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"drain"}}}, 10, 10 * time.Second, podruntime.MinGracePeriod},
 		{"sleep", v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 7}}, 30, 0, 23},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	"github.com/berthnode/berth/kubelet/probe"
 )
 
@@ -32,7 +33,7 @@ type probeWorker struct {
 	run    int
 }
 
-func newProbeWorker(w *podWorker, pod *v1.Pod, c *v1.Container, cur *containerState, k probeKey, podIP string) *probeWorker {
+func newProbeWorker(w *podWorker, pod *v1.Pod, c *v1.Container, cur *podruntime.ContainerState, k probeKey, podIP string) *probeWorker {
 	spec := *probeOf(c, k.kind)
 	if spec.PeriodSeconds <= 0 {
 		spec.PeriodSeconds = defaultProbePeriod
@@ -158,7 +159,7 @@ func (pw *probeWorker) probe(ctx context.Context) bool {
 // up on.
 func (pw *probeWorker) killMessage() string {
 	msg := fmt.Sprintf("Container %s failed %s probe", pw.container.Name, map[probeKind]string{liveness: "liveness", startup: "startup"}[pw.key.kind])
-	if pw.pod.Spec.RestartPolicy != v1.RestartPolicyNever || isSidecar(pw.container) {
+	if pw.pod.Spec.RestartPolicy != v1.RestartPolicyNever || podruntime.IsSidecar(pw.container) {
 		msg += ", will be restarted"
 	}
 	return msg
@@ -167,7 +168,7 @@ func (pw *probeWorker) killMessage() string {
 // killGrace is the probe's grace period if it has one, else the pod's.
 func (pw *probeWorker) killGrace() int64 {
 	if g := pw.spec.TerminationGracePeriodSeconds; g != nil {
-		return max(*g, minGracePeriod)
+		return max(*g, podruntime.MinGracePeriod)
 	}
-	return specGracePeriod(pw.pod)
+	return podruntime.SpecGracePeriod(pw.pod)
 }

@@ -12,6 +12,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	"github.com/berthnode/berth/kubelet/resize"
 )
 
@@ -30,7 +31,7 @@ func (m *Manager) resizeStore() resize.Store { return resize.Store{Root: m.cfg.R
 // spec, or defers it, as the kubelet's allocation manager does. It returns
 // the pod with its allocated resources, which is what runs and what the
 // status shows.
-func (w *podWorker) allocate(ctx context.Context, pod *v1.Pod, rt *podRuntime) *v1.Pod {
+func (w *podWorker) allocate(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) *v1.Pod {
 	logger := klog.FromContext(ctx)
 	rs := &w.state.resize
 	store := w.m.resizeStore()
@@ -131,10 +132,10 @@ func (w *podWorker) saveRecord(ctx context.Context, rec *resize.Record) {
 
 // runningResizable maps the pod's resizable containers that run in its
 // newest sandbox to their IDs.
-func runningResizable(pod *v1.Pod, rt *podRuntime) map[string]string {
+func runningResizable(pod *v1.Pod, rt *podruntime.PodState) map[string]string {
 	out := map[string]string{}
 	add := func(c *v1.Container, init bool) {
-		if cur := rt.current(c.Name); cur != nil && cur.running() && resize.Resizable(c, init) {
+		if cur := rt.Current(c.Name); cur != nil && cur.Running() && resize.Resizable(c, init) {
 			out[c.Name] = cur.ID
 		}
 	}
@@ -209,7 +210,7 @@ func (m *Manager) retryDeferredResizesLocked() {
 // resources: it restarts those whose resizePolicy asks for it and updates
 // the others and the pod cgroup in the kubelet's order. It tells whether
 // it changed what runs; an error is shown on PodResizeInProgress.
-func (w *podWorker) actuateResize(ctx context.Context, pod *v1.Pod, rt *podRuntime, mounts map[string]string) (bool, error) {
+func (w *podWorker) actuateResize(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, mounts map[string]string) (bool, error) {
 	rs := &w.state.resize
 	plan := resize.PlanFor(pod, rs.rec, runningResizable(pod, rt))
 	if plan.Empty() {
@@ -230,15 +231,15 @@ func (w *podWorker) actuateResize(ctx context.Context, pod *v1.Pod, rt *podRunti
 }
 
 // applyPlan carries a resize plan out.
-func (w *podWorker) applyPlan(ctx context.Context, pod *v1.Pod, rt *podRuntime, plan resize.Plan, mounts map[string]string) error {
-	var restarted []*containerState
-	for _, c := range rt.runningContainers() {
+func (w *podWorker) applyPlan(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, plan resize.Plan, mounts map[string]string) error {
+	var restarted []*podruntime.ContainerState
+	for _, c := range rt.RunningContainers() {
 		if id, ok := plan.Restart[c.Name]; ok && id == c.ID {
 			restarted = append(restarted, c)
 		}
 	}
 	for _, c := range restarted {
-		if err := w.stopContainer(ctx, pod, c, specGracePeriod(pod), fmt.Sprintf("Container %s resize requires restart", c.Name)); err != nil {
+		if err := w.stopContainer(ctx, pod, c, podruntime.SpecGracePeriod(pod), fmt.Sprintf("Container %s resize requires restart", c.Name)); err != nil {
 			return err
 		}
 	}
@@ -267,12 +268,12 @@ func (w *podWorker) applyPlan(ctx context.Context, pod *v1.Pod, rt *podRuntime, 
 
 // restartResized starts the containers stopped for a resize again, with
 // their allocated resources, without the crash back-off.
-func (w *podWorker) restartResized(ctx context.Context, pod *v1.Pod, stopped []*containerState, mounts map[string]string) error {
-	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+func (w *podWorker) restartResized(ctx context.Context, pod *v1.Pod, stopped []*podruntime.ContainerState, mounts map[string]string) error {
+	rt, err := podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid)
 	if err != nil {
 		return err
 	}
-	sb, err := w.sandbox(ctx, pod, rt, podActions{})
+	sb, err := w.sandbox(ctx, pod, rt, podruntime.Actions{})
 	if err != nil {
 		return err
 	}
@@ -294,7 +295,7 @@ func (w *podWorker) updateContainer(ctx context.Context, pod *v1.Pod, s resize.S
 	}
 	c := spec.DeepCopy()
 	c.Resources = s.To
-	res := containerResources(pod, c, w.m.resourceParams())
+	res := podruntime.ContainerResources(pod, c, w.m.resourceParams())
 	if err := w.m.cfg.Runtime.UpdateContainerResources(ctx, s.ContainerID, &runtimeapi.ContainerResources{Linux: res}); err != nil {
 		return fmt.Errorf("update resources of container %q: %w", s.Name, err)
 	}
@@ -337,7 +338,7 @@ func (w *podWorker) podCgroup(pod *v1.Pod) (resize.CgroupFS, *resize.PodCgroup, 
 	if !w.m.cfg.cgroupsPerQOS() || k.CgroupDriver == "systemd" {
 		return resize.CgroupFS{}, nil, nil, nil
 	}
-	cg := resize.CgroupFS{Mount: cgroupFS, Dir: cgroupParent(k.CgroupRoot, k.CgroupDriver, true, pod), V2: resize.IsCgroupV2(cgroupFS)}
+	cg := resize.CgroupFS{Mount: podruntime.CgroupFS, Dir: podruntime.CgroupParent(k.CgroupRoot, k.CgroupDriver, true, pod), V2: resize.IsCgroupV2(podruntime.CgroupFS)}
 	if !cg.Exists() {
 		return cg, nil, nil, nil
 	}
@@ -357,7 +358,7 @@ func (w *podWorker) podCgroup(pod *v1.Pod) (resize.CgroupFS, *resize.PodCgroup, 
 // noteResizeProgress sets PodResizeInProgress while a running container
 // does not have its allocated resources, and clears it with a
 // ResizeCompleted event once all have.
-func (w *podWorker) noteResizeProgress(pod *v1.Pod, rt *podRuntime) {
+func (w *podWorker) noteResizeProgress(pod *v1.Pod, rt *podruntime.PodState) {
 	rs := &w.state.resize
 	if rs.rec == nil {
 		return
@@ -374,7 +375,7 @@ func (w *podWorker) noteResizeProgress(pod *v1.Pod, rt *podRuntime) {
 
 // actualResources returns, by container ID, the resources of running
 // containers that differ from their allocated ones, for the status.
-func (w *podWorker) actualResources(pod *v1.Pod, rt *podRuntime) map[string]v1.ResourceRequirements {
+func (w *podWorker) actualResources(pod *v1.Pod, rt *podruntime.PodState) map[string]v1.ResourceRequirements {
 	rec := w.state.resize.rec
 	if rec == nil {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 )
@@ -66,7 +67,7 @@ func (m *Manager) StopPods(ctx context.Context, critical bool, grace time.Durati
 }
 
 func isCritical(pod *v1.Pod) bool {
-	return pod.Spec.Priority != nil && *pod.Spec.Priority >= criticalPriority
+	return pod.Spec.Priority != nil && *pod.Spec.Priority >= podruntime.CriticalPriority
 }
 
 // stopForShutdown stops the worker's pod within grace and publishes it
@@ -77,16 +78,16 @@ func (w *podWorker) stopForShutdown(ctx context.Context, grace time.Duration) er
 	pod := w.pod
 	w.m.mu.Unlock()
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod))
-	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	rt, err := podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid)
 	if err != nil {
 		return err
 	}
-	seconds := min(specGracePeriod(pod), int64(grace/time.Second))
+	seconds := min(podruntime.SpecGracePeriod(pod), int64(grace/time.Second))
 	logger.Info("Stopping pod for the node shutdown", "gracePeriod", seconds)
 	if err := w.killPod(ctx, pod, rt, seconds); err != nil {
 		return fmt.Errorf("stop pod %s for the node shutdown: %w", klog.KObj(pod), err)
 	}
-	if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+	if rt, err = podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
 		return err
 	}
 	st := w.podStatus(ctx, pod, rt)

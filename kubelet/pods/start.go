@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -13,48 +14,48 @@ import (
 
 // startContainer pulls, creates and starts one container in the sandbox. A
 // failure is recorded as the container's waiting reason with an event.
-func (w *podWorker) startContainer(ctx context.Context, pod *v1.Pod, sb *podSandbox, c *v1.Container, rt *podRuntime) error {
+func (w *podWorker) startContainer(ctx context.Context, pod *v1.Pod, sb *podSandbox, c *v1.Container, rt *podruntime.PodState) error {
 	now := w.m.cfg.Clock.Now()
-	if cur := rt.current(c.Name); cur != nil && cur.SandboxID == sb.ID {
+	if cur := rt.Current(c.Name); cur != nil && cur.SandboxID == sb.ID {
 		// A restart in the same sandbox: the next one waits longer unless
 		// this one runs long.
 		w.state.crash.Next(c.Name, exitTime(cur), now)
 	}
-	restarts := rt.nextRestartCount(c.Name)
+	restarts := rt.NextRestartCount(c.Name)
 	imageRef, img, err := w.ensureImage(ctx, pod, c, sb.Config)
 	if err != nil {
-		if ie, ok := isImageError(err); ok {
+		if ie, ok := podruntime.IsImageError(err); ok {
 			return w.failed(c, ie.Reason, ie.Message, err)
 		}
-		return w.failed(c, reasonErrImagePull, shortError(err), err)
+		return w.failed(c, podruntime.ReasonErrImagePull, podruntime.ShortError(err), err)
 	}
 	w.state.trace.mark("image")
-	if err := verifyNonRoot(pod, c, img); err != nil {
+	if err := podruntime.VerifyNonRoot(pod, c, img); err != nil {
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", trimConfigErr(err))
-		return w.failed(c, reasonCreateConfigError, trimConfigErr(err), err)
+		return w.failed(c, podruntime.ReasonCreateConfigError, trimConfigErr(err), err)
 	}
 	cfg, err := w.buildContainerConfig(ctx, pod, c, sb, rt, imageRef, restarts)
 	if err != nil {
-		reason := reasonCreateConfigError
-		if !errors.Is(err, errConfig) {
-			reason = reasonCreateError
+		reason := podruntime.ReasonCreateConfigError
+		if !errors.Is(err, podruntime.ErrConfig) {
+			reason = podruntime.ReasonCreateError
 		}
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", trimConfigErr(err))
 		return w.failed(c, reason, trimConfigErr(err), err)
 	}
-	if err := os.MkdirAll(containerLogDir(sb.Config.LogDirectory, c.Name), 0o755); err != nil {
-		return w.failed(c, reasonCreateError, err.Error(), fmt.Errorf("create container log directory: %w", err))
+	if err := os.MkdirAll(podruntime.ContainerLogDir(sb.Config.LogDirectory, c.Name), 0o755); err != nil {
+		return w.failed(c, podruntime.ReasonCreateError, err.Error(), fmt.Errorf("create container log directory: %w", err))
 	}
 	id, err := w.m.cfg.Runtime.CreateContainer(ctx, sb.ID, cfg, sb.Config)
 	if err != nil {
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
-		return w.failed(c, reasonCreateError, shortError(err), fmt.Errorf("create container %s: %w", c.Name, err))
+		return w.failed(c, podruntime.ReasonCreateError, podruntime.ShortError(err), fmt.Errorf("create container %s: %w", c.Name, err))
 	}
 	w.state.trace.mark("created")
 	w.m.cfg.Recorder.Eventf(pod, v1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 	if err := w.m.cfg.Runtime.StartContainer(ctx, id); err != nil {
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
-		return w.failed(c, reasonRunError, shortError(err), fmt.Errorf("start container %s: %w", c.Name, err))
+		return w.failed(c, podruntime.ReasonRunError, podruntime.ShortError(err), fmt.Errorf("start container %s: %w", c.Name, err))
 	}
 	w.state.trace.mark("started")
 	w.m.cfg.Recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
@@ -86,7 +87,7 @@ func (w *podWorker) failed(c *v1.Container, reason, msg string, err error) error
 // trimConfigErr drops the errConfig marker from a message.
 func trimConfigErr(err error) string {
 	msg := err.Error()
-	prefix := errConfig.Error() + ": "
+	prefix := podruntime.ErrConfig.Error() + ": "
 	for len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
 		msg = msg[len(prefix):]
 	}
@@ -95,9 +96,9 @@ func trimConfigErr(err error) string {
 
 // buildContainerConfig gathers the container's environment, mounts and
 // files and builds its CRI configuration.
-func (w *podWorker) buildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, sb *podSandbox, rt *podRuntime, imageRef string, restarts int32) (*runtimeapi.ContainerConfig, error) {
+func (w *podWorker) buildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, sb *podSandbox, rt *podruntime.PodState, imageRef string, restarts int32) (*runtimeapi.ContainerConfig, error) {
 	m := w.m
-	target, err := pidTarget(pod, c.Name, rt)
+	target, err := podruntime.PIDTarget(pod, c.Name, rt)
 	if err != nil {
 		return nil, err
 	}
@@ -110,22 +111,22 @@ func (w *podWorker) buildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1
 	if pod.Spec.HostNetwork {
 		podIPs = hostIPs
 	}
-	env, err := makeEnv(ctx, envInput{
+	env, err := podruntime.MakeEnv(ctx, podruntime.EnvInput{
 		Pod: pod, Container: c, PodIPs: podIPs, HostIPs: hostIPs, Services: services,
-		NodeCPUMilli: m.nodeCPU, NodeMemory: m.nodeMem, Client: m.cfg.Client,
+		NodeCPUMilli: m.nodeCPU, NodeMemory: m.nodeMem, Objects: m.cfg.Client.CoreV1(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	term, err := termFile(m.cfg.RootDir, pod, c, restarts)
+	term, err := podruntime.TermFile(m.cfg.RootDir, pod, c, restarts)
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := hostsFile(m.cfg.RootDir, pod, sb.IPs, m.cfg.Kubelet.ClusterDomain)
+	hosts, err := podruntime.HostsFile(m.cfg.RootDir, pod, sb.IPs, m.cfg.Kubelet.ClusterDomain)
 	if err != nil {
 		return nil, err
 	}
-	return containerConfig(containerParams{
+	return podruntime.ContainerConfig(podruntime.ContainerParams{
 		Pod: pod, Container: c, RestartCount: restarts, ImageRef: imageRef, Env: env,
 		Mounts: sb.Mounts, TermFile: term, HostsFile: hosts, PIDTarget: target,
 	}, m.resourceParams(), m.cfg.RootDir)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	"github.com/berthnode/berth/kubelet/staticpods"
 )
 
@@ -45,11 +46,6 @@ type staticWorkerState struct {
 func isMirrorPod(pod *v1.Pod) bool {
 	_, ok := pod.Annotations[v1.MirrorPodAnnotationKey]
 	return ok
-}
-
-// isStaticPod tells whether the pod comes from a manifest file.
-func isStaticPod(pod *v1.Pod) bool {
-	return pod.Annotations[staticpods.AnnotationSource] == staticpods.SourceFile
 }
 
 // podKey is the pod's namespace/name, the key of a static pod and its
@@ -96,7 +92,7 @@ func stopping(pod *v1.Pod, now time.Time) *v1.Pod {
 	out := *pod
 	t := metav1.NewTime(now)
 	out.DeletionTimestamp = &t
-	out.DeletionGracePeriodSeconds = ptr.To(specGracePeriod(pod))
+	out.DeletionGracePeriodSeconds = ptr.To(podruntime.SpecGracePeriod(pod))
 	return &out
 }
 

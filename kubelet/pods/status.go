@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -14,14 +15,6 @@ import (
 const (
 	reasonContainerCreating   = "ContainerCreating"
 	reasonPodInitializing     = "PodInitializing"
-	reasonCrashLoopBackOff    = "CrashLoopBackOff"
-	reasonErrImagePull        = "ErrImagePull"
-	reasonImagePullBackOff    = "ImagePullBackOff"
-	reasonErrImageNeverPull   = "ErrImageNeverPull"
-	reasonInvalidImageName    = "InvalidImageName"
-	reasonCreateConfigError   = "CreateContainerConfigError"
-	reasonCreateError         = "CreateContainerError"
-	reasonRunError            = "RunContainerError"
 	reasonCompleted           = "Completed"
 	reasonError               = "Error"
 	reasonContainersNotInit   = "ContainersNotInitialized"
@@ -42,7 +35,7 @@ type waitingReason struct {
 // statusInput is everything a pod status is made of.
 type statusInput struct {
 	Pod *v1.Pod
-	RT  *podRuntime
+	RT  *podruntime.PodState
 	// Waiting holds the reasons of containers that failed to start.
 	Waiting map[string]waitingReason
 	// Terminal tells that no container of the pod runs again.
@@ -76,7 +69,7 @@ func buildStatus(in statusInput) v1.PodStatus {
 		Message:               old.Message,
 		Reason:                old.Reason,
 		NominatedNodeName:     old.NominatedNodeName,
-		QOSClass:              qosClass(pod),
+		QOSClass:              podruntime.QOSClass(pod),
 		StartTime:             old.StartTime,
 		Resize:                old.Resize,
 		ResourceClaimStatuses: old.ResourceClaimStatuses,
@@ -110,7 +103,7 @@ func buildStatus(in statusInput) v1.PodStatus {
 	if len(podIPs) > 0 {
 		out.PodIP = podIPs[0]
 	}
-	init := initialized(pod, in.RT) || podWasInitialized(pod, in.RT)
+	init := podruntime.Initialized(pod, in.RT) || podWasInitialized(pod, in.RT)
 	out.InitContainerStatuses = containerStatuses(in, pod.Spec.InitContainers, true, init)
 	out.ContainerStatuses = containerStatuses(in, pod.Spec.Containers, false, init)
 	sort.Slice(out.ContainerStatuses, func(i, j int) bool {
@@ -127,8 +120,8 @@ func buildStatus(in statusInput) v1.PodStatus {
 
 // podWasInitialized covers the pod whose containers are all gone from the
 // runtime but that ran before (its API status says it was initialized).
-func podWasInitialized(pod *v1.Pod, rt *podRuntime) bool {
-	if rt.newestSandbox() != nil {
+func podWasInitialized(pod *v1.Pod, rt *podruntime.PodState) bool {
+	if rt.NewestSandbox() != nil {
 		return false
 	}
 	for _, c := range pod.Status.Conditions {
@@ -152,11 +145,11 @@ func isTerminalPhase(p v1.PodPhase) bool { return p == v1.PodSucceeded || p == v
 
 // podIPsOf returns the pod's IPs: the node's for a host network pod, the
 // newest sandbox's otherwise.
-func podIPsOf(pod *v1.Pod, rt *podRuntime, hostIPs []string) []string {
+func podIPsOf(pod *v1.Pod, rt *podruntime.PodState, hostIPs []string) []string {
 	if pod.Spec.HostNetwork {
 		return hostIPs
 	}
-	if sb := rt.newestSandbox(); sb != nil {
+	if sb := rt.NewestSandbox(); sb != nil {
 		return sb.IPs
 	}
 	return nil
@@ -184,8 +177,8 @@ func containerStatuses(in statusInput, list []v1.Container, init, podInit bool) 
 
 func containerStatus(in statusInput, c *v1.Container, init bool, defaultReason string) v1.ContainerStatus {
 	st := v1.ContainerStatus{Name: c.Name, Image: c.Image, Started: new(bool)}
-	inst := in.RT.instances(c.Name)
-	var cur *containerState
+	inst := in.RT.Instances(c.Name)
+	var cur *podruntime.ContainerState
 	if len(inst) > 0 {
 		cur = inst[0]
 		st.RestartCount = cur.RestartCount
@@ -194,24 +187,24 @@ func containerStatus(in statusInput, c *v1.Container, init bool, defaultReason s
 		st.Resources, st.AllocatedResources = statusResources(in, c, cur)
 	}
 	for _, prev := range inst[min(1, len(inst)):] {
-		if prev.exited() {
+		if prev.Exited() {
 			st.LastTerminationState = v1.ContainerState{Terminated: terminated(in, prev)}
 			break
 		}
 	}
 	w, hasWaiting := in.Waiting[c.Name]
 	switch {
-	case cur != nil && cur.running():
+	case cur != nil && cur.Running():
 		st.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.StartedAt)}
 		*st.Started, st.Ready = healthOf(c, in.Health[cur.ID])
 	case hasWaiting && !in.Terminal:
 		st.State.Waiting = &v1.ContainerStateWaiting{Reason: w.Reason, Message: w.Message}
-		if cur != nil && cur.exited() {
+		if cur != nil && cur.Exited() {
 			st.LastTerminationState = v1.ContainerState{Terminated: terminated(in, cur)}
 		}
-	case cur != nil && cur.exited():
+	case cur != nil && cur.Exited():
 		st.State.Terminated = terminated(in, cur)
-		st.Ready = init && !isSidecar(c) && cur.ExitCode == 0
+		st.Ready = init && !podruntime.IsSidecar(c) && cur.ExitCode == 0
 	default:
 		st.State.Waiting = &v1.ContainerStateWaiting{Reason: defaultReason}
 	}
@@ -221,9 +214,9 @@ func containerStatus(in statusInput, c *v1.Container, init bool, defaultReason s
 // statusResources are a container's resources as the kubelet reports
 // them: what it runs with, which is its allocated resources (c's) unless a
 // resize of the running container is not done; and the allocated requests.
-func statusResources(in statusInput, c *v1.Container, cur *containerState) (*v1.ResourceRequirements, v1.ResourceList) {
+func statusResources(in statusInput, c *v1.Container, cur *podruntime.ContainerState) (*v1.ResourceRequirements, v1.ResourceList) {
 	res := c.Resources.DeepCopy()
-	if actual, ok := in.Actual[cur.ID]; ok && cur.running() {
+	if actual, ok := in.Actual[cur.ID]; ok && cur.Running() {
 		res = actual.DeepCopy()
 	}
 	return res, c.Resources.Requests.DeepCopy()
@@ -231,7 +224,7 @@ func statusResources(in statusInput, c *v1.Container, cur *containerState) (*v1.
 
 // terminated describes an exited container; the runtime's reason wins,
 // else Completed or Error by exit code.
-func terminated(in statusInput, c *containerState) *v1.ContainerStateTerminated {
+func terminated(in statusInput, c *podruntime.ContainerState) *v1.ContainerStateTerminated {
 	reason := c.Reason
 	if reason == "" {
 		reason = reasonCompleted
@@ -263,7 +256,7 @@ func timeOrZero(t time.Time) metav1.Time {
 // conditions computes the kubelet's pod conditions and keeps the others.
 func conditions(in statusInput, st v1.PodStatus, init bool) []v1.PodCondition {
 	pod := in.Pod
-	sb := in.RT.newestSandbox()
+	sb := in.RT.NewestSandbox()
 	sandboxUp := sb != nil && sb.Ready && (pod.Spec.HostNetwork || len(sb.IPs) > 0)
 	mine := []v1.PodCondition{
 		condition(v1.PodReadyToStartContainers, sandboxUp, "", ""),
@@ -318,7 +311,7 @@ func initializedCondition(pod *v1.Pod, st v1.PodStatus, init bool) v1.PodConditi
 		c := &pod.Spec.InitContainers[i]
 		s, _ := statusByName(st.InitContainerStatuses, c.Name)
 		done := s.State.Terminated != nil && s.State.Terminated.ExitCode == 0
-		if isSidecar(c) {
+		if podruntime.IsSidecar(c) {
 			done = s.Started != nil && *s.Started
 		}
 		if !done {
@@ -342,7 +335,7 @@ func containersReadyCondition(pod *v1.Pod, st v1.PodStatus) v1.PodCondition {
 	var unready []string
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		if s, _ := statusByName(st.InitContainerStatuses, c.Name); isSidecar(c) && !s.Ready {
+		if s, _ := statusByName(st.InitContainerStatuses, c.Name); podruntime.IsSidecar(c) && !s.Ready {
 			unready = append(unready, c.Name)
 		}
 	}

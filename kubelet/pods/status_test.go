@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podruntime/podruntimetest"
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,7 +29,7 @@ func summarize(list []v1.PodCondition) []condSummary {
 }
 
 func statePod(policy v1.RestartPolicy, init []v1.Container, containers ...v1.Container) *v1.Pod {
-	p := actionsPod(policy, init, containers...)
+	p := podruntimetest.Pod(policy, init, containers...)
 	p.Name, p.Namespace, p.UID = "p", "ns", "u"
 	p.Status.Conditions = []v1.PodCondition{{Type: v1.PodScheduled, Status: v1.ConditionTrue}}
 	return p
@@ -44,7 +46,7 @@ func TestBuildStatus(t *testing.T) {
 	tests := []struct {
 		name       string
 		pod        *v1.Pod
-		rt         *podRuntime
+		rt         *podruntime.PodState
 		waiting    map[string]waitingReason
 		terminal   bool
 		phase      v1.PodPhase
@@ -52,69 +54,69 @@ func TestBuildStatus(t *testing.T) {
 		states     map[string]string
 	}{{
 		name:       "no sandbox yet",
-		pod:        statePod(always, nil, specC("a")),
-		rt:         &podRuntime{},
+		pod:        statePod(always, nil, podruntimetest.Spec("a")),
+		rt:         &podruntime.PodState{},
 		phase:      v1.PodPending,
 		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""}, initTrue}, notReady...),
 		states:     map[string]string{"a": "waiting:ContainerCreating"},
 	}, {
 		name:       "running",
-		pod:        statePod(always, nil, specC("a")),
-		rt:         sandboxRT(true, runningC("a")),
+		pod:        statePod(always, nil, podruntimetest.Spec("a")),
+		rt:         podruntimetest.State(true, podruntimetest.Running("a")),
 		phase:      v1.PodRunning,
 		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, readyTrue...),
 		states:     map[string]string{"a": "running"},
 	}, {
 		name:  "init container running",
-		pod:   statePod(always, []v1.Container{specC("i")}, specC("a")),
-		rt:    sandboxRT(true, runningC("i")),
+		pod:   statePod(always, []v1.Container{podruntimetest.Spec("i")}, podruntimetest.Spec("a")),
+		rt:    podruntimetest.State(true, podruntimetest.Running("i")),
 		phase: v1.PodPending,
 		conditions: append([]condSummary{scheduled, sandboxUp, {v1.PodInitialized, v1.ConditionFalse, reasonContainersNotInit}},
 			notReady...),
 		states: map[string]string{"i": "running", "a": "waiting:PodInitializing"},
 	}, {
 		name:       "init done, container being created",
-		pod:        statePod(always, []v1.Container{specC("i")}, specC("a")),
-		rt:         sandboxRT(true, exitedC("i", 0)),
+		pod:        statePod(always, []v1.Container{podruntimetest.Spec("i")}, podruntimetest.Spec("a")),
+		rt:         podruntimetest.State(true, podruntimetest.Exited("i", 0)),
 		phase:      v1.PodPending,
 		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, notReady...),
 		states:     map[string]string{"i": "terminated:Completed", "a": "waiting:ContainerCreating"},
 	}, {
 		name:       "crash loop",
-		pod:        statePod(always, nil, specC("a")),
-		rt:         sandboxRT(true, exitedC("a", 1)),
-		waiting:    map[string]waitingReason{"a": {Reason: reasonCrashLoopBackOff, Message: "back-off 10s"}},
+		pod:        statePod(always, nil, podruntimetest.Spec("a")),
+		rt:         podruntimetest.State(true, podruntimetest.Exited("a", 1)),
+		waiting:    map[string]waitingReason{"a": {Reason: podruntime.ReasonCrashLoopBackOff, Message: "back-off 10s"}},
 		phase:      v1.PodRunning,
 		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, notReady...),
 		states:     map[string]string{"a": "waiting:CrashLoopBackOff"},
 	}, {
 		name:       "image pull error",
-		pod:        statePod(always, nil, specC("a"), specC("b")),
-		rt:         sandboxRT(true, runningC("b")),
-		waiting:    map[string]waitingReason{"a": {Reason: reasonErrImagePull, Message: "not found"}},
+		pod:        statePod(always, nil, podruntimetest.Spec("a"), podruntimetest.Spec("b")),
+		rt:         podruntimetest.State(true, podruntimetest.Running("b")),
+		waiting:    map[string]waitingReason{"a": {Reason: podruntime.ReasonErrImagePull, Message: "not found"}},
 		phase:      v1.PodPending,
 		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, notReady...),
 		states:     map[string]string{"a": "waiting:ErrImagePull", "b": "running"},
 	}, {
 		name:       "Never pod failed",
-		pod:        statePod(never, nil, specC("a"), specC("b")),
-		rt:         sandboxRT(false, exitedC("a", 0), exitedC("b", 2)),
+		pod:        statePod(never, nil, podruntimetest.Spec("a"), podruntimetest.Spec("b")),
+		rt:         podruntimetest.State(false, podruntimetest.Exited("a", 0), podruntimetest.Exited("b", 2)),
 		terminal:   true,
 		phase:      v1.PodFailed,
 		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""}, initTrue}, notReady...),
 		states:     map[string]string{"a": "terminated:Completed", "b": "terminated:Error"},
 	}, {
 		name:       "Never pod succeeded",
-		pod:        statePod(never, nil, specC("a")),
-		rt:         sandboxRT(false, exitedC("a", 0)),
+		pod:        statePod(never, nil, podruntimetest.Spec("a")),
+		rt:         podruntimetest.State(false, podruntimetest.Exited("a", 0)),
 		terminal:   true,
 		phase:      v1.PodSucceeded,
 		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""}, initTrue}, completed...),
 		states:     map[string]string{"a": "terminated:Completed"},
 	}, {
 		name:     "init container failed under Never",
-		pod:      statePod(never, []v1.Container{specC("i")}, specC("a")),
-		rt:       sandboxRT(false, exitedC("i", 1)),
+		pod:      statePod(never, []v1.Container{podruntimetest.Spec("i")}, podruntimetest.Spec("a")),
+		rt:       podruntimetest.State(false, podruntimetest.Exited("i", 1)),
 		terminal: true,
 		phase:    v1.PodFailed,
 		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""},
@@ -122,15 +124,15 @@ func TestBuildStatus(t *testing.T) {
 		states: map[string]string{"i": "terminated:Error", "a": "waiting:PodInitializing"},
 	}, {
 		name:       "sidecar running with the app",
-		pod:        statePod(always, []v1.Container{sidecarC("s")}, specC("a")),
-		rt:         sandboxRT(true, runningC("s"), runningC("a")),
+		pod:        statePod(always, []v1.Container{podruntimetest.Sidecar("s")}, podruntimetest.Spec("a")),
+		rt:         podruntimetest.State(true, podruntimetest.Running("s"), podruntimetest.Running("a")),
 		phase:      v1.PodRunning,
 		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, readyTrue...),
 		states:     map[string]string{"s": "running", "a": "running"},
 	}, {
 		name: "OOM killed",
-		pod:  statePod(never, nil, specC("a")),
-		rt: sandboxRT(false, &containerState{ID: "x", Name: "a", SandboxID: "sb", State: runtimeapi.ContainerState_CONTAINER_EXITED,
+		pod:  statePod(never, nil, podruntimetest.Spec("a")),
+		rt: podruntimetest.State(false, &podruntime.ContainerState{ID: "x", Name: "a", SandboxID: "sb", State: runtimeapi.ContainerState_CONTAINER_EXITED,
 			ExitCode: 137, Reason: "OOMKilled"}),
 		terminal:   true,
 		phase:      v1.PodFailed,
@@ -140,7 +142,7 @@ func TestBuildStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := buildStatus(statusInput{Pod: tt.pod, RT: tt.rt, Waiting: tt.waiting, Terminal: tt.terminal,
-				Now: t0, HostIPs: []string{"192.0.2.10"}, RuntimeName: "containerd"})
+				Now: podruntimetest.T0, HostIPs: []string{"192.0.2.10"}, RuntimeName: "containerd"})
 			if st.Phase != tt.phase {
 				t.Errorf("phase %s, want %s", st.Phase, tt.phase)
 			}
@@ -168,16 +170,16 @@ func TestBuildStatus(t *testing.T) {
 }
 
 func TestBuildStatusDetails(t *testing.T) {
-	pod := statePod(v1.RestartPolicyAlways, nil, specC("a"))
+	pod := statePod(v1.RestartPolicyAlways, nil, podruntimetest.Spec("a"))
 	pod.Status.Conditions = append(pod.Status.Conditions,
-		v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(t0.Add(-time.Hour))},
+		v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(podruntimetest.T0.Add(-time.Hour))},
 		v1.PodCondition{Type: "example.com/gate", Status: v1.ConditionTrue})
-	prev := exitedC("a", 2)
+	prev := podruntimetest.Exited("a", 2)
 	prev.ID, prev.RestartCount = "old", 0
-	cur := runningC("a")
-	cur.ID, cur.RestartCount, cur.ImageRef, cur.CreatedAt = "new", 1, "sha256:img", t0.Add(time.Minute)
-	rt := sandboxRT(true, cur, prev)
-	st := buildStatus(statusInput{Pod: pod, RT: rt, Now: t0, HostIPs: []string{"192.0.2.10", "2001:db8::10"},
+	cur := podruntimetest.Running("a")
+	cur.ID, cur.RestartCount, cur.ImageRef, cur.CreatedAt = "new", 1, "sha256:img", podruntimetest.T0.Add(time.Minute)
+	rt := podruntimetest.State(true, cur, prev)
+	st := buildStatus(statusInput{Pod: pod, RT: rt, Now: podruntimetest.T0, HostIPs: []string{"192.0.2.10", "2001:db8::10"},
 		RuntimeName: "containerd", Messages: map[string]string{"old": "bye"}})
 	s := st.ContainerStatuses[0]
 	if s.ContainerID != "containerd://new" || s.RestartCount != 1 || s.ImageID != "sha256:img" || !s.Ready || !*s.Started {
@@ -190,7 +192,7 @@ func TestBuildStatusDetails(t *testing.T) {
 		t.Errorf("pod IP %q host IP %q host IPs %v QoS %s start %v", st.PodIP, st.HostIP, st.HostIPs, st.QOSClass, st.StartTime)
 	}
 	ready := findCondition(st.Conditions, v1.PodReady)
-	if !ready.LastTransitionTime.Time.Equal(t0.Add(-time.Hour)) {
+	if !ready.LastTransitionTime.Time.Equal(podruntimetest.T0.Add(-time.Hour)) {
 		t.Errorf("unchanged Ready condition got a new transition time %v", ready.LastTransitionTime)
 	}
 	if findCondition(st.Conditions, "example.com/gate") == nil {
@@ -199,15 +201,15 @@ func TestBuildStatusDetails(t *testing.T) {
 
 	// A readiness gate that is not True holds Ready back.
 	pod.Spec.ReadinessGates = []v1.PodReadinessGate{{ConditionType: "example.com/missing"}}
-	st = buildStatus(statusInput{Pod: pod, RT: rt, Now: t0})
+	st = buildStatus(statusInput{Pod: pod, RT: rt, Now: podruntimetest.T0})
 	if c := findCondition(st.Conditions, v1.PodReady); c.Status != v1.ConditionFalse || !strings.Contains(c.Message, "example.com/missing") {
 		t.Errorf("Ready with an unmet gate: %+v", c)
 	}
 }
 
 func TestStatusPatch(t *testing.T) {
-	pod := statePod(v1.RestartPolicyAlways, nil, specC("a"))
-	st := buildStatus(statusInput{Pod: pod, RT: sandboxRT(true, runningC("a")), Now: t0})
+	pod := statePod(v1.RestartPolicyAlways, nil, podruntimetest.Spec("a"))
+	st := buildStatus(statusInput{Pod: pod, RT: podruntimetest.State(true, podruntimetest.Running("a")), Now: podruntimetest.T0})
 	patch, err := statusPatch(pod, st)
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +218,7 @@ func TestStatusPatch(t *testing.T) {
 		t.Errorf("patch %s lacks the UID or the phase", patch)
 	}
 	pod.Status = st
-	again := buildStatus(statusInput{Pod: pod, RT: sandboxRT(true, runningC("a")), Now: t0.Add(time.Hour)})
+	again := buildStatus(statusInput{Pod: pod, RT: podruntimetest.State(true, podruntimetest.Running("a")), Now: podruntimetest.T0.Add(time.Hour)})
 	patch, err = statusPatch(pod, again)
 	if err != nil || patch != nil {
 		t.Errorf("patch of an unchanged status: %s, %v", patch, err)

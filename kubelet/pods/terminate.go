@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,10 +18,10 @@ import (
 // containers, sandboxes and volumes, publishes its final status and deletes
 // the pod object for good, as the kubelet does; for a static pod whose
 // manifest is gone or changed, the object is its mirror pod.
-func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
+func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
 	logger := klog.FromContext(ctx)
-	grace := deletionGracePeriod(pod)
-	if len(rt.runningContainers()) > 0 {
+	grace := podruntime.DeletionGracePeriod(pod)
+	if len(rt.RunningContainers()) > 0 {
 		logger.V(2).Info("Stopping pod being deleted", "gracePeriod", grace)
 	}
 	rt, err := w.stopForGood(ctx, pod, rt, grace)
@@ -70,11 +71,11 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 // stopForGood stops everything of the pod within grace seconds and marks
 // it finished (no container of it runs again); it returns what the runtime
 // holds then, for the final status.
-func (w *podWorker) stopForGood(ctx context.Context, pod *v1.Pod, rt *podRuntime, grace int64) (*podRuntime, error) {
+func (w *podWorker) stopForGood(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, grace int64) (*podruntime.PodState, error) {
 	if err := w.killPod(ctx, pod, rt, grace); err != nil {
 		return nil, err
 	}
-	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	rt, err := podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid)
 	if err != nil {
 		return nil, err
 	}
@@ -84,8 +85,8 @@ func (w *podWorker) stopForGood(ctx context.Context, pod *v1.Pod, rt *podRuntime
 
 // stopFinished keeps a pod whose phase is terminal stopped: nothing of it
 // runs and its volumes are gone; its exited containers stay for their logs.
-func (w *podWorker) stopFinished(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
-	if err := w.killPod(ctx, pod, rt, specGracePeriod(pod)); err != nil {
+func (w *podWorker) stopFinished(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
+	if err := w.killPod(ctx, pod, rt, podruntime.SpecGracePeriod(pod)); err != nil {
 		return err
 	}
 	if err := w.teardownOnce(ctx); err != nil {
@@ -96,11 +97,11 @@ func (w *podWorker) stopFinished(ctx context.Context, pod *v1.Pod, rt *podRuntim
 }
 
 // cleanup removes everything of a pod gone from the API.
-func (w *podWorker) cleanup(ctx context.Context, rt *podRuntime) error {
+func (w *podWorker) cleanup(ctx context.Context, rt *podruntime.PodState) error {
 	pod := w.state.lastPod
-	grace := int64(minGracePeriod)
+	grace := int64(podruntime.MinGracePeriod)
 	if pod != nil && pod.DeletionGracePeriodSeconds != nil {
-		grace = deletionGracePeriod(pod)
+		grace = podruntime.DeletionGracePeriod(pod)
 	}
 	if err := w.killPod(ctx, nil, rt, grace); err != nil {
 		return err
@@ -120,7 +121,7 @@ func (w *podWorker) cleanup(ctx context.Context, rt *podRuntime) error {
 }
 
 // removeAll removes every container and sandbox of the pod.
-func (w *podWorker) removeAll(ctx context.Context, rt *podRuntime) error {
+func (w *podWorker) removeAll(ctx context.Context, rt *podruntime.PodState) error {
 	var errs []error
 	for _, c := range rt.Containers {
 		if err := w.m.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil {
@@ -138,13 +139,13 @@ func (w *podWorker) removeAll(ctx context.Context, rt *podRuntime) error {
 // removeFiles removes the pod's log directory and its files below the
 // kubelet root; the pod directory goes too once the volumes left it empty.
 func (w *podWorker) removeFiles(pod *v1.Pod) {
-	_ = os.RemoveAll(podLogDir(w.m.cfg.PodLogsDir, pod))
+	_ = os.RemoveAll(podruntime.PodLogDir(w.m.cfg.PodLogsDir, pod))
 	w.removeUIDFiles()
 }
 
 func (w *podWorker) removeUIDFiles() {
 	kc := w.m.cfg.Kubelet
-	removePodCgroups(kc.CgroupRoot, kc.CgroupDriver, kc.CgroupsPerQOS == nil || *kc.CgroupsPerQOS, string(w.uid))
+	podruntime.RemovePodCgroups(kc.CgroupRoot, kc.CgroupDriver, kc.CgroupsPerQOS == nil || *kc.CgroupsPerQOS, string(w.uid))
 	dir := filepath.Join(w.m.cfg.RootDir, "pods", string(w.uid))
 	_ = os.RemoveAll(filepath.Join(dir, "containers"))
 	_ = os.Remove(filepath.Join(dir, "etc-hosts"))
@@ -159,13 +160,13 @@ func (w *podWorker) removeUIDFiles() {
 // collectGarbage removes the dead containers of the pod beyond the newest
 // one per container name (kept for `kubectl logs --previous`), and dead
 // sandboxes other than the newest once they hold no container.
-func (w *podWorker) collectGarbage(ctx context.Context, rt *podRuntime) {
+func (w *podWorker) collectGarbage(ctx context.Context, rt *podruntime.PodState) {
 	logger := klog.FromContext(ctx)
 	kept := map[string]bool{}
 	left := map[string]int{}
 	for _, c := range rt.Containers {
-		if c.running() || !kept[c.Name] {
-			if !c.running() {
+		if c.Running() || !kept[c.Name] {
+			if !c.Running() {
 				kept[c.Name] = true
 			}
 			left[c.SandboxID]++

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -186,7 +187,7 @@ func (w *podWorker) retryDelay() time.Duration {
 func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	logger := klog.FromContext(ctx)
 	view := w.m.snapshot(w)
-	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	rt, err := podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid)
 	if err != nil {
 		logger.Error(err, "Cannot observe the pod's containers")
 		return w.retryDelay(), false
@@ -257,7 +258,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 
 // runPod runs a pod that is neither finished nor being deleted: volumes,
 // then rounds of computePodActions until nothing is left to do right now.
-func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (time.Duration, error) {
+func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) (time.Duration, error) {
 	// Publish first, as the kubelet does: a pod whose sandbox or volumes
 	// take long shows ContainerCreating meanwhile. In the background: in a
 	// burst of pods the API client's rate limit would otherwise hold every
@@ -279,7 +280,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	}
 	trace.mark("volumes")
 	if killed, err := w.killUnhealthy(ctx, pod, rt); killed {
-		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+		if rt, err = podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
 			return 0, err
 		}
 	} else if err != nil {
@@ -287,7 +288,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	}
 	resized, resizeErr := w.actuateResize(ctx, pod, rt, mounts)
 	if resized {
-		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+		if rt, err = podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
 			return 0, err
 		}
 	}
@@ -296,14 +297,14 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	next := resyncAfter(pod, w.m.cfg.syncFrequency())
 	for round := 0; round < len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+3; round++ {
 		now := w.m.cfg.Clock.Now()
-		acts := computePodActions(pod, rt, w.gate(now))
+		acts := podruntime.ComputePodActions(pod, rt, w.gate(now))
 		next = min(next, w.noteBackoffs(pod, rt, acts))
-		if acts.empty() {
+		if acts.Empty() {
 			break
 		}
 		applyErr = w.apply(ctx, pod, rt, acts, mounts)
 		var err error
-		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+		if rt, err = podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
 			return 0, err
 		}
 		if acts.Finished {
@@ -369,15 +370,15 @@ func resyncAfter(pod *v1.Pod, syncFrequency time.Duration) time.Duration {
 }
 
 // gate is the crash back-off as computePodActions asks for it.
-func (w *podWorker) gate(now time.Time) restartGate {
-	return func(name string, last *containerState) time.Duration {
+func (w *podWorker) gate(now time.Time) podruntime.RestartGate {
+	return func(name string, last *podruntime.ContainerState) time.Duration {
 		return w.state.crash.Remaining(name, exitTime(last), now)
 	}
 }
 
 // exitTime is when a container instance stopped, or was made when it never
 // ran.
-func exitTime(c *containerState) time.Time {
+func exitTime(c *podruntime.ContainerState) time.Time {
 	if !c.FinishedAt.IsZero() && c.FinishedAt.Unix() > 0 {
 		return c.FinishedAt
 	}
@@ -387,20 +388,20 @@ func exitTime(c *containerState) time.Time {
 // noteBackoffs records CrashLoopBackOff for the containers whose restart
 // waits, emits a BackOff event once per exited instance, and returns when
 // the first of them may start.
-func (w *podWorker) noteBackoffs(pod *v1.Pod, rt *podRuntime, acts podActions) time.Duration {
+func (w *podWorker) noteBackoffs(pod *v1.Pod, rt *podruntime.PodState, acts podruntime.Actions) time.Duration {
 	next := w.m.cfg.syncFrequency()
 	for name, wait := range acts.BackOff {
 		next = min(next, wait)
-		cur := rt.current(name)
+		cur := rt.Current(name)
 		id := ""
 		if cur != nil {
 			id = cur.ID
 		}
-		if prev, ok := w.state.waiting[name]; ok && prev.Reason == reasonCrashLoopBackOff && prev.ForID == id {
+		if prev, ok := w.state.waiting[name]; ok && prev.Reason == podruntime.ReasonCrashLoopBackOff && prev.ForID == id {
 			continue
 		}
 		w.state.waiting[name] = waitingReason{
-			Reason: reasonCrashLoopBackOff,
+			Reason: podruntime.ReasonCrashLoopBackOff,
 			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
 				w.state.crash.Delay(name), name, pod.Name, pod.Namespace, pod.UID),
 			ForID: id,

@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"context"
@@ -14,22 +14,22 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
-// errConfig marks a container configuration that cannot be made from the
+// ErrConfig marks a container configuration that cannot be made from the
 // pod spec as it stands (a missing ConfigMap key, an unsupported field
 // path): the container waits in CreateContainerConfigError.
-var errConfig = errors.New("container configuration error")
+var ErrConfig = errors.New("container configuration error")
 
-// envVars is an ordered set of environment variables: a name set again keeps
+// EnvVars is an ordered set of environment variables: a name set again keeps
 // its place and takes the new value.
-type envVars struct {
+type EnvVars struct {
 	names  []string
 	values map[string]string
 }
 
-func (e *envVars) set(name, value string) {
+// Set sets a variable; a new one goes last.
+func (e *EnvVars) Set(name, value string) {
 	if e.values == nil {
 		e.values = map[string]string{}
 	}
@@ -39,13 +39,14 @@ func (e *envVars) set(name, value string) {
 	e.values[name] = value
 }
 
-func (e *envVars) lookup(name string) (string, bool) {
+// Lookup returns a variable's value and whether it is set.
+func (e *EnvVars) Lookup(name string) (string, bool) {
 	v, ok := e.values[name]
 	return v, ok
 }
 
-// envInput is what a container's environment is made of.
-type envInput struct {
+// EnvInput is what a container's environment is made of.
+type EnvInput struct {
 	Pod       *v1.Pod
 	Container *v1.Container
 	PodIPs    []string
@@ -55,18 +56,18 @@ type envInput struct {
 	// NodeCPUMilli and NodeMemory stand in for limits that are not set.
 	NodeCPUMilli int64
 	NodeMemory   int64
-	// Client reads ConfigMaps and Secrets.
-	Client kubernetes.Interface
+	// Objects reads ConfigMaps and Secrets.
+	Objects Objects
 }
 
-// makeEnv builds the container's environment: service variables first, then
+// MakeEnv builds the container's environment: service variables first, then
 // envFrom, then env, later ones winning; env values expand $(NAME)
 // references to the variables defined before them.
-func makeEnv(ctx context.Context, in envInput) (*envVars, error) {
-	out := &envVars{}
+func MakeEnv(ctx context.Context, in EnvInput) (*EnvVars, error) {
+	out := &EnvVars{}
 	svc := serviceEnv(in.Services)
 	for _, name := range svc.names {
-		out.set(name, svc.values[name])
+		out.Set(name, svc.values[name])
 	}
 	for _, from := range in.Container.EnvFrom {
 		if err := addEnvFrom(ctx, in, from, out); err != nil {
@@ -75,7 +76,7 @@ func makeEnv(ctx context.Context, in envInput) (*envVars, error) {
 	}
 	for _, e := range in.Container.Env {
 		if e.ValueFrom == nil {
-			out.set(e.Name, expand(e.Value, out.lookup))
+			out.Set(e.Name, expand(e.Value, out.Lookup))
 			continue
 		}
 		v, ok, err := envValueFrom(ctx, in, e.ValueFrom)
@@ -83,32 +84,32 @@ func makeEnv(ctx context.Context, in envInput) (*envVars, error) {
 			return nil, fmt.Errorf("env %s: %w", e.Name, err)
 		}
 		if ok {
-			out.set(e.Name, v)
+			out.Set(e.Name, v)
 		}
 	}
 	return out, nil
 }
 
-func addEnvFrom(ctx context.Context, in envInput, from v1.EnvFromSource, out *envVars) error {
+func addEnvFrom(ctx context.Context, in EnvInput, from v1.EnvFromSource, out *EnvVars) error {
 	ns := in.Pod.Namespace
 	var data map[string]string
 	switch {
 	case from.ConfigMapRef != nil:
-		cm, err := in.Client.CoreV1().ConfigMaps(ns).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
+		cm, err := in.Objects.ConfigMaps(ns).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
 		if err != nil {
 			if apierrors.IsNotFound(err) && isOptional(from.ConfigMapRef.Optional) {
 				return nil
 			}
-			return fmt.Errorf("%w: configmap %q: %w", errConfig, from.ConfigMapRef.Name, err)
+			return fmt.Errorf("%w: configmap %q: %w", ErrConfig, from.ConfigMapRef.Name, err)
 		}
 		data = cm.Data
 	case from.SecretRef != nil:
-		s, err := in.Client.CoreV1().Secrets(ns).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
+		s, err := in.Objects.Secrets(ns).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
 		if err != nil {
 			if apierrors.IsNotFound(err) && isOptional(from.SecretRef.Optional) {
 				return nil
 			}
-			return fmt.Errorf("%w: secret %q: %w", errConfig, from.SecretRef.Name, err)
+			return fmt.Errorf("%w: secret %q: %w", ErrConfig, from.SecretRef.Name, err)
 		}
 		data = map[string]string{}
 		for k, v := range s.Data {
@@ -125,7 +126,7 @@ func addEnvFrom(ctx context.Context, in envInput, from v1.EnvFromSource, out *en
 		if name == "" || strings.Contains(name, "=") {
 			continue
 		}
-		out.set(name, data[k])
+		out.Set(name, data[k])
 	}
 	return nil
 }
@@ -134,7 +135,7 @@ func isOptional(b *bool) bool { return b != nil && *b }
 
 // envValueFrom resolves a valueFrom source. ok is false for an optional key
 // that is missing: the variable is left out.
-func envValueFrom(ctx context.Context, in envInput, src *v1.EnvVarSource) (string, bool, error) {
+func envValueFrom(ctx context.Context, in EnvInput, src *v1.EnvVarSource) (string, bool, error) {
 	ns := in.Pod.Namespace
 	switch {
 	case src.FieldRef != nil:
@@ -145,12 +146,12 @@ func envValueFrom(ctx context.Context, in envInput, src *v1.EnvVarSource) (strin
 		return v, err == nil, err
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
-		cm, err := in.Client.CoreV1().ConfigMaps(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		cm, err := in.Objects.ConfigMaps(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
 			if apierrors.IsNotFound(err) && isOptional(ref.Optional) {
 				return "", false, nil
 			}
-			return "", false, fmt.Errorf("%w: configmap %q: %w", errConfig, ref.Name, err)
+			return "", false, fmt.Errorf("%w: configmap %q: %w", ErrConfig, ref.Name, err)
 		}
 		if v, ok := cm.Data[ref.Key]; ok {
 			return v, true, nil
@@ -161,15 +162,15 @@ func envValueFrom(ctx context.Context, in envInput, src *v1.EnvVarSource) (strin
 		if isOptional(ref.Optional) {
 			return "", false, nil
 		}
-		return "", false, fmt.Errorf("%w: couldn't find key %s in ConfigMap %s/%s", errConfig, ref.Key, ns, ref.Name)
+		return "", false, fmt.Errorf("%w: couldn't find key %s in ConfigMap %s/%s", ErrConfig, ref.Key, ns, ref.Name)
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
-		s, err := in.Client.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		s, err := in.Objects.Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
 			if apierrors.IsNotFound(err) && isOptional(ref.Optional) {
 				return "", false, nil
 			}
-			return "", false, fmt.Errorf("%w: secret %q: %w", errConfig, ref.Name, err)
+			return "", false, fmt.Errorf("%w: secret %q: %w", ErrConfig, ref.Name, err)
 		}
 		if v, ok := s.Data[ref.Key]; ok {
 			return string(v), true, nil
@@ -177,13 +178,13 @@ func envValueFrom(ctx context.Context, in envInput, src *v1.EnvVarSource) (strin
 		if isOptional(ref.Optional) {
 			return "", false, nil
 		}
-		return "", false, fmt.Errorf("%w: couldn't find key %s in Secret %s/%s", errConfig, ref.Key, ns, ref.Name)
+		return "", false, fmt.Errorf("%w: couldn't find key %s in Secret %s/%s", ErrConfig, ref.Key, ns, ref.Name)
 	}
-	return "", false, fmt.Errorf("%w: unsupported valueFrom source", errConfig)
+	return "", false, fmt.Errorf("%w: unsupported valueFrom source", ErrConfig)
 }
 
 // fieldRefValue resolves a downward API field path.
-func fieldRefValue(in envInput, path string) (string, error) {
+func fieldRefValue(in EnvInput, path string) (string, error) {
 	pod := in.Pod
 	if key, ok := subscript(path, "metadata.labels"); ok {
 		return pod.Labels[key], nil
@@ -215,7 +216,7 @@ func fieldRefValue(in envInput, path string) (string, error) {
 	case "status.podIPs":
 		return strings.Join(in.PodIPs, ","), nil
 	}
-	return "", fmt.Errorf("%w: unsupported fieldPath %q", errConfig, path)
+	return "", fmt.Errorf("%w: unsupported fieldPath %q", ErrConfig, path)
 }
 
 func first(list []string) string {
@@ -251,17 +252,17 @@ func formatMap(m map[string]string) string {
 // resourceFieldValue resolves a resourceFieldRef: the container's (or a
 // named container's) request or limit, divided by the divisor and rounded
 // up; a limit that is not set is the node's capacity.
-func resourceFieldValue(in envInput, ref *v1.ResourceFieldSelector) (string, error) {
+func resourceFieldValue(in EnvInput, ref *v1.ResourceFieldSelector) (string, error) {
 	c := in.Container
 	if ref.ContainerName != "" {
 		c = findContainer(in.Pod, ref.ContainerName)
 		if c == nil {
-			return "", fmt.Errorf("%w: resourceFieldRef: no container %q", errConfig, ref.ContainerName)
+			return "", fmt.Errorf("%w: resourceFieldRef: no container %q", ErrConfig, ref.ContainerName)
 		}
 	}
 	kind, name, ok := strings.Cut(ref.Resource, ".")
 	if !ok || (kind != "limits" && kind != "requests") {
-		return "", fmt.Errorf("%w: unsupported resource %q", errConfig, ref.Resource)
+		return "", fmt.Errorf("%w: unsupported resource %q", ErrConfig, ref.Resource)
 	}
 	list := c.Resources.Limits
 	if kind == "requests" {
@@ -289,7 +290,7 @@ func resourceFieldValue(in envInput, ref *v1.ResourceFieldSelector) (string, err
 	if strings.HasPrefix(name, "hugepages-") {
 		return strconv.FormatInt(ceilDiv(q.Value(), divisor.Value()), 10), nil
 	}
-	return "", fmt.Errorf("%w: unsupported resource %q", errConfig, ref.Resource)
+	return "", fmt.Errorf("%w: unsupported resource %q", ErrConfig, ref.Resource)
 }
 
 func ceilDiv(a, b int64) int64 {
@@ -312,8 +313,8 @@ func findContainer(pod *v1.Pod, name string) *v1.Container {
 
 // serviceEnv makes the Docker-links style variables of services
 // (NAME_SERVICE_HOST, NAME_SERVICE_PORT, NAME_PORT_80_TCP_ADDR, ...).
-func serviceEnv(services []*v1.Service) *envVars {
-	out := &envVars{}
+func serviceEnv(services []*v1.Service) *EnvVars {
+	out := &EnvVars{}
 	sorted := append([]*v1.Service(nil), services...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, s := range sorted {
@@ -322,23 +323,23 @@ func serviceEnv(services []*v1.Service) *envVars {
 			continue
 		}
 		prefix := envName(s.Name)
-		out.set(prefix+"_SERVICE_HOST", ip)
-		out.set(prefix+"_SERVICE_PORT", strconv.Itoa(int(s.Spec.Ports[0].Port)))
+		out.Set(prefix+"_SERVICE_HOST", ip)
+		out.Set(prefix+"_SERVICE_PORT", strconv.Itoa(int(s.Spec.Ports[0].Port)))
 		for _, p := range s.Spec.Ports {
 			if p.Name != "" {
-				out.set(prefix+"_SERVICE_PORT_"+envName(p.Name), strconv.Itoa(int(p.Port)))
+				out.Set(prefix+"_SERVICE_PORT_"+envName(p.Name), strconv.Itoa(int(p.Port)))
 			}
 		}
 		addr := net.JoinHostPort(ip, strconv.Itoa(int(s.Spec.Ports[0].Port)))
-		out.set(prefix+"_PORT", strings.ToLower(string(protocolOf(s.Spec.Ports[0])))+"://"+addr)
+		out.Set(prefix+"_PORT", strings.ToLower(string(protocolOf(s.Spec.Ports[0])))+"://"+addr)
 		for _, p := range s.Spec.Ports {
 			proto := protocolOf(p)
 			port := strconv.Itoa(int(p.Port))
 			base := prefix + "_PORT_" + port + "_" + strings.ToUpper(string(proto))
-			out.set(base, strings.ToLower(string(proto))+"://"+net.JoinHostPort(ip, port))
-			out.set(base+"_PROTO", strings.ToLower(string(proto)))
-			out.set(base+"_PORT", port)
-			out.set(base+"_ADDR", ip)
+			out.Set(base, strings.ToLower(string(proto))+"://"+net.JoinHostPort(ip, port))
+			out.Set(base+"_PROTO", strings.ToLower(string(proto)))
+			out.Set(base+"_PORT", port)
+			out.Set(base+"_ADDR", ip)
 		}
 	}
 	return out

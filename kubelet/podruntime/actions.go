@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"fmt"
@@ -7,8 +7,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 )
 
-// podActions is what one sync of a pod does to the runtime.
-type podActions struct {
+// Actions is what one sync of a pod does to the runtime.
+type Actions struct {
 	// KillPod stops every container and sandbox of the pod, before a new
 	// sandbox is made or because the pod has finished.
 	KillPod bool
@@ -27,32 +27,32 @@ type podActions struct {
 	// start (once each: see ephemeral.go).
 	EphemeralContainersToStart []int
 	// ContainersToKill are running containers to stop, by ID.
-	ContainersToKill map[string]killReason
+	ContainersToKill map[string]KillReason
 	// BackOff holds, per container name, how long its restart must still wait.
 	BackOff map[string]time.Duration
 }
 
-// killReason says why a running container is stopped.
-type killReason struct {
+// KillReason says why a running container is stopped.
+type KillReason struct {
 	Name    string
 	Message string
 }
 
-// empty tells whether the actions change nothing.
-func (a *podActions) empty() bool {
+// Empty tells whether the actions change nothing.
+func (a *Actions) Empty() bool {
 	return !a.KillPod && !a.CreateSandbox && len(a.InitContainersToStart) == 0 &&
 		len(a.ContainersToStart) == 0 && len(a.ContainersToKill) == 0 && len(a.EphemeralContainersToStart) == 0
 }
 
-// restartGate tells how long the restart of a container whose previous
+// RestartGate tells how long the restart of a container whose previous
 // instance is last must still wait; 0 lets it start.
-type restartGate func(name string, last *containerState) time.Duration
+type RestartGate func(name string, last *ContainerState) time.Duration
 
-// computePodActions decides, from the pod spec and what the runtime runs,
+// ComputePodActions decides, from the pod spec and what the runtime runs,
 // what to do next. It is pure: the only outside state is gate, the crash
 // back-off.
-func computePodActions(pod *v1.Pod, rt *podRuntime, gate restartGate) podActions {
-	acts := podActions{ContainersToKill: map[string]killReason{}, BackOff: map[string]time.Duration{}}
+func ComputePodActions(pod *v1.Pod, rt *PodState, gate RestartGate) Actions {
+	acts := Actions{ContainersToKill: map[string]KillReason{}, BackOff: map[string]time.Duration{}}
 	if create, attempt := sandboxNeeded(pod, rt); create {
 		return sandboxActions(pod, rt, attempt, acts)
 	}
@@ -65,8 +65,8 @@ func computePodActions(pod *v1.Pod, rt *podRuntime, gate restartGate) podActions
 }
 
 // sandboxNeeded tells whether the pod needs a new sandbox, and its attempt.
-func sandboxNeeded(pod *v1.Pod, rt *podRuntime) (bool, uint32) {
-	sb := rt.newestSandbox()
+func sandboxNeeded(pod *v1.Pod, rt *PodState) (bool, uint32) {
+	sb := rt.NewestSandbox()
 	if sb == nil {
 		return true, 0
 	}
@@ -89,7 +89,7 @@ func sandboxNeeded(pod *v1.Pod, rt *podRuntime) (bool, uint32) {
 
 // sandboxActions are the actions of a pod whose sandbox is missing or dead:
 // start over in a new sandbox, unless the pod has run to completion.
-func sandboxActions(pod *v1.Pod, rt *podRuntime, attempt uint32, acts podActions) podActions {
+func sandboxActions(pod *v1.Pod, rt *PodState, attempt uint32, acts Actions) Actions {
 	acts.KillPod = true
 	if pod.Spec.RestartPolicy == v1.RestartPolicyNever && attempt != 0 && len(rt.Containers) != 0 {
 		acts.Finished = true
@@ -97,7 +97,7 @@ func sandboxActions(pod *v1.Pod, rt *podRuntime, attempt uint32, acts podActions
 	}
 	var toStart []int
 	for i, c := range pod.Spec.Containers {
-		if pod.Spec.RestartPolicy == v1.RestartPolicyOnFailure && succeeded(rt.instances(c.Name)) {
+		if pod.Spec.RestartPolicy == v1.RestartPolicyOnFailure && succeeded(rt.Instances(c.Name)) {
 			continue
 		}
 		toStart = append(toStart, i)
@@ -117,43 +117,43 @@ func sandboxActions(pod *v1.Pod, rt *podRuntime, attempt uint32, acts podActions
 }
 
 // succeeded tells whether the newest instance exited with 0.
-func succeeded(instances []*containerState) bool {
-	return len(instances) > 0 && instances[0].exited() && instances[0].ExitCode == 0
+func succeeded(instances []*ContainerState) bool {
+	return len(instances) > 0 && instances[0].Exited() && instances[0].ExitCode == 0
 }
 
 // planner walks a pod's containers in a sandbox that is up.
 type planner struct {
 	pod  *v1.Pod
-	rt   *podRuntime
-	gate restartGate
-	acts *podActions
+	rt   *PodState
+	gate RestartGate
+	acts *Actions
 }
 
-// isSidecar tells whether an init container is a restartable one.
-func isSidecar(c *v1.Container) bool {
+// IsSidecar tells whether an init container is a restartable one.
+func IsSidecar(c *v1.Container) bool {
 	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
 }
 
-// initialized tells whether the pod's initialization is over in its current
+// Initialized tells whether the pod's initialization is over in its current
 // sandbox: a regular container was made, or every regular init container
 // succeeded and every sidecar was started.
-func initialized(pod *v1.Pod, rt *podRuntime) bool {
+func Initialized(pod *v1.Pod, rt *PodState) bool {
 	for _, c := range pod.Spec.Containers {
-		if rt.current(c.Name) != nil {
+		if rt.Current(c.Name) != nil {
 			return true
 		}
 	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		cur := rt.current(c.Name)
+		cur := rt.Current(c.Name)
 		switch {
 		case cur == nil:
 			return false
-		case isSidecar(c):
-			if cur.StartedAt.IsZero() && !cur.running() {
+		case IsSidecar(c):
+			if cur.StartedAt.IsZero() && !cur.Running() {
 				return false
 			}
-		case !cur.exited() || cur.ExitCode != 0:
+		case !cur.Exited() || cur.ExitCode != 0:
 			return false
 		}
 	}
@@ -163,12 +163,12 @@ func initialized(pod *v1.Pod, rt *podRuntime) bool {
 // initContainers plans the init containers and tells whether the regular
 // containers may be looked at.
 func (p *planner) initContainers() bool {
-	done := initialized(p.pod, p.rt)
+	done := Initialized(p.pod, p.rt)
 	for i := range p.pod.Spec.InitContainers {
 		c := &p.pod.Spec.InitContainers[i]
-		cur := p.rt.current(c.Name)
-		if isSidecar(c) {
-			if cur != nil && cur.running() {
+		cur := p.rt.Current(c.Name)
+		if IsSidecar(c) {
+			if cur != nil && cur.Running() {
 				continue
 			}
 			p.start(i, c, cur, true)
@@ -184,9 +184,9 @@ func (p *planner) initContainers() bool {
 		case cur == nil:
 			p.acts.InitContainersToStart = append(p.acts.InitContainersToStart, i)
 			return false
-		case cur.running():
+		case cur.Running():
 			return false
-		case cur.exited() && cur.ExitCode == 0:
+		case cur.Exited() && cur.ExitCode == 0:
 			continue
 		case p.pod.Spec.RestartPolicy == v1.RestartPolicyNever:
 			p.acts.KillPod, p.acts.Finished = true, true
@@ -203,7 +203,7 @@ func (p *planner) initContainers() bool {
 // start plans the start of a container whose newest instance in the sandbox
 // is cur (nil if it never ran there: a new sandbox starts its containers
 // without waiting), subject to the crash back-off.
-func (p *planner) start(i int, c *v1.Container, cur *containerState, init bool) {
+func (p *planner) start(i int, c *v1.Container, cur *ContainerState, init bool) {
 	if cur != nil {
 		if wait := p.gate(c.Name, cur); wait > 0 {
 			p.acts.BackOff[c.Name] = wait
@@ -222,10 +222,10 @@ func (p *planner) regularContainers() {
 	keep, waiting := 0, 0
 	for i := range p.pod.Spec.Containers {
 		c := &p.pod.Spec.Containers[i]
-		cur := p.rt.current(c.Name)
-		if cur != nil && cur.running() {
-			if cur.Hash != "" && cur.Hash != containerHash(c) {
-				p.acts.ContainersToKill[cur.ID] = killReason{
+		cur := p.rt.Current(c.Name)
+		if cur != nil && cur.Running() {
+			if cur.Hash != "" && cur.Hash != ContainerHash(c) {
+				p.acts.ContainersToKill[cur.ID] = KillReason{
 					Name:    c.Name,
 					Message: fmt.Sprintf("Container %s definition changed, will be restarted", c.Name),
 				}
@@ -252,8 +252,8 @@ func (p *planner) regularContainers() {
 
 // shouldRestart tells whether a container that is not running is started
 // again under the pod's restart policy.
-func shouldRestart(policy v1.RestartPolicy, cur *containerState) bool {
-	if !cur.exited() {
+func shouldRestart(policy v1.RestartPolicy, cur *ContainerState) bool {
+	if !cur.Exited() {
 		// Created but never started, or in an unknown state: try again.
 		return true
 	}

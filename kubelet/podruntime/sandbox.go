@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"fmt"
@@ -36,8 +36,8 @@ func podHostname(pod *v1.Pod, clusterDomain string) (string, string, error) {
 	return name, fqdn, nil
 }
 
-// podLogDir is the pod's log directory: <logs>/<namespace>_<name>_<uid>.
-func podLogDir(logsDir string, pod *v1.Pod) string {
+// PodLogDir is the pod's log directory: <logs>/<namespace>_<name>_<uid>.
+func PodLogDir(logsDir string, pod *v1.Pod) string {
 	return filepath.Join(logsDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
 }
 
@@ -108,8 +108,8 @@ func namespaceOptions(pod *v1.Pod) *runtimeapi.NamespaceOption {
 	return ns
 }
 
-// sandboxParams are the node's settings a sandbox config needs.
-type sandboxParams struct {
+// SandboxParams are the node's settings a sandbox config needs.
+type SandboxParams struct {
 	RootDir       string
 	LogsDir       string
 	CgroupRoot    string
@@ -119,8 +119,8 @@ type sandboxParams struct {
 	DNS           *runtimeapi.DNSConfig
 }
 
-// sandboxConfig builds the CRI configuration of the pod's sandbox.
-func sandboxConfig(pod *v1.Pod, attempt uint32, p sandboxParams) (*runtimeapi.PodSandboxConfig, error) {
+// SandboxConfig builds the CRI configuration of the pod's sandbox.
+func SandboxConfig(pod *v1.Pod, attempt uint32, p SandboxParams) (*runtimeapi.PodSandboxConfig, error) {
 	hostname, _, err := podHostname(pod, p.ClusterDomain)
 	if err != nil {
 		return nil, err
@@ -134,13 +134,13 @@ func sandboxConfig(pod *v1.Pod, attempt uint32, p sandboxParams) (*runtimeapi.Po
 			Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt,
 		},
 		Hostname:     hostname,
-		LogDirectory: podLogDir(p.LogsDir, pod),
+		LogDirectory: PodLogDir(p.LogsDir, pod),
 		DnsConfig:    p.DNS,
 		PortMappings: portMappings(pod),
 		Labels:       podLabels(pod),
 		Annotations:  maps.Clone(pod.Annotations),
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			CgroupParent:    cgroupParent(p.CgroupRoot, p.CgroupDriver, p.CgroupsPerQOS, pod),
+			CgroupParent:    CgroupParent(p.CgroupRoot, p.CgroupDriver, p.CgroupsPerQOS, pod),
 			SecurityContext: sandboxSecurity(pod, p.RootDir),
 			Sysctls:         sysctls(pod),
 		},

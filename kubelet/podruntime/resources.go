@@ -1,8 +1,10 @@
-package pods
+package podruntime
 
 import (
 	"fmt"
 	"time"
+
+	"github.com/berthnode/berth/kubelet/staticpods"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -15,15 +17,15 @@ const (
 	minQuotaPeriod        = 1000
 	guaranteedOOMScoreAdj = -997
 	besteffortOOMScoreAdj = 1000
-	// criticalPriority is the priority from which a pod is node critical
+	// CriticalPriority is the priority from which a pod is node critical
 	// (system-cluster-critical and up) and gets the guaranteed OOM score.
-	criticalPriority = 2000000000
+	CriticalPriority = 2000000000
 	// systemNodeCritical is the priority class of node critical pods.
 	systemNodeCritical = "system-node-critical"
 )
 
-// resourceParams are the node's settings container resources depend on.
-type resourceParams struct {
+// ResourceParams are the node's settings container resources depend on.
+type ResourceParams struct {
 	// CFSQuota enforces CPU limits with CFS quota.
 	CFSQuota bool
 	// QuotaPeriod is the CFS period.
@@ -32,10 +34,10 @@ type resourceParams struct {
 	MemoryCapacity int64
 }
 
-// containerResources maps a container's requests and limits to cgroup
+// ContainerResources maps a container's requests and limits to cgroup
 // settings: CPU shares from the request, CFS quota from the limit, the
 // memory limit, and the OOM score adjustment of the pod's QoS class.
-func containerResources(pod *v1.Pod, c *v1.Container, p resourceParams) *runtimeapi.LinuxContainerResources {
+func ContainerResources(pod *v1.Pod, c *v1.Container, p ResourceParams) *runtimeapi.LinuxContainerResources {
 	out := &runtimeapi.LinuxContainerResources{}
 	req := c.Resources.Requests.Cpu()
 	lim := c.Resources.Limits.Cpu()
@@ -70,7 +72,7 @@ func milliCPUToShares(milli int64) int64 {
 // killed last, best-effort ones first, burstable ones by the share of the
 // node's memory they request.
 func oomScoreAdj(pod *v1.Pod, c *v1.Container, capacity int64) int64 {
-	if pod.Spec.Priority != nil && *pod.Spec.Priority >= criticalPriority {
+	if pod.Spec.Priority != nil && *pod.Spec.Priority >= CriticalPriority {
 		return guaranteedOOMScoreAdj
 	}
 	if isStaticPod(pod) && pod.Spec.PriorityClassName == systemNodeCritical {
@@ -78,7 +80,7 @@ func oomScoreAdj(pod *v1.Pod, c *v1.Container, capacity int64) int64 {
 		// priority; the kubelet counts it as node critical all the same.
 		return guaranteedOOMScoreAdj
 	}
-	switch qosClass(pod) {
+	switch QOSClass(pod) {
 	case v1.PodQOSGuaranteed:
 		return guaranteedOOMScoreAdj
 	case v1.PodQOSBestEffort:
@@ -166,9 +168,9 @@ func runAsNonRoot(pod *v1.Pod, c *v1.Container) bool {
 		*pod.Spec.SecurityContext.RunAsNonRoot
 }
 
-// verifyNonRoot checks runAsNonRoot against the user the container will run
+// VerifyNonRoot checks runAsNonRoot against the user the container will run
 // as: its runAsUser, or else the image's user (an empty one is root).
-func verifyNonRoot(pod *v1.Pod, c *v1.Container, img *runtimeapi.Image) error {
+func VerifyNonRoot(pod *v1.Pod, c *v1.Container, img *runtimeapi.Image) error {
 	if !runAsNonRoot(pod, c) {
 		return nil
 	}
@@ -182,18 +184,23 @@ func verifyNonRoot(pod *v1.Pod, c *v1.Container, img *runtimeapi.Image) error {
 	}
 	if u := firstInt64(csc, psc); u != nil {
 		if *u == 0 {
-			return fmt.Errorf("%w: container's runAsUser breaks non-root policy (pod: %q, container: %s)", errConfig, pod.Namespace+"/"+pod.Name, c.Name)
+			return fmt.Errorf("%w: container's runAsUser breaks non-root policy (pod: %q, container: %s)", ErrConfig, pod.Namespace+"/"+pod.Name, c.Name)
 		}
 		return nil
 	}
 	if img.GetUid() != nil {
 		if img.GetUid().GetValue() == 0 {
-			return fmt.Errorf("%w: container has runAsNonRoot and image will run as root (pod: %q, container: %s)", errConfig, pod.Namespace+"/"+pod.Name, c.Name)
+			return fmt.Errorf("%w: container has runAsNonRoot and image will run as root (pod: %q, container: %s)", ErrConfig, pod.Namespace+"/"+pod.Name, c.Name)
 		}
 		return nil
 	}
 	if name := img.GetUsername(); name != "" {
-		return fmt.Errorf("%w: container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root (pod: %q, container: %s)", errConfig, name, pod.Namespace+"/"+pod.Name, c.Name)
+		return fmt.Errorf("%w: container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root (pod: %q, container: %s)", ErrConfig, name, pod.Namespace+"/"+pod.Name, c.Name)
 	}
-	return fmt.Errorf("%w: container has runAsNonRoot and image will run as root (pod: %q, container: %s)", errConfig, pod.Namespace+"/"+pod.Name, c.Name)
+	return fmt.Errorf("%w: container has runAsNonRoot and image will run as root (pod: %q, container: %s)", ErrConfig, pod.Namespace+"/"+pod.Name, c.Name)
+}
+
+// isStaticPod tells whether the pod comes from a manifest file.
+func isStaticPod(pod *v1.Pod) bool {
+	return pod.Annotations[staticpods.AnnotationSource] == staticpods.SourceFile
 }

@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"errors"
@@ -13,23 +13,23 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// containerHash sums up what of a container's spec may change while the pod
+// ContainerHash sums up what of a container's spec may change while the pod
 // lives and needs a new container: its name and image. Restarted berths
 // compare it to the running container's to decide whether to replace it, so
 // it must stay stable across berth versions.
-func containerHash(c *v1.Container) string {
+func ContainerHash(c *v1.Container) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(c.Name + "\x00" + c.Image))
 	return strconv.FormatUint(uint64(h.Sum32()), 16)
 }
 
-// containerParams are the inputs of one container's CRI configuration.
-type containerParams struct {
+// ContainerParams are the inputs of one container's CRI configuration.
+type ContainerParams struct {
 	Pod          *v1.Pod
 	Container    *v1.Container
 	RestartCount int32
 	ImageRef     string
-	Env          *envVars
+	Env          *EnvVars
 	// Mounts are the host paths of the pod's volumes by name.
 	Mounts map[string]string
 	// TermFile is the host file behind the termination message path.
@@ -41,8 +41,8 @@ type containerParams struct {
 	PIDTarget string
 }
 
-// containerConfig builds the CRI configuration of a container.
-func containerConfig(p containerParams, res resourceParams, rootDir string) (*runtimeapi.ContainerConfig, error) {
+// ContainerConfig builds the CRI configuration of a container.
+func ContainerConfig(p ContainerParams, res ResourceParams, rootDir string) (*runtimeapi.ContainerConfig, error) {
 	pod, c := p.Pod, p.Container
 	mounts, err := containerMounts(p)
 	if err != nil {
@@ -60,11 +60,11 @@ func containerConfig(p containerParams, res resourceParams, rootDir string) (*ru
 			labelContainerName: c.Name,
 		},
 		Annotations: map[string]string{
-			annotationHash:       containerHash(c),
+			annotationHash:       ContainerHash(c),
 			annotationRestarts:   strconv.Itoa(int(p.RestartCount)),
 			annotationTermPath:   c.TerminationMessagePath,
 			annotationTermPolicy: string(c.TerminationMessagePolicy),
-			annotationGrace:      strconv.FormatInt(specGracePeriod(pod), 10),
+			annotationGrace:      strconv.FormatInt(SpecGracePeriod(pod), 10),
 			annotationTermFile:   p.TermFile,
 		},
 		LogPath:   filepath.Join(c.Name, strconv.Itoa(int(p.RestartCount))+".log"),
@@ -72,42 +72,42 @@ func containerConfig(p containerParams, res resourceParams, rootDir string) (*ru
 		StdinOnce: c.StdinOnce,
 		Tty:       c.TTY,
 		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources:       containerResources(pod, c, res),
+			Resources:       ContainerResources(pod, c, res),
 			SecurityContext: containerSecurity(pod, c, rootDir),
 		},
 	}
-	joinPIDNamespace(cfg.Linux.SecurityContext.NamespaceOptions, p.PIDTarget)
+	JoinPIDNamespace(cfg.Linux.SecurityContext.NamespaceOptions, p.PIDTarget)
 	for _, name := range p.Env.names {
 		cfg.Envs = append(cfg.Envs, &runtimeapi.KeyValue{Key: name, Value: []byte(p.Env.values[name])})
 	}
 	for _, s := range c.Command {
-		cfg.Command = append(cfg.Command, expand(s, p.Env.lookup))
+		cfg.Command = append(cfg.Command, expand(s, p.Env.Lookup))
 	}
 	for _, s := range c.Args {
-		cfg.Args = append(cfg.Args, expand(s, p.Env.lookup))
+		cfg.Args = append(cfg.Args, expand(s, p.Env.Lookup))
 	}
 	return cfg, nil
 }
 
 // containerMounts binds the container's volume mounts, its termination
 // message file and the pod's hosts file.
-func containerMounts(p containerParams) ([]*runtimeapi.Mount, error) {
+func containerMounts(p ContainerParams) ([]*runtimeapi.Mount, error) {
 	c := p.Container
 	var out []*runtimeapi.Mount
 	mountsHosts := false
 	for _, vm := range c.VolumeMounts {
 		host, ok := p.Mounts[vm.Name]
 		if !ok {
-			return nil, fmt.Errorf("%w: cannot find volume %q to mount into container %q", errConfig, vm.Name, c.Name)
+			return nil, fmt.Errorf("%w: cannot find volume %q to mount into container %q", ErrConfig, vm.Name, c.Name)
 		}
 		sub := vm.SubPath
 		if vm.SubPathExpr != "" {
-			sub = expand(vm.SubPathExpr, p.Env.lookup)
+			sub = expand(vm.SubPathExpr, p.Env.Lookup)
 		}
 		if sub != "" {
 			joined, err := subPath(host, sub)
 			if err != nil {
-				return nil, fmt.Errorf("%w: volume %q: %w", errConfig, vm.Name, err)
+				return nil, fmt.Errorf("%w: volume %q: %w", ErrConfig, vm.Name, err)
 			}
 			host = joined
 		}
@@ -167,9 +167,9 @@ func podDir(root string, pod *v1.Pod) string {
 	return filepath.Join(root, "pods", string(pod.UID))
 }
 
-// termFile makes the empty host file behind a container's termination
+// TermFile makes the empty host file behind a container's termination
 // message path, writable by any user the container runs as.
-func termFile(root string, pod *v1.Pod, c *v1.Container, restartCount int32) (string, error) {
+func TermFile(root string, pod *v1.Pod, c *v1.Container, restartCount int32) (string, error) {
 	if c.TerminationMessagePath == "" {
 		return "", nil
 	}
@@ -187,9 +187,9 @@ func termFile(root string, pod *v1.Pod, c *v1.Container, restartCount int32) (st
 	return path, nil
 }
 
-// hostsFile writes the pod's /etc/hosts: localhost entries, the pod's own
+// HostsFile writes the pod's /etc/hosts: localhost entries, the pod's own
 // name on its IPs, and its host aliases. Host network pods keep the node's.
-func hostsFile(root string, pod *v1.Pod, podIPs []string, clusterDomain string) (string, error) {
+func HostsFile(root string, pod *v1.Pod, podIPs []string, clusterDomain string) (string, error) {
 	if pod.Spec.HostNetwork || len(podIPs) == 0 {
 		return "", nil
 	}

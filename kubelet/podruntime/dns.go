@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"bufio"
@@ -18,16 +18,16 @@ const (
 	maxSearchLength  = 2048
 )
 
-// hostDNS is the node's resolver configuration (the kubelet's resolvConf).
-type hostDNS struct {
+// HostDNS is the node's resolver configuration (the kubelet's resolvConf).
+type HostDNS struct {
 	Servers  []string
 	Searches []string
 	Options  []string
 }
 
-// parseResolvConf reads nameserver, search, domain and options lines.
-func parseResolvConf(r io.Reader) (hostDNS, error) {
-	var out hostDNS
+// ParseResolvConf reads nameserver, search, domain and options lines.
+func ParseResolvConf(r io.Reader) (HostDNS, error) {
+	var out HostDNS
 	var domain string
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -56,7 +56,7 @@ func parseResolvConf(r io.Reader) (hostDNS, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return hostDNS{}, fmt.Errorf("read resolv.conf: %w", err)
+		return HostDNS{}, fmt.Errorf("read resolv.conf: %w", err)
 	}
 	if len(out.Searches) == 0 && domain != "" {
 		out.Searches = []string{strings.TrimSuffix(domain, ".")}
@@ -64,16 +64,16 @@ func parseResolvConf(r io.Reader) (hostDNS, error) {
 	return out, nil
 }
 
-// clusterDNS is the cluster's DNS as the kubelet is configured for it.
-type clusterDNS struct {
+// ClusterDNS is the cluster's DNS as the kubelet is configured for it.
+type ClusterDNS struct {
 	Servers []string
 	Domain  string
 }
 
-// dnsConfig builds the pod's resolver configuration from its dnsPolicy and
+// DNSConfig builds the pod's resolver configuration from its dnsPolicy and
 // dnsConfig. The second result is a warning for the pod's events (empty when
 // all is well).
-func dnsConfig(pod *v1.Pod, cluster clusterDNS, host hostDNS) (*runtimeapi.DNSConfig, string) {
+func DNSConfig(pod *v1.Pod, cluster ClusterDNS, host HostDNS) (*runtimeapi.DNSConfig, string) {
 	policy := pod.Spec.DNSPolicy
 	if policy == "" {
 		policy = v1.DNSClusterFirst

@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"context"
@@ -32,20 +32,24 @@ const (
 	annotationTermFile = "berth.io/termination-message-file"
 )
 
-// podRuntime is what CRI runs for one pod: its sandboxes, newest first, and
+// PodState is what CRI runs for one pod: its sandboxes, newest first, and
 // its containers in every sandbox, newest first.
-type podRuntime struct {
+type PodState struct {
 	// Sandboxes are the pod's sandboxes, newest first.
-	Sandboxes []*sandboxState
+	Sandboxes []*SandboxState
 	// Containers are the pod's containers of every sandbox, newest first.
-	Containers []*containerState
+	Containers []*ContainerState
 }
 
-// sandboxState is one observed pod sandbox.
-type sandboxState struct {
-	ID        string
-	Attempt   uint32
-	Ready     bool
+// SandboxState is one observed pod sandbox.
+type SandboxState struct {
+	// ID is the runtime's sandbox ID.
+	ID string
+	// Attempt counts the pod's sandboxes: 0 for the first.
+	Attempt uint32
+	// Ready tells whether the sandbox is ready (not stopped).
+	Ready bool
+	// CreatedAt is when the runtime made the sandbox.
 	CreatedAt time.Time
 	// IPs are the sandbox's pod IPs, primary first; known only for the
 	// newest sandbox.
@@ -57,44 +61,56 @@ type sandboxState struct {
 	NetworkKnown bool
 }
 
-// containerState is one observed container.
-type containerState struct {
-	ID           string
-	Name         string
-	SandboxID    string
-	State        runtimeapi.ContainerState
-	CreatedAt    time.Time
-	StartedAt    time.Time
-	FinishedAt   time.Time
-	ExitCode     int32
-	Reason       string
-	Message      string
-	ImageRef     string
+// ContainerState is one observed container.
+type ContainerState struct {
+	// ID is the runtime's container ID.
+	ID string
+	// Name is the container's name in the pod spec.
+	Name string
+	// SandboxID is the ID of the sandbox the container runs in.
+	SandboxID string
+	// State is the runtime's state of the container.
+	State runtimeapi.ContainerState
+	// CreatedAt, StartedAt and FinishedAt are when the runtime made,
+	// started and saw the end of the container (zero: not yet).
+	CreatedAt, StartedAt, FinishedAt time.Time
+	// ExitCode, Reason and Message are how the container ended.
+	ExitCode int32
+	Reason   string
+	Message  string
+	// ImageRef is the image the container runs, as the runtime names it.
+	ImageRef string
+	// RestartCount is the restart count berth gave the container.
 	RestartCount int32
-	Hash         string
-	// TermFile is the host file behind the termination message path.
+	// Hash is the ContainerHash of the spec the container was made from.
+	Hash string
+	// TermFile is the host file behind the termination message path, and
+	// TermPolicy the container's terminationMessagePolicy.
 	TermFile   string
 	TermPolicy string
-	LogPath    string
+	// LogPath is the container's log file on the host.
+	LogPath string
 }
 
-func (c *containerState) running() bool {
+// Running tells whether the container runs.
+func (c *ContainerState) Running() bool {
 	return c.State == runtimeapi.ContainerState_CONTAINER_RUNNING
 }
 
-func (c *containerState) exited() bool { return c.State == runtimeapi.ContainerState_CONTAINER_EXITED }
+// Exited tells whether the container ran and stopped.
+func (c *ContainerState) Exited() bool { return c.State == runtimeapi.ContainerState_CONTAINER_EXITED }
 
-// newestSandbox returns the pod's newest sandbox or nil.
-func (r *podRuntime) newestSandbox() *sandboxState {
+// NewestSandbox returns the pod's newest sandbox or nil.
+func (r *PodState) NewestSandbox() *SandboxState {
 	if r == nil || len(r.Sandboxes) == 0 {
 		return nil
 	}
 	return r.Sandboxes[0]
 }
 
-// current returns the newest container named name in the newest sandbox.
-func (r *podRuntime) current(name string) *containerState {
-	sb := r.newestSandbox()
+// Current returns the newest container named name in the newest sandbox.
+func (r *PodState) Current(name string) *ContainerState {
+	sb := r.NewestSandbox()
 	if sb == nil {
 		return nil
 	}
@@ -106,12 +122,12 @@ func (r *podRuntime) current(name string) *containerState {
 	return nil
 }
 
-// instances returns the containers named name of every sandbox, newest first.
-func (r *podRuntime) instances(name string) []*containerState {
+// Instances returns the containers named name of every sandbox, newest first.
+func (r *PodState) Instances(name string) []*ContainerState {
 	if r == nil {
 		return nil
 	}
-	var out []*containerState
+	var out []*ContainerState
 	for _, c := range r.Containers {
 		if c.Name == name {
 			out = append(out, c)
@@ -120,29 +136,29 @@ func (r *podRuntime) instances(name string) []*containerState {
 	return out
 }
 
-// nextRestartCount is the restart count for the next container named name:
+// NextRestartCount is the restart count for the next container named name:
 // one more than the newest one's, counting across sandboxes.
-func (r *podRuntime) nextRestartCount(name string) int32 {
-	if inst := r.instances(name); len(inst) > 0 {
+func (r *PodState) NextRestartCount(name string) int32 {
+	if inst := r.Instances(name); len(inst) > 0 {
 		return inst[0].RestartCount + 1
 	}
 	return 0
 }
 
-// runningContainers returns the containers in the running state.
-func (r *podRuntime) runningContainers() []*containerState {
-	var out []*containerState
+// RunningContainers returns the containers in the running state.
+func (r *PodState) RunningContainers() []*ContainerState {
+	var out []*ContainerState
 	for _, c := range r.Containers {
-		if c.running() {
+		if c.Running() {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// observe lists the sandboxes and containers CRI holds for the pod with uid,
+// Observe lists the sandboxes and containers CRI holds for the pod with uid,
 // with the details the pod worker needs.
-func observe(ctx context.Context, rt internalapi.RuntimeService, uid types.UID) (*podRuntime, error) {
+func Observe(ctx context.Context, rt internalapi.RuntimeService, uid types.UID) (*PodState, error) {
 	selector := map[string]string{labelPodUID: string(uid)}
 	sandboxes, err := rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: selector})
 	if err != nil {
@@ -152,9 +168,9 @@ func observe(ctx context.Context, rt internalapi.RuntimeService, uid types.UID) 
 	if err != nil {
 		return nil, fmt.Errorf("list containers of pod %s: %w", uid, err)
 	}
-	out := &podRuntime{}
+	out := &PodState{}
 	for _, s := range sandboxes {
-		out.Sandboxes = append(out.Sandboxes, &sandboxState{
+		out.Sandboxes = append(out.Sandboxes, &SandboxState{
 			ID:        s.Id,
 			Attempt:   s.GetMetadata().GetAttempt(),
 			Ready:     s.State == runtimeapi.PodSandboxState_SANDBOX_READY,
@@ -168,8 +184,8 @@ func observe(ctx context.Context, rt internalapi.RuntimeService, uid types.UID) 
 		}
 		return a.Attempt > b.Attempt
 	})
-	if sb := out.newestSandbox(); sb != nil {
-		if err := fillSandboxStatus(ctx, rt, sb); err != nil {
+	if sb := out.NewestSandbox(); sb != nil {
+		if err := FillSandboxStatus(ctx, rt, sb); err != nil {
 			return nil, err
 		}
 	}
@@ -190,7 +206,7 @@ func observe(ctx context.Context, rt internalapi.RuntimeService, uid types.UID) 
 	return out, nil
 }
 
-func fillSandboxStatus(ctx context.Context, rt internalapi.RuntimeService, sb *sandboxState) error {
+func FillSandboxStatus(ctx context.Context, rt internalapi.RuntimeService, sb *SandboxState) error {
 	resp, err := rt.PodSandboxStatus(ctx, sb.ID, false)
 	if err != nil {
 		return fmt.Errorf("status of sandbox %s: %w", sb.ID, err)
@@ -212,10 +228,10 @@ func fillSandboxStatus(ctx context.Context, rt internalapi.RuntimeService, sb *s
 	return nil
 }
 
-func toContainerState(c *runtimeapi.Container, st *runtimeapi.ContainerStatus) *containerState {
+func toContainerState(c *runtimeapi.Container, st *runtimeapi.ContainerStatus) *ContainerState {
 	ann := c.Annotations
 	restarts, _ := strconv.ParseInt(ann[annotationRestarts], 10, 32)
-	out := &containerState{
+	out := &ContainerState{
 		ID:           c.Id,
 		Name:         c.Labels[labelContainerName],
 		SandboxID:    c.PodSandboxId,

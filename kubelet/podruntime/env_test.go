@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"context"
@@ -87,9 +87,9 @@ func TestMakeEnv(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "headless", Namespace: "ns"},
 		Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, Ports: []v1.ServicePort{{Port: 80}}},
 	}}
-	env, err := makeEnv(context.Background(), envInput{
+	env, err := MakeEnv(context.Background(), EnvInput{
 		Pod: pod, Container: c, PodIPs: []string{"10.0.0.5", "fd00::5"}, HostIPs: []string{"192.0.2.10"},
-		Services: services, NodeCPUMilli: 4000, NodeMemory: 8 << 30, Client: client,
+		Services: services, NodeCPUMilli: 4000, NodeMemory: 8 << 30, Objects: client.CoreV1(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,8 +116,8 @@ func TestMakeEnv(t *testing.T) {
 	c.Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{
 		LocalObjectReference: v1.LocalObjectReference{Name: "cm"}, Key: "missing"}}}}
 	c.EnvFrom = nil
-	_, err = makeEnv(context.Background(), envInput{Pod: pod, Container: c, Client: client})
-	if !errors.Is(err, errConfig) {
+	_, err = MakeEnv(context.Background(), EnvInput{Pod: pod, Container: c, Objects: client.CoreV1()})
+	if !errors.Is(err, ErrConfig) {
 		t.Errorf("missing key: error %v, want a configuration error", err)
 	}
 }
@@ -148,12 +148,12 @@ func TestContainerConfig(t *testing.T) {
 	}
 	pod.Spec.Containers = []v1.Container{*c}
 	dataDir := t.TempDir()
-	env := &envVars{}
-	env.set("GREETING", "hi")
-	cfg, err := containerConfig(containerParams{
+	env := &EnvVars{}
+	env.Set("GREETING", "hi")
+	cfg, err := ContainerConfig(ContainerParams{
 		Pod: pod, Container: c, RestartCount: 3, ImageRef: "sha256:abc", Env: env,
 		Mounts: map[string]string{"data": dataDir}, TermFile: "/var/lib/kubelet/pods/u1/containers/app/3", HostsFile: "/hosts",
-	}, resourceParams{CFSQuota: true, MemoryCapacity: 8 << 30}, "/var/lib/kubelet")
+	}, ResourceParams{CFSQuota: true, MemoryCapacity: 8 << 30}, "/var/lib/kubelet")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestContainerConfig(t *testing.T) {
 	if cfg.LogPath != "app/3.log" || cfg.Metadata.Attempt != 3 || cfg.Image.Image != "sha256:abc" || cfg.Image.UserSpecifiedImage != "nginx:1.27" {
 		t.Errorf("log path %q, attempt %d, image %v", cfg.LogPath, cfg.Metadata.Attempt, cfg.Image)
 	}
-	if cfg.Annotations[annotationRestarts] != "3" || cfg.Annotations[annotationHash] != containerHash(c) ||
+	if cfg.Annotations[annotationRestarts] != "3" || cfg.Annotations[annotationHash] != ContainerHash(c) ||
 		cfg.Annotations[annotationGrace] != "45" || cfg.Labels[labelContainerName] != "app" || cfg.Labels[labelPodUID] != "u1" {
 		t.Errorf("labels %v annotations %v", cfg.Labels, cfg.Annotations)
 	}
@@ -206,11 +206,11 @@ func TestContainerConfig(t *testing.T) {
 	}
 
 	c.VolumeMounts = []v1.VolumeMount{{Name: "nope", MountPath: "/x"}}
-	if _, err := containerConfig(containerParams{Pod: pod, Container: c, Env: env}, resourceParams{}, "/"); !errors.Is(err, errConfig) {
+	if _, err := ContainerConfig(ContainerParams{Pod: pod, Container: c, Env: env}, ResourceParams{}, "/"); !errors.Is(err, ErrConfig) {
 		t.Errorf("unknown volume: error %v, want a configuration error", err)
 	}
 	c.VolumeMounts = []v1.VolumeMount{{Name: "data", MountPath: "/x", SubPath: "../etc"}}
-	if _, err := containerConfig(containerParams{Pod: pod, Container: c, Env: env, Mounts: map[string]string{"data": dataDir}}, resourceParams{}, "/"); !errors.Is(err, errConfig) {
+	if _, err := ContainerConfig(ContainerParams{Pod: pod, Container: c, Env: env, Mounts: map[string]string{"data": dataDir}}, ResourceParams{}, "/"); !errors.Is(err, ErrConfig) {
 		t.Errorf("escaping subPath: error %v, want a configuration error", err)
 	}
 }

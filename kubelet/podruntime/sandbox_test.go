@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"strings"
@@ -14,15 +14,15 @@ import (
 )
 
 func TestDNSConfig(t *testing.T) {
-	cluster := clusterDNS{Servers: []string{"10.96.0.10"}, Domain: "cluster.local"}
-	host := hostDNS{Servers: []string{"192.0.2.53"}, Searches: []string{"example.com"}, Options: []string{"edns0"}}
+	cluster := ClusterDNS{Servers: []string{"10.96.0.10"}, Domain: "cluster.local"}
+	host := HostDNS{Servers: []string{"192.0.2.53"}, Searches: []string{"example.com"}, Options: []string{"edns0"}}
 	clusterSearch := []string{"ns.svc.cluster.local", "svc.cluster.local", "cluster.local", "example.com"}
 	tests := []struct {
 		name        string
 		policy      v1.DNSPolicy
 		hostNetwork bool
 		podConfig   *v1.PodDNSConfig
-		cluster     clusterDNS
+		cluster     ClusterDNS
 		want        *runtimeapi.DNSConfig
 		warning     string
 	}{{
@@ -90,7 +90,7 @@ func TestDNSConfig(t *testing.T) {
 			pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns"}, Spec: v1.PodSpec{
 				DNSPolicy: tt.policy, HostNetwork: tt.hostNetwork, DNSConfig: tt.podConfig,
 			}}
-			got, warning := dnsConfig(pod, tt.cluster, host)
+			got, warning := DNSConfig(pod, tt.cluster, host)
 			if diff := cmp.Diff(tt.want, got, protocmp.Transform()); diff != "" {
 				t.Errorf("DNS config (-want +got):\n%s", diff)
 			}
@@ -103,15 +103,15 @@ func TestDNSConfig(t *testing.T) {
 
 func TestParseResolvConf(t *testing.T) {
 	in := "# comment\nnameserver 192.0.2.1\nnameserver 192.0.2.2 ; trailing\ndomain corp.\nsearch a.example b.example. .\noptions ndots:2 edns0\n"
-	got, err := parseResolvConf(strings.NewReader(in))
+	got, err := ParseResolvConf(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := hostDNS{Servers: []string{"192.0.2.1", "192.0.2.2"}, Searches: []string{"a.example", "b.example"}, Options: []string{"ndots:2", "edns0"}}
+	want := HostDNS{Servers: []string{"192.0.2.1", "192.0.2.2"}, Searches: []string{"a.example", "b.example"}, Options: []string{"ndots:2", "edns0"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	got, _ = parseResolvConf(strings.NewReader("domain corp.example\n"))
+	got, _ = ParseResolvConf(strings.NewReader("domain corp.example\n"))
 	if diff := cmp.Diff([]string{"corp.example"}, got.Searches); diff != "" {
 		t.Errorf("domain as search (-want +got):\n%s", diff)
 	}
@@ -166,19 +166,19 @@ func TestQOSAndCgroupParent(t *testing.T) {
 			if got := computeQOS(pod); got != tt.qos {
 				t.Errorf("QoS %s, want %s", got, tt.qos)
 			}
-			if got := cgroupParent("/", "cgroupfs", true, pod); got != tt.cgroupfs {
+			if got := CgroupParent("/", "cgroupfs", true, pod); got != tt.cgroupfs {
 				t.Errorf("cgroupfs parent %q, want %q", got, tt.cgroupfs)
 			}
-			if got := cgroupParent("/", "systemd", true, pod); got != tt.systemd {
+			if got := CgroupParent("/", "systemd", true, pod); got != tt.systemd {
 				t.Errorf("systemd parent %q, want %q", got, tt.systemd)
 			}
 		})
 	}
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "u"}}
-	if got := cgroupParent("/custom", "cgroupfs", true, pod); got != "/custom/kubepods/besteffort/podu" {
+	if got := CgroupParent("/custom", "cgroupfs", true, pod); got != "/custom/kubepods/besteffort/podu" {
 		t.Errorf("custom root: %q", got)
 	}
-	if got := cgroupParent("/custom", "cgroupfs", false, pod); got != "/custom" {
+	if got := CgroupParent("/custom", "cgroupfs", false, pod); got != "/custom" {
 		t.Errorf("without QoS cgroups: %q", got)
 	}
 }
@@ -249,7 +249,7 @@ func TestSandboxConfig(t *testing.T) {
 			}}},
 		},
 	}
-	got, err := sandboxConfig(pod, 2, sandboxParams{RootDir: "/var/lib/kubelet", LogsDir: "/var/log/pods", CgroupRoot: "/",
+	got, err := SandboxConfig(pod, 2, SandboxParams{RootDir: "/var/lib/kubelet", LogsDir: "/var/log/pods", CgroupRoot: "/",
 		CgroupDriver: "cgroupfs", CgroupsPerQOS: true, ClusterDomain: "cluster.local", DNS: &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestSandboxConfig(t *testing.T) {
 		t.Errorf("sandbox config (-want +got):\n%s", diff)
 	}
 	pod.Spec.HostNetwork = true
-	got, _ = sandboxConfig(pod, 0, sandboxParams{CgroupDriver: "cgroupfs"})
+	got, _ = SandboxConfig(pod, 0, SandboxParams{CgroupDriver: "cgroupfs"})
 	if got.Hostname != "" || got.Linux.SecurityContext.NamespaceOptions.Network != runtimeapi.NamespaceMode_NODE {
 		t.Errorf("host network sandbox: hostname %q, network %v", got.Hostname, got.Linux.SecurityContext.NamespaceOptions.Network)
 	}

@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"os"
@@ -10,9 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// qosClass returns the pod's QoS class: the one the API server recorded, or
+// QOSClass returns the pod's QoS class: the one the API server recorded, or
 // computed from the requests and limits of its containers the same way.
-func qosClass(pod *v1.Pod) v1.PodQOSClass {
+func QOSClass(pod *v1.Pod) v1.PodQOSClass {
 	if pod.Status.QOSClass != "" {
 		return pod.Status.QOSClass
 	}
@@ -64,11 +64,11 @@ func nonZero(list v1.ResourceList, name v1.ResourceName) (resource.Quantity, boo
 	return q, ok && !q.IsZero()
 }
 
-// cgroupParent returns the cgroup parent of the pod's sandbox: the pod's own
+// CgroupParent returns the cgroup parent of the pod's sandbox: the pod's own
 // cgroup below its QoS class's (kubepods, kubepods/burstable,
 // kubepods/besteffort) under the cgroup root, written for the cgroup driver:
 // a cgroupfs path, or the matching systemd slice path.
-func cgroupParent(root, driver string, perQOS bool, pod *v1.Pod) string {
+func CgroupParent(root, driver string, perQOS bool, pod *v1.Pod) string {
 	if root == "" {
 		root = "/"
 	}
@@ -76,7 +76,7 @@ func cgroupParent(root, driver string, perQOS bool, pod *v1.Pod) string {
 		return root
 	}
 	parts := []string{"kubepods"}
-	switch qosClass(pod) {
+	switch QOSClass(pod) {
 	case v1.PodQOSBurstable:
 		parts = append(parts, "burstable")
 	case v1.PodQOSBestEffort:
@@ -117,21 +117,21 @@ func systemdSlicePath(root string, parts []string) string {
 	return out
 }
 
-// cgroupFS is where the cgroup hierarchies are mounted.
-const cgroupFS = "/sys/fs/cgroup"
+// CgroupFS is where the cgroup hierarchies are mounted.
+const CgroupFS = "/sys/fs/cgroup"
 
-// removePodCgroups removes the pod cgroups the runtime created for a pod
+// RemovePodCgroups removes the pod cgroups the runtime created for a pod
 // under the cgroupfs driver, in every hierarchy, as the kubelet does once a
 // pod is gone (runc creates them for the sandbox's parent and never removes
 // them). The QoS class of a pod no longer known is not, so every class's
 // place is tried. Busy or missing cgroups are left alone. With the systemd
 // driver the slices are systemd's to remove.
-func removePodCgroups(root, driver string, perQOS bool, uid string) {
+func RemovePodCgroups(root, driver string, perQOS bool, uid string) {
 	if driver == "systemd" || !perQOS {
 		return
 	}
-	hierarchies, _ := filepath.Glob(filepath.Join(cgroupFS, "*"))
-	hierarchies = append(hierarchies, cgroupFS)
+	hierarchies, _ := filepath.Glob(filepath.Join(CgroupFS, "*"))
+	hierarchies = append(hierarchies, CgroupFS)
 	for _, qos := range []string{"", "burstable", "besteffort"} {
 		rel := path.Join(root, "kubepods", qos, "pod"+uid)
 		for _, h := range hierarchies {

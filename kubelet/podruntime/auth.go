@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/distribution/reference"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -33,14 +33,14 @@ type registryCred struct {
 	auth dockerAuth
 }
 
-// pullSecretCreds reads the pod's image pull secrets. Secrets that are
+// PullSecretCreds reads the pod's image pull secrets. Secrets that are
 // missing or not docker configs are skipped, as by the kubelet (the pull may
 // still work anonymously); the errors are returned for an event.
-func pullSecretCreds(ctx context.Context, client kubernetes.Interface, pod *v1.Pod) ([]registryCred, []error) {
+func PullSecretCreds(ctx context.Context, objects corev1client.SecretsGetter, pod *v1.Pod) ([]registryCred, []error) {
 	var creds []registryCred
 	var errs []error
 	for _, ref := range pod.Spec.ImagePullSecrets {
-		s, err := client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		s, err := objects.Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("image pull secret %q: %w", ref.Name, err))
 			continue
@@ -110,9 +110,9 @@ func registryKey(key string) (string, string) {
 	return host, p
 }
 
-// imageAuths returns the CRI credentials that match image, most specific
+// ImageAuths returns the CRI credentials that match image, most specific
 // first.
-func imageAuths(image string, creds []registryCred) []*runtimeapi.AuthConfig {
+func ImageAuths(image string, creds []registryCred) []*runtimeapi.AuthConfig {
 	named, err := reference.ParseNormalizedNamed(image)
 	if err != nil {
 		return nil
