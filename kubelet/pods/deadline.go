@@ -68,7 +68,7 @@ func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podrun
 		w.m.cfg.Recorder.Event(pod, v1.EventTypeNormal, reasonDeadlineExceeded, messageDeadlineExceeded)
 		w.state.deadline.noted = true
 	}
-	w.probes.stopAll()
+	w.probes.StopAll()
 	rt, err := w.stopForGood(ctx, pod, rt, grace)
 	if err != nil {
 		return err

@@ -28,14 +28,11 @@
 //     container, start or kill containers, stop the pod), does it, and patches
 //     the pod status to the API server when it changed.
 //   - Every probe of a running container (regular or sidecar) has a probe
-//     worker of its own (probes.go, probeworker.go) on the injected clock.
-//     The startup probe holds the others; readiness sets the container's
-//     ready flag and so the pod's Ready condition, waking the pod worker to
-//     publish it; a liveness or startup probe that gives up has the pod
+//     worker of its own (kubelet/prober). A probe that gives up has the pod
 //     worker stop the container, and the restart policy and back-off take
 //     it from there. postStart hooks run right after a start (a failure
 //     stops the container); preStop hooks run before a stop, within the
-//     grace period (hooks.go). kubelet/probe runs single probes.
+//     grace period (hooks.go).
 //   - Ephemeral containers (`kubectl debug`, added through the
 //     ephemeralcontainers subresource) start once each in the pod's sandbox,
 //     without waiting for initialization, sharing their target container's

@@ -98,7 +98,7 @@ func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podruntime.P
 		HostIPs:     w.m.hostIPs(),
 		RuntimeName: w.m.runtimeNameFor(ctx),
 		Messages:    w.state.messages,
-		Health:      w.probes.snapshot(),
+		Health:      w.probes.Health(),
 		StartTime:   w.state.startTime,
 		Actual:      w.actualResources(pod, rt),
 		Resize:      w.state.resize.conds.List(),

@@ -78,7 +78,7 @@ func newProbeHarness(t *testing.T) (*harness, *execResults) {
 	h := newHarness(t)
 	res := &execResults{codes: map[string]int{}, errs: map[string]error{}}
 	h.rt.exec = res.run
-	h.tweak = func(m *Manager) { m.probing.jitter = func(time.Duration) time.Duration { return 0 } }
+	h.tweak = func(m *Manager) { m.probing.Jitter = func(time.Duration) time.Duration { return 0 } }
 	return h, res
 }
 
@@ -306,9 +306,7 @@ func (h *harness) probeWorkers(pod string) int {
 	if w == nil {
 		return 0
 	}
-	w.probes.mu.Lock()
-	defer w.probes.mu.Unlock()
-	return len(w.probes.workers)
+	return w.probes.Workers()
 }
 
 // deletePod marks the pod deleted with a grace period, as the API server does.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/prober"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -47,7 +48,7 @@ type statusInput struct {
 	// Messages are the termination messages of exited containers, by ID.
 	Messages map[string]string
 	// Health is what the probes found of running containers, by ID.
-	Health map[string]containerHealth
+	Health map[string]prober.Health
 	// StartTime is the start time published before, for a pod whose
 	// status from the informer does not show it yet: it never changes.
 	StartTime *metav1.Time
@@ -196,7 +197,7 @@ func containerStatus(in statusInput, c *v1.Container, init bool, defaultReason s
 	switch {
 	case cur != nil && cur.Running():
 		st.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cur.StartedAt)}
-		*st.Started, st.Ready = healthOf(c, in.Health[cur.ID])
+		*st.Started, st.Ready = prober.HealthOf(c, in.Health[cur.ID])
 	case hasWaiting && !in.Terminal:
 		st.State.Waiting = &v1.ContainerStateWaiting{Reason: w.Reason, Message: w.Message}
 		if cur != nil && cur.Exited() {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/prober"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -53,7 +54,7 @@ type podWorker struct {
 
 	state *workerState
 	// probes are the pod's probe workers and their results.
-	probes *podProbes
+	probes *prober.Pod
 	// sending serializes status patches (the worker's and the one sent
 	// in the background at the start of a sync); pending counts those in
 	// the background.
@@ -114,7 +115,6 @@ func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 		uid:    uid,
 		static: static,
 		wake:   make(chan struct{}, 1),
-		probes: newPodProbes(),
 		state: &workerState{
 			crash:      newBackoff(initialBackoff, maxBackoff),
 			pulls:      newBackoff(initialBackoff, maxBackoff),
@@ -124,6 +124,7 @@ func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 			seen:       m.cfg.Clock.Now(),
 		},
 	}
+	w.probes = prober.NewPod(&m.probing, w.wakeUp)
 	w.state.trace = &startTrace{clock: m.cfg.Clock, seen: w.state.seen}
 	return w
 }
@@ -193,7 +194,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		return w.retryDelay(), false
 	}
 	if view.removed {
-		w.probes.stopAll()
+		w.probes.StopAll()
 		if err := w.cleanup(ctx, rt); err != nil {
 			logger.Error(err, "Cannot remove the pod's containers")
 			return w.retryDelay(), false
@@ -213,7 +214,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	w.state.lastPod = pod
 	if pod.DeletionTimestamp != nil || isTerminalPhase(pod.Status.Phase) || view.rejection != nil {
 		// Nothing of the pod is kept running: nothing to probe.
-		w.probes.stopAll()
+		w.probes.StopAll()
 	}
 	switch {
 	case pod.DeletionTimestamp != nil:
@@ -319,9 +320,9 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 	w.collectGarbage(ctx, rt)
 	w.state.finished = finished
 	if finished {
-		w.probes.stopAll()
+		w.probes.StopAll()
 	} else {
-		w.syncProbes(ctx, pod, rt)
+		w.probes.Sync(ctx, pod, rt, w.podIP(pod, rt))
 	}
 	w.noteResizeProgress(pod, rt)
 	if err := w.publish(ctx, pod, rt); err != nil {

@@ -1,4 +1,4 @@
-package pods
+package prober
 
 import (
 	"context"
@@ -12,15 +12,15 @@ import (
 	"github.com/berthnode/berth/kubelet/probe"
 )
 
-// probeWorker runs one probe of one container instance periodically, the
+// worker runs one probe of one container instance periodically, the
 // way the kubelet's probe workers do: the first probe once the initial
 // delay has passed, then one per period; a result counts once it came
 // successThreshold (or failureThreshold) times in a row. Liveness and
 // readiness wait for the startup probe. It belongs to its goroutine; it
-// talks to the pod worker through podProbes and wakeUp.
-type probeWorker struct {
-	w         *podWorker
-	key       probeKey
+// talks to the pod worker through Pod and its wake function.
+type worker struct {
+	p         *Pod
+	key       key
 	pod       *v1.Pod
 	container *v1.Container
 	spec      v1.Probe
@@ -33,7 +33,7 @@ type probeWorker struct {
 	run    int
 }
 
-func newProbeWorker(w *podWorker, pod *v1.Pod, c *v1.Container, cur *podruntime.ContainerState, k probeKey, podIP string) *probeWorker {
+func newWorker(p *Pod, pod *v1.Pod, c *v1.Container, cur *podruntime.ContainerState, k key, podIP string) *worker {
 	spec := *probeOf(c, k.kind)
 	if spec.PeriodSeconds <= 0 {
 		spec.PeriodSeconds = defaultProbePeriod
@@ -44,12 +44,12 @@ func newProbeWorker(w *podWorker, pod *v1.Pod, c *v1.Container, cur *podruntime.
 	if spec.FailureThreshold <= 0 {
 		spec.FailureThreshold = defaultProbeFailures
 	}
-	if spec.SuccessThreshold <= 0 || k.kind != readiness {
+	if spec.SuccessThreshold <= 0 || k.kind != Readiness {
 		// Only readiness may ask for more than one success.
 		spec.SuccessThreshold = defaultProbeSuccesses
 	}
-	return &probeWorker{
-		w: w, key: k, pod: pod, container: c, spec: spec,
+	return &worker{
+		p: p, key: k, pod: pod, container: c, spec: spec,
 		startedAt: cur.StartedAt, podIP: podIP, stop: make(chan struct{}),
 	}
 }
@@ -58,26 +58,26 @@ func newProbeWorker(w *podWorker, pod *v1.Pod, c *v1.Container, cur *podruntime.
 // delay, plus a random part of the period while the manager has just
 // started (it adopts running containers, whose probes would all fire at
 // once).
-func (pw *probeWorker) firstWait() time.Duration {
-	m := pw.w.m
-	now := m.cfg.Clock.Now()
+func (pw *worker) firstWait() time.Duration {
+	cfg := pw.p.cfg
+	now := cfg.Clock.Now()
 	period := time.Duration(pw.spec.PeriodSeconds) * time.Second
 	wait := time.Duration(0)
 	if !pw.startedAt.IsZero() {
 		wait = max(0, pw.startedAt.Add(time.Duration(pw.spec.InitialDelaySeconds)*time.Second).Sub(now))
 	}
-	if now.Sub(m.probing.since) < period {
-		wait += m.probing.jitter(period)
+	if now.Sub(cfg.Since) < period {
+		wait += cfg.jitter(period)
 	}
 	return wait
 }
 
 // loop probes until stopped, ctx is done or the probe gave up on the
 // container.
-func (pw *probeWorker) loop(ctx context.Context) {
+func (pw *worker) loop(ctx context.Context) {
 	logger := klog.FromContext(ctx).WithValues("container", pw.container.Name, "probe", pw.key.kind.String())
 	ctx = klog.NewContext(ctx, logger)
-	clock := pw.w.m.cfg.Clock
+	clock := pw.p.cfg.Clock
 	wait := pw.firstWait()
 	for {
 		select {
@@ -97,14 +97,14 @@ func (pw *probeWorker) loop(ctx context.Context) {
 
 // step runs the probe once if it is due and acts on the result; false
 // stops the worker.
-func (pw *probeWorker) step(ctx context.Context) bool {
-	probes := pw.w.probes
+func (pw *worker) step(ctx context.Context) bool {
+	probes := pw.p
 	gated := pw.container.StartupProbe != nil && !probes.started(pw.key.containerID)
 	switch {
-	case pw.key.kind == startup && !gated:
+	case pw.key.kind == Startup && !gated:
 		// Started: the startup probe is done for this instance.
 		return false
-	case pw.key.kind != startup && gated:
+	case pw.key.kind != Startup && gated:
 		return true
 	}
 	ok := pw.probe(ctx)
@@ -117,23 +117,23 @@ func (pw *probeWorker) step(ctx context.Context) bool {
 		return true
 	}
 	if probes.set(pw.key, ok) {
-		pw.w.wakeUp()
+		pw.p.wake()
 	}
-	if ok || pw.key.kind == readiness {
+	if ok || pw.key.kind == Readiness {
 		return true
 	}
 	// Liveness or startup gave up: the pod worker stops the container, and
 	// the next instance gets new probe workers.
-	probes.requestKill(pw.key.containerID, probeKill{Message: pw.killMessage(), Grace: pw.killGrace()})
-	pw.w.wakeUp()
+	probes.RequestKill(pw.key.containerID, Kill{Message: pw.killMessage(), Grace: pw.killGrace()})
+	pw.p.wake()
 	return false
 }
 
 // probe runs the probe once, emits the kubelet's events about a failure,
 // and tells whether it succeeded.
-func (pw *probeWorker) probe(ctx context.Context) bool {
-	m := pw.w.m
-	target := probe.Target{Runtime: m.cfg.Runtime, ContainerID: pw.key.containerID, Container: pw.container, PodIP: pw.podIP}
+func (pw *worker) probe(ctx context.Context) bool {
+	cfg := pw.p.cfg
+	target := probe.Target{Runtime: cfg.Runtime, ContainerID: pw.key.containerID, Container: pw.container, PodIP: pw.podIP}
 	timeout := time.Duration(pw.spec.TimeoutSeconds) * time.Second
 	res, out, err := probe.Run(ctx, target, &pw.spec.ProbeHandler, timeout)
 	kind := pw.key.kind.String()
@@ -143,22 +143,22 @@ func (pw *probeWorker) probe(ctx context.Context) bool {
 			return pw.lastOK
 		}
 		klog.FromContext(ctx).V(1).Info("Probe errored", "err", err)
-		m.cfg.Recorder.Eventf(pw.pod, v1.EventTypeWarning, "Unhealthy", "%s probe errored: %v", kind, err)
+		cfg.Recorder.Eventf(pw.pod, v1.EventTypeWarning, "Unhealthy", "%s probe errored: %v", kind, err)
 		return false
 	case res == probe.Failure:
 		klog.FromContext(ctx).V(1).Info("Probe failed", "output", out)
-		m.cfg.Recorder.Eventf(pw.pod, v1.EventTypeWarning, "Unhealthy", "%s probe failed: %s", kind, out)
+		cfg.Recorder.Eventf(pw.pod, v1.EventTypeWarning, "Unhealthy", "%s probe failed: %s", kind, out)
 		return false
 	case res == probe.Warning:
-		m.cfg.Recorder.Eventf(pw.pod, v1.EventTypeWarning, "ProbeWarning", "%s probe warning: %s", kind, out)
+		cfg.Recorder.Eventf(pw.pod, v1.EventTypeWarning, "ProbeWarning", "%s probe warning: %s", kind, out)
 	}
 	return true
 }
 
 // killMessage is the Killing event's message of a container the probe gave
 // up on.
-func (pw *probeWorker) killMessage() string {
-	msg := fmt.Sprintf("Container %s failed %s probe", pw.container.Name, map[probeKind]string{liveness: "liveness", startup: "startup"}[pw.key.kind])
+func (pw *worker) killMessage() string {
+	msg := fmt.Sprintf("Container %s failed %s probe", pw.container.Name, map[Kind]string{Liveness: "liveness", Startup: "startup"}[pw.key.kind])
 	if pw.pod.Spec.RestartPolicy != v1.RestartPolicyNever || podruntime.IsSidecar(pw.container) {
 		msg += ", will be restarted"
 	}
@@ -166,7 +166,7 @@ func (pw *probeWorker) killMessage() string {
 }
 
 // killGrace is the probe's grace period if it has one, else the pod's.
-func (pw *probeWorker) killGrace() int64 {
+func (pw *worker) killGrace() int64 {
 	if g := pw.spec.TerminationGracePeriodSeconds; g != nil {
 		return max(*g, podruntime.MinGracePeriod)
 	}
