@@ -1,6 +1,8 @@
 package podruntime
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -63,4 +65,16 @@ func JoinPIDNamespace(ns *runtimeapi.NamespaceOption, target string) {
 	}
 	ns.Pid = runtimeapi.NamespaceMode_TARGET
 	ns.TargetId = target
+}
+
+// startEphemeralContainers starts the ephemeral containers at indices idx of
+// the pod's spec. One that fails does not keep the others from starting.
+func (p *Pod) startEphemeralContainers(ctx context.Context, pod *v1.Pod, sb *PodSandbox, rt *PodState, idx []int) error {
+	var errs []error
+	for _, i := range idx {
+		if err := p.StartContainer(ctx, pod, sb, EphemeralSpec(&pod.Spec.EphemeralContainers[i]), rt); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -12,3 +12,12 @@ const (
 	ReasonCreateError       = "CreateContainerError"
 	ReasonRunError          = "RunContainerError"
 )
+
+// WaitingReason is why a container that does not run waits, as found by the
+// last attempt to start it.
+type WaitingReason struct {
+	Reason  string
+	Message string
+	// ForID is the container instance a CrashLoopBackOff is about.
+	ForID string
+}

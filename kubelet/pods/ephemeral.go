@@ -1,8 +1,6 @@
 package pods
 
 import (
-	"context"
-	"errors"
 	"sort"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
@@ -15,18 +13,6 @@ import (
 // holds no instance of it, and never again, whatever its exit. Its instance
 // carries the same labels as any container, so a restarted berth finds it
 // and leaves it be.
-
-// startEphemeralContainers starts the ephemeral containers at indices idx of
-// the pod's spec. One that fails does not keep the others from starting.
-func (w *podWorker) startEphemeralContainers(ctx context.Context, pod *v1.Pod, sb *podSandbox, rt *podruntime.PodState, idx []int) error {
-	var errs []error
-	for _, i := range idx {
-		if err := w.startContainer(ctx, pod, sb, podruntime.EphemeralSpec(&pod.Spec.EphemeralContainers[i]), rt); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
 
 // ephemeralStatuses are the statuses of the pod's ephemeral containers,
 // sorted by name as the kubelet's are. They never count as started or ready:

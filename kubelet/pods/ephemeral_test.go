@@ -21,7 +21,7 @@ func TestEphemeralStatuses(t *testing.T) {
 	in := statusInput{
 		Pod:         pod,
 		RT:          podruntimetest.State(true, run, done, podruntimetest.Running("app")),
-		Waiting:     map[string]waitingReason{"bad": {Reason: podruntime.ReasonErrImagePull, Message: "no such image"}},
+		Waiting:     map[string]podruntime.WaitingReason{"bad": {Reason: podruntime.ReasonErrImagePull, Message: "no such image"}},
 		Now:         podruntimetest.T0,
 		RuntimeName: "containerd",
 	}

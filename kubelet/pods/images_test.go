@@ -49,7 +49,7 @@ func TestEnsureImage(t *testing.T) {
 			w := newPodWorker(m, "u", false)
 			pod := testPod("p")
 			c := &v1.Container{Name: "c", Image: tt.image, ImagePullPolicy: tt.policy}
-			_, _, err = w.ensureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
+			_, _, err = w.runtime.EnsureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
 			reason := ""
 			if ie, ok := podruntime.IsImageError(err); ok {
 				reason = ie.Reason
@@ -80,7 +80,7 @@ func TestImagePullBackOff(t *testing.T) {
 	pod := testPod("p")
 	c := &v1.Container{Name: "c", Image: "app:1", ImagePullPolicy: v1.PullIfNotPresent}
 	try := func() string {
-		_, _, err := w.ensureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
+		_, _, err := w.runtime.EnsureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
 		if ie, ok := podruntime.IsImageError(err); ok {
 			return ie.Reason
 		}
@@ -159,7 +159,7 @@ func TestImagePullSecrets(t *testing.T) {
 	// The pull goes out with the credential.
 	w := newPodWorker(m, "u", false)
 	c := &v1.Container{Name: "c", Image: "registry.example:5000/team/app:1", ImagePullPolicy: v1.PullAlways}
-	if _, _, err := w.ensureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{}); err != nil {
+	if _, _, err := w.runtime.EnsureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.images.auths[0]; got.GetUsername() != "team" {

@@ -48,11 +48,8 @@ type Manager struct {
 	relister    *relist.Relister
 	runtimeName string
 	wg          sync.WaitGroup
-	// sandboxSlots bounds the sandboxes being created at once: the
-	// runtime creates them (network namespace, CNI, pause container) far
-	// faster a few at a time than all at once, so a burst of pods is Ready
-	// sooner, and the first of them much sooner.
-	sandboxSlots chan struct{}
+	// runner does the pods' work on the runtime.
+	runner *podruntime.Runner
 	// probing spreads the first probes of adopted containers.
 	probing prober.Config
 	// metrics are the Prometheus metrics of the pods.
@@ -110,8 +107,10 @@ func New(cfg Config) (*Manager, error) {
 		workers:   map[types.UID]*podWorker{},
 		sources:   sourcesState{pending: map[types.UID]*v1.Pod{}},
 		static:    staticState{mirrors: map[string]*v1.Pod{}, swept: map[types.UID]time.Time{}},
-		// Measured on 2 cores: 4 at a time beat 8 and 16 by a third.
-		sandboxSlots: make(chan struct{}, max(2, 2*runtime.NumCPU())),
+	}
+	var err error
+	if m.runner, err = m.newRunner(); err != nil {
+		return nil, err
 	}
 	m.probing = prober.Config{
 		Runtime: cfg.Runtime, Recorder: cfg.Recorder, Clock: cfg.Clock,

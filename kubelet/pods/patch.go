@@ -92,7 +92,7 @@ func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podruntime.P
 	st := buildStatus(statusInput{
 		Pod:         pod,
 		RT:          rt,
-		Waiting:     w.state.waiting,
+		Waiting:     w.runtime.Waiting,
 		Terminal:    w.state.finished,
 		Now:         w.m.cfg.Clock.Now(),
 		HostIPs:     w.m.hostIPs(),

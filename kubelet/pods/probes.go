@@ -45,7 +45,7 @@ func (w *podWorker) killUnhealthy(ctx context.Context, pod *v1.Pod, rt *podrunti
 	for _, c := range list {
 		k := kills[c.ID]
 		klog.FromContext(ctx).V(2).Info("Killing unhealthy container", "container", c.Name, "containerID", c.ID, "reason", k.Message)
-		if err := w.stopContainer(ctx, pod, c, k.Grace, k.Message); err != nil {
+		if err := w.runtime.StopContainer(ctx, pod, c, k.Grace, k.Message); err != nil {
 			errs = append(errs, err)
 			// Ask again at the next sync.
 			w.probes.RequestKill(c.ID, k)

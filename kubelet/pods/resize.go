@@ -239,7 +239,7 @@ func (w *podWorker) applyPlan(ctx context.Context, pod *v1.Pod, rt *podruntime.P
 		}
 	}
 	for _, c := range restarted {
-		if err := w.stopContainer(ctx, pod, c, podruntime.SpecGracePeriod(pod), fmt.Sprintf("Container %s resize requires restart", c.Name)); err != nil {
+		if err := w.runtime.StopContainer(ctx, pod, c, podruntime.SpecGracePeriod(pod), fmt.Sprintf("Container %s resize requires restart", c.Name)); err != nil {
 			return err
 		}
 	}
@@ -273,15 +273,15 @@ func (w *podWorker) restartResized(ctx context.Context, pod *v1.Pod, stopped []*
 	if err != nil {
 		return err
 	}
-	sb, err := w.sandbox(ctx, pod, rt, podruntime.Actions{})
+	sb, err := w.runtime.Sandbox(ctx, pod, rt, podruntime.Actions{})
 	if err != nil {
 		return err
 	}
 	sb.Mounts = mounts
 	var errs []error
 	for _, c := range stopped {
-		if spec := containerSpec(pod, c.Name); spec != nil {
-			errs = append(errs, w.startContainer(ctx, pod, sb, spec, rt))
+		if spec := podruntime.ContainerSpec(pod, c.Name); spec != nil {
+			errs = append(errs, w.runtime.StartContainer(ctx, pod, sb, spec, rt))
 		}
 	}
 	return errors.Join(errs...)
@@ -289,7 +289,7 @@ func (w *podWorker) restartResized(ctx context.Context, pod *v1.Pod, stopped []*
 
 // updateContainer sets one container's cgroups through CRI.
 func (w *podWorker) updateContainer(ctx context.Context, pod *v1.Pod, s resize.Step) error {
-	spec := containerSpec(pod, s.Name)
+	spec := podruntime.ContainerSpec(pod, s.Name)
 	if spec == nil {
 		return fmt.Errorf("container %q is not in the pod spec", s.Name)
 	}

@@ -84,7 +84,7 @@ func (w *podWorker) stopForShutdown(ctx context.Context, grace time.Duration) er
 	}
 	seconds := min(podruntime.SpecGracePeriod(pod), int64(grace/time.Second))
 	logger.Info("Stopping pod for the node shutdown", "gracePeriod", seconds)
-	if err := w.killPod(ctx, pod, rt, seconds); err != nil {
+	if err := w.runtime.KillPod(ctx, pod, rt, seconds); err != nil {
 		return fmt.Errorf("stop pod %s for the node shutdown: %w", klog.KObj(pod), err)
 	}
 	if rt, err = podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {

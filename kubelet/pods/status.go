@@ -24,21 +24,12 @@ const (
 	reasonReadinessGatesFalse = "ReadinessGatesNotReady"
 )
 
-// waitingReason is why a container that does not run waits, as found by the
-// last attempt to start it.
-type waitingReason struct {
-	Reason  string
-	Message string
-	// ForID is the container instance a CrashLoopBackOff is about.
-	ForID string
-}
-
 // statusInput is everything a pod status is made of.
 type statusInput struct {
 	Pod *v1.Pod
 	RT  *podruntime.PodState
 	// Waiting holds the reasons of containers that failed to start.
-	Waiting map[string]waitingReason
+	Waiting map[string]podruntime.WaitingReason
 	// Terminal tells that no container of the pod runs again.
 	Terminal bool
 	Now      time.Time

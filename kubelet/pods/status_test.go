@@ -47,7 +47,7 @@ func TestBuildStatus(t *testing.T) {
 		name       string
 		pod        *v1.Pod
 		rt         *podruntime.PodState
-		waiting    map[string]waitingReason
+		waiting    map[string]podruntime.WaitingReason
 		terminal   bool
 		phase      v1.PodPhase
 		conditions []condSummary
@@ -85,7 +85,7 @@ func TestBuildStatus(t *testing.T) {
 		name:       "crash loop",
 		pod:        statePod(always, nil, podruntimetest.Spec("a")),
 		rt:         podruntimetest.State(true, podruntimetest.Exited("a", 1)),
-		waiting:    map[string]waitingReason{"a": {Reason: podruntime.ReasonCrashLoopBackOff, Message: "back-off 10s"}},
+		waiting:    map[string]podruntime.WaitingReason{"a": {Reason: podruntime.ReasonCrashLoopBackOff, Message: "back-off 10s"}},
 		phase:      v1.PodRunning,
 		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, notReady...),
 		states:     map[string]string{"a": "waiting:CrashLoopBackOff"},
@@ -93,7 +93,7 @@ func TestBuildStatus(t *testing.T) {
 		name:       "image pull error",
 		pod:        statePod(always, nil, podruntimetest.Spec("a"), podruntimetest.Spec("b")),
 		rt:         podruntimetest.State(true, podruntimetest.Running("b")),
-		waiting:    map[string]waitingReason{"a": {Reason: podruntime.ReasonErrImagePull, Message: "not found"}},
+		waiting:    map[string]podruntime.WaitingReason{"a": {Reason: podruntime.ReasonErrImagePull, Message: "not found"}},
 		phase:      v1.PodPending,
 		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, notReady...),
 		states:     map[string]string{"a": "waiting:ErrImagePull", "b": "running"},

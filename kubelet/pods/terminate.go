@@ -2,7 +2,6 @@ package pods
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,7 +35,7 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podruntime.P
 	case err != nil:
 		logger.Error(err, "Cannot publish the final pod status")
 	}
-	if err := w.removeAll(ctx, rt); err != nil {
+	if err := w.runtime.RemoveAll(ctx, rt); err != nil {
 		return err
 	}
 	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
@@ -72,7 +71,7 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podruntime.P
 // it finished (no container of it runs again); it returns what the runtime
 // holds then, for the final status.
 func (w *podWorker) stopForGood(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, grace int64) (*podruntime.PodState, error) {
-	if err := w.killPod(ctx, pod, rt, grace); err != nil {
+	if err := w.runtime.KillPod(ctx, pod, rt, grace); err != nil {
 		return nil, err
 	}
 	rt, err := podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid)
@@ -86,7 +85,7 @@ func (w *podWorker) stopForGood(ctx context.Context, pod *v1.Pod, rt *podruntime
 // stopFinished keeps a pod whose phase is terminal stopped: nothing of it
 // runs and its volumes are gone; its exited containers stay for their logs.
 func (w *podWorker) stopFinished(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
-	if err := w.killPod(ctx, pod, rt, podruntime.SpecGracePeriod(pod)); err != nil {
+	if err := w.runtime.KillPod(ctx, pod, rt, podruntime.SpecGracePeriod(pod)); err != nil {
 		return err
 	}
 	if err := w.teardownOnce(ctx); err != nil {
@@ -103,10 +102,10 @@ func (w *podWorker) cleanup(ctx context.Context, rt *podruntime.PodState) error 
 	if pod != nil && pod.DeletionGracePeriodSeconds != nil {
 		grace = podruntime.DeletionGracePeriod(pod)
 	}
-	if err := w.killPod(ctx, nil, rt, grace); err != nil {
+	if err := w.runtime.KillPod(ctx, nil, rt, grace); err != nil {
 		return err
 	}
-	if err := w.removeAll(ctx, rt); err != nil {
+	if err := w.runtime.RemoveAll(ctx, rt); err != nil {
 		return err
 	}
 	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
@@ -118,22 +117,6 @@ func (w *podWorker) cleanup(ctx context.Context, rt *podruntime.PodState) error 
 		w.removeUIDFiles()
 	}
 	return nil
-}
-
-// removeAll removes every container and sandbox of the pod.
-func (w *podWorker) removeAll(ctx context.Context, rt *podruntime.PodState) error {
-	var errs []error
-	for _, c := range rt.Containers {
-		if err := w.m.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil {
-			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID, err))
-		}
-	}
-	for _, sb := range rt.Sandboxes {
-		if err := w.m.cfg.Runtime.RemovePodSandbox(ctx, sb.ID); err != nil {
-			errs = append(errs, fmt.Errorf("remove sandbox %s: %w", sb.ID, err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // removeFiles removes the pod's log directory and its files below the
@@ -158,36 +141,10 @@ func (w *podWorker) removeUIDFiles() {
 }
 
 // collectGarbage removes the dead containers of the pod beyond the newest
-// one per container name (kept for `kubectl logs --previous`), and dead
-// sandboxes other than the newest once they hold no container.
+// one per container name, and dead sandboxes; it forgets the termination
+// messages of the containers removed.
 func (w *podWorker) collectGarbage(ctx context.Context, rt *podruntime.PodState) {
-	logger := klog.FromContext(ctx)
-	kept := map[string]bool{}
-	left := map[string]int{}
-	for _, c := range rt.Containers {
-		if c.Running() || !kept[c.Name] {
-			if !c.Running() {
-				kept[c.Name] = true
-			}
-			left[c.SandboxID]++
-			continue
-		}
-		if err := w.m.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil {
-			logger.Error(err, "Cannot remove dead container", "containerID", c.ID)
-			left[c.SandboxID]++
-			continue
-		}
-		if c.TermFile != "" {
-			_ = os.Remove(c.TermFile)
-		}
-		delete(w.state.messages, c.ID)
-	}
-	for i, sb := range rt.Sandboxes {
-		if i == 0 || sb.Ready || left[sb.ID] > 0 {
-			continue
-		}
-		if err := w.m.cfg.Runtime.RemovePodSandbox(ctx, sb.ID); err != nil {
-			logger.Error(err, "Cannot remove dead sandbox", "sandboxID", sb.ID)
-		}
+	for _, id := range w.runtime.CollectGarbage(ctx, rt) {
+		delete(w.state.messages, id)
 	}
 }

@@ -53,6 +53,9 @@ type podWorker struct {
 	resizeDeferred    bool
 
 	state *workerState
+	// runtime is the pod's side of the runtime: back-offs, waiting
+	// reasons and the work on sandboxes and containers.
+	runtime *podruntime.Pod
 	// probes are the pod's probe workers and their results.
 	probes *prober.Pod
 	// sending serializes status patches (the worker's and the one sent
@@ -67,14 +70,6 @@ type podWorker struct {
 
 // workerState is what a worker remembers between syncs of its pod.
 type workerState struct {
-	// crash is the restart back-off of containers, by container name.
-	crash *backoff
-	// pulls is the image pull back-off, by image.
-	pulls *backoff
-	// pullErrors keeps the last pull error per image for the back-off message.
-	pullErrors map[string]string
-	// waiting holds why containers that failed to start wait.
-	waiting map[string]waitingReason
 	// messages caches termination messages of exited containers by ID.
 	messages map[string]string
 	// lastSent is the last status patch sent and lastSentAt when, to skip
@@ -116,15 +111,13 @@ func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 		static: static,
 		wake:   make(chan struct{}, 1),
 		state: &workerState{
-			crash:      newBackoff(initialBackoff, maxBackoff),
-			pulls:      newBackoff(initialBackoff, maxBackoff),
-			pullErrors: map[string]string{},
-			waiting:    map[string]waitingReason{},
-			messages:   map[string]string{},
-			seen:       m.cfg.Clock.Now(),
+			messages: map[string]string{},
+			seen:     m.cfg.Clock.Now(),
 		},
 	}
 	w.probes = prober.NewPod(&m.probing, w.wakeUp)
+	w.runtime = m.runner.NewPod()
+	w.runtime.Mark = func(step string) { w.state.trace.mark(step) }
 	w.state.trace = &startTrace{clock: m.cfg.Clock, seen: w.state.seen}
 	return w
 }
@@ -303,7 +296,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 		if acts.Empty() {
 			break
 		}
-		applyErr = w.apply(ctx, pod, rt, acts, mounts)
+		applyErr = w.runtime.Apply(ctx, pod, rt, acts, mounts)
 		var err error
 		if rt, err = podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
 			return 0, err
@@ -346,7 +339,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 		klog.FromContext(ctx).Info("Pod resize failed; retrying", "err", resizeErr)
 		next = min(next, w.retryDelay())
 	}
-	if d := w.pullWait(); d > 0 {
+	if d := w.runtime.PullWait(); d > 0 {
 		next = min(next, d)
 	}
 	return next, nil
@@ -373,17 +366,8 @@ func resyncAfter(pod *v1.Pod, syncFrequency time.Duration) time.Duration {
 // gate is the crash back-off as computePodActions asks for it.
 func (w *podWorker) gate(now time.Time) podruntime.RestartGate {
 	return func(name string, last *podruntime.ContainerState) time.Duration {
-		return w.state.crash.Remaining(name, exitTime(last), now)
+		return w.runtime.Crash.Remaining(name, podruntime.ExitTime(last), now)
 	}
-}
-
-// exitTime is when a container instance stopped, or was made when it never
-// ran.
-func exitTime(c *podruntime.ContainerState) time.Time {
-	if !c.FinishedAt.IsZero() && c.FinishedAt.Unix() > 0 {
-		return c.FinishedAt
-	}
-	return c.CreatedAt
 }
 
 // noteBackoffs records CrashLoopBackOff for the containers whose restart
@@ -398,30 +382,18 @@ func (w *podWorker) noteBackoffs(pod *v1.Pod, rt *podruntime.PodState, acts podr
 		if cur != nil {
 			id = cur.ID
 		}
-		if prev, ok := w.state.waiting[name]; ok && prev.Reason == podruntime.ReasonCrashLoopBackOff && prev.ForID == id {
+		if prev, ok := w.runtime.Waiting[name]; ok && prev.Reason == podruntime.ReasonCrashLoopBackOff && prev.ForID == id {
 			continue
 		}
-		w.state.waiting[name] = waitingReason{
+		w.runtime.Waiting[name] = podruntime.WaitingReason{
 			Reason: podruntime.ReasonCrashLoopBackOff,
 			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
-				w.state.crash.Delay(name), name, pod.Name, pod.Namespace, pod.UID),
+				w.runtime.Crash.Delay(name), name, pod.Name, pod.Namespace, pod.UID),
 			ForID: id,
 		}
 		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", name, pod.Name, pod.Namespace, pod.UID)
 	}
 	return next
-}
-
-// pullWait is how long until the first image pull back-off ends.
-func (w *podWorker) pullWait() time.Duration {
-	var out time.Duration
-	now := w.m.cfg.Clock.Now()
-	for image := range w.state.pullErrors {
-		if d := w.state.pulls.RemainingSinceLast(image, now); d > 0 && (out == 0 || d < out) {
-			out = d
-		}
-	}
-	return out
 }
 
 // teardownOnce removes the volumes of a finished pod.

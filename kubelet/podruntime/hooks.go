@@ -1,4 +1,4 @@
-package pods
+package podruntime
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
-	"github.com/berthnode/berth/kubelet/podruntime"
 	"github.com/berthnode/berth/kubelet/probe"
 )
 
@@ -31,10 +30,10 @@ type hookTarget struct {
 // runHook runs a lifecycle handler within timeout (0: no limit of its own;
 // ctx bounds it). exec runs through CRI and must exit 0, httpGet must
 // answer 2xx or 3xx, sleep waits on the clock.
-func (w *podWorker) runHook(ctx context.Context, t hookTarget, h *v1.LifecycleHandler, timeout time.Duration) error {
+func (p *Pod) runHook(ctx context.Context, t hookTarget, h *v1.LifecycleHandler, timeout time.Duration) error {
 	switch {
 	case h.Exec != nil:
-		res, out, err := probe.Exec(ctx, w.m.cfg.Runtime, t.ID, h.Exec.Command, timeout)
+		res, out, err := probe.Exec(ctx, p.r.runtime, t.ID, h.Exec.Command, timeout)
 		if err != nil {
 			return fmt.Errorf("exec %q: %w", h.Exec.Command, err)
 		}
@@ -53,7 +52,7 @@ func (w *podWorker) runHook(ctx context.Context, t hookTarget, h *v1.LifecycleHa
 		return nil
 	case h.Sleep != nil:
 		select {
-		case <-w.m.cfg.Clock.After(time.Duration(h.Sleep.Seconds) * time.Second):
+		case <-p.r.clock.After(time.Duration(h.Sleep.Seconds) * time.Second):
 		case <-ctx.Done():
 		}
 		return nil
@@ -68,17 +67,17 @@ func (w *podWorker) runHook(ctx context.Context, t hookTarget, h *v1.LifecycleHa
 // runPostStart runs the container's postStart hook right after its start.
 // A failed hook stops the container (its restart policy and back-off then
 // apply) and is returned.
-func (w *podWorker) runPostStart(ctx context.Context, t hookTarget) error {
+func (p *Pod) runPostStart(ctx context.Context, t hookTarget) error {
 	h := t.Container.Lifecycle.PostStart
-	if err := w.runHook(ctx, t, h, 0); err != nil {
+	if err := p.runHook(ctx, t, h, 0); err != nil {
 		msg := fmt.Sprintf("PostStartHook failed: %v", err)
 		klog.FromContext(ctx).Error(err, "PostStart hook failed; stopping the container", "container", t.Container.Name)
-		w.m.cfg.Recorder.Event(t.Pod, v1.EventTypeWarning, "FailedPostStartHook", msg)
-		c := &podruntime.ContainerState{ID: t.ID, Name: t.Container.Name}
-		if stopErr := w.stopContainer(ctx, t.Pod, c, podruntime.SpecGracePeriod(t.Pod), "FailedPostStartHook"); stopErr != nil {
+		p.r.recorder.Event(t.Pod, v1.EventTypeWarning, "FailedPostStartHook", msg)
+		c := &ContainerState{ID: t.ID, Name: t.Container.Name}
+		if stopErr := p.StopContainer(ctx, t.Pod, c, SpecGracePeriod(t.Pod), "FailedPostStartHook"); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
-		return w.failed(t.Container, reasonPostStartHookError, msg, fmt.Errorf("postStart hook of %s: %w", t.Container.Name, err))
+		return p.failed(t.Container, reasonPostStartHookError, msg, fmt.Errorf("postStart hook of %s: %w", t.Container.Name, err))
 	}
 	return nil
 }
@@ -87,31 +86,31 @@ func (w *podWorker) runPostStart(ctx context.Context, t hookTarget) error {
 // returns what is left of it for the stop: at least minGracePeriod, as
 // under the kubelet. A hook that fails or overruns is logged with an event;
 // the container is stopped all the same.
-func (w *podWorker) runPreStop(ctx context.Context, t hookTarget, grace int64) int64 {
-	clock := w.m.cfg.Clock
+func (p *Pod) runPreStop(ctx context.Context, t hookTarget, grace int64) int64 {
+	clock := p.r.clock
 	start := clock.Now()
 	limit := time.Duration(grace) * time.Second
 	hookCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- w.runHook(hookCtx, t, t.Container.Lifecycle.PreStop, limit) }()
+	go func() { done <- p.runHook(hookCtx, t, t.Container.Lifecycle.PreStop, limit) }()
 	select {
 	case err := <-done:
 		if err != nil {
 			klog.FromContext(ctx).Error(err, "PreStop hook failed", "container", t.Container.Name)
-			w.m.cfg.Recorder.Eventf(t.Pod, v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %v", err)
+			p.r.recorder.Eventf(t.Pod, v1.EventTypeWarning, "FailedPreStopHook", "PreStopHook failed: %v", err)
 		}
 	case <-clock.After(limit):
 		klog.FromContext(ctx).V(2).Info("PreStop hook did not finish within the grace period", "container", t.Container.Name, "gracePeriod", grace)
 	case <-ctx.Done():
 	}
 	left := grace - int64(clock.Since(start)/time.Second)
-	return max(left, podruntime.MinGracePeriod)
+	return max(left, MinGracePeriod)
 }
 
-// containerSpec returns the spec of the pod's container (regular or init)
+// ContainerSpec returns the spec of the pod's container (regular or init)
 // named name.
-func containerSpec(pod *v1.Pod, name string) *v1.Container {
+func ContainerSpec(pod *v1.Pod, name string) *v1.Container {
 	for i := range pod.Spec.Containers {
 		if pod.Spec.Containers[i].Name == name {
 			return &pod.Spec.Containers[i]
