@@ -10,6 +10,13 @@ import (
 	v1 "k8s.io/api/core/v1"
 )
 
+// Ephemeral containers are what `kubectl debug` adds to a running pod
+// through the pods/ephemeralcontainers subresource. As under the kubelet,
+// each one runs once: it is started in the pod's sandbox when the runtime
+// holds no instance of it, and never again, whatever its exit. Its instance
+// carries the same labels as any container, so a restarted berth finds it
+// and leaves it be.
+
 // EphemeralSpec is an ephemeral container as the container it is run as.
 // The API server refuses ports, probes and lifecycle hooks on ephemeral
 // containers; they are cleared here too, so that nothing of them ever runs

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
@@ -101,7 +102,7 @@ func osTerms(a *v1.Affinity) []v1.NodeSelectorTerm {
 // may run. Pods that will not run anyway (finished, being deleted) are let
 // in. m.mu must be held.
 func (m *Manager) admitLocked(pod *v1.Pod, static bool) *rejection {
-	if pod.DeletionTimestamp != nil || isTerminalPhase(pod.Status.Phase) {
+	if pod.DeletionTimestamp != nil || podstatus.IsTerminalPhase(pod.Status.Phase) {
 		return nil
 	}
 	if m.ShuttingDown() {
@@ -115,7 +116,7 @@ func (m *Manager) admitLocked(pod *v1.Pod, static bool) *rejection {
 func (m *Manager) activePodsLocked() int {
 	n := 0
 	for _, w := range m.workers {
-		if w.pod != nil && w.rejection == nil && !w.terminated && !isTerminalPhase(w.pod.Status.Phase) {
+		if w.pod != nil && w.rejection == nil && !w.terminated && !podstatus.IsTerminalPhase(w.pod.Status.Phase) {
 			n++
 		}
 	}

@@ -5,19 +5,10 @@ import (
 	"time"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
-)
-
-// The reason and message of a pod stopped for its active deadline, in the
-// kubelet's words: clients (Jobs, the conformance tests) look for them.
-const (
-	reasonDeadlineExceeded  = "DeadlineExceeded"
-	messageDeadlineExceeded = "Pod was active on the node longer than the specified deadline"
-	// reasonPodFailed is the reason of the readiness conditions of a pod
-	// the kubelet ended.
-	reasonPodFailed = "PodFailed"
 )
 
 // deadlineState is what a worker remembers of its pod's active deadline.
@@ -65,7 +56,7 @@ func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podrun
 	if !w.state.deadline.noted {
 		klog.FromContext(ctx).Info("Pod exceeded its active deadline; stopping it",
 			"activeDeadlineSeconds", *pod.Spec.ActiveDeadlineSeconds, "gracePeriod", grace)
-		w.m.cfg.Recorder.Event(pod, v1.EventTypeNormal, reasonDeadlineExceeded, messageDeadlineExceeded)
+		w.m.cfg.Recorder.Event(pod, v1.EventTypeNormal, podstatus.ReasonDeadlineExceeded, podstatus.MessageDeadlineExceeded)
 		w.state.deadline.noted = true
 	}
 	w.probes.StopAll()
@@ -79,29 +70,6 @@ func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podrun
 	}
 	w.m.markTerminated(w)
 	return w.teardownOnce(ctx)
-}
-
-// endedStatus is st for a pod the kubelet ended: phase Failed with reason
-// and message, and, as the kubelet's status manager makes sure, not ready,
-// whatever the containers' exit codes (a container that ends at SIGTERM
-// exits with 0). Conditions that turn false now get now as their
-// transition time.
-func endedStatus(st v1.PodStatus, old []v1.PodCondition, reason, message string, now time.Time) v1.PodStatus {
-	st.Phase = v1.PodFailed
-	st.Reason = reason
-	st.Message = message
-	for i := range st.Conditions {
-		c := &st.Conditions[i]
-		if c.Type != v1.PodReady && c.Type != v1.ContainersReady {
-			continue
-		}
-		c.Status, c.Reason, c.Message = v1.ConditionFalse, reasonPodFailed, ""
-		c.LastTransitionTime = metav1.NewTime(now)
-		if prev := findCondition(old, c.Type); prev != nil && prev.Status == v1.ConditionFalse {
-			c.LastTransitionTime = prev.LastTransitionTime
-		}
-	}
-	return st
 }
 
 // pastDeadline tells whether the pod is to be stopped for its active

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthnode/berth/kubelet/logs"
 	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 )
 
 // Limits of termination messages, as under the kubelet.
@@ -89,7 +90,7 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 // podStatus computes the status to publish.
 func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) v1.PodStatus {
 	w.readMessages(ctx, pod, rt)
-	st := buildStatus(statusInput{
+	st := podstatus.Build(podstatus.Input{
 		Pod:         pod,
 		RT:          rt,
 		Waiting:     w.runtime.Waiting,
@@ -105,9 +106,9 @@ func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podruntime.P
 	})
 	w.state.startTime = st.StartTime
 	if w.state.deadline.exceeded {
-		st = endedStatus(st, pod.Status.Conditions, reasonDeadlineExceeded, messageDeadlineExceeded, w.m.cfg.Clock.Now())
+		st = podstatus.Ended(st, pod.Status.Conditions, podstatus.ReasonDeadlineExceeded, podstatus.MessageDeadlineExceeded, w.m.cfg.Clock.Now())
 	}
-	if isTerminalPhase(pod.Status.Phase) && !isTerminalPhase(st.Phase) {
+	if podstatus.IsTerminalPhase(pod.Status.Phase) && !podstatus.IsTerminalPhase(st.Phase) {
 		// A terminal phase is final; the API server would refuse the change.
 		st.Phase = pod.Status.Phase
 	}

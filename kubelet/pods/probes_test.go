@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -114,7 +115,7 @@ func (h *harness) probeOnce(cmd string) {
 
 func (h *harness) condition(pod string, t v1.PodConditionType) v1.ConditionStatus {
 	if p := h.pod(pod); p != nil {
-		if c := findCondition(p.Status.Conditions, t); c != nil {
+		if c := podstatus.FindCondition(p.Status.Conditions, t); c != nil {
 			return c.Status
 		}
 	}

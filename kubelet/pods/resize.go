@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	"github.com/berthnode/berth/kubelet/resize"
 )
 
@@ -165,7 +166,7 @@ func (m *Manager) resizeRoom(ctx context.Context, self *podWorker) (used, alloca
 	defer m.mu.Unlock()
 	used = v1.ResourceList{}
 	for _, w := range m.workers {
-		if w == self || w.pod == nil || w.rejection != nil || w.terminated || isTerminalPhase(w.pod.Status.Phase) {
+		if w == self || w.pod == nil || w.rejection != nil || w.terminated || podstatus.IsTerminalPhase(w.pod.Status.Phase) {
 			continue
 		}
 		held := w.allocatedRequests

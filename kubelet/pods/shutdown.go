@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 )
@@ -40,7 +41,7 @@ func (m *Manager) StopPods(ctx context.Context, critical bool, grace time.Durati
 	m.mu.Lock()
 	var targets []*podWorker
 	for _, w := range m.workers {
-		if w.pod == nil || w.static || w.terminated || isTerminalPhase(w.pod.Status.Phase) {
+		if w.pod == nil || w.static || w.terminated || podstatus.IsTerminalPhase(w.pod.Status.Phase) {
 			continue
 		}
 		if isCritical(w.pod) == critical {

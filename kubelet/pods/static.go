@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	"github.com/berthnode/berth/kubelet/staticpods"
 )
 
@@ -263,7 +264,7 @@ func (w *podWorker) staticStatusPod(pod *v1.Pod) *v1.Pod {
 	case w.state.static.mirror != nil && w.state.static.mirror.Status.StartTime != nil:
 		out.Status = w.state.static.mirror.Status
 	}
-	if findCondition(out.Status.Conditions, v1.PodScheduled) == nil {
+	if podstatus.FindCondition(out.Status.Conditions, v1.PodScheduled) == nil {
 		out.Status.Conditions = append(slices.Clone(out.Status.Conditions), v1.PodCondition{
 			Type: v1.PodScheduled, Status: v1.ConditionTrue,
 			LastTransitionTime: metav1.NewTime(w.m.cfg.Clock.Now()),

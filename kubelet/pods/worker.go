@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	"github.com/berthnode/berth/kubelet/prober"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -205,7 +206,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		}
 	}
 	w.state.lastPod = pod
-	if pod.DeletionTimestamp != nil || isTerminalPhase(pod.Status.Phase) || view.rejection != nil {
+	if pod.DeletionTimestamp != nil || podstatus.IsTerminalPhase(pod.Status.Phase) || view.rejection != nil {
 		// Nothing of the pod is kept running: nothing to probe.
 		w.probes.StopAll()
 	}
@@ -223,7 +224,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 				return 0, true
 			}
 		}
-	case isTerminalPhase(pod.Status.Phase):
+	case podstatus.IsTerminalPhase(pod.Status.Phase):
 		if err = w.stopFinished(ctx, pod, rt); err == nil {
 			w.m.markTerminated(w)
 		}

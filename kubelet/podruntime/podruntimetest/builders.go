@@ -66,3 +66,12 @@ func WithEphemeral(pod *v1.Pod, ecs ...v1.EphemeralContainer) *v1.Pod {
 	pod.Spec.EphemeralContainers = ecs
 	return pod
 }
+
+// Scheduled is Pod(policy, init, containers...) named ns/p with UID u,
+// scheduled: its status has the PodScheduled condition.
+func Scheduled(policy v1.RestartPolicy, init []v1.Container, containers ...v1.Container) *v1.Pod {
+	p := Pod(policy, init, containers...)
+	p.Name, p.Namespace, p.UID = "p", "ns", "u"
+	p.Status.Conditions = []v1.PodCondition{{Type: v1.PodScheduled, Status: v1.ConditionTrue}}
+	return p
+}

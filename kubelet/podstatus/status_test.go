@@ -1,4 +1,4 @@
-package pods
+package podstatus
 
 import (
 	"strings"
@@ -28,21 +28,14 @@ func summarize(list []v1.PodCondition) []condSummary {
 	return out
 }
 
-func statePod(policy v1.RestartPolicy, init []v1.Container, containers ...v1.Container) *v1.Pod {
-	p := podruntimetest.Pod(policy, init, containers...)
-	p.Name, p.Namespace, p.UID = "p", "ns", "u"
-	p.Status.Conditions = []v1.PodCondition{{Type: v1.PodScheduled, Status: v1.ConditionTrue}}
-	return p
-}
-
 func TestBuildStatus(t *testing.T) {
 	always, never := v1.RestartPolicyAlways, v1.RestartPolicyNever
 	scheduled := condSummary{v1.PodScheduled, v1.ConditionTrue, ""}
 	sandboxUp := condSummary{v1.PodReadyToStartContainers, v1.ConditionTrue, ""}
 	initTrue := condSummary{v1.PodInitialized, v1.ConditionTrue, ""}
 	readyTrue := []condSummary{{v1.ContainersReady, v1.ConditionTrue, ""}, {v1.PodReady, v1.ConditionTrue, ""}}
-	notReady := []condSummary{{v1.ContainersReady, v1.ConditionFalse, reasonContainersNotReady}, {v1.PodReady, v1.ConditionFalse, reasonContainersNotReady}}
-	completed := []condSummary{{v1.ContainersReady, v1.ConditionFalse, reasonPodCompleted}, {v1.PodReady, v1.ConditionFalse, reasonPodCompleted}}
+	notReady := []condSummary{{v1.ContainersReady, v1.ConditionFalse, ReasonContainersNotReady}, {v1.PodReady, v1.ConditionFalse, ReasonContainersNotReady}}
+	completed := []condSummary{{v1.ContainersReady, v1.ConditionFalse, ReasonPodCompleted}, {v1.PodReady, v1.ConditionFalse, ReasonPodCompleted}}
 	tests := []struct {
 		name       string
 		pod        *v1.Pod
@@ -54,36 +47,36 @@ func TestBuildStatus(t *testing.T) {
 		states     map[string]string
 	}{{
 		name:       "no sandbox yet",
-		pod:        statePod(always, nil, podruntimetest.Spec("a")),
+		pod:        podruntimetest.Scheduled(always, nil, podruntimetest.Spec("a")),
 		rt:         &podruntime.PodState{},
 		phase:      v1.PodPending,
 		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""}, initTrue}, notReady...),
 		states:     map[string]string{"a": "waiting:ContainerCreating"},
 	}, {
 		name:       "running",
-		pod:        statePod(always, nil, podruntimetest.Spec("a")),
+		pod:        podruntimetest.Scheduled(always, nil, podruntimetest.Spec("a")),
 		rt:         podruntimetest.State(true, podruntimetest.Running("a")),
 		phase:      v1.PodRunning,
 		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, readyTrue...),
 		states:     map[string]string{"a": "running"},
 	}, {
 		name:  "init container running",
-		pod:   statePod(always, []v1.Container{podruntimetest.Spec("i")}, podruntimetest.Spec("a")),
+		pod:   podruntimetest.Scheduled(always, []v1.Container{podruntimetest.Spec("i")}, podruntimetest.Spec("a")),
 		rt:    podruntimetest.State(true, podruntimetest.Running("i")),
 		phase: v1.PodPending,
-		conditions: append([]condSummary{scheduled, sandboxUp, {v1.PodInitialized, v1.ConditionFalse, reasonContainersNotInit}},
+		conditions: append([]condSummary{scheduled, sandboxUp, {v1.PodInitialized, v1.ConditionFalse, ReasonContainersNotInit}},
 			notReady...),
 		states: map[string]string{"i": "running", "a": "waiting:PodInitializing"},
 	}, {
 		name:       "init done, container being created",
-		pod:        statePod(always, []v1.Container{podruntimetest.Spec("i")}, podruntimetest.Spec("a")),
+		pod:        podruntimetest.Scheduled(always, []v1.Container{podruntimetest.Spec("i")}, podruntimetest.Spec("a")),
 		rt:         podruntimetest.State(true, podruntimetest.Exited("i", 0)),
 		phase:      v1.PodPending,
 		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, notReady...),
 		states:     map[string]string{"i": "terminated:Completed", "a": "waiting:ContainerCreating"},
 	}, {
 		name:       "crash loop",
-		pod:        statePod(always, nil, podruntimetest.Spec("a")),
+		pod:        podruntimetest.Scheduled(always, nil, podruntimetest.Spec("a")),
 		rt:         podruntimetest.State(true, podruntimetest.Exited("a", 1)),
 		waiting:    map[string]podruntime.WaitingReason{"a": {Reason: podruntime.ReasonCrashLoopBackOff, Message: "back-off 10s"}},
 		phase:      v1.PodRunning,
@@ -91,7 +84,7 @@ func TestBuildStatus(t *testing.T) {
 		states:     map[string]string{"a": "waiting:CrashLoopBackOff"},
 	}, {
 		name:       "image pull error",
-		pod:        statePod(always, nil, podruntimetest.Spec("a"), podruntimetest.Spec("b")),
+		pod:        podruntimetest.Scheduled(always, nil, podruntimetest.Spec("a"), podruntimetest.Spec("b")),
 		rt:         podruntimetest.State(true, podruntimetest.Running("b")),
 		waiting:    map[string]podruntime.WaitingReason{"a": {Reason: podruntime.ReasonErrImagePull, Message: "not found"}},
 		phase:      v1.PodPending,
@@ -99,7 +92,7 @@ func TestBuildStatus(t *testing.T) {
 		states:     map[string]string{"a": "waiting:ErrImagePull", "b": "running"},
 	}, {
 		name:       "Never pod failed",
-		pod:        statePod(never, nil, podruntimetest.Spec("a"), podruntimetest.Spec("b")),
+		pod:        podruntimetest.Scheduled(never, nil, podruntimetest.Spec("a"), podruntimetest.Spec("b")),
 		rt:         podruntimetest.State(false, podruntimetest.Exited("a", 0), podruntimetest.Exited("b", 2)),
 		terminal:   true,
 		phase:      v1.PodFailed,
@@ -107,7 +100,7 @@ func TestBuildStatus(t *testing.T) {
 		states:     map[string]string{"a": "terminated:Completed", "b": "terminated:Error"},
 	}, {
 		name:       "Never pod succeeded",
-		pod:        statePod(never, nil, podruntimetest.Spec("a")),
+		pod:        podruntimetest.Scheduled(never, nil, podruntimetest.Spec("a")),
 		rt:         podruntimetest.State(false, podruntimetest.Exited("a", 0)),
 		terminal:   true,
 		phase:      v1.PodSucceeded,
@@ -115,23 +108,23 @@ func TestBuildStatus(t *testing.T) {
 		states:     map[string]string{"a": "terminated:Completed"},
 	}, {
 		name:     "init container failed under Never",
-		pod:      statePod(never, []v1.Container{podruntimetest.Spec("i")}, podruntimetest.Spec("a")),
+		pod:      podruntimetest.Scheduled(never, []v1.Container{podruntimetest.Spec("i")}, podruntimetest.Spec("a")),
 		rt:       podruntimetest.State(false, podruntimetest.Exited("i", 1)),
 		terminal: true,
 		phase:    v1.PodFailed,
 		conditions: append([]condSummary{scheduled, {v1.PodReadyToStartContainers, v1.ConditionFalse, ""},
-			{v1.PodInitialized, v1.ConditionFalse, reasonContainersNotInit}}, notReady...),
+			{v1.PodInitialized, v1.ConditionFalse, ReasonContainersNotInit}}, notReady...),
 		states: map[string]string{"i": "terminated:Error", "a": "waiting:PodInitializing"},
 	}, {
 		name:       "sidecar running with the app",
-		pod:        statePod(always, []v1.Container{podruntimetest.Sidecar("s")}, podruntimetest.Spec("a")),
+		pod:        podruntimetest.Scheduled(always, []v1.Container{podruntimetest.Sidecar("s")}, podruntimetest.Spec("a")),
 		rt:         podruntimetest.State(true, podruntimetest.Running("s"), podruntimetest.Running("a")),
 		phase:      v1.PodRunning,
 		conditions: append([]condSummary{scheduled, sandboxUp, initTrue}, readyTrue...),
 		states:     map[string]string{"s": "running", "a": "running"},
 	}, {
 		name: "OOM killed",
-		pod:  statePod(never, nil, podruntimetest.Spec("a")),
+		pod:  podruntimetest.Scheduled(never, nil, podruntimetest.Spec("a")),
 		rt: podruntimetest.State(false, &podruntime.ContainerState{ID: "x", Name: "a", SandboxID: "sb", State: runtimeapi.ContainerState_CONTAINER_EXITED,
 			ExitCode: 137, Reason: "OOMKilled"}),
 		terminal:   true,
@@ -141,7 +134,7 @@ func TestBuildStatus(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := buildStatus(statusInput{Pod: tt.pod, RT: tt.rt, Waiting: tt.waiting, Terminal: tt.terminal,
+			st := Build(Input{Pod: tt.pod, RT: tt.rt, Waiting: tt.waiting, Terminal: tt.terminal,
 				Now: podruntimetest.T0, HostIPs: []string{"192.0.2.10"}, RuntimeName: "containerd"})
 			if st.Phase != tt.phase {
 				t.Errorf("phase %s, want %s", st.Phase, tt.phase)
@@ -170,7 +163,7 @@ func TestBuildStatus(t *testing.T) {
 }
 
 func TestBuildStatusDetails(t *testing.T) {
-	pod := statePod(v1.RestartPolicyAlways, nil, podruntimetest.Spec("a"))
+	pod := podruntimetest.Scheduled(v1.RestartPolicyAlways, nil, podruntimetest.Spec("a"))
 	pod.Status.Conditions = append(pod.Status.Conditions,
 		v1.PodCondition{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(podruntimetest.T0.Add(-time.Hour))},
 		v1.PodCondition{Type: "example.com/gate", Status: v1.ConditionTrue})
@@ -179,7 +172,7 @@ func TestBuildStatusDetails(t *testing.T) {
 	cur := podruntimetest.Running("a")
 	cur.ID, cur.RestartCount, cur.ImageRef, cur.CreatedAt = "new", 1, "sha256:img", podruntimetest.T0.Add(time.Minute)
 	rt := podruntimetest.State(true, cur, prev)
-	st := buildStatus(statusInput{Pod: pod, RT: rt, Now: podruntimetest.T0, HostIPs: []string{"192.0.2.10", "2001:db8::10"},
+	st := Build(Input{Pod: pod, RT: rt, Now: podruntimetest.T0, HostIPs: []string{"192.0.2.10", "2001:db8::10"},
 		RuntimeName: "containerd", Messages: map[string]string{"old": "bye"}})
 	s := st.ContainerStatuses[0]
 	if s.ContainerID != "containerd://new" || s.RestartCount != 1 || s.ImageID != "sha256:img" || !s.Ready || !*s.Started {
@@ -191,36 +184,18 @@ func TestBuildStatusDetails(t *testing.T) {
 	if st.PodIP != "10.0.0.5" || st.HostIP != "192.0.2.10" || len(st.HostIPs) != 2 || st.QOSClass != v1.PodQOSBestEffort || st.StartTime == nil {
 		t.Errorf("pod IP %q host IP %q host IPs %v QoS %s start %v", st.PodIP, st.HostIP, st.HostIPs, st.QOSClass, st.StartTime)
 	}
-	ready := findCondition(st.Conditions, v1.PodReady)
+	ready := FindCondition(st.Conditions, v1.PodReady)
 	if !ready.LastTransitionTime.Time.Equal(podruntimetest.T0.Add(-time.Hour)) {
 		t.Errorf("unchanged Ready condition got a new transition time %v", ready.LastTransitionTime)
 	}
-	if findCondition(st.Conditions, "example.com/gate") == nil {
+	if FindCondition(st.Conditions, "example.com/gate") == nil {
 		t.Error("foreign condition dropped")
 	}
 
 	// A readiness gate that is not True holds Ready back.
 	pod.Spec.ReadinessGates = []v1.PodReadinessGate{{ConditionType: "example.com/missing"}}
-	st = buildStatus(statusInput{Pod: pod, RT: rt, Now: podruntimetest.T0})
-	if c := findCondition(st.Conditions, v1.PodReady); c.Status != v1.ConditionFalse || !strings.Contains(c.Message, "example.com/missing") {
+	st = Build(Input{Pod: pod, RT: rt, Now: podruntimetest.T0})
+	if c := FindCondition(st.Conditions, v1.PodReady); c.Status != v1.ConditionFalse || !strings.Contains(c.Message, "example.com/missing") {
 		t.Errorf("Ready with an unmet gate: %+v", c)
-	}
-}
-
-func TestStatusPatch(t *testing.T) {
-	pod := statePod(v1.RestartPolicyAlways, nil, podruntimetest.Spec("a"))
-	st := buildStatus(statusInput{Pod: pod, RT: podruntimetest.State(true, podruntimetest.Running("a")), Now: podruntimetest.T0})
-	patch, err := statusPatch(pod, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(patch), `"uid":"u"`) || !strings.Contains(string(patch), `"phase":"Running"`) {
-		t.Errorf("patch %s lacks the UID or the phase", patch)
-	}
-	pod.Status = st
-	again := buildStatus(statusInput{Pod: pod, RT: podruntimetest.State(true, podruntimetest.Running("a")), Now: podruntimetest.T0.Add(time.Hour)})
-	patch, err = statusPatch(pod, again)
-	if err != nil || patch != nil {
-		t.Errorf("patch of an unchanged status: %s, %v", patch, err)
 	}
 }

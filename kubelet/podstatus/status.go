@@ -1,4 +1,4 @@
-package pods
+package podstatus
 
 import (
 	"fmt"
@@ -14,18 +14,18 @@ import (
 
 // Waiting reasons and terminated reasons of container statuses.
 const (
-	reasonContainerCreating   = "ContainerCreating"
-	reasonPodInitializing     = "PodInitializing"
-	reasonCompleted           = "Completed"
-	reasonError               = "Error"
-	reasonContainersNotInit   = "ContainersNotInitialized"
-	reasonContainersNotReady  = "ContainersNotReady"
-	reasonPodCompleted        = "PodCompleted"
+	ReasonContainerCreating   = "ContainerCreating"
+	ReasonPodInitializing     = "PodInitializing"
+	ReasonCompleted           = "Completed"
+	ReasonError               = "Error"
+	ReasonContainersNotInit   = "ContainersNotInitialized"
+	ReasonContainersNotReady  = "ContainersNotReady"
+	ReasonPodCompleted        = "PodCompleted"
 	reasonReadinessGatesFalse = "ReadinessGatesNotReady"
 )
 
-// statusInput is everything a pod status is made of.
-type statusInput struct {
+// Input is everything a pod status is made of.
+type Input struct {
 	Pod *v1.Pod
 	RT  *podruntime.PodState
 	// Waiting holds the reasons of containers that failed to start.
@@ -51,10 +51,10 @@ type statusInput struct {
 	Resize []v1.PodCondition
 }
 
-// buildStatus computes the pod status to publish. It keeps what others own
+// Build computes the pod status to publish. It keeps what others own
 // (PodScheduled and foreign conditions, reason and message) and the
 // transition times of conditions that did not change.
-func buildStatus(in statusInput) v1.PodStatus {
+func Build(in Input) v1.PodStatus {
 	pod := in.Pod
 	old := pod.Status
 	out := v1.PodStatus{
@@ -103,7 +103,7 @@ func buildStatus(in statusInput) v1.PodStatus {
 	})
 	out.EphemeralContainerStatuses = ephemeralStatuses(in, init)
 	out.Phase = podPhase(pod, out.InitContainerStatuses, out.ContainerStatuses, in.Terminal, init)
-	if in.Terminal && !isTerminalPhase(out.Phase) && len(out.ContainerStatuses) > 0 {
+	if in.Terminal && !IsTerminalPhase(out.Phase) && len(out.ContainerStatuses) > 0 {
 		out.Phase = terminalPhaseOf(out.ContainerStatuses)
 	}
 	out.Conditions = conditions(in, out, init)
@@ -133,7 +133,8 @@ func terminalPhaseOf(list []v1.ContainerStatus) v1.PodPhase {
 	return v1.PodSucceeded
 }
 
-func isTerminalPhase(p v1.PodPhase) bool { return p == v1.PodSucceeded || p == v1.PodFailed }
+// IsTerminalPhase tells whether a pod in phase p is done for good.
+func IsTerminalPhase(p v1.PodPhase) bool { return p == v1.PodSucceeded || p == v1.PodFailed }
 
 // podIPsOf returns the pod's IPs: the node's for a host network pod, the
 // newest sandbox's otherwise.
@@ -149,16 +150,16 @@ func podIPsOf(pod *v1.Pod, rt *podruntime.PodState, hostIPs []string) []string {
 
 // containerStatuses builds the statuses of one list of containers in spec
 // order.
-func containerStatuses(in statusInput, list []v1.Container, init, podInit bool) []v1.ContainerStatus {
+func containerStatuses(in Input, list []v1.Container, init, podInit bool) []v1.ContainerStatus {
 	if len(list) == 0 {
 		return nil
 	}
-	defaultReason := reasonContainerCreating
+	defaultReason := ReasonContainerCreating
 	if init || len(in.Pod.Spec.InitContainers) > 0 {
-		defaultReason = reasonPodInitializing
+		defaultReason = ReasonPodInitializing
 	}
 	if !init && podInit {
-		defaultReason = reasonContainerCreating
+		defaultReason = ReasonContainerCreating
 	}
 	out := make([]v1.ContainerStatus, 0, len(list))
 	for i := range list {
@@ -167,7 +168,7 @@ func containerStatuses(in statusInput, list []v1.Container, init, podInit bool) 
 	return out
 }
 
-func containerStatus(in statusInput, c *v1.Container, init bool, defaultReason string) v1.ContainerStatus {
+func containerStatus(in Input, c *v1.Container, init bool, defaultReason string) v1.ContainerStatus {
 	st := v1.ContainerStatus{Name: c.Name, Image: c.Image, Started: new(bool)}
 	inst := in.RT.Instances(c.Name)
 	var cur *podruntime.ContainerState
@@ -206,7 +207,7 @@ func containerStatus(in statusInput, c *v1.Container, init bool, defaultReason s
 // statusResources are a container's resources as the kubelet reports
 // them: what it runs with, which is its allocated resources (c's) unless a
 // resize of the running container is not done; and the allocated requests.
-func statusResources(in statusInput, c *v1.Container, cur *podruntime.ContainerState) (*v1.ResourceRequirements, v1.ResourceList) {
+func statusResources(in Input, c *v1.Container, cur *podruntime.ContainerState) (*v1.ResourceRequirements, v1.ResourceList) {
 	res := c.Resources.DeepCopy()
 	if actual, ok := in.Actual[cur.ID]; ok && cur.Running() {
 		res = actual.DeepCopy()
@@ -216,12 +217,12 @@ func statusResources(in statusInput, c *v1.Container, cur *podruntime.ContainerS
 
 // terminated describes an exited container; the runtime's reason wins,
 // else Completed or Error by exit code.
-func terminated(in statusInput, c *podruntime.ContainerState) *v1.ContainerStateTerminated {
+func terminated(in Input, c *podruntime.ContainerState) *v1.ContainerStateTerminated {
 	reason := c.Reason
 	if reason == "" {
-		reason = reasonCompleted
+		reason = ReasonCompleted
 		if c.ExitCode != 0 {
-			reason = reasonError
+			reason = ReasonError
 		}
 	}
 	msg := c.Message
@@ -246,7 +247,7 @@ func timeOrZero(t time.Time) metav1.Time {
 }
 
 // conditions computes the kubelet's pod conditions and keeps the others.
-func conditions(in statusInput, st v1.PodStatus, init bool) []v1.PodCondition {
+func conditions(in Input, st v1.PodStatus, init bool) []v1.PodCondition {
 	pod := in.Pod
 	sb := in.RT.NewestSandbox()
 	sandboxUp := sb != nil && sb.Ready && (pod.Spec.HostNetwork || len(sb.IPs) > 0)
@@ -269,7 +270,7 @@ func conditions(in statusInput, st v1.PodStatus, init bool) []v1.PodCondition {
 	for _, c := range mine {
 		c.ObservedGeneration = st.ObservedGeneration
 		c.LastTransitionTime = metav1.NewTime(in.Now)
-		if prev := findCondition(pod.Status.Conditions, c.Type); prev != nil && prev.Status == c.Status {
+		if prev := FindCondition(pod.Status.Conditions, c.Type); prev != nil && prev.Status == c.Status {
 			c.LastTransitionTime = prev.LastTransitionTime
 		}
 		out = append(out, c)
@@ -285,7 +286,8 @@ func condition(t v1.PodConditionType, ok bool, reason, msg string) v1.PodConditi
 	return c
 }
 
-func findCondition(list []v1.PodCondition, t v1.PodConditionType) *v1.PodCondition {
+// FindCondition returns the condition of type t in list, or nil.
+func FindCondition(list []v1.PodCondition, t v1.PodConditionType) *v1.PodCondition {
 	for i := range list {
 		if list[i].Type == t {
 			return &list[i]
@@ -301,7 +303,7 @@ func initializedCondition(pod *v1.Pod, st v1.PodStatus, init bool) v1.PodConditi
 	var pending []string
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		s, _ := statusByName(st.InitContainerStatuses, c.Name)
+		s, _ := StatusByName(st.InitContainerStatuses, c.Name)
 		done := s.State.Terminated != nil && s.State.Terminated.ExitCode == 0
 		if podruntime.IsSidecar(c) {
 			done = s.Started != nil && *s.Started
@@ -313,33 +315,33 @@ func initializedCondition(pod *v1.Pod, st v1.PodStatus, init bool) v1.PodConditi
 	if len(pending) == 0 {
 		return condition(v1.PodInitialized, true, "", "")
 	}
-	if isTerminalPhase(st.Phase) && st.Phase == v1.PodSucceeded {
-		return condition(v1.PodInitialized, false, reasonPodCompleted, "")
+	if IsTerminalPhase(st.Phase) && st.Phase == v1.PodSucceeded {
+		return condition(v1.PodInitialized, false, ReasonPodCompleted, "")
 	}
-	return condition(v1.PodInitialized, false, reasonContainersNotInit,
+	return condition(v1.PodInitialized, false, ReasonContainersNotInit,
 		fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(pending, " ")))
 }
 
 func containersReadyCondition(pod *v1.Pod, st v1.PodStatus) v1.PodCondition {
 	if st.Phase == v1.PodSucceeded {
-		return condition(v1.ContainersReady, false, reasonPodCompleted, "")
+		return condition(v1.ContainersReady, false, ReasonPodCompleted, "")
 	}
 	var unready []string
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		if s, _ := statusByName(st.InitContainerStatuses, c.Name); podruntime.IsSidecar(c) && !s.Ready {
+		if s, _ := StatusByName(st.InitContainerStatuses, c.Name); podruntime.IsSidecar(c) && !s.Ready {
 			unready = append(unready, c.Name)
 		}
 	}
 	for _, c := range pod.Spec.Containers {
-		if s, _ := statusByName(st.ContainerStatuses, c.Name); !s.Ready {
+		if s, _ := StatusByName(st.ContainerStatuses, c.Name); !s.Ready {
 			unready = append(unready, c.Name)
 		}
 	}
 	if len(unready) == 0 {
 		return condition(v1.ContainersReady, true, "", "")
 	}
-	return condition(v1.ContainersReady, false, reasonContainersNotReady,
+	return condition(v1.ContainersReady, false, ReasonContainersNotReady,
 		fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " ")))
 }
 
@@ -349,7 +351,7 @@ func readyCondition(pod *v1.Pod, containersReady v1.PodCondition) v1.PodConditio
 	}
 	var missing []string
 	for _, g := range pod.Spec.ReadinessGates {
-		c := findCondition(pod.Status.Conditions, g.ConditionType)
+		c := FindCondition(pod.Status.Conditions, g.ConditionType)
 		if c == nil || c.Status != v1.ConditionTrue {
 			missing = append(missing, string(g.ConditionType))
 		}
@@ -359,4 +361,20 @@ func readyCondition(pod *v1.Pod, containersReady v1.PodCondition) v1.PodConditio
 			fmt.Sprintf("the status of pod readiness gate(s) %q is not \"True\"", missing))
 	}
 	return condition(v1.PodReady, true, "", "")
+}
+
+// ephemeralStatuses are the statuses of the pod's ephemeral containers,
+// sorted by name as the kubelet's are. They never count as started or ready:
+// no probe runs on them, and they take no part in the pod's readiness.
+func ephemeralStatuses(in Input, podInit bool) []v1.ContainerStatus {
+	list := make([]v1.Container, 0, len(in.Pod.Spec.EphemeralContainers))
+	for i := range in.Pod.Spec.EphemeralContainers {
+		list = append(list, *podruntime.EphemeralSpec(&in.Pod.Spec.EphemeralContainers[i]))
+	}
+	out := containerStatuses(in, list, false, podInit)
+	for i := range out {
+		out[i].Started, out[i].Ready = nil, false
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

@@ -1,4 +1,4 @@
-package pods
+package podstatus
 
 import (
 	"github.com/berthnode/berth/kubelet/podruntime"
@@ -40,7 +40,7 @@ type phaseCounts struct {
 func (n *phaseCounts) countInit(spec []v1.Container, statuses []v1.ContainerStatus) {
 	for i := range spec {
 		c := &spec[i]
-		st, ok := statusByName(statuses, c.Name)
+		st, ok := StatusByName(statuses, c.Name)
 		if podruntime.IsSidecar(c) {
 			switch {
 			case !ok:
@@ -77,7 +77,7 @@ func (n *phaseCounts) countInit(spec []v1.Container, statuses []v1.ContainerStat
 // countRegular counts the regular containers.
 func (n *phaseCounts) countRegular(spec []v1.Container, statuses []v1.ContainerStatus) {
 	for _, c := range spec {
-		st, ok := statusByName(statuses, c.Name)
+		st, ok := StatusByName(statuses, c.Name)
 		switch {
 		case !ok:
 			n.unknown++
@@ -118,7 +118,8 @@ func stoppedPhase(policy v1.RestartPolicy, stopped, succeeded int, terminal bool
 	}
 }
 
-func statusByName(list []v1.ContainerStatus, name string) (v1.ContainerStatus, bool) {
+// StatusByName returns the status of the container name in list.
+func StatusByName(list []v1.ContainerStatus, name string) (v1.ContainerStatus, bool) {
 	for _, s := range list {
 		if s.Name == name {
 			return s, true
