@@ -138,7 +138,7 @@ func (m *Manager) markTerminated(w *podWorker) {
 func (w *podWorker) reject(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, r rejection) error {
 	if !w.state.rejectNoted {
 		klog.FromContext(ctx).Info("Pod rejected", "reason", r.Reason, "message", r.Message)
-		w.m.cfg.Recorder.Event(pod, v1.EventTypeWarning, r.Reason, r.Message)
+		w.recorder.Event(pod, v1.EventTypeWarning, r.Reason, r.Message)
 		w.state.rejectNoted = true
 	}
 	st := *pod.Status.DeepCopy()
@@ -147,7 +147,7 @@ func (w *podWorker) reject(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 	st.Message = rejectedPrefix + r.Message
 	st.QOSClass = podruntime.QOSClass(pod)
 	if st.StartTime == nil {
-		now := metav1.NewTime(w.m.cfg.Clock.Now())
+		now := metav1.NewTime(w.clock.Now())
 		st.StartTime = &now
 	}
 	if err := w.sendStatus(ctx, pod, st); err != nil {

@@ -56,7 +56,7 @@ func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podrun
 	if !w.state.deadline.noted {
 		klog.FromContext(ctx).Info("Pod exceeded its active deadline; stopping it",
 			"activeDeadlineSeconds", *pod.Spec.ActiveDeadlineSeconds, "gracePeriod", grace)
-		w.m.cfg.Recorder.Event(pod, v1.EventTypeNormal, podstatus.ReasonDeadlineExceeded, podstatus.MessageDeadlineExceeded)
+		w.recorder.Event(pod, v1.EventTypeNormal, podstatus.ReasonDeadlineExceeded, podstatus.MessageDeadlineExceeded)
 		w.state.deadline.noted = true
 	}
 	w.probes.StopAll()
@@ -68,7 +68,7 @@ func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podrun
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return err
 	}
-	w.m.markTerminated(w)
+	w.host.markTerminated(w)
 	return w.teardownOnce(ctx)
 }
 
@@ -79,7 +79,7 @@ func (w *podWorker) pastDeadline(pod *v1.Pod) bool {
 	if w.state.deadline.exceeded {
 		return true
 	}
-	exceeded, _ := activeDeadline(pod, w.startTime(pod), w.m.cfg.Clock.Now())
+	exceeded, _ := activeDeadline(pod, w.startTime(pod), w.clock.Now())
 	return exceeded
 }
 

@@ -45,11 +45,10 @@ type Manager struct {
 	sources sourcesState
 	static  staticState
 	// relister lists the runtime and tells which pods changed.
-	relister    *relist.Relister
-	runtimeName string
-	wg          sync.WaitGroup
-	// runner does the pods' work on the runtime.
-	runner *podruntime.Runner
+	relister *relist.Relister
+	wg       sync.WaitGroup
+	// deps are what the pod workers need from the node.
+	deps *workerDeps
 	// probing spreads the first probes of adopted containers.
 	probing prober.Config
 	// metrics are the Prometheus metrics of the pods.
@@ -108,8 +107,8 @@ func New(cfg Config) (*Manager, error) {
 		sources:   sourcesState{pending: map[types.UID]*v1.Pod{}},
 		static:    staticState{mirrors: map[string]*v1.Pod{}, swept: map[types.UID]time.Time{}},
 	}
-	var err error
-	if m.runner, err = m.newRunner(); err != nil {
+	runner, err := m.newRunner()
+	if err != nil {
 		return nil, err
 	}
 	m.probing = prober.Config{
@@ -124,6 +123,7 @@ func New(cfg Config) (*Manager, error) {
 		},
 	}
 	m.metrics = newPodMetrics(m)
+	m.deps = m.newWorkerDeps(runner)
 	return m, nil
 }
 
@@ -352,7 +352,14 @@ func (m *Manager) snapshot(w *podWorker) podView {
 	return v
 }
 
-// scheduleLocked sets when the worker syncs again without news.
+// podOf returns the newest version of the worker's pod.
+func (m *Manager) podOf(w *podWorker) *v1.Pod {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return w.pod
+}
+
+// schedule sets when the worker syncs again without news.
 func (m *Manager) schedule(w *podWorker, after time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

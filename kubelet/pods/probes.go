@@ -13,7 +13,7 @@ import (
 // network pod.
 func (w *podWorker) podIP(pod *v1.Pod, rt *podruntime.PodState) string {
 	if pod.Spec.HostNetwork {
-		if ips := w.m.hostIPs(); len(ips) > 0 {
+		if ips := w.hostIPs(); len(ips) > 0 {
 			return ips[0]
 		}
 		return ""

@@ -75,11 +75,9 @@ func isCritical(pod *v1.Pod) bool {
 // Failed. It runs beside the worker's goroutine, which starts nothing
 // while the node shuts down.
 func (w *podWorker) stopForShutdown(ctx context.Context, grace time.Duration) error {
-	w.m.mu.Lock()
-	pod := w.pod
-	w.m.mu.Unlock()
+	pod := w.host.podOf(w)
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod))
-	rt, err := podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid)
+	rt, err := podruntime.Observe(ctx, w.cri, w.uid)
 	if err != nil {
 		return err
 	}
@@ -88,7 +86,7 @@ func (w *podWorker) stopForShutdown(ctx context.Context, grace time.Duration) er
 	if err := w.runtime.KillPod(ctx, pod, rt, seconds); err != nil {
 		return fmt.Errorf("stop pod %s for the node shutdown: %w", klog.KObj(pod), err)
 	}
-	if rt, err = podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+	if rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
 		return err
 	}
 	st := w.podStatus(ctx, pod, rt)

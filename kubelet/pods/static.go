@@ -267,7 +267,7 @@ func (w *podWorker) staticStatusPod(pod *v1.Pod) *v1.Pod {
 	if podstatus.FindCondition(out.Status.Conditions, v1.PodScheduled) == nil {
 		out.Status.Conditions = append(slices.Clone(out.Status.Conditions), v1.PodCondition{
 			Type: v1.PodScheduled, Status: v1.ConditionTrue,
-			LastTransitionTime: metav1.NewTime(w.m.cfg.Clock.Now()),
+			LastTransitionTime: metav1.NewTime(w.clock.Now()),
 		})
 	}
 	return &out
@@ -284,17 +284,17 @@ func (w *podWorker) syncMirror(ctx context.Context, pod, found *v1.Pod) {
 	}
 	if found != nil {
 		logger.Info("Replacing outdated mirror pod", "mirrorUID", found.UID)
-		if err := w.m.deleteMirror(ctx, found); err != nil {
+		if err := w.host.deleteMirror(ctx, found); err != nil {
 			logger.Error(err, "Cannot delete outdated mirror pod")
 			return
 		}
 	}
-	node, err := w.m.cfg.Client.CoreV1().Nodes().Get(ctx, w.m.cfg.NodeName, metav1.GetOptions{})
+	node, err := w.client.CoreV1().Nodes().Get(ctx, w.nodeName, metav1.GetOptions{})
 	if err != nil {
 		logger.Error(err, "Cannot create mirror pod: the node, its owner, is not readable")
 		return
 	}
-	created, err := w.m.cfg.Client.CoreV1().Pods(pod.Namespace).Create(ctx, mirrorPodOf(pod, node), metav1.CreateOptions{})
+	created, err := w.client.CoreV1().Pods(pod.Namespace).Create(ctx, mirrorPodOf(pod, node), metav1.CreateOptions{})
 	switch {
 	case apierrors.IsAlreadyExists(err):
 		// The informer has not shown it yet, or a pod that is no mirror

@@ -38,7 +38,7 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podruntime.P
 	if err := w.runtime.RemoveAll(ctx, rt); err != nil {
 		return err
 	}
-	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
+	if err := w.volumes.Teardown(ctx, w.uid); err != nil {
 		return fmt.Errorf("tear down volumes: %w", err)
 	}
 	w.state.tornDown = true
@@ -47,12 +47,12 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podruntime.P
 		// A static pod is not in the API; its mirror pod is, if this
 		// version has one.
 		if mirror := w.state.static.mirror; mirror != nil {
-			return w.m.deleteMirror(ctx, mirror)
+			return w.host.deleteMirror(ctx, mirror)
 		}
 		return nil
 	}
 	zero := int64(0)
-	err = w.m.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+	err = w.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &zero,
 		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 	})
@@ -74,7 +74,7 @@ func (w *podWorker) stopForGood(ctx context.Context, pod *v1.Pod, rt *podruntime
 	if err := w.runtime.KillPod(ctx, pod, rt, grace); err != nil {
 		return nil, err
 	}
-	rt, err := podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid)
+	rt, err := podruntime.Observe(ctx, w.cri, w.uid)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (w *podWorker) cleanup(ctx context.Context, rt *podruntime.PodState) error 
 	if err := w.runtime.RemoveAll(ctx, rt); err != nil {
 		return err
 	}
-	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
+	if err := w.volumes.Teardown(ctx, w.uid); err != nil {
 		return fmt.Errorf("tear down volumes: %w", err)
 	}
 	if pod != nil {
@@ -122,19 +122,19 @@ func (w *podWorker) cleanup(ctx context.Context, rt *podruntime.PodState) error 
 // removeFiles removes the pod's log directory and its files below the
 // kubelet root; the pod directory goes too once the volumes left it empty.
 func (w *podWorker) removeFiles(pod *v1.Pod) {
-	_ = os.RemoveAll(podruntime.PodLogDir(w.m.cfg.PodLogsDir, pod))
+	_ = os.RemoveAll(podruntime.PodLogDir(w.files.podLogsDir, pod))
 	w.removeUIDFiles()
 }
 
 func (w *podWorker) removeUIDFiles() {
-	kc := w.m.cfg.Kubelet
-	podruntime.RemovePodCgroups(kc.CgroupRoot, kc.CgroupDriver, kc.CgroupsPerQOS == nil || *kc.CgroupsPerQOS, string(w.uid))
-	dir := filepath.Join(w.m.cfg.RootDir, "pods", string(w.uid))
+	f := w.files
+	podruntime.RemovePodCgroups(f.cgroupRoot, f.cgroupDriver, f.cgroupsPerQOS, string(w.uid))
+	dir := filepath.Join(w.files.rootDir, "pods", string(w.uid))
 	_ = os.RemoveAll(filepath.Join(dir, "containers"))
 	_ = os.Remove(filepath.Join(dir, "etc-hosts"))
-	w.m.resizeStore().Remove(w.uid)
+	w.resizes.Remove(w.uid)
 	_ = os.Remove(dir)
-	matches, _ := filepath.Glob(filepath.Join(w.m.cfg.PodLogsDir, "*_"+string(w.uid)))
+	matches, _ := filepath.Glob(filepath.Join(w.files.podLogsDir, "*_"+string(w.uid)))
 	for _, m := range matches {
 		_ = os.RemoveAll(m)
 	}

@@ -23,11 +23,15 @@ const (
 	maxRetry = 30 * time.Second
 )
 
-// podWorker serializes the work on one pod. m, uid, wake and static are
-// fixed when it is made; the fields from pod to terminated are guarded by
-// Manager.mu; state belongs to the worker's goroutine.
+// podWorker serializes the work on one pod. The node's dependencies, host,
+// uid, wake and static are fixed when it is made; the fields from pod to
+// terminated are guarded by Manager.mu; state belongs to the worker's
+// goroutine.
 type podWorker struct {
-	m    *Manager
+	*workerDeps
+	// host is the manager, for what only the one that sees every pod
+	// knows.
+	host workerHost
 	uid  types.UID
 	wake chan struct{}
 	// static tells that the pod comes from the static pod source; the API
@@ -107,19 +111,20 @@ type workerState struct {
 
 func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 	w := &podWorker{
-		m:      m,
-		uid:    uid,
-		static: static,
-		wake:   make(chan struct{}, 1),
+		workerDeps: m.deps,
+		host:       m,
+		uid:        uid,
+		static:     static,
+		wake:       make(chan struct{}, 1),
 		state: &workerState{
 			messages: map[string]string{},
-			seen:     m.cfg.Clock.Now(),
+			seen:     m.deps.clock.Now(),
 		},
 	}
-	w.probes = prober.NewPod(&m.probing, w.wakeUp)
-	w.runtime = m.runner.NewPod()
+	w.probes = prober.NewPod(w.probing, w.wakeUp)
+	w.runtime = w.runner.NewPod()
 	w.runtime.Mark = func(step string) { w.state.trace.mark(step) }
-	w.state.trace = &startTrace{clock: m.cfg.Clock, seen: w.state.seen}
+	w.state.trace = &startTrace{clock: w.clock, seen: w.state.seen}
 	return w
 }
 
@@ -146,11 +151,11 @@ func (w *podWorker) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if done && w.m.retire(w) {
+		if done && w.host.retire(w) {
 			logger.V(2).Info("Pod is gone; worker stops")
 			return
 		}
-		w.m.schedule(w, next)
+		w.host.schedule(w, next)
 	}
 }
 
@@ -181,8 +186,8 @@ func (w *podWorker) retryDelay() time.Duration {
 // sync brings the runtime in line with the pod and publishes its status.
 func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	logger := klog.FromContext(ctx)
-	view := w.m.snapshot(w)
-	rt, err := podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid)
+	view := w.host.snapshot(w)
+	rt, err := podruntime.Observe(ctx, w.cri, w.uid)
 	if err != nil {
 		logger.Error(err, "Cannot observe the pod's containers")
 		return w.retryDelay(), false
@@ -202,7 +207,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		var wait bool
 		if pod, wait = w.prepareStatic(ctx, pod, view); wait {
 			// The previous version's worker wakes this one when it goes.
-			return w.m.cfg.syncFrequency(), false
+			return w.syncFrequency, false
 		}
 	}
 	w.state.lastPod = pod
@@ -217,7 +222,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 			return 0, true
 		}
 		if err = w.terminate(ctx, pod, rt); err == nil {
-			w.m.markTerminated(w)
+			w.host.markTerminated(w)
 			if w.static {
 				// Nothing else will tell a static pod's worker to go.
 				w.state.static.stopped = true
@@ -226,21 +231,21 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		}
 	case podstatus.IsTerminalPhase(pod.Status.Phase):
 		if err = w.stopFinished(ctx, pod, rt); err == nil {
-			w.m.markTerminated(w)
+			w.host.markTerminated(w)
 		}
 	case view.rejection != nil:
 		err = w.reject(ctx, pod, rt, *view.rejection)
 	case w.pastDeadline(pod):
 		if err = w.stopForDeadline(ctx, pod, rt); err == nil {
 			w.state.retry = 0
-			return w.m.cfg.syncFrequency(), false
+			return w.syncFrequency, false
 		}
 	default:
 		var next time.Duration
 		next, err = w.runPod(ctx, pod, rt)
 		if err == nil {
 			w.state.retry = 0
-			return untilDeadline(pod, w.startTime(pod), w.m.cfg.Clock.Now(), next), false
+			return untilDeadline(pod, w.startTime(pod), w.clock.Now(), next), false
 		}
 	}
 	if err != nil {
@@ -248,7 +253,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		return w.retryDelay(), false
 	}
 	w.state.retry = 0
-	return w.m.cfg.syncFrequency(), false
+	return w.syncFrequency, false
 }
 
 // runPod runs a pod that is neither finished nor being deleted: volumes,
@@ -264,18 +269,18 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 	// lag behind a resize of its spec.
 	pod = w.allocate(ctx, pod, rt)
 	w.publishInBackground(ctx, pod, rt)
-	if w.m.ShuttingDown() {
+	if w.host.ShuttingDown() {
 		// The node shuts down: start nothing.
-		return w.m.cfg.syncFrequency(), nil
+		return w.syncFrequency, nil
 	}
-	mounts, err := w.m.cfg.Volumes.Setup(ctx, pod)
+	mounts, err := w.volumes.Setup(ctx, pod)
 	if err != nil {
-		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
+		w.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
 		return 0, fmt.Errorf("set up volumes: %w", err)
 	}
 	trace.mark("volumes")
 	if killed, err := w.killUnhealthy(ctx, pod, rt); killed {
-		if rt, err = podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+		if rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
 			return 0, err
 		}
 	} else if err != nil {
@@ -283,15 +288,15 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 	}
 	resized, resizeErr := w.actuateResize(ctx, pod, rt, mounts)
 	if resized {
-		if rt, err = podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+		if rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
 			return 0, err
 		}
 	}
 	var applyErr error
 	finished := false
-	next := resyncAfter(pod, w.m.cfg.syncFrequency())
+	next := resyncAfter(pod, w.syncFrequency)
 	for round := 0; round < len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+3; round++ {
-		now := w.m.cfg.Clock.Now()
+		now := w.clock.Now()
 		acts := podruntime.ComputePodActions(pod, rt, w.gate(now))
 		next = min(next, w.noteBackoffs(pod, rt, acts))
 		if acts.Empty() {
@@ -299,7 +304,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 		}
 		applyErr = w.runtime.Apply(ctx, pod, rt, acts, mounts)
 		var err error
-		if rt, err = podruntime.Observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+		if rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
 			return 0, err
 		}
 		if acts.Finished {
@@ -327,7 +332,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 		w.state.trace = nil
 	}
 	if finished {
-		w.m.markTerminated(w)
+		w.host.markTerminated(w)
 		if err := w.teardownOnce(ctx); err != nil {
 			return 0, err
 		}
@@ -375,7 +380,7 @@ func (w *podWorker) gate(now time.Time) podruntime.RestartGate {
 // waits, emits a BackOff event once per exited instance, and returns when
 // the first of them may start.
 func (w *podWorker) noteBackoffs(pod *v1.Pod, rt *podruntime.PodState, acts podruntime.Actions) time.Duration {
-	next := w.m.cfg.syncFrequency()
+	next := w.syncFrequency
 	for name, wait := range acts.BackOff {
 		next = min(next, wait)
 		cur := rt.Current(name)
@@ -392,7 +397,7 @@ func (w *podWorker) noteBackoffs(pod *v1.Pod, rt *podruntime.PodState, acts podr
 				w.runtime.Crash.Delay(name), name, pod.Name, pod.Namespace, pod.UID),
 			ForID: id,
 		}
-		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", name, pod.Name, pod.Namespace, pod.UID)
+		w.recorder.Eventf(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", name, pod.Name, pod.Namespace, pod.UID)
 	}
 	return next
 }
@@ -402,7 +407,7 @@ func (w *podWorker) teardownOnce(ctx context.Context) error {
 	if w.state.tornDown {
 		return nil
 	}
-	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
+	if err := w.volumes.Teardown(ctx, w.uid); err != nil {
 		return fmt.Errorf("tear down volumes: %w", err)
 	}
 	w.state.tornDown = true
