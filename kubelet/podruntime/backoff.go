@@ -1,6 +1,11 @@
 package podruntime
 
-import "time"
+import (
+	"time"
+
+	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/utils/clock"
+)
 
 // Back-off bounds of crashing containers and failing image pulls: the
 // kubelet's 10 s doubling up to 5 min.
@@ -9,72 +14,64 @@ const (
 	maxBackoff     = 300 * time.Second
 )
 
-// Backoff is a per-key exponential back-off, owned by one pod worker (so it
-// has no lock). A key's delay starts at initial and doubles up to max at each
-// Next; it starts over when the event that asks for the next try comes more
-// than 2×max after the last try, which for a crashing container means it ran
+// Backoff is a per-key exponential back-off: client-go's
+// flowcontrol.Backoff on the injected clock, as the kubelet uses it. A
+// key's delay starts at 10 s and doubles up to 5 min at each Next; it
+// starts over when the event that asks for the next try comes more than
+// 2×max after the last try, which for a crashing container means it ran
 // for 10 minutes.
+//
+// It is a thin wrapper for two things flowcontrol does not give: how long
+// a key must still wait (flowcontrol only answers yes or no; the pod
+// worker schedules its next sync at the end of the wait), and when a key
+// was last tried (flowcontrol keeps it but does not expose it; the image
+// pull back-off counts from it). It is owned by one pod worker, so tried
+// has no lock.
 type Backoff struct {
-	initial, max time.Duration
-	entries      map[string]backoffEntry
+	fc *flowcontrol.Backoff
+	// tried is when each key was last tried (Next).
+	tried map[string]time.Time
 }
 
-type backoffEntry struct {
-	delay      time.Duration
-	lastUpdate time.Time
+func newBackoff(initial, max time.Duration, clk clock.Clock) *Backoff {
+	fc := flowcontrol.NewBackOff(initial, max)
+	fc.Clock = clk
+	return &Backoff{fc: fc, tried: map[string]time.Time{}}
 }
 
-func newBackoff(initial, max time.Duration) *Backoff {
-	return &Backoff{initial: initial, max: max, entries: map[string]backoffEntry{}}
-}
-
-// Remaining is how long, at now, a retry of key must still wait after an
-// event (a container's exit) at eventTime; 0 means go ahead.
-func (b *Backoff) Remaining(key string, eventTime, now time.Time) time.Duration {
-	e, ok := b.entries[key]
-	if !ok || b.expired(e, eventTime) {
+// Remaining is how long a retry of key must still wait after an event (a
+// container's exit) at eventTime; 0 means go ahead.
+func (b *Backoff) Remaining(key string, eventTime time.Time) time.Duration {
+	if !b.fc.IsInBackOffSince(key, eventTime) {
 		return 0
 	}
-	if wait := e.delay - now.Sub(eventTime); wait > 0 {
-		return wait
-	}
-	return 0
+	return b.fc.Get(key) - b.fc.Clock.Since(eventTime)
 }
 
 // Delay is the back-off currently applied to key (0 if none).
-func (b *Backoff) Delay(key string) time.Duration { return b.entries[key].delay }
+func (b *Backoff) Delay(key string) time.Duration { return b.fc.Get(key) }
 
-// Next records a try of key at now, after an event at eventTime, and grows
+// Next records a try of key now, after an event at eventTime, and grows
 // the delay for the following try.
-func (b *Backoff) Next(key string, eventTime, now time.Time) {
-	e, ok := b.entries[key]
-	if !ok || b.expired(e, eventTime) {
-		e = backoffEntry{delay: b.initial}
-	} else {
-		e.delay = min(2*e.delay, b.max)
-	}
-	e.lastUpdate = now
-	b.entries[key] = e
+func (b *Backoff) Next(key string, eventTime time.Time) {
+	b.fc.Next(key, eventTime)
+	b.tried[key] = b.fc.Clock.Now()
 }
 
 // Reset forgets key.
-func (b *Backoff) Reset(key string) { delete(b.entries, key) }
-
-func (b *Backoff) expired(e backoffEntry, eventTime time.Time) bool {
-	return eventTime.Sub(e.lastUpdate) > 2*b.max
+func (b *Backoff) Reset(key string) {
+	b.fc.Reset(key)
+	delete(b.tried, key)
 }
 
-// RemainingSinceLast is how long, at now, the next try of key must wait
-// after the last one; 0 means go ahead.
-func (b *Backoff) RemainingSinceLast(key string, now time.Time) time.Duration {
-	e, ok := b.entries[key]
-	if !ok {
+// RemainingSinceLast is how long the next try of key must wait after the
+// last one; 0 means go ahead.
+func (b *Backoff) RemainingSinceLast(key string) time.Duration {
+	now := b.fc.Clock.Now()
+	if !b.fc.IsInBackOffSinceUpdate(key, now) {
 		return 0
 	}
-	if wait := e.delay - now.Sub(e.lastUpdate); wait > 0 {
-		return wait
-	}
-	return 0
+	return b.fc.Get(key) - now.Sub(b.tried[key])
 }
 
 // ExitTime is when a container instance stopped, or was made when it never
@@ -89,9 +86,8 @@ func ExitTime(c *ContainerState) time.Time {
 // PullWait is how long until the first image pull back-off ends.
 func (p *Pod) PullWait() time.Duration {
 	var out time.Duration
-	now := p.r.clock.Now()
 	for image := range p.PullErrors {
-		if d := p.Pulls.RemainingSinceLast(image, now); d > 0 && (out == 0 || d < out) {
+		if d := p.Pulls.RemainingSinceLast(image); d > 0 && (out == 0 || d < out) {
 			out = d
 		}
 	}

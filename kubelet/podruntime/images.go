@@ -113,7 +113,7 @@ func (p *Pod) pull(ctx context.Context, pod *v1.Pod, spec *runtimeapi.ImageSpec,
 	rec := p.r.recorder
 	image := spec.UserSpecifiedImage
 	now := p.r.clock.Now()
-	if p.Pulls.RemainingSinceLast(image, now) > 0 {
+	if p.Pulls.RemainingSinceLast(image) > 0 {
 		rec.Eventf(pod, v1.EventTypeNormal, "BackOff", "Back-off pulling image %q", image)
 		return "", nil, &ImageError{
 			Reason:  ReasonImagePullBackOff,
@@ -138,7 +138,7 @@ func (p *Pod) pull(ctx context.Context, pod *v1.Pod, spec *runtimeapi.ImageSpec,
 		}
 	}
 	if err != nil {
-		p.Pulls.Next(image, now, p.r.clock.Now())
+		p.Pulls.Next(image, now)
 		p.PullErrors[image] = err.Error()
 		msg := fmt.Sprintf("Failed to pull image %q: %v", image, err)
 		rec.Event(pod, v1.EventTypeWarning, "Failed", msg)

@@ -128,8 +128,8 @@ type Pod struct {
 func (r *Runner) NewPod() *Pod {
 	return &Pod{
 		r:          r,
-		Crash:      newBackoff(initialBackoff, maxBackoff),
-		Pulls:      newBackoff(initialBackoff, maxBackoff),
+		Crash:      newBackoff(initialBackoff, maxBackoff, r.clock),
+		Pulls:      newBackoff(initialBackoff, maxBackoff, r.clock),
 		PullErrors: map[string]string{},
 		Waiting:    map[string]WaitingReason{},
 	}

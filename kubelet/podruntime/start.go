@@ -14,11 +14,10 @@ import (
 // StartContainer pulls, creates and starts one container in the sandbox. A
 // failure is recorded as the container's waiting reason with an event.
 func (p *Pod) StartContainer(ctx context.Context, pod *v1.Pod, sb *PodSandbox, c *v1.Container, rt *PodState) error {
-	now := p.r.clock.Now()
 	if cur := rt.Current(c.Name); cur != nil && cur.SandboxID == sb.ID {
 		// A restart in the same sandbox: the next one waits longer unless
 		// this one runs long.
-		p.Crash.Next(c.Name, ExitTime(cur), now)
+		p.Crash.Next(c.Name, ExitTime(cur))
 	}
 	restarts := rt.NextRestartCount(c.Name)
 	imageRef, img, err := p.EnsureImage(ctx, pod, c, sb.Config)

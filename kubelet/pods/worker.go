@@ -296,8 +296,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 	finished := false
 	next := resyncAfter(pod, w.syncFrequency)
 	for round := 0; round < len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+3; round++ {
-		now := w.clock.Now()
-		acts := podruntime.ComputePodActions(pod, rt, w.gate(now))
+		acts := podruntime.ComputePodActions(pod, rt, w.gate())
 		next = min(next, w.noteBackoffs(pod, rt, acts))
 		if acts.Empty() {
 			break
@@ -370,9 +369,9 @@ func resyncAfter(pod *v1.Pod, syncFrequency time.Duration) time.Duration {
 }
 
 // gate is the crash back-off as computePodActions asks for it.
-func (w *podWorker) gate(now time.Time) podruntime.RestartGate {
+func (w *podWorker) gate() podruntime.RestartGate {
 	return func(name string, last *podruntime.ContainerState) time.Duration {
-		return w.runtime.Crash.Remaining(name, podruntime.ExitTime(last), now)
+		return w.runtime.Crash.Remaining(name, podruntime.ExitTime(last))
 	}
 }
 
