@@ -292,28 +292,11 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 			return 0, err
 		}
 	}
-	var applyErr error
-	finished := false
-	next := resyncAfter(pod, w.syncFrequency)
-	for round := 0; round < len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+3; round++ {
-		acts := podruntime.ComputePodActions(pod, rt, w.gate())
-		next = min(next, w.noteBackoffs(pod, rt, acts))
-		if acts.Empty() {
-			break
-		}
-		applyErr = w.runtime.Apply(ctx, pod, rt, acts, mounts)
-		var err error
-		if rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
-			return 0, err
-		}
-		if acts.Finished {
-			finished = true
-			break
-		}
-		if applyErr != nil {
-			break
-		}
+	r, err := w.applyRounds(ctx, pod, rt, mounts)
+	if err != nil {
+		return 0, err
 	}
+	rt, next, finished, applyErr := r.rt, r.next, r.finished, r.applyErr
 	trace.mark("containers")
 	w.collectGarbage(ctx, rt)
 	w.state.finished = finished
@@ -348,6 +331,44 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 		next = min(next, d)
 	}
 	return next, nil
+}
+
+// roundsResult is what the rounds of actions of one sync left.
+type roundsResult struct {
+	// rt is the pod's runtime state after them.
+	rt *podruntime.PodState
+	// next is when to sync again at the latest (a back-off ends).
+	next time.Duration
+	// finished tells that the pod ran to completion.
+	finished bool
+	// applyErr is the error of the last round's actions.
+	applyErr error
+}
+
+// applyRounds runs rounds of ComputePodActions and their actions until
+// nothing is left to do right now, the pod finished or an action failed.
+func (w *podWorker) applyRounds(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, mounts map[string]string) (roundsResult, error) {
+	r := roundsResult{rt: rt, next: resyncAfter(pod, w.syncFrequency)}
+	for round := 0; round < len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+3; round++ {
+		acts := podruntime.ComputePodActions(pod, r.rt, w.gate())
+		r.next = min(r.next, w.noteBackoffs(pod, r.rt, acts))
+		if acts.Empty() {
+			break
+		}
+		r.applyErr = w.runtime.Apply(ctx, pod, r.rt, acts, mounts)
+		var err error
+		if r.rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
+			return r, err
+		}
+		if acts.Finished {
+			r.finished = true
+			break
+		}
+		if r.applyErr != nil {
+			break
+		}
+	}
+	return r, nil
 }
 
 // apiDataRefresh is the longest a running pod with configMap, secret,
