@@ -63,13 +63,16 @@ type Config struct {
 // Validate tells whether the configuration is complete.
 func (c *Config) Validate() error {
 	var errs []error
-	for name, missing := range map[string]bool{
-		"Runtime": c.Runtime == nil, "Images": c.Images == nil, "Recorder": c.Recorder == nil,
-		"Clock": c.Clock == nil, "Objects": c.Objects == nil, "RuntimeClasses": c.RuntimeClasses == nil,
-		"Services": c.Services == nil, "HostIPs": c.HostIPs == nil,
+	for _, f := range []struct {
+		name    string
+		missing bool
+	}{
+		{"Runtime", c.Runtime == nil}, {"Images", c.Images == nil}, {"Recorder", c.Recorder == nil},
+		{"Clock", c.Clock == nil}, {"Objects", c.Objects == nil}, {"RuntimeClasses", c.RuntimeClasses == nil},
+		{"Services", c.Services == nil}, {"HostIPs", c.HostIPs == nil},
 	} {
-		if missing {
-			errs = append(errs, errors.New("runtime config field "+name+" is nil"))
+		if f.missing {
+			errs = append(errs, errors.New("runtime config field "+f.name+" is nil"))
 		}
 	}
 	if c.SandboxSlots < 1 {

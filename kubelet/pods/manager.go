@@ -31,13 +31,11 @@ import (
 // Manager runs the pods bound to the node. Make it with New and run it with
 // Run.
 type Manager struct {
-	cfg       Config
-	nodeCPU   int64
-	nodeMem   int64
-	pods      cache.SharedIndexInformer
-	podsF     informers.SharedInformerFactory
-	servicesF informers.SharedInformerFactory
-	services  corelisters.ServiceLister
+	cfg Config
+	// nodeCPU (millicores) and nodeMem (bytes) are the node's capacity.
+	nodeCPU, nodeMem int64
+	// informers watch the node's pods and the cluster's services.
+	informers podInformers
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -49,7 +47,8 @@ type Manager struct {
 	wg       sync.WaitGroup
 	// deps are what the pod workers need from the node.
 	deps *workerDeps
-	// probing spreads the first probes of adopted containers.
+	// probing is the probe workers' configuration; its Since, set by Run,
+	// spreads the first probes of adopted containers.
 	probing prober.Config
 	// metrics are the Prometheus metrics of the pods.
 	metrics *podMetrics
@@ -58,6 +57,15 @@ type Manager struct {
 	// resizing serializes resize admissions, so that two pods cannot both
 	// take the same free room (resize.go).
 	resizing sync.Mutex
+}
+
+// podInformers watch the node's pods and the cluster's services (for the
+// containers' service environment variables).
+type podInformers struct {
+	pods      cache.SharedIndexInformer
+	podsF     informers.SharedInformerFactory
+	servicesF informers.SharedInformerFactory
+	services  corelisters.ServiceLister
 }
 
 // sourcesState tells which sources of pods, the API server and the static
@@ -95,17 +103,19 @@ func New(cfg Config) (*Manager, error) {
 		servicesF = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(dropManagedFields))
 	}
 	m := &Manager{
-		cfg:       cfg,
-		nodeCPU:   int64(runtime.NumCPU()) * 1000,
-		nodeMem:   mem,
-		podsF:     podsF,
-		pods:      podsF.Core().V1().Pods().Informer(),
-		servicesF: servicesF,
-		services:  servicesF.Core().V1().Services().Lister(),
-		relister:  relist.New(cfg.Runtime, cfg.Clock),
-		workers:   map[types.UID]*podWorker{},
-		sources:   sourcesState{pending: map[types.UID]*v1.Pod{}},
-		static:    staticState{mirrors: map[string]*v1.Pod{}, swept: map[types.UID]time.Time{}},
+		cfg:     cfg,
+		nodeCPU: int64(runtime.NumCPU()) * 1000,
+		nodeMem: mem,
+		informers: podInformers{
+			podsF:     podsF,
+			pods:      podsF.Core().V1().Pods().Informer(),
+			servicesF: servicesF,
+			services:  servicesF.Core().V1().Services().Lister(),
+		},
+		relister: relist.New(cfg.Runtime, cfg.Clock),
+		workers:  map[types.UID]*podWorker{},
+		sources:  sourcesState{pending: map[types.UID]*v1.Pod{}},
+		static:   staticState{mirrors: map[string]*v1.Pod{}, swept: map[types.UID]time.Time{}},
 	}
 	runner, err := m.newRunner()
 	if err != nil {
@@ -151,7 +161,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.ctx = ctx
 	m.probing.Since = m.cfg.Clock.Now()
 	m.mu.Unlock()
-	reg, err := m.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := m.informers.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { m.podChanged(obj) },
 		UpdateFunc: func(_, obj any) { m.podChanged(obj) },
 		DeleteFunc: m.podDeleted,
@@ -159,21 +169,21 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch pods: %w", err)
 	}
-	m.podsF.Start(ctx.Done())
-	m.servicesF.Start(ctx.Done())
+	m.informers.podsF.Start(ctx.Done())
+	m.informers.servicesF.Start(ctx.Done())
 	defer func() {
-		m.podsF.Shutdown()
+		m.informers.podsF.Shutdown()
 		if m.cfg.Informers == nil {
-			m.servicesF.Shutdown()
+			m.informers.servicesF.Shutdown()
 		}
 		m.wg.Wait()
 	}()
-	for _, ok := range m.podsF.WaitForCacheSync(ctx.Done()) {
+	for _, ok := range m.informers.podsF.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return nil
 		}
 	}
-	for _, ok := range m.servicesF.WaitForCacheSync(ctx.Done()) {
+	for _, ok := range m.informers.servicesF.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return nil
 		}
@@ -393,14 +403,14 @@ func (m *Manager) retire(w *podWorker) bool {
 func (m *Manager) servicesFor(pod *v1.Pod) ([]*v1.Service, error) {
 	var out []*v1.Service
 	if pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks {
-		list, err := m.services.Services(pod.Namespace).List(labels.Everything())
+		list, err := m.informers.services.Services(pod.Namespace).List(labels.Everything())
 		if err != nil {
 			return nil, fmt.Errorf("list services of namespace %s: %w", pod.Namespace, err)
 		}
 		out = append(out, list...)
 	}
 	if pod.Namespace != metav1.NamespaceDefault || (pod.Spec.EnableServiceLinks != nil && !*pod.Spec.EnableServiceLinks) {
-		if s, err := m.services.Services(metav1.NamespaceDefault).Get("kubernetes"); err == nil {
+		if s, err := m.informers.services.Services(metav1.NamespaceDefault).Get("kubernetes"); err == nil {
 			out = append(out, s)
 		}
 	}
