@@ -2,18 +2,13 @@ package pods
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
 )
@@ -202,43 +197,6 @@ func (r *recordingRuntime) RemoveContainer(ctx context.Context, id string) error
 	return err
 }
 
-// imageService is the CRI image fake that can fail pulls of some images.
-type imageService struct {
-	*critest.FakeImageService
-	mu    sync.Mutex
-	fail  map[string]error
-	pulls []string
-	auths []*runtimeapi.AuthConfig
-}
-
-func (s *imageService) PullImage(ctx context.Context, img *runtimeapi.ImageSpec, auth *runtimeapi.AuthConfig, sb *runtimeapi.PodSandboxConfig) (string, error) {
-	s.mu.Lock()
-	s.pulls = append(s.pulls, img.Image)
-	s.auths = append(s.auths, auth)
-	err := s.fail[img.Image]
-	s.mu.Unlock()
-	if err != nil {
-		return "", err
-	}
-	return s.FakeImageService.PullImage(ctx, img, auth, sb)
-}
-
-func (s *imageService) Pulls() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.pulls...)
-}
-
-func (s *imageService) SetFail(image string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err == nil {
-		delete(s.fail, image)
-		return
-	}
-	s.fail[image] = err
-}
-
 // fakeVolumes hands out a directory per volume and remembers teardowns.
 type fakeVolumes struct {
 	mu        sync.Mutex
@@ -286,60 +244,4 @@ func (v *fakeVolumes) TornDown(uid types.UID) bool {
 		}
 	}
 	return false
-}
-
-// event is one recorded event.
-type event struct {
-	Object, Type, Reason, Message string
-}
-
-// events records events for assertions.
-type events struct {
-	mu   sync.Mutex
-	list []event
-}
-
-var _ record.EventRecorder = &events{}
-
-func (e *events) Event(obj runtime.Object, typ, reason, msg string) {
-	name := ""
-	if m, ok := obj.(metav1.Object); ok {
-		name = m.GetName()
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.list = append(e.list, event{Object: name, Type: typ, Reason: reason, Message: msg})
-}
-
-func (e *events) Eventf(obj runtime.Object, typ, reason, format string, args ...any) {
-	e.Event(obj, typ, reason, fmt.Sprintf(format, args...))
-}
-
-func (e *events) AnnotatedEventf(obj runtime.Object, _ map[string]string, typ, reason, format string, args ...any) {
-	e.Eventf(obj, typ, reason, format, args...)
-}
-
-// Has tells whether an event with reason (and a message containing msg) was
-// recorded for the object.
-func (e *events) Has(object, reason, msg string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, ev := range e.list {
-		if ev.Object == object && ev.Reason == reason && strings.Contains(ev.Message, msg) {
-			return true
-		}
-	}
-	return false
-}
-
-func (e *events) Count(object, reason string) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, ev := range e.list {
-		if ev.Object == object && ev.Reason == reason {
-			n++
-		}
-	}
-	return n
 }

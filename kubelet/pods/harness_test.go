@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berthnode/berth/cri"
+	"github.com/berthnode/berth/kubelet/podruntime/podruntimetest"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -31,11 +32,11 @@ const testNode = "node-1"
 type harness struct {
 	t       *testing.T
 	rt      *recordingRuntime
-	images  *imageService
+	images  *podruntimetest.Images
 	client  *fake.Clientset
 	clock   *testingclock.FakeClock
 	volumes *fakeVolumes
-	events  *events
+	events  *podruntimetest.Events
 	cfg     Config
 	// tweak, when set, adjusts the Manager before it runs.
 	tweak  func(*Manager)
@@ -54,11 +55,11 @@ func newHarness(t *testing.T, objects ...runtime.Object) *harness {
 	h := &harness{
 		t:       t,
 		rt:      newRecordingRuntime(),
-		images:  &imageService{FakeImageService: critest.NewFakeImageService(), fail: map[string]error{}},
+		images:  podruntimetest.NewImages(),
 		client:  newFakeClient(objects...),
 		clock:   testingclock.NewFakeClock(time.Now()),
 		volumes: &fakeVolumes{root: filepath.Join(dir, "volumes"), fail: map[string]error{}, panicFor: map[string]bool{}},
-		events:  &events{},
+		events:  &podruntimetest.Events{},
 	}
 	h.rt.exec = func(string, []string, time.Duration) ([]byte, []byte, error) { return nil, nil, nil }
 	h.cfg = Config{

@@ -236,7 +236,7 @@ func TestLivenessFailureRestartsContainer(t *testing.T) {
 		t.Error("no Unhealthy event for liveness")
 	}
 	if !h.events.Has("web", "Killing", "Container app failed liveness probe, will be restarted") {
-		t.Errorf("no Killing event: %+v", h.events.list)
+		t.Errorf("no Killing event: %+v", h.events.List())
 	}
 }
 

@@ -143,7 +143,7 @@ func TestResizeUpdatesInPlaceOrRestarts(t *testing.T) {
 		t.Error("no Killing event for the restart of b")
 	}
 	if !h.events.Has("r", resize.EventStarted, `"generation":2`) || !h.events.Has("r", resize.EventCompleted, `"generation":2`) {
-		t.Errorf("missing ResizeStarted/ResizeCompleted events: %v", h.events.list)
+		t.Errorf("missing ResizeStarted/ResizeCompleted events: %v", h.events.List())
 	}
 	rec, err := resize.Store{Root: h.cfg.RootDir}.Load(p.UID)
 	if err != nil || rec == nil || !apiequality.Semantic.DeepEqual(rec.Allocated["a"], large) {
@@ -177,7 +177,7 @@ func TestResizeDeferredUntilRoom(t *testing.T) {
 		t.Errorf("allocated %s while deferred, want the old 100m", &got)
 	}
 	if !h.events.Has("r", resize.EventDeferred, "Pod resize OutOfcpu: ") {
-		t.Errorf("no ResizeDeferred event: %v", h.events.list)
+		t.Errorf("no ResizeDeferred event: %v", h.events.List())
 	}
 	if len(h.rt.Updates()) != 0 {
 		t.Errorf("a deferred resize was actuated: %v", h.rt.Updates())
@@ -223,7 +223,7 @@ func TestResizeBelowMemoryUsageIsAnError(t *testing.T) {
 		t.Errorf("limit set below usage: %v", h.rt.Updates())
 	}
 	if !h.events.Has("r", resize.EventError, "below current usage") {
-		t.Errorf("no ResizeError event: %v", h.events.list)
+		t.Errorf("no ResizeError event: %v", h.events.List())
 	}
 }
 

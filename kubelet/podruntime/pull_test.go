@@ -1,18 +1,64 @@
-package pods
+package podruntime_test
 
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"testing"
 	"time"
 
-	"github.com/berthnode/berth/kubelet/podruntime"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	critest "k8s.io/cri-api/pkg/apis/testing"
+	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podruntime/podruntimetest"
 )
+
+var errBoom = errors.New("boom")
+
+// pullEnv is the runtime side of one pod on the CRI fakes, a fake clock
+// and a fake clientset for pull secrets: no API server, no pod manager.
+type pullEnv struct {
+	images  *podruntimetest.Images
+	events  *podruntimetest.Events
+	clock   *testingclock.FakeClock
+	objects podruntime.Objects
+	pod     *podruntime.Pod
+}
+
+func newPullEnv(t *testing.T, objects ...runtime.Object) *pullEnv {
+	client := fake.NewClientset(objects...)
+	h := &pullEnv{
+		images:  podruntimetest.NewImages(),
+		events:  &podruntimetest.Events{},
+		clock:   testingclock.NewFakeClock(podruntimetest.T0),
+		objects: client.CoreV1(),
+	}
+	r, err := podruntime.NewRunner(podruntime.Config{
+		Runtime: critest.NewFakeRuntimeService(), Images: h.images, Recorder: h.events, Clock: h.clock,
+		Objects: h.objects, RuntimeClasses: client.NodeV1(),
+		Services:     func(*v1.Pod) ([]*v1.Service, error) { return nil, nil },
+		HostIPs:      func() []string { return nil },
+		SandboxSlots: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.pod = r.NewPod()
+	return h
+}
+
+// pullPod is the pod the images are pulled for.
+func pullPod() *v1.Pod {
+	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "uid-p"}}
+}
 
 func TestEnsureImage(t *testing.T) {
 	tests := []struct {
@@ -36,20 +82,15 @@ func TestEnsureImage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := newPullEnv(t)
 			h.images.SetFakeImages(tt.present)
 			h.images.SetFail(tt.image, tt.fail)
 			if tt.fail != nil {
 				h.images.SetFail(tt.image, tt.fail)
 			}
-			m, err := New(h.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := newPodWorker(m, "u", false)
-			pod := testPod("p")
+			pod := pullPod()
 			c := &v1.Container{Name: "c", Image: tt.image, ImagePullPolicy: tt.policy}
-			_, _, err = w.runtime.EnsureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
+			_, _, err := h.pod.EnsureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
 			reason := ""
 			if ie, ok := podruntime.IsImageError(err); ok {
 				reason = ie.Reason
@@ -63,24 +104,19 @@ func TestEnsureImage(t *testing.T) {
 				t.Errorf("pulls (-want +got):\n%s", diff)
 			}
 			if !h.events.Has("p", tt.event, "") {
-				t.Errorf("no %s event in %+v", tt.event, h.events.list)
+				t.Errorf("no %s event in %+v", tt.event, h.events.List())
 			}
 		})
 	}
 }
 
 func TestImagePullBackOff(t *testing.T) {
-	h := newHarness(t)
+	h := newPullEnv(t)
 	h.images.SetFail("app:1", errBoom)
-	m, err := New(h.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newPodWorker(m, "u", false)
-	pod := testPod("p")
+	pod := pullPod()
 	c := &v1.Container{Name: "c", Image: "app:1", ImagePullPolicy: v1.PullIfNotPresent}
 	try := func() string {
-		_, _, err := w.runtime.EnsureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
+		_, _, err := h.pod.EnsureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{})
 		if ie, ok := podruntime.IsImageError(err); ok {
 			return ie.Reason
 		}
@@ -120,14 +156,10 @@ func TestImagePullSecrets(t *testing.T) {
 			"registry.example:5000/team":{"username":"team","password":"tpw"},
 			"https://index.docker.io/v1/":{"username":"hub","password":"hpw"}}}`)},
 	}
-	h := newHarness(t, secret)
-	m, err := New(h.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod := testPod("p")
+	h := newPullEnv(t, secret)
+	pod := pullPod()
 	pod.Spec.ImagePullSecrets = []v1.LocalObjectReference{{Name: "regcred"}, {Name: "missing"}}
-	creds, errs := podruntime.PullSecretCreds(context.Background(), m.cfg.Client.CoreV1(), pod)
+	creds, errs := podruntime.PullSecretCreds(context.Background(), h.objects, pod)
 	if len(errs) != 1 {
 		t.Errorf("errors %v, want one for the missing secret", errs)
 	}
@@ -157,12 +189,11 @@ func TestImagePullSecrets(t *testing.T) {
 	}
 
 	// The pull goes out with the credential.
-	w := newPodWorker(m, "u", false)
 	c := &v1.Container{Name: "c", Image: "registry.example:5000/team/app:1", ImagePullPolicy: v1.PullAlways}
-	if _, _, err := w.runtime.EnsureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{}); err != nil {
+	if _, _, err := h.pod.EnsureImage(context.Background(), pod, c, &runtimeapi.PodSandboxConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.images.auths[0]; got.GetUsername() != "team" {
+	if got := h.images.Auths()[0]; got.GetUsername() != "team" {
 		t.Errorf("pulled with %v, want team's credential", got)
 	}
 	if !h.events.Has("p", "FailedToRetrieveImagePullSecret", "missing") {
