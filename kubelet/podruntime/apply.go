@@ -37,7 +37,7 @@ func (p *Pod) Apply(ctx context.Context, pod *v1.Pod, rt *PodState, acts Actions
 		for id, r := range acts.ContainersToKill {
 			klog.FromContext(ctx).V(2).Info("Killing container", "containerID", id, "reason", r.Message)
 		}
-		errs = append(errs, p.StopContainers(ctx, pod, list, SpecGracePeriod(pod)))
+		errs = append(errs, p.stopContainers(ctx, pod, list, SpecGracePeriod(pod)))
 	}
 	sb, err := p.Sandbox(ctx, pod, rt, acts)
 	if err != nil {
@@ -113,7 +113,7 @@ func (p *Pod) Sandbox(ctx context.Context, pod *v1.Pod, rt *PodState, acts Actio
 	}
 	klog.FromContext(ctx).V(2).Info("Created pod sandbox", "sandboxID", id, "attempt", attempt)
 	st := &SandboxState{ID: id}
-	if err := FillSandboxStatus(ctx, p.r.runtime, st); err != nil {
+	if err := fillSandboxStatus(ctx, p.r.runtime, st); err != nil {
 		return nil, err
 	}
 	p.mark("sandbox")
@@ -143,7 +143,7 @@ func (p *Pod) sandboxConfig(ctx context.Context, pod *v1.Pod, attempt uint32, cr
 	if err != nil {
 		return nil, err
 	}
-	dns, warning := DNSConfig(pod, ClusterDNS{Servers: st.ClusterDNS, Domain: st.ClusterDomain}, host)
+	dns, warning := dnsConfig(pod, clusterDNS{Servers: st.ClusterDNS, Domain: st.ClusterDomain}, host)
 	if warning != "" && creating {
 		klog.FromContext(ctx).V(2).Info("DNS configuration", "warning", warning)
 		p.r.recorder.Event(pod, v1.EventTypeWarning, "DNSConfigForming", warning)
@@ -160,17 +160,17 @@ func (p *Pod) sandboxConfig(ctx context.Context, pod *v1.Pod, attempt uint32, cr
 }
 
 // hostDNS reads the node's resolver configuration (none when unset).
-func (r *Runner) hostDNS() (HostDNS, error) {
+func (r *Runner) hostDNS() (hostDNS, error) {
 	path := r.settings.ResolverConfig
 	if path == "" {
-		return HostDNS{}, nil
+		return hostDNS{}, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return HostDNS{}, fmt.Errorf("read resolver configuration: %w", err)
+		return hostDNS{}, fmt.Errorf("read resolver configuration: %w", err)
 	}
 	defer f.Close()
-	return ParseResolvConf(f)
+	return parseResolvConf(f)
 }
 
 // KillPod stops the pod's running containers (regular ones first, then the
@@ -178,15 +178,15 @@ func (r *Runner) hostDNS() (HostDNS, error) {
 func (p *Pod) KillPod(ctx context.Context, pod *v1.Pod, rt *PodState, grace int64) error {
 	var regular, sidecars []*ContainerState
 	for _, c := range rt.RunningContainers() {
-		if pod != nil && IsSidecarName(pod, c.Name) {
+		if pod != nil && isSidecarName(pod, c.Name) {
 			sidecars = append(sidecars, c)
 		} else {
 			regular = append(regular, c)
 		}
 	}
 	errs := []error{
-		p.StopContainers(ctx, pod, regular, grace),
-		p.StopContainers(ctx, pod, sidecars, grace),
+		p.stopContainers(ctx, pod, regular, grace),
+		p.stopContainers(ctx, pod, sidecars, grace),
 	}
 	for _, sb := range rt.Sandboxes {
 		if !sb.Ready {
@@ -199,9 +199,9 @@ func (p *Pod) KillPod(ctx context.Context, pod *v1.Pod, rt *PodState, grace int6
 	return errors.Join(errs...)
 }
 
-// StopContainers stops containers in parallel, each with the grace period:
+// stopContainers stops containers in parallel, each with the grace period:
 // the runtime sends SIGTERM, then SIGKILL when the grace period is over.
-func (p *Pod) StopContainers(ctx context.Context, pod *v1.Pod, list []*ContainerState, grace int64) error {
+func (p *Pod) stopContainers(ctx context.Context, pod *v1.Pod, list []*ContainerState, grace int64) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(list))
 	for i, c := range list {

@@ -76,7 +76,7 @@ func ContainerConfig(p ContainerParams, res ResourceParams, rootDir string) (*ru
 			SecurityContext: containerSecurity(pod, c, rootDir),
 		},
 	}
-	JoinPIDNamespace(cfg.Linux.SecurityContext.NamespaceOptions, p.PIDTarget)
+	joinPIDNamespace(cfg.Linux.SecurityContext.NamespaceOptions, p.PIDTarget)
 	for _, name := range p.Env.names {
 		cfg.Envs = append(cfg.Envs, &runtimeapi.KeyValue{Key: name, Value: []byte(p.Env.values[name])})
 	}

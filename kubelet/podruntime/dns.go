@@ -18,16 +18,16 @@ const (
 	maxSearchLength  = 2048
 )
 
-// HostDNS is the node's resolver configuration (the kubelet's resolvConf).
-type HostDNS struct {
+// hostDNS is the node's resolver configuration (the kubelet's resolvConf).
+type hostDNS struct {
 	Servers  []string
 	Searches []string
 	Options  []string
 }
 
-// ParseResolvConf reads nameserver, search, domain and options lines.
-func ParseResolvConf(r io.Reader) (HostDNS, error) {
-	var out HostDNS
+// parseResolvConf reads nameserver, search, domain and options lines.
+func parseResolvConf(r io.Reader) (hostDNS, error) {
+	var out hostDNS
 	var domain string
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -56,7 +56,7 @@ func ParseResolvConf(r io.Reader) (HostDNS, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return HostDNS{}, fmt.Errorf("read resolv.conf: %w", err)
+		return hostDNS{}, fmt.Errorf("read resolv.conf: %w", err)
 	}
 	if len(out.Searches) == 0 && domain != "" {
 		out.Searches = []string{strings.TrimSuffix(domain, ".")}
@@ -64,16 +64,16 @@ func ParseResolvConf(r io.Reader) (HostDNS, error) {
 	return out, nil
 }
 
-// ClusterDNS is the cluster's DNS as the kubelet is configured for it.
-type ClusterDNS struct {
+// clusterDNS is the cluster's DNS as the kubelet is configured for it.
+type clusterDNS struct {
 	Servers []string
 	Domain  string
 }
 
-// DNSConfig builds the pod's resolver configuration from its dnsPolicy and
+// dnsConfig builds the pod's resolver configuration from its dnsPolicy and
 // dnsConfig. The second result is a warning for the pod's events (empty when
 // all is well).
-func DNSConfig(pod *v1.Pod, cluster ClusterDNS, host HostDNS) (*runtimeapi.DNSConfig, string) {
+func dnsConfig(pod *v1.Pod, cluster clusterDNS, host hostDNS) (*runtimeapi.DNSConfig, string) {
 	policy := pod.Spec.DNSPolicy
 	if policy == "" {
 		policy = v1.DNSClusterFirst

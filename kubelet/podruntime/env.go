@@ -45,8 +45,8 @@ func (e *EnvVars) Lookup(name string) (string, bool) {
 	return v, ok
 }
 
-// EnvInput is what a container's environment is made of.
-type EnvInput struct {
+// envInput is what a container's environment is made of.
+type envInput struct {
 	Pod       *v1.Pod
 	Container *v1.Container
 	PodIPs    []string
@@ -60,10 +60,10 @@ type EnvInput struct {
 	Objects Objects
 }
 
-// MakeEnv builds the container's environment: service variables first, then
+// makeEnv builds the container's environment: service variables first, then
 // envFrom, then env, later ones winning; env values expand $(NAME)
 // references to the variables defined before them.
-func MakeEnv(ctx context.Context, in EnvInput) (*EnvVars, error) {
+func makeEnv(ctx context.Context, in envInput) (*EnvVars, error) {
 	out := &EnvVars{}
 	svc := serviceEnv(in.Services)
 	for _, name := range svc.names {
@@ -90,7 +90,7 @@ func MakeEnv(ctx context.Context, in EnvInput) (*EnvVars, error) {
 	return out, nil
 }
 
-func addEnvFrom(ctx context.Context, in EnvInput, from v1.EnvFromSource, out *EnvVars) error {
+func addEnvFrom(ctx context.Context, in envInput, from v1.EnvFromSource, out *EnvVars) error {
 	ns := in.Pod.Namespace
 	var data map[string]string
 	switch {
@@ -135,7 +135,7 @@ func isOptional(b *bool) bool { return b != nil && *b }
 
 // envValueFrom resolves a valueFrom source. ok is false for an optional key
 // that is missing: the variable is left out.
-func envValueFrom(ctx context.Context, in EnvInput, src *v1.EnvVarSource) (string, bool, error) {
+func envValueFrom(ctx context.Context, in envInput, src *v1.EnvVarSource) (string, bool, error) {
 	ns := in.Pod.Namespace
 	switch {
 	case src.FieldRef != nil:
@@ -184,7 +184,7 @@ func envValueFrom(ctx context.Context, in EnvInput, src *v1.EnvVarSource) (strin
 }
 
 // fieldRefValue resolves a downward API field path.
-func fieldRefValue(in EnvInput, path string) (string, error) {
+func fieldRefValue(in envInput, path string) (string, error) {
 	pod := in.Pod
 	if key, ok := subscript(path, "metadata.labels"); ok {
 		return pod.Labels[key], nil
@@ -252,7 +252,7 @@ func formatMap(m map[string]string) string {
 // resourceFieldValue resolves a resourceFieldRef: the container's (or a
 // named container's) request or limit, divided by the divisor and rounded
 // up; a limit that is not set is the node's capacity.
-func resourceFieldValue(in EnvInput, ref *v1.ResourceFieldSelector) (string, error) {
+func resourceFieldValue(in envInput, ref *v1.ResourceFieldSelector) (string, error) {
 	c := in.Container
 	if ref.ContainerName != "" {
 		c = findContainer(in.Pod, ref.ContainerName)

@@ -87,7 +87,7 @@ func TestMakeEnv(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "headless", Namespace: "ns"},
 		Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, Ports: []v1.ServicePort{{Port: 80}}},
 	}}
-	env, err := MakeEnv(context.Background(), EnvInput{
+	env, err := makeEnv(context.Background(), envInput{
 		Pod: pod, Container: c, PodIPs: []string{"10.0.0.5", "fd00::5"}, HostIPs: []string{"192.0.2.10"},
 		Services: services, NodeCPUMilli: 4000, NodeMemory: 8 << 30, Objects: client.CoreV1(),
 	})
@@ -116,7 +116,7 @@ func TestMakeEnv(t *testing.T) {
 	c.Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{
 		LocalObjectReference: v1.LocalObjectReference{Name: "cm"}, Key: "missing"}}}}
 	c.EnvFrom = nil
-	_, err = MakeEnv(context.Background(), EnvInput{Pod: pod, Container: c, Objects: client.CoreV1()})
+	_, err = makeEnv(context.Background(), envInput{Pod: pod, Container: c, Objects: client.CoreV1()})
 	if !errors.Is(err, ErrConfig) {
 		t.Errorf("missing key: error %v, want a configuration error", err)
 	}

@@ -63,10 +63,10 @@ func PIDTarget(pod *v1.Pod, name string, rt *PodState) (string, error) {
 	return "", nil
 }
 
-// JoinPIDNamespace makes the container share the process namespace of
+// joinPIDNamespace makes the container share the process namespace of
 // container target. A pod that shares one process namespace among all its
 // containers keeps it: the target's processes are there already.
-func JoinPIDNamespace(ns *runtimeapi.NamespaceOption, target string) {
+func joinPIDNamespace(ns *runtimeapi.NamespaceOption, target string) {
 	if target == "" || ns == nil || ns.Pid != runtimeapi.NamespaceMode_CONTAINER {
 		return
 	}

@@ -32,7 +32,7 @@ func DeletionGracePeriod(pod *v1.Pod) int64 {
 	return SpecGracePeriod(pod)
 }
 
-func IsSidecarName(pod *v1.Pod, name string) bool {
+func isSidecarName(pod *v1.Pod, name string) bool {
 	for i := range pod.Spec.InitContainers {
 		if pod.Spec.InitContainers[i].Name == name {
 			return IsSidecar(&pod.Spec.InitContainers[i])
@@ -41,7 +41,7 @@ func IsSidecarName(pod *v1.Pod, name string) bool {
 	return false
 }
 
-// ContainerLogDir is the directory of a container's log files.
-func ContainerLogDir(sandboxLogDir, name string) string {
+// containerLogDir is the directory of a container's log files.
+func containerLogDir(sandboxLogDir, name string) string {
 	return filepath.Join(sandboxLogDir, name)
 }

@@ -26,9 +26,9 @@ func (e *ImageError) Error() string { return e.Reason + ": " + e.Message }
 
 func (e *ImageError) Unwrap() error { return ErrImage }
 
-// WithDefaultTag adds :latest to an image reference with neither tag nor
+// withDefaultTag adds :latest to an image reference with neither tag nor
 // digest, as the kubelet does before asking the runtime.
-func WithDefaultTag(image string) (string, error) {
+func withDefaultTag(image string) (string, error) {
 	named, err := reference.ParseNormalizedNamed(image)
 	if err != nil {
 		return "", fmt.Errorf("couldn't parse image name %q: %w", image, err)
@@ -39,9 +39,9 @@ func WithDefaultTag(image string) (string, error) {
 	return image, nil
 }
 
-// PullPolicy is the container's image pull policy, defaulted like the API
+// pullPolicy is the container's image pull policy, defaulted like the API
 // server does: Always for :latest or untagged images, else IfNotPresent.
-func PullPolicy(c *v1.Container) v1.PullPolicy {
+func pullPolicy(c *v1.Container) v1.PullPolicy {
 	if c.ImagePullPolicy != "" {
 		return c.ImagePullPolicy
 	}
@@ -67,9 +67,9 @@ func IsImageError(err error) (*ImageError, bool) {
 	return nil, false
 }
 
-// ShortError trims a runtime error to its last, most specific part for a
+// shortError trims a runtime error to its last, most specific part for a
 // status message.
-func ShortError(err error) string {
+func shortError(err error) string {
 	msg := err.Error()
 	if len(msg) > 1024 {
 		msg = msg[:1024] + "…"
@@ -82,13 +82,13 @@ func ShortError(err error) string {
 // pull back-off.
 func (p *Pod) EnsureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, sb *runtimeapi.PodSandboxConfig) (string, *runtimeapi.Image, error) {
 	rec := p.r.recorder
-	image, err := WithDefaultTag(c.Image)
+	image, err := withDefaultTag(c.Image)
 	if err != nil {
 		rec.Eventf(pod, v1.EventTypeWarning, "InspectFailed", "Failed to apply default image tag %q: %v", c.Image, err)
 		return "", nil, &ImageError{Reason: ReasonInvalidImageName, Message: err.Error()}
 	}
 	spec := &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: c.Image}
-	policy := PullPolicy(c)
+	policy := pullPolicy(c)
 	st, err := p.r.images.ImageStatus(ctx, spec, false)
 	if err != nil {
 		rec.Eventf(pod, v1.EventTypeWarning, "InspectFailed", "Failed to inspect image %q: %v", c.Image, err)

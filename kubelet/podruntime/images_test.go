@@ -17,7 +17,7 @@ func TestPullPolicyDefault(t *testing.T) {
 		"app@sha256:" + sha256Zero: v1.PullIfNotPresent,
 	}
 	for image, want := range tests {
-		if got := PullPolicy(&v1.Container{Image: image}); got != want {
+		if got := pullPolicy(&v1.Container{Image: image}); got != want {
 			t.Errorf("%s: %s, want %s", image, got, want)
 		}
 	}

@@ -185,7 +185,7 @@ func Observe(ctx context.Context, rt internalapi.RuntimeService, uid types.UID) 
 		return a.Attempt > b.Attempt
 	})
 	if sb := out.NewestSandbox(); sb != nil {
-		if err := FillSandboxStatus(ctx, rt, sb); err != nil {
+		if err := fillSandboxStatus(ctx, rt, sb); err != nil {
 			return nil, err
 		}
 	}
@@ -206,7 +206,7 @@ func Observe(ctx context.Context, rt internalapi.RuntimeService, uid types.UID) 
 	return out, nil
 }
 
-func FillSandboxStatus(ctx context.Context, rt internalapi.RuntimeService, sb *SandboxState) error {
+func fillSandboxStatus(ctx context.Context, rt internalapi.RuntimeService, sb *SandboxState) error {
 	resp, err := rt.PodSandboxStatus(ctx, sb.ID, false)
 	if err != nil {
 		return fmt.Errorf("status of sandbox %s: %w", sb.ID, err)

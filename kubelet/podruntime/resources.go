@@ -168,9 +168,9 @@ func runAsNonRoot(pod *v1.Pod, c *v1.Container) bool {
 		*pod.Spec.SecurityContext.RunAsNonRoot
 }
 
-// VerifyNonRoot checks runAsNonRoot against the user the container will run
+// verifyNonRoot checks runAsNonRoot against the user the container will run
 // as: its runAsUser, or else the image's user (an empty one is root).
-func VerifyNonRoot(pod *v1.Pod, c *v1.Container, img *runtimeapi.Image) error {
+func verifyNonRoot(pod *v1.Pod, c *v1.Container, img *runtimeapi.Image) error {
 	if !runAsNonRoot(pod, c) {
 		return nil
 	}

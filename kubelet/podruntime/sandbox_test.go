@@ -14,15 +14,15 @@ import (
 )
 
 func TestDNSConfig(t *testing.T) {
-	cluster := ClusterDNS{Servers: []string{"10.96.0.10"}, Domain: "cluster.local"}
-	host := HostDNS{Servers: []string{"192.0.2.53"}, Searches: []string{"example.com"}, Options: []string{"edns0"}}
+	cluster := clusterDNS{Servers: []string{"10.96.0.10"}, Domain: "cluster.local"}
+	host := hostDNS{Servers: []string{"192.0.2.53"}, Searches: []string{"example.com"}, Options: []string{"edns0"}}
 	clusterSearch := []string{"ns.svc.cluster.local", "svc.cluster.local", "cluster.local", "example.com"}
 	tests := []struct {
 		name        string
 		policy      v1.DNSPolicy
 		hostNetwork bool
 		podConfig   *v1.PodDNSConfig
-		cluster     ClusterDNS
+		cluster     clusterDNS
 		want        *runtimeapi.DNSConfig
 		warning     string
 	}{{
@@ -90,7 +90,7 @@ func TestDNSConfig(t *testing.T) {
 			pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns"}, Spec: v1.PodSpec{
 				DNSPolicy: tt.policy, HostNetwork: tt.hostNetwork, DNSConfig: tt.podConfig,
 			}}
-			got, warning := DNSConfig(pod, tt.cluster, host)
+			got, warning := dnsConfig(pod, tt.cluster, host)
 			if diff := cmp.Diff(tt.want, got, protocmp.Transform()); diff != "" {
 				t.Errorf("DNS config (-want +got):\n%s", diff)
 			}
@@ -103,15 +103,15 @@ func TestDNSConfig(t *testing.T) {
 
 func TestParseResolvConf(t *testing.T) {
 	in := "# comment\nnameserver 192.0.2.1\nnameserver 192.0.2.2 ; trailing\ndomain corp.\nsearch a.example b.example. .\noptions ndots:2 edns0\n"
-	got, err := ParseResolvConf(strings.NewReader(in))
+	got, err := parseResolvConf(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := HostDNS{Servers: []string{"192.0.2.1", "192.0.2.2"}, Searches: []string{"a.example", "b.example"}, Options: []string{"ndots:2", "edns0"}}
+	want := hostDNS{Servers: []string{"192.0.2.1", "192.0.2.2"}, Searches: []string{"a.example", "b.example"}, Options: []string{"ndots:2", "edns0"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	got, _ = ParseResolvConf(strings.NewReader("domain corp.example\n"))
+	got, _ = parseResolvConf(strings.NewReader("domain corp.example\n"))
 	if diff := cmp.Diff([]string{"corp.example"}, got.Searches); diff != "" {
 		t.Errorf("domain as search (-want +got):\n%s", diff)
 	}

@@ -25,10 +25,10 @@ func (p *Pod) StartContainer(ctx context.Context, pod *v1.Pod, sb *PodSandbox, c
 		if ie, ok := IsImageError(err); ok {
 			return p.failed(c, ie.Reason, ie.Message, err)
 		}
-		return p.failed(c, ReasonErrImagePull, ShortError(err), err)
+		return p.failed(c, ReasonErrImagePull, shortError(err), err)
 	}
 	p.mark("image")
-	if err := VerifyNonRoot(pod, c, img); err != nil {
+	if err := verifyNonRoot(pod, c, img); err != nil {
 		p.r.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", trimConfigErr(err))
 		return p.failed(c, ReasonCreateConfigError, trimConfigErr(err), err)
 	}
@@ -41,19 +41,19 @@ func (p *Pod) StartContainer(ctx context.Context, pod *v1.Pod, sb *PodSandbox, c
 		p.r.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", trimConfigErr(err))
 		return p.failed(c, reason, trimConfigErr(err), err)
 	}
-	if err := os.MkdirAll(ContainerLogDir(sb.Config.LogDirectory, c.Name), 0o755); err != nil {
+	if err := os.MkdirAll(containerLogDir(sb.Config.LogDirectory, c.Name), 0o755); err != nil {
 		return p.failed(c, ReasonCreateError, err.Error(), fmt.Errorf("create container log directory: %w", err))
 	}
 	id, err := p.r.runtime.CreateContainer(ctx, sb.ID, cfg, sb.Config)
 	if err != nil {
 		p.r.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
-		return p.failed(c, ReasonCreateError, ShortError(err), fmt.Errorf("create container %s: %w", c.Name, err))
+		return p.failed(c, ReasonCreateError, shortError(err), fmt.Errorf("create container %s: %w", c.Name, err))
 	}
 	p.mark("created")
 	p.r.recorder.Eventf(pod, v1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 	if err := p.r.runtime.StartContainer(ctx, id); err != nil {
 		p.r.recorder.Eventf(pod, v1.EventTypeWarning, "Failed", "Error: %v", err)
-		return p.failed(c, ReasonRunError, ShortError(err), fmt.Errorf("start container %s: %w", c.Name, err))
+		return p.failed(c, ReasonRunError, shortError(err), fmt.Errorf("start container %s: %w", c.Name, err))
 	}
 	p.mark("started")
 	p.r.recorder.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
@@ -109,7 +109,7 @@ func (p *Pod) buildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1.Conta
 	if pod.Spec.HostNetwork {
 		podIPs = hostIPs
 	}
-	env, err := MakeEnv(ctx, EnvInput{
+	env, err := makeEnv(ctx, envInput{
 		Pod: pod, Container: c, PodIPs: podIPs, HostIPs: hostIPs, Services: services,
 		NodeCPUMilli: r.settings.NodeCPUMilli, NodeMemory: r.settings.NodeMemory, Objects: r.objects,
 	})
