@@ -35,8 +35,10 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 [grpc]
   address = "{{.Socket}}"
 
+# Not indented: tests that move the CRI socket edit the indented
+# address above.
 [metrics]
-  address = "{{.Metrics}}"
+address = "{{.Metrics}}"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{{.SandboxImage}}"
