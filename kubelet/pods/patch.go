@@ -42,6 +42,7 @@ func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podruntime.Pod
 		w.supersede = nil
 	}
 	w.pending.Wait()
+	pod = w.withNewestStatus(pod)
 	st := w.podStatus(ctx, pod, rt)
 	w.sending.Lock()
 	defer w.sending.Unlock()
@@ -149,7 +150,7 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 		// Sent just now; the informer has not caught up yet.
 		return nil
 	}
-	_, err = w.client.CoreV1().Pods(target.Namespace).Patch(ctx, target.Name,
+	patched, err := w.client.CoreV1().Pods(target.Namespace).Patch(ctx, target.Name,
 		types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if w.static && apierrors.IsNotFound(err) {
 		// The mirror pod went; its deletion wakes the worker to make a
@@ -163,6 +164,9 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 	}
 	klog.FromContext(ctx).V(3).Info("Patched pod status", "phase", st.Phase, "patch", string(patch))
 	w.state.lastSent, w.state.lastSentAt = patch, w.clock.Now()
+	if !w.static {
+		w.sent.record(st, patched, w.clock.Now())
+	}
 	return nil
 }
 

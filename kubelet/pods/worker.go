@@ -71,6 +71,8 @@ type podWorker struct {
 	// supersede, closed by the worker's next publish, cancels a background
 	// one that has not been sent yet. The worker's goroutine owns it.
 	supersede chan struct{}
+	// sent is the status last patched (see sentStatus).
+	sent sentStatus
 }
 
 // workerState is what a worker remembers between syncs of its pod.
