@@ -39,7 +39,7 @@ const (
 func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
 	if w.supersede != nil {
 		close(w.supersede)
-		w.supersede = nil
+		w.supersede, w.hurry = nil, nil
 	}
 	w.pending.Wait()
 	pod = w.withNewestStatus(pod)
@@ -68,8 +68,8 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 		return
 	}
 	st := w.podStatus(ctx, pod, rt)
-	superseded := make(chan struct{})
-	w.supersede = superseded
+	superseded, hurry := make(chan struct{}), make(chan struct{})
+	w.supersede, w.hurry = superseded, hurry
 	w.pending.Add(1)
 	go func() {
 		defer w.pending.Done()
@@ -78,6 +78,7 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 			return
 		case <-ctx.Done():
 			return
+		case <-hurry:
 		case <-w.clock.After(backgroundPublishDelay):
 		}
 		w.sending.Lock()
@@ -86,6 +87,17 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 			klog.FromContext(ctx).Error(err, "Cannot publish pod status")
 		}
 	}()
+}
+
+// publishNow sends the status publishInBackground holds back without
+// waiting any longer: the sync failed before the pod could start, and the
+// pod shows why it waits (ContainerCreating) at once, as under the
+// kubelet.
+func (w *podWorker) publishNow() {
+	if w.hurry != nil {
+		close(w.hurry)
+		w.hurry = nil
+	}
 }
 
 // podStatus computes the status to publish.

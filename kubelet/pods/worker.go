@@ -71,6 +71,9 @@ type podWorker struct {
 	// supersede, closed by the worker's next publish, cancels a background
 	// one that has not been sent yet. The worker's goroutine owns it.
 	supersede chan struct{}
+	// hurry, closed by publishNow, makes the background publish send
+	// without waiting. The worker's goroutine owns it.
+	hurry chan struct{}
 	// sent is the status last patched (see sentStatus).
 	sent sentStatus
 }
@@ -278,6 +281,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 	mounts, err := w.volumes.Setup(ctx, pod)
 	if err != nil {
 		w.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
+		w.publishNow()
 		return 0, fmt.Errorf("set up volumes: %w", err)
 	}
 	trace.mark("volumes")
