@@ -76,6 +76,9 @@ type podWorker struct {
 	hurry chan struct{}
 	// sent is the status last patched (see sentStatus).
 	sent sentStatus
+	// seen is what the worker saw of its pod's runtime state (see
+	// runtimeSeen).
+	seen runtimeSeen
 }
 
 // workerState is what a worker remembers between syncs of its pod.
@@ -112,6 +115,8 @@ type workerState struct {
 	deadline deadlineState
 	// resize is the pod's allocated resources and resize conditions.
 	resize resizeState
+	// synced tells that the worker has begun a sync.
+	synced bool
 }
 
 func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
@@ -152,7 +157,11 @@ func (w *podWorker) loop(ctx context.Context) {
 			return
 		case <-w.wake:
 		}
+		w.seen.begin()
 		next, done := w.safeSync(ctx)
+		if w.seen.end() {
+			w.wakeUp()
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -192,7 +201,7 @@ func (w *podWorker) retryDelay() time.Duration {
 func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	logger := klog.FromContext(ctx)
 	view := w.host.snapshot(w)
-	rt, err := podruntime.Observe(ctx, w.cri, w.uid)
+	rt, err := w.observeSync(ctx)
 	if err != nil {
 		logger.Error(err, "Cannot observe the pod's containers")
 		return w.retryDelay(), false
@@ -312,6 +321,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 		w.probes.Sync(ctx, pod, rt, w.podIP(pod, rt))
 	}
 	w.noteResizeProgress(pod, rt)
+	w.seen.observed(rt)
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return 0, err
 	}
