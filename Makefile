@@ -106,8 +106,13 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 90m ./...
+# bench runs the benchmarks (see docs/benchmarks.md): berth next to the
+# upstream kubelet and kube-proxy, which are built into the cache on first
+# use (test/tools/build-e2e.sh), as for make conformance AGENT=upstream.
+bench: apt
+	@e2e_dir="$$(test/tools/build-e2e.sh $(CACHE)/upstream kubelet kube-proxy | tail -n1)" && test -n "$$e2e_dir" && \
+	BERTH_E2E_DIR="$$e2e_dir" BERTH_UPSTREAM_DIR=$(UPSTREAM_DIR) \
+		$(GO) test -run '^$$' -bench . -benchmem -timeout 120m ./...
 
 demo: build
 	$(BIN)/testbed demo --nodes $(NODES)

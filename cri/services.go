@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
 )
@@ -16,10 +17,13 @@ type Services struct {
 	Runtime internalapi.RuntimeService
 	// Images is the image service.
 	Images internalapi.ImageManagerService
+	// Operations counts the calls made through Runtime and Images, as
+	// kubelet's kubelet_runtime_operations_total does.
+	Operations *prometheus.CounterVec
 }
 
 // Connect connects to the runtime at endpoint (unix:///path). Each call
-// times out after timeout.
+// times out after timeout. The calls are counted (see Instrument).
 func Connect(ctx context.Context, endpoint string, timeout time.Duration) (*Services, error) {
 	if _, err := socketPath(endpoint); err != nil {
 		return nil, err
@@ -32,5 +36,16 @@ func Connect(ctx context.Context, endpoint string, timeout time.Duration) (*Serv
 	if err != nil {
 		return nil, fmt.Errorf("CRI image service %s: %w", endpoint, err)
 	}
-	return &Services{Runtime: rt, Images: img}, nil
+	return Instrument(&Services{Runtime: rt, Images: img}), nil
+}
+
+// Instrument returns s with its services wrapped to count every call in a
+// new Operations counter.
+func Instrument(s *Services) *Services {
+	ops := NewOperationsCounter()
+	return &Services{
+		Runtime:    &countingRuntime{RuntimeService: s.Runtime, ops: ops},
+		Images:     &countingImages{ImageManagerService: s.Images, ops: ops},
+		Operations: ops,
+	}
 }

@@ -116,7 +116,7 @@ func kubeletHandlers(s *nodeSettings, in kubeletAPIInputs) (server.Handlers, err
 		Logs:        logHandler,
 		Streaming:   streaming,
 		Stats:       statsMux,
-		Metrics:     kubeletMetrics(s.nodeName, in.pods),
+		Metrics:     kubeletMetrics(s.nodeName, in.pods, in.runtime.Operations),
 		Configz:     s.kubelet,
 		Healthz:     in.healthz,
 		Profiling:   profiling,
@@ -136,11 +136,13 @@ func profilingHandler() http.Handler {
 }
 
 // kubeletMetrics serves berth's node-agent metrics at /metrics, with
-// kubelet's names where kubelet has them.
-func kubeletMetrics(nodeName string, pm *pods.Manager) http.Handler {
+// kubelet's names where kubelet has them: runtimeOps is
+// kubelet_runtime_operations_total.
+func kubeletMetrics(nodeName string, pm *pods.Manager, runtimeOps prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(pm.Collectors()...)
+	reg.MustRegister(runtimeOps)
 	nodeGauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Subsystem: "kubelet", Name: "node_name", Help: "The node's name. The count is always 1.",
 	}, []string{"node"})

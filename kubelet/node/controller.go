@@ -101,6 +101,8 @@ type Controller struct {
 	// postedNotReady is why the node was not ready in the last post
 	// ("" when it was ready).
 	postedNotReady string
+	// runtimeVersion is the runtime's version as last asked.
+	runtimeVersion string
 }
 
 // New returns a controller for cfg.
@@ -199,7 +201,7 @@ const readinessCheckPeriod = time.Second
 // readinessChanged tells whether the node's readiness differs from what
 // was last posted.
 func (c *Controller) readinessChanged(ctx context.Context) bool {
-	_, notReady := c.readiness(ctx)
+	_, notReady := c.readiness(ctx, false)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return strings.Join(notReady, "; ") != c.postedNotReady

@@ -68,7 +68,7 @@ func (c *Controller) status(ctx context.Context, info MachineInfo, ips []net.IP,
 	if err != nil {
 		return v1.NodeStatus{}, err
 	}
-	runtimeVersion, notReady := c.readiness(ctx)
+	runtimeVersion, notReady := c.readiness(ctx, true)
 	var addrs []v1.NodeAddress
 	for _, ip := range ips {
 		addrs = append(addrs, v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip.String()})
@@ -95,9 +95,10 @@ func (c *Controller) status(ctx context.Context, info MachineInfo, ips []net.IP,
 }
 
 // readiness returns the runtime's version and every reason the node is not
-// ready.
-func (c *Controller) readiness(ctx context.Context) (string, []string) {
-	runtimeVersion, notReady := c.runtimeState(ctx)
+// ready. With fresh, the version is asked of the runtime; otherwise the
+// one last asked serves while the runtime answers Status.
+func (c *Controller) readiness(ctx context.Context, fresh bool) (string, []string) {
+	runtimeVersion, notReady := c.runtimeState(ctx, fresh)
 	for _, check := range c.cfg.Checks {
 		if err := check.Ready(); err != nil {
 			notReady = append(notReady, fmt.Sprintf("%s not ready: %v", check.Name, err))
@@ -107,16 +108,27 @@ func (c *Controller) readiness(ctx context.Context) (string, []string) {
 }
 
 // runtimeState returns the runtime's version ("containerd://1.6.20") and
-// why it makes the node not ready, if it does.
-func (c *Controller) runtimeState(ctx context.Context) (string, []string) {
-	v, err := c.cfg.Runtime.Version(ctx, "v1")
-	if err != nil {
-		return "", []string{fmt.Sprintf("container runtime is down: %v", err)}
+// why it makes the node not ready, if it does. The readiness check runs
+// every second: it asks the runtime's Status only, and its Version (that
+// is, whether it is down or its status check fails) only when Status
+// fails, when fresh, or when no version is known yet.
+func (c *Controller) runtimeState(ctx context.Context, fresh bool) (string, []string) {
+	c.mu.Lock()
+	version := c.runtimeVersion
+	c.mu.Unlock()
+	st, statusErr := c.cfg.Runtime.Status(ctx, false)
+	if statusErr != nil || fresh || version == "" {
+		v, err := c.cfg.Runtime.Version(ctx, "v1")
+		if err != nil {
+			return "", []string{fmt.Sprintf("container runtime is down: %v", err)}
+		}
+		version = v.RuntimeName + "://" + v.RuntimeVersion
+		c.mu.Lock()
+		c.runtimeVersion = version
+		c.mu.Unlock()
 	}
-	version := v.RuntimeName + "://" + v.RuntimeVersion
-	st, err := c.cfg.Runtime.Status(ctx, false)
-	if err != nil {
-		return version, []string{fmt.Sprintf("container runtime status check failed: %v", err)}
+	if statusErr != nil {
+		return version, []string{fmt.Sprintf("container runtime status check failed: %v", statusErr)}
 	}
 	var notReady []string
 	for _, want := range []string{runtimeapi.RuntimeReady, runtimeapi.NetworkReady} {

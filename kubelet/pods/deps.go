@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	internalapi "k8s.io/cri-api/pkg/apis"
@@ -50,6 +51,9 @@ type workerDeps struct {
 	runtimeName *runtimeName
 	// observeStart records a pod's time from first seen to running.
 	observeStart func(seconds float64)
+	// relisted tells whether the last relist found the pod with uid, and
+	// whether the runtime has been listed at all.
+	relisted func(uid types.UID) (found, listed bool)
 }
 
 // podFiles are where the pods' files and cgroups live on the node.
@@ -141,5 +145,6 @@ func (m *Manager) newWorkerDeps(runner *podruntime.Runner) *workerDeps {
 		hostIPs:      m.hostIPs,
 		runtimeName:  &runtimeName{cri: m.cfg.Runtime},
 		observeStart: func(s float64) { m.metrics.startDuration.Observe(s) },
+		relisted:     m.relister.Found,
 	}
 }

@@ -256,8 +256,11 @@ func (m *Manager) podChanged(obj any) {
 	case isMirrorPod(pod):
 		m.mirrorChangedLocked(pod)
 	case known && !w.static:
+		prev := w.pod
 		w.pod, w.removed = pod, false
-		w.wakeUp()
+		if !w.sent.echo(prev, pod) {
+			w.wakeUp()
+		}
 	case known:
 		// A static pod's UID: not the API's to change.
 	case !m.sources.apiSynced:

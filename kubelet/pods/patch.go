@@ -39,9 +39,10 @@ const (
 func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
 	if w.supersede != nil {
 		close(w.supersede)
-		w.supersede = nil
+		w.supersede, w.hurry = nil, nil
 	}
 	w.pending.Wait()
+	pod = w.withNewestStatus(pod)
 	st := w.podStatus(ctx, pod, rt)
 	w.sending.Lock()
 	defer w.sending.Unlock()
@@ -67,8 +68,8 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 		return
 	}
 	st := w.podStatus(ctx, pod, rt)
-	superseded := make(chan struct{})
-	w.supersede = superseded
+	superseded, hurry := make(chan struct{}), make(chan struct{})
+	w.supersede, w.hurry = superseded, hurry
 	w.pending.Add(1)
 	go func() {
 		defer w.pending.Done()
@@ -77,6 +78,7 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 			return
 		case <-ctx.Done():
 			return
+		case <-hurry:
 		case <-w.clock.After(backgroundPublishDelay):
 		}
 		w.sending.Lock()
@@ -85,6 +87,17 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 			klog.FromContext(ctx).Error(err, "Cannot publish pod status")
 		}
 	}()
+}
+
+// publishNow sends the status publishInBackground holds back without
+// waiting any longer: the sync failed before the pod could start, and the
+// pod shows why it waits (ContainerCreating) at once, as under the
+// kubelet.
+func (w *podWorker) publishNow() {
+	if w.hurry != nil {
+		close(w.hurry)
+		w.hurry = nil
+	}
 }
 
 // podStatus computes the status to publish.
@@ -149,7 +162,7 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 		// Sent just now; the informer has not caught up yet.
 		return nil
 	}
-	_, err = w.client.CoreV1().Pods(target.Namespace).Patch(ctx, target.Name,
+	patched, err := w.client.CoreV1().Pods(target.Namespace).Patch(ctx, target.Name,
 		types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if w.static && apierrors.IsNotFound(err) {
 		// The mirror pod went; its deletion wakes the worker to make a
@@ -163,6 +176,9 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 	}
 	klog.FromContext(ctx).V(3).Info("Patched pod status", "phase", st.Phase, "patch", string(patch))
 	w.state.lastSent, w.state.lastSentAt = patch, w.clock.Now()
+	if !w.static {
+		w.sent.record(st, patched, w.clock.Now())
+	}
 	return nil
 }
 

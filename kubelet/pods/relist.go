@@ -24,7 +24,7 @@ func (m *Manager) relistOnce(ctx context.Context) {
 	for uid, changed := range res.Listed {
 		w, ok := m.workers[uid]
 		switch {
-		case ok && changed:
+		case ok && w.seen.relisted(res.Prints[uid], changed):
 			w.wakeUp()
 		case !ok && ready:
 			// Checked at every relist, not only on change: what was

@@ -71,6 +71,14 @@ type podWorker struct {
 	// supersede, closed by the worker's next publish, cancels a background
 	// one that has not been sent yet. The worker's goroutine owns it.
 	supersede chan struct{}
+	// hurry, closed by publishNow, makes the background publish send
+	// without waiting. The worker's goroutine owns it.
+	hurry chan struct{}
+	// sent is the status last patched (see sentStatus).
+	sent sentStatus
+	// seen is what the worker saw of its pod's runtime state (see
+	// runtimeSeen).
+	seen runtimeSeen
 }
 
 // workerState is what a worker remembers between syncs of its pod.
@@ -107,6 +115,8 @@ type workerState struct {
 	deadline deadlineState
 	// resize is the pod's allocated resources and resize conditions.
 	resize resizeState
+	// synced tells that the worker has begun a sync.
+	synced bool
 }
 
 func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
@@ -147,7 +157,11 @@ func (w *podWorker) loop(ctx context.Context) {
 			return
 		case <-w.wake:
 		}
+		w.seen.begin()
 		next, done := w.safeSync(ctx)
+		if w.seen.end() {
+			w.wakeUp()
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -187,7 +201,7 @@ func (w *podWorker) retryDelay() time.Duration {
 func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	logger := klog.FromContext(ctx)
 	view := w.host.snapshot(w)
-	rt, err := podruntime.Observe(ctx, w.cri, w.uid)
+	rt, err := w.observeSync(ctx)
 	if err != nil {
 		logger.Error(err, "Cannot observe the pod's containers")
 		return w.retryDelay(), false
@@ -276,6 +290,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 	mounts, err := w.volumes.Setup(ctx, pod)
 	if err != nil {
 		w.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
+		w.publishNow()
 		return 0, fmt.Errorf("set up volumes: %w", err)
 	}
 	trace.mark("volumes")
@@ -306,6 +321,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 		w.probes.Sync(ctx, pod, rt, w.podIP(pod, rt))
 	}
 	w.noteResizeProgress(pod, rt)
+	w.seen.observed(rt)
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return 0, err
 	}

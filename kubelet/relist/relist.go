@@ -57,6 +57,9 @@ type Result struct {
 	Listed map[types.UID]bool
 	// Gone are the pods the previous relist found and this one did not.
 	Gone []types.UID
+	// Prints are the listed pods' fingerprints (see Fingerprint), to
+	// compare with what a pod's worker observed itself.
+	Prints map[types.UID]string
 	// Time is when the runtime was listed.
 	Time time.Time
 }
@@ -71,7 +74,7 @@ func (r *Relister) Relist(ctx context.Context) (Result, error) {
 	now := r.clock.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	res := Result{Listed: make(map[types.UID]bool, len(prints)), Time: now}
+	res := Result{Listed: make(map[types.UID]bool, len(prints)), Prints: prints, Time: now}
 	for uid, fp := range prints {
 		res.Listed[uid] = r.fingerprints[uid] != fp
 	}
@@ -82,6 +85,15 @@ func (r *Relister) Relist(ctx context.Context) (Result, error) {
 	}
 	r.last, r.fingerprints, r.running, r.containers = now, prints, running, containers
 	return res, nil
+}
+
+// Found tells whether the last relist found the pod with uid; listed
+// whether the runtime has been listed at all.
+func (r *Relister) Found(uid types.UID) (found, listed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, found = r.fingerprints[uid]
+	return found, !r.last.IsZero()
 }
 
 // Healthy returns nil while the runtime was listed within Threshold.
@@ -131,7 +143,7 @@ func (r *Relister) list(ctx context.Context) (map[types.UID]string, int, map[str
 		if uid == "" {
 			continue
 		}
-		parts[uid] = append(parts[uid], "s:"+s.Id+":"+s.State.String())
+		parts[uid] = append(parts[uid], SandboxPart(s.Id, s.State))
 		if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 			ready[uid] = true
 		}
@@ -142,12 +154,29 @@ func (r *Relister) list(ctx context.Context) (map[types.UID]string, int, map[str
 			continue
 		}
 		states[cri.ContainerStateName(c.State)]++
-		parts[uid] = append(parts[uid], "c:"+c.Id+":"+c.State.String())
+		parts[uid] = append(parts[uid], ContainerPart(c.Id, c.State))
 	}
 	out := make(map[types.UID]string, len(parts))
 	for uid, p := range parts {
-		sort.Strings(p)
-		out[uid] = strings.Join(p, ",")
+		out[uid] = Fingerprint(p)
 	}
 	return out, len(ready), states, nil
+}
+
+// SandboxPart and ContainerPart are the parts of a pod's fingerprint, one
+// per sandbox and container: its ID and state.
+func SandboxPart(id string, state runtimeapi.PodSandboxState) string {
+	return "s:" + id + ":" + state.String()
+}
+
+// ContainerPart is a container's part of a pod's fingerprint.
+func ContainerPart(id string, state runtimeapi.ContainerState) string {
+	return "c:" + id + ":" + state.String()
+}
+
+// Fingerprint sums up a pod's sandboxes and containers and their states
+// from their parts, in any order: it changes when any of them does.
+func Fingerprint(parts []string) string {
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
 }

@@ -47,7 +47,7 @@ func (s *podSetup) downwardAPI(ctx context.Context, name string, src *v1.Downwar
 // configMapPayload reads the named configMap of the pod's namespace and
 // projects it. A missing configMap of an optional source projects nothing.
 func (s *podSetup) configMapPayload(ctx context.Context, name string, items []v1.KeyToPath, optional bool, mode os.FileMode) (map[string]atomicwriter.File, error) {
-	cm, err := s.m.cfg.Client.CoreV1().ConfigMaps(s.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	cm, err := getCached(ctx, s.m.cfg.Client.CoreV1().ConfigMaps(s.pod.Namespace).Get, name)
 	if err != nil {
 		if optional && apierrors.IsNotFound(err) {
 			return map[string]atomicwriter.File{}, nil
@@ -67,7 +67,7 @@ func (s *podSetup) configMapPayload(ctx context.Context, name string, items []v1
 // secretPayload reads the named secret of the pod's namespace and projects
 // it. A missing secret of an optional source projects nothing.
 func (s *podSetup) secretPayload(ctx context.Context, name string, items []v1.KeyToPath, optional bool, mode os.FileMode) (map[string]atomicwriter.File, error) {
-	secret, err := s.m.cfg.Client.CoreV1().Secrets(s.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	secret, err := getCached(ctx, s.m.cfg.Client.CoreV1().Secrets(s.pod.Namespace).Get, name)
 	if err != nil {
 		if optional && apierrors.IsNotFound(err) {
 			return map[string]atomicwriter.File{}, nil
@@ -75,6 +75,20 @@ func (s *podSetup) secretPayload(ctx context.Context, name string, items []v1.Ke
 		return nil, &objectError{kind: "secret", name: name, err: err}
 	}
 	return project("secret", name, secret.Data, items, optional, mode)
+}
+
+// getCached reads a configMap or secret as the kubelet's object managers
+// do: from the API server's watch cache (resource version "0"), which spares
+// the server and etcd a quorum read at every sync of every pod that mounts
+// it (the kube-root-ca.crt of each service account token volume, in a
+// burst). An object the cache does not have yet is read from etcd, so that
+// one created just before its pod is found at once.
+func getCached[T any](ctx context.Context, get func(context.Context, string, metav1.GetOptions) (T, error), name string) (T, error) {
+	obj, err := get(ctx, name, metav1.GetOptions{ResourceVersion: "0"})
+	if apierrors.IsNotFound(err) {
+		obj, err = get(ctx, name, metav1.GetOptions{})
+	}
+	return obj, err
 }
 
 // project turns the data of a configMap or secret into files: every key

@@ -84,14 +84,22 @@ func (s *podSetup) tokenPayload(ctx context.Context, volume string, src *v1.Serv
 // in all).
 var tokenRetryBackoff = wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Steps: 5}
 
-// podNotFoundYet tells whether a TokenRequest failed because the pod it is
-// bound to was not found. The NodeRestriction admission plugin looks the pod
-// up in the API server's own informer cache, which under load lags behind
-// the watch berth saw the pod on: in a burst of 100 pods on the 2-CPU test
-// bed, a few of the newest got this answer for up to a second. The sync's
-// own retry would wait one second, then two; a few quick tries do better.
-// A missing service account, the other NotFound, is not retried.
-func podNotFoundYet(err error) bool {
+// podNotKnownYet tells whether a TokenRequest failed because the API
+// server does not know yet that the pod is bound to this node. Two of its
+// caches lag behind the watch berth saw the pod on, under load: the
+// NodeRestriction admission plugin's pod lister (NotFound for the pod) and
+// the node authorizer's graph (Forbidden: "no relationship found between
+// node and this object"). Under a burst of 100 pods on the 2-CPU test bed
+// a few of the newest got either answer for up to a second; the kubelet
+// meets the same race (kubernetes/kubernetes#104108) and retries through
+// its volume manager's back-off. The sync's own retry would wait one
+// second, then two, and report a failed mount; a few quick tries do
+// better. A missing service account, the other NotFound, is not retried;
+// a node denied tokens for good costs the few tries, then fails as before.
+func podNotKnownYet(err error) bool {
+	if apierrors.IsForbidden(err) {
+		return true
+	}
 	var status apierrors.APIStatus
 	if !apierrors.IsNotFound(err) || !errors.As(err, &status) || status.Status().Details == nil {
 		return false
@@ -131,7 +139,7 @@ func (s *podSetup) requestToken(ctx context.Context, src *v1.ServiceAccountToken
 	for {
 		now = s.m.cfg.Clock.Now()
 		resp, err = s.m.cfg.Client.CoreV1().ServiceAccounts(s.pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
-		if err == nil || !podNotFoundYet(err) || backoff.Steps == 0 {
+		if err == nil || !podNotKnownYet(err) || backoff.Steps == 0 {
 			break
 		}
 		select {

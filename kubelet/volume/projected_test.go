@@ -286,12 +286,26 @@ func TestReadOnly(t *testing.T) {
 // know a new pod for a moment; the token request is asked again soon, and
 // the volume is set up without failing the sync.
 func TestSetupTokenRequestPodNotFoundYet(t *testing.T) {
+	// What NodeRestriction's pod lister answers.
+	testTokenRetried(t, apierrors.NewNotFound(schema.GroupResource{Resource: "pod"}, "web-0"))
+}
+
+// TestSetupTokenRequestNodeNotRelatedYet: the node authorizer's graph may
+// not have the new pod's node yet (403, "no relationship found between
+// node and this object"); the token request is asked again soon.
+func TestSetupTokenRequestNodeNotRelatedYet(t *testing.T) {
+	testTokenRetried(t, apierrors.NewForbidden(schema.GroupResource{Resource: "serviceaccounts"}, "web",
+		errors.New("no relationship found between node 'node1' and this object")))
+}
+
+// testTokenRetried checks that a token request answered with answer twice
+// is asked again, and the volume set up without failing the sync.
+func testTokenRetried(t *testing.T, answer error) {
 	e := newEnv(t, rootCA())
 	var calls atomic.Int32
 	e.client.PrependReactor("create", "serviceaccounts", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		if calls.Add(1) <= 2 {
-			// What NodeRestriction's pod lister answers.
-			return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "pod"}, "web-0")
+			return true, nil, answer
 		}
 		return false, nil, nil
 	})

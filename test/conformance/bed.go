@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/berthnode/berth/test/testbed"
+	"github.com/berthnode/berth/test/testbed/upstream"
 )
 
 // The node agents a run can test.
@@ -99,7 +99,7 @@ func UpBed(ctx context.Context, c BedConfig, out io.Writer) (*testbed.Testbed, e
 		return tb, err
 	}
 	if c.Agent == AgentUpstream {
-		err = joinUpstream(ctx, tb, c.BinDir, out)
+		err = upstream.Join(ctx, tb, c.BinDir, out)
 	} else {
 		err = tb.JoinNodes(ctx, out)
 	}
@@ -253,30 +253,6 @@ func ptrValue(p *int32) int32 {
 		return 1
 	}
 	return *p
-}
-
-// waitPodCIDRs waits until the Node has pod CIDRs and returns them.
-func waitPodCIDRs(ctx context.Context, client testbed.Interface, node string) ([]netip.Prefix, error) {
-	var cidrs []netip.Prefix
-	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil || len(n.Spec.PodCIDRs) == 0 {
-			return false, nil
-		}
-		cidrs = cidrs[:0]
-		for _, s := range n.Spec.PodCIDRs {
-			p, err := netip.ParsePrefix(s)
-			if err != nil {
-				return false, fmt.Errorf("node %s: podCIDR %q: %w", node, s, err)
-			}
-			cidrs = append(cidrs, p)
-		}
-		return true, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("wait for the pod CIDR of %s: %w", node, err)
-	}
-	return cidrs, nil
 }
 
 // clusterDNS returns the first clusterDNS address of the kubelet

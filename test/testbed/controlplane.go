@@ -52,6 +52,15 @@ networking:
   serviceSubnet: {{.ServiceSubnet}}
 apiServer:
   certSANs: [{{.AdvertiseAddress}}, {{.Host}}]
+  extraArgs:
+  - name: audit-policy-file
+    value: {{.AuditPolicy}}
+  - name: audit-log-path
+    value: {{.AuditLog}}
+  - name: audit-log-maxsize
+    value: "200"
+  - name: audit-log-maxbackup
+    value: "1"
 ---
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -63,10 +72,13 @@ failCgroupV1: false
 type kubeadmParams struct {
 	Token, AdvertiseAddress, Host, ClusterName  string
 	KubernetesVersion, PodSubnet, ServiceSubnet string
+	// AuditPolicy and AuditLog are set by renderKubeadmConfig.
+	AuditPolicy, AuditLog string
 }
 
 // renderKubeadmConfig renders the kubeadm configuration of a bed.
 func renderKubeadmConfig(p kubeadmParams) (string, error) {
+	p.AuditPolicy, p.AuditLog = auditPolicyPath, auditLogPath
 	var b strings.Builder
 	if err := kubeadmTemplate.Execute(&b, p); err != nil {
 		return "", fmt.Errorf("render kubeadm config: %w", err)
@@ -106,6 +118,9 @@ func (tb *Testbed) startControlPlane(ctx context.Context) error {
 		ServiceSubnet:     ServiceSubnet,
 	})
 	if err != nil {
+		return err
+	}
+	if err := tb.writeAuditPolicy(); err != nil {
 		return err
 	}
 	cfgPath, err := tb.HostPath(ControlPlaneHost, kubeadmConfigPath)

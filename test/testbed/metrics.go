@@ -22,6 +22,10 @@ var ErrNoProcess = errors.New("no such process")
 type ProcessStats struct {
 	// CPU is the user plus system time all its threads have used.
 	CPU time.Duration
+	// ChildCPU is the user plus system time of its children that have
+	// exited and been waited for (the CNI plugins containerd runs, the
+	// runc runs of a shim).
+	ChildCPU time.Duration
 	// RSS is its resident set size (VmRSS), in bytes.
 	RSS uint64
 	// AnonRSS is the part of RSS that is anonymous memory (RssAnon): the
@@ -37,7 +41,7 @@ func ReadProcessStats(pid int) (ProcessStats, error) {
 	if err != nil {
 		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
 	}
-	cpu, err := parseStatCPU(string(stat))
+	cpu, child, err := parseStatCPU(string(stat))
 	if err != nil {
 		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
 	}
@@ -57,31 +61,32 @@ func ReadProcessStats(pid int) (ProcessStats, error) {
 	if err != nil {
 		return ProcessStats{}, fmt.Errorf("process %d: %w", pid, err)
 	}
-	return ProcessStats{CPU: cpu, RSS: rss << 10, AnonRSS: anon << 10, PeakRSS: peak << 10}, nil
+	return ProcessStats{CPU: cpu, ChildCPU: child, RSS: rss << 10, AnonRSS: anon << 10, PeakRSS: peak << 10}, nil
 }
 
-// parseStatCPU returns utime + stime of a /proc/PID/stat line. The command
-// name (field 2) is in parentheses and may hold spaces and parentheses, so
-// the fields are counted from the last ')'.
-func parseStatCPU(stat string) (time.Duration, error) {
+// parseStatCPU returns utime + stime and cutime + cstime of a
+// /proc/PID/stat line. The command name (field 2) is in parentheses and may
+// hold spaces and parentheses, so the fields are counted from the last ')'.
+func parseStatCPU(stat string) (own, children time.Duration, err error) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("malformed stat %q", stat)
+		return 0, 0, fmt.Errorf("malformed stat %q", stat)
 	}
-	// After the name: state (field 3) ... utime (14), stime (15).
+	// After the name: state (field 3) ... utime (14), stime (15), cutime
+	// (16), cstime (17).
 	fields := strings.Fields(stat[i+1:])
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("malformed stat %q", stat)
+	if len(fields) < 15 {
+		return 0, 0, fmt.Errorf("malformed stat %q", stat)
 	}
-	var ticks uint64
-	for _, f := range fields[11:13] {
+	var ticks [2]uint64
+	for j, f := range fields[11:15] {
 		n, err := strconv.ParseUint(f, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("stat CPU time %q: %w", f, err)
+			return 0, 0, fmt.Errorf("stat CPU time %q: %w", f, err)
 		}
-		ticks += n
+		ticks[j/2] += n
 	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
+	return time.Duration(ticks[0]) * time.Second / userHZ, time.Duration(ticks[1]) * time.Second / userHZ, nil
 }
 
 // statusKB returns the kB value of a "Key:   123 kB" line of
@@ -169,6 +174,15 @@ func MeasureProcess(ctx context.Context, pid int, window time.Duration) (Process
 // SampleRSS samples pid's RSS every interval until the returned function is
 // called, which returns the highest sample (0 if none could be read).
 func SampleRSS(ctx context.Context, pid int, interval time.Duration) (stop func() uint64) {
+	return SamplePeak(ctx, interval, func() (uint64, error) {
+		s, err := ReadProcessStats(pid)
+		return s.RSS, err
+	})
+}
+
+// SamplePeak calls read every interval until the returned function is
+// called, which returns the highest value read (0 if no read succeeded).
+func SamplePeak(ctx context.Context, interval time.Duration, read func() (uint64, error)) (stop func() uint64) {
 	ctx, cancel := context.WithCancel(ctx)
 	var peak uint64
 	done := make(chan struct{})
@@ -177,8 +191,8 @@ func SampleRSS(ctx context.Context, pid int, interval time.Duration) (stop func(
 		ticker := time.NewTicker(interval)
 		defer ticker.Stop()
 		for {
-			if s, err := ReadProcessStats(pid); err == nil {
-				peak = max(peak, s.RSS)
+			if v, err := read(); err == nil {
+				peak = max(peak, v)
 			}
 			select {
 			case <-ctx.Done():

@@ -13,14 +13,20 @@ import (
 // the node.
 const containerdConfigPath = "/run/berth/containerd.toml"
 
+// containerdMetrics is where a node's containerd serves its Prometheus
+// metrics (/v1/metrics), inside the node's network namespace.
+const containerdMetrics = "127.0.0.1:1338"
+
 // containerdSocket is containerd's socket on a node, where kubeadm and the
 // kubelet expect it.
 const containerdSocket = "/run/containerd/containerd.sock"
 
 // containerdTemplate configures a node's containerd like a kubeadm worker's,
-// with two differences the bed needs: the sandbox image is the locally built
+// with three differences the bed needs: the sandbox image is the locally built
 // one, and restrict_oom_score_adj is set because these machines may not
-// lower a process's OOM score (runc fails every sandbox otherwise).
+// lower a process's OOM score (runc fails every sandbox otherwise), and its
+// metrics are served on the node's loopback, where a benchmark counts the
+// CRI calls it answers.
 var containerdTemplate = template.Must(template.New("containerd").Parse(`version = 2
 root = "/var/lib/containerd"
 state = "/run/containerd"
@@ -28,6 +34,11 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 
 [grpc]
   address = "{{.Socket}}"
+
+# Not indented: tests that move the CRI socket edit the indented
+# address above.
+[metrics]
+address = "{{.Metrics}}"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{{.SandboxImage}}"
@@ -47,7 +58,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 // renderContainerdConfig renders a node's containerd configuration.
 func renderContainerdConfig(sandboxImage string) (string, error) {
 	var b strings.Builder
-	err := containerdTemplate.Execute(&b, struct{ Socket, SandboxImage string }{containerdSocket, sandboxImage})
+	err := containerdTemplate.Execute(&b, struct{ Socket, SandboxImage, Metrics string }{containerdSocket, sandboxImage, containerdMetrics})
 	if err != nil {
 		return "", fmt.Errorf("render containerd config: %w", err)
 	}

@@ -66,11 +66,18 @@ func UpstreamDir(ctx context.Context, repo string) (string, error) {
 	if dir := os.Getenv("BERTH_UPSTREAM_DIR"); dir != "" {
 		return dir, nil
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(repo, "test/tools/build-upstream.sh"), filepath.Join(CacheDir(), "upstream"))
+	return BuildCached(ctx, filepath.Join(repo, "test/tools/build-upstream.sh"), filepath.Join(CacheDir(), "upstream"))
+}
+
+// BuildCached runs a build script of test/tools that builds into a cache
+// folder what is not built there yet and prints the folder on its last
+// line, and returns that folder.
+func BuildCached(ctx context.Context, script string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, script, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("build upstream binaries: %w", err)
+		return "", fmt.Errorf("%s: %w", filepath.Base(script), err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1], nil

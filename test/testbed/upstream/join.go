@@ -1,4 +1,4 @@
-package conformance
+package upstream
 
 import (
 	"context"
@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	authv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
@@ -56,6 +59,13 @@ func shieldSysctls() string {
 	return s
 }
 
+// KubeletPath and KubeProxyPath are where the upstream programs run from
+// on a node (the first argument of their processes).
+const (
+	KubeletPath   = "/usr/local/bin/kubelet"
+	KubeProxyPath = "/usr/local/bin/kube-proxy"
+)
+
 // proxyConfigPath is kube-proxy's configuration on a node, and
 // proxyKubeconfigPath its credentials (the kube-proxy ServiceAccount's, as
 // kubeadm's DaemonSet runs it).
@@ -64,60 +74,81 @@ const (
 	proxyKubeconfigPath = "/etc/kubernetes/kube-proxy.conf"
 )
 
-// joinUpstream makes every node an upstream node: kubelet installed and
-// run as kubeadm's unit runs it, `kubeadm join`, a bridge CNI config (the
-// one berth writes) for the node's pod CIDR, and kube-proxy run as a process
-// with the configuration kubeadm uploaded (its DaemonSet is deleted: its
-// image is not on the nodes, and a node process is what the bed compares).
-func joinUpstream(ctx context.Context, tb *testbed.Testbed, binDir string, out io.Writer) error {
-	client, err := tb.Client(testbed.AdminKubeconfig)
-	if err != nil {
-		return err
-	}
-	err = client.AppsV1().DaemonSets("kube-system").Delete(ctx, "kube-proxy", metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete kube-proxy DaemonSet: %w", err)
-	}
-	proxyConfig, err := kubeProxyConfig(ctx, client)
+// Join makes every node of tb an upstream node (see JoinNode), with the
+// kubelet and kube-proxy binaries in binDir.
+func Join(ctx context.Context, tb *testbed.Testbed, binDir string, out io.Writer) error {
+	proxyConfig, err := Prepare(ctx, tb)
 	if err != nil {
 		return err
 	}
 	for _, n := range tb.Nodes() {
-		if err := installBinaries(tb, n.Name, binDir, "kubelet", "kube-proxy"); err != nil {
-			return err
-		}
-		if err := createCgroupRoot(n.CgroupParent); err != nil {
-			return fmt.Errorf("cgroup root of %s: %w", n.Name, err)
-		}
-		if _, err := tb.Output(ctx, n.Name, "/bin/sh", "-c", shieldSysctls()); err != nil {
-			return fmt.Errorf("shield kernel settings on %s: %w", n.Name, err)
-		}
-		// What berth's proxy sets too: bridged pod traffic goes through
-		// iptables (per network namespace).
-		if _, err := tb.Output(ctx, n.Name, "sysctl", "-w", "net.bridge.bridge-nf-call-iptables=1"); err != nil {
-			return err
-		}
-		if _, err := tb.Start(n.Name, "kubelet", "/bin/sh", "-c", kubeletLoop); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s: upstream kubelet installed; kubeadm join %s\n", n.Name, tb.ControlPlaneEndpoint())
-		if err := tb.Join(ctx, n.Name); err != nil {
-			return fmt.Errorf("join %s: %w", n.Name, err)
-		}
-		if err := writeNodeFile(tb, n.Name, proxyConfigPath, withHostname(proxyConfig, n.Name)); err != nil {
-			return err
-		}
-		if err := writeProxyKubeconfig(ctx, tb, client, n.Name); err != nil {
-			return err
-		}
-		if _, err := tb.Start(n.Name, "kube-proxy", "/usr/local/bin/kube-proxy", "--config="+proxyConfigPath); err != nil {
-			return err
-		}
-		if err := writeCNIConfig(ctx, tb, client, n.Name); err != nil {
+		if err := JoinNode(ctx, tb, n, binDir, proxyConfig, out); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ProxyConfig is the KubeProxyConfiguration kubeadm uploaded, as every
+// upstream node's kube-proxy runs it (see Prepare).
+type ProxyConfig map[string]any
+
+// Prepare readies the cluster for upstream nodes, once: kubeadm's
+// kube-proxy DaemonSet is deleted (its image is not on the nodes, and a
+// node process is what the bed compares) and the configuration it would
+// have run with is returned.
+func Prepare(ctx context.Context, tb *testbed.Testbed) (ProxyConfig, error) {
+	client, err := tb.Client(testbed.AdminKubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	err = client.AppsV1().DaemonSets("kube-system").Delete(ctx, "kube-proxy", metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("delete kube-proxy DaemonSet: %w", err)
+	}
+	return kubeProxyConfig(ctx, client)
+}
+
+// JoinNode makes n an upstream node: kubelet installed and run as
+// kubeadm's unit runs it, `kubeadm join`, a bridge CNI config (the one
+// berth writes) for the node's pod CIDR, and kube-proxy run as a process
+// with proxyConfig (see Prepare).
+func JoinNode(ctx context.Context, tb *testbed.Testbed, n testbed.Node, binDir string, proxyConfig ProxyConfig, out io.Writer) error {
+	client, err := tb.Client(testbed.AdminKubeconfig)
+	if err != nil {
+		return err
+	}
+	if err := installBinaries(tb, n.Name, binDir, "kubelet", "kube-proxy"); err != nil {
+		return err
+	}
+	if err := createCgroupRoot(n.CgroupParent); err != nil {
+		return fmt.Errorf("cgroup root of %s: %w", n.Name, err)
+	}
+	if _, err := tb.Output(ctx, n.Name, "/bin/sh", "-c", shieldSysctls()); err != nil {
+		return fmt.Errorf("shield kernel settings on %s: %w", n.Name, err)
+	}
+	// What berth's proxy sets too: bridged pod traffic goes through
+	// iptables (per network namespace).
+	if _, err := tb.Output(ctx, n.Name, "sysctl", "-w", "net.bridge.bridge-nf-call-iptables=1"); err != nil {
+		return err
+	}
+	if _, err := tb.Start(n.Name, "kubelet", "/bin/sh", "-c", kubeletLoop); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: upstream kubelet installed; kubeadm join %s\n", n.Name, tb.ControlPlaneEndpoint())
+	if err := tb.Join(ctx, n.Name); err != nil {
+		return fmt.Errorf("join %s: %w", n.Name, err)
+	}
+	if err := writeNodeFile(tb, n.Name, proxyConfigPath, withHostname(proxyConfig, n.Name)); err != nil {
+		return err
+	}
+	if err := writeProxyKubeconfig(ctx, tb, client, n.Name); err != nil {
+		return err
+	}
+	if _, err := tb.Start(n.Name, "kube-proxy", KubeProxyPath, "--config="+proxyConfigPath); err != nil {
+		return err
+	}
+	return writeCNIConfig(ctx, tb, client, n.Name)
 }
 
 // installBinaries copies the named programs from dir to the node's
@@ -158,7 +189,7 @@ func writeNodeFile(tb *testbed.Testbed, node, path string, data []byte) error {
 // (kube-system/kube-proxy), pointed at proxyKubeconfigPath, in iptables mode,
 // and without the conntrack settings that are not per network namespace
 // (a bed must not change the machine's conntrack table size).
-func kubeProxyConfig(ctx context.Context, client testbed.Interface) (map[string]any, error) {
+func kubeProxyConfig(ctx context.Context, client testbed.Interface) (ProxyConfig, error) {
 	cm, err := client.CoreV1().ConfigMaps("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("read kube-proxy ConfigMap: %w", err)
@@ -177,7 +208,7 @@ func kubeProxyConfig(ctx context.Context, client testbed.Interface) (map[string]
 }
 
 // withHostname renders cfg with the node's name as hostnameOverride.
-func withHostname(cfg map[string]any, node string) []byte {
+func withHostname(cfg ProxyConfig, node string) []byte {
 	c := map[string]any{}
 	for k, v := range cfg {
 		c[k] = v
@@ -280,4 +311,28 @@ func inheritCpuset(parent, dir string) error {
 		}
 	}
 	return nil
+}
+
+// waitPodCIDRs waits until the Node has pod CIDRs and returns them.
+func waitPodCIDRs(ctx context.Context, client testbed.Interface, node string) ([]netip.Prefix, error) {
+	var cidrs []netip.Prefix
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil || len(n.Spec.PodCIDRs) == 0 {
+			return false, nil
+		}
+		cidrs = cidrs[:0]
+		for _, s := range n.Spec.PodCIDRs {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return false, fmt.Errorf("node %s: podCIDR %q: %w", node, s, err)
+			}
+			cidrs = append(cidrs, p)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wait for the pod CIDR of %s: %w", node, err)
+	}
+	return cidrs, nil
 }
