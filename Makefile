@@ -95,8 +95,14 @@ test-vm:
 unit:
 	$(GO) test -count=1 -short $$($(GO) list ./... | grep -v /test/e2e/)
 
+# lint checks formatting, that go.mod and go.sum are tidy, vet and
+# staticcheck. Only the main module's tidiness is checked: the modules under
+# test/tools only pin what build-upstream.sh and build-e2e.sh build from
+# k8s.io/kubernetes and hold no Go code, so tidy would mark their pin
+# indirect and drop requirements those builds need.
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum: not tidy (diff above); run 'go mod tidy'"; exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/apimachinery/pkg/util/wait"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -62,21 +64,22 @@ func socketPath(endpoint string) (string, error) {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// versionBackoff is the pause between Version calls while the runtime does
+// not answer: 50 ms doubling to 1 s, then every second.
+var versionBackoff = wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Cap: time.Second, Steps: math.MaxInt32}
+
 // WaitVersion calls Version until the runtime answers or timeout passes.
 func (c *Client) WaitVersion(ctx context.Context, timeout time.Duration) (*runtimeapi.VersionResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var v *runtimeapi.VersionResponse
 	var last error
-	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
-		v, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
-		if err == nil {
-			return v, nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("CRI runtime did not answer within %s: %w", timeout, errors.Join(last, ctx.Err()))
-		case <-time.After(delay):
-		}
+	err := versionBackoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
+		v, last = c.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
+		return last == nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("CRI runtime did not answer within %s: %w", timeout, errors.Join(last, err))
 	}
+	return v, nil
 }

@@ -81,12 +81,12 @@ func Compute(snap *Snapshot, opts Options) (map[Family]*State, []Problem) {
 	if snap == nil {
 		snap = &Snapshot{}
 	}
-	return newComputer(snap, opts).run()
+	return newComputation(snap, opts).run()
 }
 
-// newComputer returns a computer with empty States.
-func newComputer(snap *Snapshot, opts Options) *computer {
-	c := &computer{
+// newComputation returns a computation with empty States.
+func newComputation(snap *Snapshot, opts Options) *computation {
+	c := &computation{
 		snap:     snap,
 		opts:     opts,
 		families: sortedFamilies(opts.Families),
@@ -103,7 +103,7 @@ func newComputer(snap *Snapshot, opts Options) *computer {
 }
 
 // run adds every service of the snapshot.
-func (c *computer) run() (map[Family]*State, []Problem) {
+func (c *computation) run() (map[Family]*State, []Problem) {
 	for _, svc := range orderedServices(c.snap.Services) {
 		c.addService(svc)
 	}
@@ -115,8 +115,8 @@ func (c *computer) run() (map[Family]*State, []Problem) {
 	return c.states, sortProblems(c.problems)
 }
 
-// computer holds one Compute's work.
-type computer struct {
+// computation holds one Compute's work.
+type computation struct {
 	snap     *Snapshot
 	opts     Options
 	families []Family
@@ -251,7 +251,7 @@ func ignored(svc *v1.Service) bool {
 }
 
 // addService adds the rules of one service to every family's State.
-func (c *computer) addService(svc *v1.Service) {
+func (c *computation) addService(svc *v1.Service) {
 	if ignored(svc) {
 		return
 	}
@@ -334,7 +334,7 @@ func knownProtocol(p v1.Protocol) bool {
 }
 
 // servicePort builds the rules of one port of a service in family f.
-func (c *computer) servicePort(info *serviceInfo, p v1.ServicePort, f Family, clusterIP netip.Addr, eps *ServiceEndpoints) ServicePort {
+func (c *computation) servicePort(info *serviceInfo, p v1.ServicePort, f Family, clusterIP netip.Addr, eps *ServiceEndpoints) ServicePort {
 	proto := Protocol(p.Protocol)
 	sp := ServicePort{
 		Name:            ServicePortName{Namespace: info.name.Namespace, Name: info.name.Name, Port: p.Name, Protocol: proto},
@@ -369,7 +369,7 @@ func (c *computer) servicePort(info *serviceInfo, p v1.ServicePort, f Family, cl
 
 // claim records the frontends of sp for its service; it reports a Problem
 // and returns false when another service (or port) has one of them.
-func (c *computer) claim(sp *ServicePort) bool {
+func (c *computation) claim(sp *ServicePort) bool {
 	owner := types.NamespacedName{Namespace: sp.Name.Namespace, Name: sp.Name.Name}
 	var fes []frontend
 	for _, ips := range [][]netip.Addr{sp.ClusterIPs, sp.ExternalIPs, sp.LoadBalancerIPs} {

@@ -71,7 +71,7 @@ func (c *Computer) Update(snap *Snapshot, changed map[types.NamespacedName]bool,
 
 // full computes every service, as Compute does, and remembers the result.
 func (c *Computer) full(snap *Snapshot) {
-	comp := newComputer(snap, c.opts)
+	comp := newComputation(snap, c.opts)
 	comp.results = make(map[types.NamespacedName]*serviceResult, len(snap.Services))
 	c.states, _ = comp.run()
 	c.results = comp.results
@@ -175,7 +175,7 @@ func (c *Computer) computeOne(snap *Snapshot, name types.NamespacedName) *servic
 	if svc == nil {
 		return nil
 	}
-	comp := newComputer(snap, c.opts)
+	comp := newComputation(snap, c.opts)
 	comp.results = map[types.NamespacedName]*serviceResult{}
 	comp.addService(svc)
 	return comp.results[name]

@@ -9,4 +9,10 @@
 // bounded-frequency runner), config (kube-proxy's KubeProxyConfiguration),
 // healthcheck (/healthz and the health-check node ports) and metrics
 // (kube-proxy's Prometheus metrics).
+//
+// The Proxier alone decides whether a sync is full (the first one, after a
+// failure, hourly, when the node-wide settings change) and tells the
+// Backend, which does as asked; a backend reports what only it can know
+// upward, as an error (ErrFullSyncRequired when it cannot trust its memory
+// for a partial sync).
 package proxy

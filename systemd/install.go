@@ -1,7 +1,6 @@
 package systemd
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"embed"
 	"errors"
@@ -10,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/berthnode/berth/kubelet/atomicfile"
 )
 
 // files holds the unit files and the default configuration Install writes:
@@ -172,7 +173,7 @@ func (in *installer) embedded(p, name string, unit bool) error {
 	if err := os.MkdirAll(filepath.Dir(in.path(p)), 0o755); err != nil {
 		return fmt.Errorf("installing %s: %w", p, err)
 	}
-	changed, err := writeFileAtomic(in.path(p), data, 0o644)
+	changed, err := atomicfile.WriteIfChanged(in.path(p), data, 0o644)
 	if err != nil {
 		return fmt.Errorf("installing %s: %w", p, err)
 	}
@@ -295,21 +296,6 @@ func (in *installer) commands(kubelet bool) [][]string {
 	return cmds
 }
 
-// writeFileAtomic writes data to path with mode through a temporary file
-// renamed over it, unless path already holds exactly that. It reports
-// whether it wrote.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) (bool, error) {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		if info, err := os.Stat(path); err == nil && info.Mode().Perm() == mode {
-			return false, nil
-		}
-	}
-	return true, replaceFile(path, mode, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
 // copyFileAtomic copies src to dst with mode through a temporary file
 // renamed over dst.
 func copyFileAtomic(src, dst string, mode fs.FileMode) error {
@@ -321,38 +307,10 @@ func copyFileAtomic(src, dst string, mode fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	return replaceFile(dst, mode, func(w io.Writer) error {
-		_, err := io.Copy(w, in)
+	return atomicfile.WriteFunc(dst, mode, func(f *os.File) error {
+		_, err := io.Copy(f, in)
 		return err
 	})
-}
-
-// replaceFile writes path's new content with write into a temporary file in
-// the same directory, syncs it and renames it over path.
-func replaceFile(path string, mode fs.FileMode, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err = write(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // sameContent reports whether files a and b hold the same bytes.

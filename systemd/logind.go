@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/berthnode/berth/kubelet/atomicfile"
 )
 
 // systemd-logind's and systemd's D-Bus names, as in org.freedesktop.login1(5)
@@ -202,7 +204,7 @@ func WriteLogindDropIn(dir string, delay time.Duration) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("logind drop-in: %w", err)
 	}
-	if _, err := writeFileAtomic(filepath.Join(dir, LogindDropInName), []byte(content), 0o644); err != nil {
+	if _, err := atomicfile.WriteIfChanged(filepath.Join(dir, LogindDropInName), []byte(content), 0o644); err != nil {
 		return fmt.Errorf("logind drop-in: %w", err)
 	}
 	return nil

@@ -19,7 +19,7 @@ import (
 // page given back too soon only faults in again from the page cache. The
 // service proxy gives them back once more as its first sync starts: on a
 // large cluster that sync is berth's memory peak, and it comes before the
-// node part is healthy (the pages were 30 of 164 MiB at 10,000 services).
+// node part is healthy (docs/proxy.md, Memory, has how much they weigh).
 const startupPagesDelay = 5 * time.Second
 
 // releaseStartupPages waits until healthy passes, then startupPagesDelay,
@@ -30,11 +30,11 @@ const startupPagesDelay = 5 * time.Second
 // function tables once: the Kubernetes API scheme registers every API
 // group, protobuf registers every message type. Those pages stay mapped,
 // and counted in berth's RSS, until memory runs short, although a running
-// berth never reads most of them again: about 35 MiB of a 40 MiB RSS
-// right after start is such file-backed pages. Giving them back leaves the
-// pages berth keeps using, which fault back in as they are touched (from
-// the page cache, or the disk if the cache dropped them too). It changes
-// nothing else: the pages are clean file pages, not data.
+// berth never reads most of them again: right after start, most of
+// berth's RSS is such file-backed pages (docs/proxy.md, Memory). Giving
+// them back leaves the pages berth keeps using, which fault back in as they
+// are touched (from the page cache, or the disk if the cache dropped them
+// too). It changes nothing else: the pages are clean file pages, not data.
 func releaseStartupPages(ctx context.Context, healthy func() error, clk clock.WithTicker) {
 	ticker := clk.NewTicker(time.Second)
 	defer ticker.Stop()

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 
-	"github.com/berthnode/berth/netrules/iptables"
-	"github.com/berthnode/berth/netrules/ipvs"
+	"github.com/berthnode/berth/netrules/explain"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -29,12 +28,12 @@ cannot be read, 2 bad command line.
 
 // cmdRules implements "berth rules explain".
 func cmdRules(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return rulesExplain(ctx, iptables.OSExec{}, args, stdout, stderr)
+	return rulesExplain(ctx, xtables.OSExec{}, args, stdout, stderr)
 }
 
 // rulesExplain runs "berth rules explain" with the iptables binaries run by
 // ex.
-func rulesExplain(ctx context.Context, ex iptables.Exec, args []string, stdout, stderr io.Writer) int {
+func rulesExplain(ctx context.Context, ex xtables.Exec, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
 		fmt.Fprint(stdout, rulesSynopsis)
@@ -67,25 +66,13 @@ func rulesExplain(ctx context.Context, ex iptables.Exec, args []string, stdout, 
 	if *family != 4 && *family != 6 {
 		return usageError(stderr, fs.Name(), fmt.Sprintf("--family is 4 or 6, not %d", *family))
 	}
-	// Explain checks the name before it reads any rule: a bad one is a
-	// usage error, found without running iptables-save.
-	if _, err := iptables.Explain(nil, services[0]); errors.Is(err, iptables.ErrBadServiceName) {
+	e, err := explain.Service(ctx, explain.Config{Family: proxy.Family(*family), Exec: ex}, services[0])
+	switch {
+	case errors.Is(err, explain.ErrBadServiceName):
+		// A bad name is a usage error, found without running iptables-save.
 		return usageError(stderr, fs.Name(), err.Error())
-	}
-	save, err := saveTables(ctx, ex, proxy.Family(*family))
-	if err != nil {
+	case err != nil:
 		fmt.Fprintf(stderr, "berth: %v\n", err)
-		return exitFailure
-	}
-	var e interface{ Write(io.Writer) error }
-	if bytes.Contains(save[iptables.TableNAT], []byte(":"+ipvs.ChainPrefix)) {
-		// berth runs in IPVS mode: the virtual servers hold the balancing.
-		e, err = explainIPVS(save, services[0])
-	} else {
-		e, err = iptables.Explain(save, services[0])
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "berth: IPv%d: %v\n", *family, err)
 		return exitFailure
 	}
 	if err := e.Write(stdout); err != nil {
@@ -93,32 +80,4 @@ func rulesExplain(ctx context.Context, ex iptables.Exec, args []string, stdout, 
 		return exitFailure
 	}
 	return exitOK
-}
-
-// explainIPVS explains a service of the IPVS mode, from the kernel's IPVS
-// table and the IPVS mode's iptables rules.
-func explainIPVS(save map[iptables.Table][]byte, service string) (*ipvs.Explanation, error) {
-	h, err := ipvs.NewHandle()
-	if err != nil {
-		return nil, err
-	}
-	return ipvs.Explain(h, save, service)
-}
-
-// saveTables reads the nat and filter tables of the family with
-// iptables-save (ip6tables-save).
-func saveTables(ctx context.Context, ex iptables.Exec, family proxy.Family) (map[iptables.Table][]byte, error) {
-	bin := "iptables-save"
-	if family == proxy.IPv6 {
-		bin = "ip6tables-save"
-	}
-	save := map[iptables.Table][]byte{}
-	for _, t := range []iptables.Table{iptables.TableNAT, iptables.TableFilter} {
-		out, err := ex.Run(ctx, nil, bin, "-t", string(t))
-		if err != nil {
-			return nil, fmt.Errorf("reading the %s table: %w", t, err)
-		}
-		save[t] = out
-	}
-	return save, nil
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/berthnode/berth/netrules/explain"
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -34,12 +36,12 @@ func syncedFake(t *testing.T) *iptablestesting.Fake {
 }
 
 // explained is what the command must print for the service: the
-// explanation of the fake's rules (netrules/iptables tests its text).
+// explanation of the fake's rules (netrules/explain tests its text).
 func explained(t *testing.T, fake *iptablestesting.Fake, f proxy.Family, service string) string {
 	t.Helper()
-	e, err := iptables.Explain(map[iptables.Table][]byte{
-		iptables.TableNAT:    fake.Save(f, iptables.TableNAT),
-		iptables.TableFilter: fake.Save(f, iptables.TableFilter),
+	e, err := explain.Explain(map[xtables.Table][]byte{
+		xtables.TableNAT:    fake.Save(f, xtables.TableNAT),
+		xtables.TableFilter: fake.Save(f, xtables.TableFilter),
 	}, service)
 	if err != nil {
 		t.Fatalf("Explain: %v", err)
@@ -56,7 +58,7 @@ func (failingExec) Run(_ context.Context, _ []byte, name string, _ ...string) ([
 
 // recordingExec records the commands it passes on.
 type recordingExec struct {
-	iptables.Exec
+	xtables.Exec
 	commands []string
 }
 
@@ -70,7 +72,7 @@ func TestRulesExplain(t *testing.T) {
 	tests := []struct {
 		name       string
 		args       []string
-		exec       iptables.Exec
+		exec       xtables.Exec
 		wantCode   int
 		wantStdout string
 		wantStderr string

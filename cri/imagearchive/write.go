@@ -13,11 +13,12 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/berthnode/berth/kubelet/atomicfile"
 )
 
 // Names inside the archive, as docker save lays them out.
@@ -122,41 +123,17 @@ func Write(w io.Writer, img Image) error {
 // WriteFile writes img to the file at name, atomically: readers see either
 // the previous file or the complete new one, never a partial archive. The
 // file's mode is 0644.
-func WriteFile(name string, img Image) (err error) {
+func WriteFile(name string, img Image) error {
 	if err := img.Validate(); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			// The write already failed; the temp file is garbage either way.
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
+	return atomicfile.WriteFunc(name, 0o644, func(f *os.File) error {
+		bw := bufio.NewWriterSize(f, 1<<20)
+		if err := Write(bw, img); err != nil {
+			return err
 		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := Write(bw, img); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+		return bw.Flush()
+	})
 }
 
 func newConfig(img Image, diffID string) imageConfig {

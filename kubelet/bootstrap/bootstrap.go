@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/util/certificate/csr"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/berthnode/berth/kubelet/atomicfile"
 )
 
 // storePrefix names the certificate files, as kubelet names them.
@@ -226,14 +228,15 @@ func writeKubeconfig(path string, boot *rest.Config, pairFile string) error {
 		}},
 		CurrentContext: "default-context",
 	}
+	data, err := clientcmd.Write(kc)
+	if err != nil {
+		return fmt.Errorf("write node kubeconfig: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write node kubeconfig: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := clientcmd.WriteToFile(kc, tmp); err != nil {
-		return fmt.Errorf("write node kubeconfig: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	// 0600, as clientcmd.WriteToFile writes a kubeconfig.
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fmt.Errorf("write node kubeconfig: %w", err)
 	}
 	return nil

@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/klog/v2"
+
+	"github.com/berthnode/berth/kubelet/atomicfile"
 )
 
 // ErrNodeExists means a Ready node of the same name is in the cluster:
@@ -201,30 +203,8 @@ func checkNodeName(ctx context.Context, client kubernetes.Interface, name string
 
 // writeFile writes f whole or not at all: a reader never sees half a file.
 func writeFile(f nodeFile) error {
-	dir := filepath.Dir(f.path)
-	if err := os.MkdirAll(dir, f.dirPerm); err != nil {
+	if err := os.MkdirAll(filepath.Dir(f.path), f.dirPerm); err != nil {
 		return fmt.Errorf("write %s: %w", f.path, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", f.path, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(f.data)
-	if err == nil {
-		err = tmp.Chmod(f.perm)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), f.path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", f.path, err)
-	}
-	return nil
+	return atomicfile.Write(f.path, f.data, f.perm)
 }

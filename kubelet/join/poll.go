@@ -3,8 +3,10 @@ package join
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 )
@@ -25,12 +27,26 @@ type poller struct {
 // tells whether trying again may help.
 type attemptFunc func(ctx context.Context) (retry bool, err error)
 
+// backoff returns the pauses between attempts: firstRetryDelay doubling
+// up to maxDelay, then maxDelay. run waits them on p.clock, which tests
+// replace, as client-go's reflector waits its backoff on its clock:
+// wait.ExponentialBackoffWithContext would sleep on the real clock, and
+// stop at the cap rather than at the timeout.
+func (p poller) backoff() wait.Backoff {
+	return wait.Backoff{
+		Duration: min(firstRetryDelay, p.maxDelay),
+		Factor:   2,
+		Cap:      p.maxDelay,
+		Steps:    math.MaxInt32,
+	}
+}
+
 // run runs attempt until it succeeds or fails for good, ctx ends, or
 // p.timeout has passed; the error then wraps the last attempt's.
 func (p poller) run(ctx context.Context, what string, attempt attemptFunc) error {
 	log := klog.FromContext(ctx)
 	deadline := p.clock.Now().Add(p.timeout)
-	delay := min(firstRetryDelay, p.maxDelay)
+	backoff := p.backoff()
 	for n := 1; ; n++ {
 		retry, err := attempt(ctx)
 		if err == nil || !retry {
@@ -40,6 +56,7 @@ func (p poller) run(ctx context.Context, what string, attempt attemptFunc) error
 		if left <= 0 {
 			return fmt.Errorf("%s: gave up after %s: %w", what, p.timeout, err)
 		}
+		delay := backoff.Step()
 		log.V(1).Info("Retrying", "what", what, "attempt", n, "delay", delay, "err", err)
 		timer := p.clock.NewTimer(min(delay, left))
 		select {
@@ -48,6 +65,5 @@ func (p poller) run(ctx context.Context, what string, attempt attemptFunc) error
 			return fmt.Errorf("%s: %w (last error: %w)", what, ctx.Err(), err)
 		case <-timer.C():
 		}
-		delay = min(2*delay, p.maxDelay)
 	}
 }

@@ -1,13 +1,10 @@
 package logs
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strconv"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -15,16 +12,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berthnode/berth/cri"
-)
-
-// The labels and annotation berth (like the kubelet) puts on sandboxes and
-// containers.
-const (
-	labelPodName       = cri.LabelPodName
-	labelPodNamespace  = cri.LabelPodNamespace
-	labelPodUID        = cri.LabelPodUID
-	labelContainerName = cri.LabelContainerName
-	annotationRestarts = cri.AnnotationRestartCount
 )
 
 // errPodNotFound and errNoLogs tell why there is no log to read: the pod
@@ -60,30 +47,18 @@ type target struct {
 // with previous the one before the newest instance (the last terminated
 // one, while the newest runs or waits).
 func findContainer(ctx context.Context, rt internalapi.RuntimeService, ns, pod, name string, previous bool) (*target, error) {
-	sandboxes, err := rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{
-		LabelSelector: map[string]string{labelPodNamespace: ns, labelPodName: pod},
-	})
+	sandboxes, err := cri.PodSandboxes(ctx, rt, ns, pod)
 	if err != nil {
-		return nil, fmt.Errorf("list sandboxes of pod %s/%s: %w", ns, pod, err)
+		return nil, err
 	}
 	if len(sandboxes) == 0 {
 		return nil, fmt.Errorf("pod %q does not exist: %w", pod, errPodNotFound)
 	}
-	newest := slices.MaxFunc(sandboxes, func(a, b *runtimeapi.PodSandbox) int {
-		return cmp.Or(cmp.Compare(a.CreatedAt, b.CreatedAt),
-			cmp.Compare(a.GetMetadata().GetAttempt(), b.GetMetadata().GetAttempt()))
-	})
-	uid := newest.GetMetadata().GetUid()
-	if uid == "" {
-		uid = newest.Labels[labelPodUID]
-	}
-	containers, err := rt.ListContainers(ctx, &runtimeapi.ContainerFilter{
-		LabelSelector: map[string]string{labelPodUID: uid, labelContainerName: name},
-	})
+	instances, err := cri.ContainerInstances(ctx, rt, cri.InstanceQuery{Name: name, PodUID: cri.SandboxUID(sandboxes[0])})
 	if err != nil {
-		return nil, fmt.Errorf("list containers of pod %s/%s: %w", ns, pod, err)
+		return nil, fmt.Errorf("pod %s/%s: %w", ns, pod, err)
 	}
-	c, err := pick(containers, name, pod, previous)
+	c, err := pick(instances, name, pod, previous)
 	if err != nil {
 		return nil, err
 	}
@@ -98,13 +73,8 @@ func findContainer(ctx context.Context, rt internalapi.RuntimeService, ns, pod, 
 	return &target{id: c.Id, logPath: path}, nil
 }
 
-// pick chooses among the instances of one container.
+// pick chooses among the instances of one container, newest first.
 func pick(instances []*runtimeapi.Container, name, pod string, previous bool) (*runtimeapi.Container, error) {
-	slices.SortStableFunc(instances, func(a, b *runtimeapi.Container) int {
-		return cmp.Or(cmp.Compare(b.CreatedAt, a.CreatedAt),
-			cmp.Compare(restartCount(b), restartCount(a)),
-			cmp.Compare(b.GetMetadata().GetAttempt(), a.GetMetadata().GetAttempt()))
-	})
 	switch {
 	case previous && len(instances) < 2:
 		return nil, fmt.Errorf("previous terminated container %q in pod %q not found: %w", name, pod, errNoLogs)
@@ -125,11 +95,6 @@ func pick(instances []*runtimeapi.Container, name, pod string, previous bool) (*
 
 func started(c *runtimeapi.Container) bool {
 	return c.State == runtimeapi.ContainerState_CONTAINER_RUNNING || c.State == runtimeapi.ContainerState_CONTAINER_EXITED
-}
-
-func restartCount(c *runtimeapi.Container) int64 {
-	n, _ := strconv.ParseInt(c.Annotations[annotationRestarts], 10, 32)
-	return n
 }
 
 // containerRunning tells whether the container runs; one the runtime no

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // The CRI log format: one record a line,
@@ -13,13 +15,13 @@ import (
 //	<RFC 3339 timestamp> <stdout|stderr> <tags> <content>
 //
 // where the first tag (tags are separated by ':') is F for a full line or P
-// for a part of a line the runtime split (containerd splits at 16 KiB).
-const (
-	tagPartial = "P"
-	// timeFormatOut is the kubelet's fixed-width RFC 3339 with nanoseconds,
-	// so that stamped lines align.
-	timeFormatOut = "2006-01-02T15:04:05.000000000Z07:00"
-)
+// for a part of a line the runtime split (containerd splits at 16 KiB). The
+// stream names and tags are cri-api's constants.
+//
+// timeFormatOut is the kubelet's fixed-width RFC 3339 with nanoseconds (what
+// cri-client's logs package calls RFC3339NanoFixed), so that stamped lines
+// align.
+const timeFormatOut = "2006-01-02T15:04:05.000000000Z07:00"
 
 // streamIndex numbers the two streams.
 const (
@@ -55,10 +57,10 @@ func parseRecord(line []byte) (record, error) {
 	if !ok {
 		return rec, fmt.Errorf("%w: no stream", errMalformed)
 	}
-	switch string(streamField) {
-	case "stdout":
+	switch runtimeapi.LogStreamType(streamField) {
+	case runtimeapi.Stdout:
 		rec.stream = stdout
-	case "stderr":
+	case runtimeapi.Stderr:
 		rec.stream = stderr
 	default:
 		return rec, fmt.Errorf("%w: stream %q", errMalformed, streamField)
@@ -68,8 +70,8 @@ func parseRecord(line []byte) (record, error) {
 		// A full empty line may come without the space before its content.
 		tags, content = rest, nil
 	}
-	first, _, _ := bytes.Cut(tags, []byte{':'})
-	rec.partial = string(first) == tagPartial
+	first, _, _ := bytes.Cut(tags, []byte(runtimeapi.LogTagDelimiter))
+	rec.partial = runtimeapi.LogTag(first) == runtimeapi.LogTagPartial
 	rec.content = content
 	return rec, nil
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	testingclock "k8s.io/utils/clock/testing"
+
+	critesting "github.com/berthnode/berth/cri/testing"
 )
 
 // currentLog is the current log of default/web's container app: stdout and
@@ -38,7 +40,7 @@ const previousLog = `2024-01-02T14:00:00Z stdout F before the restart
 //     container linger.
 //   - default/solo has one running container app.
 //   - default/waiting has container app created but never started.
-func logFixture(t *testing.T) (*fakeRuntime, string) {
+func logFixture(t *testing.T) (*critesting.Runtime, string) {
 	t.Helper()
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -48,19 +50,23 @@ func logFixture(t *testing.T) (*fakeRuntime, string) {
 		}
 		return p
 	}
-	rt := newFakeRuntime()
-	rt.addSandbox("sb-old", "default", "web", "u1", 50)
-	rt.addContainer("old", "sb-old", "app", 0, runtimeapi.ContainerState_CONTAINER_RUNNING,
-		write("stale.log", "2024-01-01T00:00:00Z stdout F stale pod\n"))
-	rt.addSandbox("sb-web", "default", "web", "u2", 100)
-	rt.addContainer("app-0", "sb-web", "app", 0, runtimeapi.ContainerState_CONTAINER_EXITED, write("app-0.log", previousLog))
-	rt.addContainer("app-1", "sb-web", "app", 1, runtimeapi.ContainerState_CONTAINER_RUNNING, write("app-1.log", currentLog))
+	rt := critesting.NewRuntime()
+	rt.AddSandbox(critesting.Sandbox{ID: "sb-old", Namespace: "default", Name: "web", UID: "u1", CreatedAt: 50})
+	rt.AddContainer(critesting.Container{ID: "old", SandboxID: "sb-old", Name: "app", State: runtimeapi.ContainerState_CONTAINER_RUNNING,
+		CreatedAt: 51, LogPath: write("stale.log", "2024-01-01T00:00:00Z stdout F stale pod\n")})
+	rt.AddSandbox(critesting.Sandbox{ID: "sb-web", Namespace: "default", Name: "web", UID: "u2", CreatedAt: 100})
+	rt.AddContainer(critesting.Container{ID: "app-0", SandboxID: "sb-web", Name: "app", State: runtimeapi.ContainerState_CONTAINER_EXITED,
+		CreatedAt: 101, LogPath: write("app-0.log", previousLog)})
+	rt.AddContainer(critesting.Container{ID: "app-1", SandboxID: "sb-web", Name: "app", Attempt: 1, State: runtimeapi.ContainerState_CONTAINER_RUNNING,
+		CreatedAt: 102, LogPath: write("app-1.log", currentLog)})
 	// A rotated file is never read by a request that does not follow.
 	write("app-1.log.20240102-150000", "2024-01-02T15:00:00Z stdout F rotated away\n")
-	rt.addSandbox("sb-solo", "default", "solo", "u3", 100)
-	rt.addContainer("solo-0", "sb-solo", "app", 0, runtimeapi.ContainerState_CONTAINER_RUNNING, write("solo.log", ""))
-	rt.addSandbox("sb-wait", "default", "waiting", "u4", 100)
-	rt.addContainer("wait-0", "sb-wait", "app", 0, runtimeapi.ContainerState_CONTAINER_CREATED, filepath.Join(dir, "wait.log"))
+	rt.AddSandbox(critesting.Sandbox{ID: "sb-solo", Namespace: "default", Name: "solo", UID: "u3", CreatedAt: 100})
+	rt.AddContainer(critesting.Container{ID: "solo-0", SandboxID: "sb-solo", Name: "app", State: runtimeapi.ContainerState_CONTAINER_RUNNING,
+		CreatedAt: 101, LogPath: write("solo.log", "")})
+	rt.AddSandbox(critesting.Sandbox{ID: "sb-wait", Namespace: "default", Name: "waiting", UID: "u4", CreatedAt: 100})
+	rt.AddContainer(critesting.Container{ID: "wait-0", SandboxID: "sb-wait", Name: "app", State: runtimeapi.ContainerState_CONTAINER_CREATED,
+		CreatedAt: 101, LogPath: filepath.Join(dir, "wait.log")})
 	return rt, dir
 }
 
@@ -223,7 +229,7 @@ func TestFollowEndsWhenContainerExits(t *testing.T) {
 	if _, err := f.WriteString("part\n2024-01-02T15:04:07Z stderr F last\n"); err != nil {
 		t.Fatal(err)
 	}
-	rt.setState("solo-0", runtimeapi.ContainerState_CONTAINER_EXITED)
+	rt.SetContainerState("solo-0", runtimeapi.ContainerState_CONTAINER_EXITED)
 	select {
 	case got := <-lines:
 		want := "2024-01-02T15:04:05.000000000Z first\n" +

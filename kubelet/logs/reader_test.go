@@ -10,13 +10,14 @@ import (
 	"testing"
 	"time"
 
+	critesting "github.com/berthnode/berth/cri/testing"
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 )
 
 // newTestReader returns a following reader of path that writes to w.
-func newTestReader(path string, rt *fakeRuntime, id string, w io.Writer) *reader {
+func newTestReader(path string, rt *critesting.Runtime, id string, w io.Writer) *reader {
 	opts := readOptions{follow: true, tail: -1, limit: -1, stdout: true, stderr: true}
 	out := newOutput(w, opts)
 	r := &reader{

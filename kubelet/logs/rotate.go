@@ -17,6 +17,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/berthnode/berth/cri"
 )
 
 const (
@@ -147,8 +149,8 @@ func (r *Rotator) rotateAll(ctx context.Context) {
 		}
 		if err := r.rotateContainer(ctx, c.Id); err != nil {
 			log.Error(err, "Rotating container log failed", "containerID", c.Id,
-				"pod", klog.KRef(c.Labels[labelPodNamespace], c.Labels[labelPodName]),
-				"container", c.Labels[labelContainerName])
+				"pod", klog.KRef(c.Labels[cri.LabelPodNamespace], c.Labels[cri.LabelPodName]),
+				"container", c.Labels[cri.LabelContainerName])
 		}
 	}
 }
@@ -271,7 +273,11 @@ func listDir(path string) map[string]bool {
 }
 
 // compress replaces name by name.gz, writing through name.tmp so that an
-// interrupted compression leaves nothing that looks finished.
+// interrupted compression leaves nothing that looks finished. It does not
+// use kubelet/atomicfile: the temporary file's name must be known (prune
+// removes a leftover name.tmp after a crash, as it lists only the log's
+// own files), and no fsync is needed, since the uncompressed original stays
+// until the .gz is in place.
 func compress(name string) (err error) {
 	in, err := os.Open(name)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-helpers/apimachinery/lease"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -220,11 +222,17 @@ func (c *Controller) setLeaseOwner(l *coordinationv1.Lease) error {
 	return nil
 }
 
+// registerBackoff is the pause between registration attempts: 1 s doubling
+// to 7 s, the kubelet's cap, then 7 s until the API server answers.
+var registerBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Cap: 7 * time.Second, Steps: math.MaxInt32}
+
 // register creates the Node, or adopts the existing one, retrying with
-// backoff until it succeeds or ctx ends.
+// backoff until it succeeds or ctx ends. The pauses are waited on the
+// injected clock, which tests replace.
 func (c *Controller) register(ctx context.Context, info MachineInfo) error {
 	log := klog.FromContext(ctx)
-	for attempt := 0; ; attempt++ {
+	backoff := registerBackoff
+	for {
 		node, err := c.registerOnce(ctx, info)
 		if err == nil {
 			c.mu.Lock()
@@ -235,11 +243,10 @@ func (c *Controller) register(ctx context.Context, info MachineInfo) error {
 			return nil
 		}
 		log.Error(err, "Registering node failed; will retry")
-		delay := min(time.Second<<min(attempt, 4), 7*time.Second)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-c.cfg.Clock.After(delay):
+		case <-c.cfg.Clock.After(backoff.Step()):
 		}
 	}
 }

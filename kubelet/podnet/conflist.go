@@ -1,14 +1,14 @@
 package podnet
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
+
+	"github.com/berthnode/berth/kubelet/atomicfile"
 )
 
 // cniVersion is the CNI spec version of the config list. containerd 1.6
@@ -119,66 +119,15 @@ func renderConflist(p confParams) ([]byte, error) {
 	return append(data, '\n'), nil
 }
 
-// writeIfChanged makes dir/name hold data, atomically (a temporary file
-// renamed over it), and only if it holds something else: every write wakes
-// containerd's config watcher. It reports whether it wrote.
+// writeIfChanged makes dir/name hold data, atomically, and only if it
+// holds something else: every write wakes containerd's config watcher. It
+// reports whether it wrote. The temporary file's name does not end in
+// .conflist, so CNI loaders skip it.
 func writeIfChanged(dir, name string, data []byte) (bool, error) {
-	path := filepath.Join(dir, name)
-	old, err := os.ReadFile(path)
-	switch {
-	case err == nil && bytes.Equal(old, data):
-		return false, nil
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return false, fmt.Errorf("reading %s: %w", path, err)
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, fmt.Errorf("creating %s: %w", dir, err)
 	}
-	// The temporary name does not end in .conflist, so CNI loaders skip it.
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return false, fmt.Errorf("creating a temporary file in %s: %w", dir, err)
-	}
-	if err := writeAndClose(tmp, data); err != nil {
-		return false, errors.Join(err, os.Remove(tmp.Name()))
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return false, errors.Join(fmt.Errorf("replacing %s: %w", path, err), os.Remove(tmp.Name()))
-	}
-	return true, syncDir(dir)
-}
-
-func writeAndClose(f *os.File, data []byte) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", f.Name(), err)
-	}
-	return nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("opening %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.WriteIfChanged(filepath.Join(dir, name), data, 0o644)
 }
 
 // ConfigList returns the CNI config list berth's pod network writes on a

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
@@ -100,7 +102,7 @@ func osTerms(a *v1.Affinity) []v1.NodeSelectorTerm {
 // may run. Pods that will not run anyway (finished, being deleted) are let
 // in. m.mu must be held.
 func (m *Manager) admitLocked(pod *v1.Pod, static bool) *rejection {
-	if pod.DeletionTimestamp != nil || isTerminalPhase(pod.Status.Phase) {
+	if pod.DeletionTimestamp != nil || podstatus.IsTerminalPhase(pod.Status.Phase) {
 		return nil
 	}
 	if m.ShuttingDown() {
@@ -114,7 +116,7 @@ func (m *Manager) admitLocked(pod *v1.Pod, static bool) *rejection {
 func (m *Manager) activePodsLocked() int {
 	n := 0
 	for _, w := range m.workers {
-		if w.pod != nil && w.rejection == nil && !w.terminated && !isTerminalPhase(w.pod.Status.Phase) {
+		if w.pod != nil && w.rejection == nil && !w.terminated && !podstatus.IsTerminalPhase(w.pod.Status.Phase) {
 			n++
 		}
 	}
@@ -133,19 +135,19 @@ func (m *Manager) markTerminated(w *podWorker) {
 // reject publishes why the pod may not run, as the kubelet does: a Warning
 // event, and phase Failed with the reason. A rejected pod never starts;
 // whatever of it the runtime holds (from before a restart) is stopped.
-func (w *podWorker) reject(ctx context.Context, pod *v1.Pod, rt *podRuntime, r rejection) error {
+func (w *podWorker) reject(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, r rejection) error {
 	if !w.state.rejectNoted {
 		klog.FromContext(ctx).Info("Pod rejected", "reason", r.Reason, "message", r.Message)
-		w.m.cfg.Recorder.Event(pod, v1.EventTypeWarning, r.Reason, r.Message)
+		w.recorder.Event(pod, v1.EventTypeWarning, r.Reason, r.Message)
 		w.state.rejectNoted = true
 	}
 	st := *pod.Status.DeepCopy()
 	st.Phase = v1.PodFailed
 	st.Reason = r.Reason
 	st.Message = rejectedPrefix + r.Message
-	st.QOSClass = qosClass(pod)
+	st.QOSClass = podruntime.QOSClass(pod)
 	if st.StartTime == nil {
-		now := metav1.NewTime(w.m.cfg.Clock.Now())
+		now := metav1.NewTime(w.clock.Now())
 		st.StartTime = &now
 	}
 	if err := w.sendStatus(ctx, pod, st); err != nil {

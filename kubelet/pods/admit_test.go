@@ -115,7 +115,7 @@ func TestMaxPods(t *testing.T) {
 		t.Errorf("c status reason %q message %q", c.Status.Reason, c.Status.Message)
 	}
 	if !h.events.Has("c", reasonOutOfPods, full) {
-		t.Errorf("no %s event with message %q: %+v", reasonOutOfPods, full, h.events.list)
+		t.Errorf("no %s event with message %q: %+v", reasonOutOfPods, full, h.events.List())
 	}
 
 	// A pod being deleted holds its place until it has stopped.

@@ -4,19 +4,11 @@ import (
 	"context"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
-)
-
-// The reason and message of a pod stopped for its active deadline, in the
-// kubelet's words: clients (Jobs, the conformance tests) look for them.
-const (
-	reasonDeadlineExceeded  = "DeadlineExceeded"
-	messageDeadlineExceeded = "Pod was active on the node longer than the specified deadline"
-	// reasonPodFailed is the reason of the readiness conditions of a pod
-	// the kubelet ended.
-	reasonPodFailed = "PodFailed"
 )
 
 // deadlineState is what a worker remembers of its pod's active deadline.
@@ -59,15 +51,15 @@ func untilDeadline(pod *v1.Pod, start *metav1.Time, now time.Time, next time.Dur
 // an event, every container stopped within the pod's grace period, then
 // phase Failed with reason DeadlineExceeded once nothing runs, and the
 // volumes torn down. Its exited containers stay for their logs.
-func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
-	grace := specGracePeriod(pod)
+func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
+	grace := podruntime.SpecGracePeriod(pod)
 	if !w.state.deadline.noted {
 		klog.FromContext(ctx).Info("Pod exceeded its active deadline; stopping it",
 			"activeDeadlineSeconds", *pod.Spec.ActiveDeadlineSeconds, "gracePeriod", grace)
-		w.m.cfg.Recorder.Event(pod, v1.EventTypeNormal, reasonDeadlineExceeded, messageDeadlineExceeded)
+		w.recorder.Event(pod, v1.EventTypeNormal, podstatus.ReasonDeadlineExceeded, podstatus.MessageDeadlineExceeded)
 		w.state.deadline.noted = true
 	}
-	w.probes.stopAll()
+	w.probes.StopAll()
 	rt, err := w.stopForGood(ctx, pod, rt, grace)
 	if err != nil {
 		return err
@@ -76,31 +68,8 @@ func (w *podWorker) stopForDeadline(ctx context.Context, pod *v1.Pod, rt *podRun
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return err
 	}
-	w.m.markTerminated(w)
+	w.host.markTerminated(w)
 	return w.teardownOnce(ctx)
-}
-
-// endedStatus is st for a pod the kubelet ended: phase Failed with reason
-// and message, and, as the kubelet's status manager makes sure, not ready,
-// whatever the containers' exit codes (a container that ends at SIGTERM
-// exits with 0). Conditions that turn false now get now as their
-// transition time.
-func endedStatus(st v1.PodStatus, old []v1.PodCondition, reason, message string, now time.Time) v1.PodStatus {
-	st.Phase = v1.PodFailed
-	st.Reason = reason
-	st.Message = message
-	for i := range st.Conditions {
-		c := &st.Conditions[i]
-		if c.Type != v1.PodReady && c.Type != v1.ContainersReady {
-			continue
-		}
-		c.Status, c.Reason, c.Message = v1.ConditionFalse, reasonPodFailed, ""
-		c.LastTransitionTime = metav1.NewTime(now)
-		if prev := findCondition(old, c.Type); prev != nil && prev.Status == v1.ConditionFalse {
-			c.LastTransitionTime = prev.LastTransitionTime
-		}
-	}
-	return st
 }
 
 // pastDeadline tells whether the pod is to be stopped for its active
@@ -110,7 +79,7 @@ func (w *podWorker) pastDeadline(pod *v1.Pod) bool {
 	if w.state.deadline.exceeded {
 		return true
 	}
-	exceeded, _ := activeDeadline(pod, w.startTime(pod), w.m.cfg.Clock.Now())
+	exceeded, _ := activeDeadline(pod, w.startTime(pod), w.clock.Now())
 	return exceeded
 }
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -67,42 +67,11 @@ func TestUntilDeadline(t *testing.T) {
 	}
 }
 
-func TestEndedStatus(t *testing.T) {
-	then := metav1.NewTime(time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC))
-	now := time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC)
-	st := v1.PodStatus{
-		Phase: v1.PodSucceeded,
-		Conditions: []v1.PodCondition{
-			{Type: v1.PodScheduled, Status: v1.ConditionTrue, LastTransitionTime: then},
-			{Type: v1.ContainersReady, Status: v1.ConditionTrue, LastTransitionTime: then},
-			{Type: v1.PodReady, Status: v1.ConditionFalse, Reason: reasonPodCompleted, LastTransitionTime: then},
-		},
-	}
-	old := []v1.PodCondition{
-		{Type: v1.ContainersReady, Status: v1.ConditionTrue, LastTransitionTime: then},
-		{Type: v1.PodReady, Status: v1.ConditionFalse, LastTransitionTime: then},
-	}
-	got := endedStatus(st, old, reasonDeadlineExceeded, messageDeadlineExceeded, now)
-	want := v1.PodStatus{
-		Phase:   v1.PodFailed,
-		Reason:  reasonDeadlineExceeded,
-		Message: messageDeadlineExceeded,
-		Conditions: []v1.PodCondition{
-			{Type: v1.PodScheduled, Status: v1.ConditionTrue, LastTransitionTime: then},
-			{Type: v1.ContainersReady, Status: v1.ConditionFalse, Reason: reasonPodFailed, LastTransitionTime: metav1.NewTime(now)},
-			{Type: v1.PodReady, Status: v1.ConditionFalse, Reason: reasonPodFailed, LastTransitionTime: then},
-		},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("endedStatus (-want +got):\n%s", diff)
-	}
-}
-
 // deadlineExceeded tells whether the pod's status says it was stopped for
 // its active deadline.
 func (h *harness) deadlineExceeded(name string) bool {
 	p := h.pod(name)
-	return p != nil && p.Status.Phase == v1.PodFailed && p.Status.Reason == reasonDeadlineExceeded
+	return p != nil && p.Status.Phase == v1.PodFailed && p.Status.Reason == podstatus.ReasonDeadlineExceeded
 }
 
 func TestActiveDeadlineStopsPod(t *testing.T) {
@@ -131,8 +100,8 @@ func TestActiveDeadlineStopsPod(t *testing.T) {
 	h.eventually("pod failed for its deadline", func() bool { return h.deadlineExceeded("deadline") })
 
 	p := h.pod("deadline")
-	if p.Status.Message != messageDeadlineExceeded {
-		t.Errorf("message %q, want %q", p.Status.Message, messageDeadlineExceeded)
+	if p.Status.Message != podstatus.MessageDeadlineExceeded {
+		t.Errorf("message %q, want %q", p.Status.Message, podstatus.MessageDeadlineExceeded)
 	}
 	for _, c := range p.Status.Conditions {
 		if (c.Type == v1.PodReady || c.Type == v1.ContainersReady) && c.Status != v1.ConditionFalse {
@@ -145,7 +114,7 @@ func TestActiveDeadlineStopsPod(t *testing.T) {
 	if s := h.status("deadline", "app"); s.State.Terminated == nil {
 		t.Errorf("app state %+v, want terminated", s.State)
 	}
-	if !h.events.Has("deadline", reasonDeadlineExceeded, messageDeadlineExceeded) {
+	if !h.events.Has("deadline", podstatus.ReasonDeadlineExceeded, podstatus.MessageDeadlineExceeded) {
 		t.Error("no DeadlineExceeded event")
 	}
 	h.waitFor("volumes torn down", func() bool { return h.volumes.TornDown(pod.UID) })
@@ -156,7 +125,7 @@ func TestActiveDeadlineStopsPod(t *testing.T) {
 	if n := h.count("deadline", "app"); n != 1 {
 		t.Errorf("%d app containers, want the one that was stopped", n)
 	}
-	if n := h.events.Count("deadline", reasonDeadlineExceeded); n != 1 {
+	if n := h.events.Count("deadline", podstatus.ReasonDeadlineExceeded); n != 1 {
 		t.Errorf("%d DeadlineExceeded events, want 1", n)
 	}
 }
@@ -187,22 +156,5 @@ func TestActiveDeadlineLoweredOnRunningPod(t *testing.T) {
 	h.eventually("pod failed for its deadline", func() bool { return h.deadlineExceeded("lowered") })
 	if h.running("lowered", "app") {
 		t.Error("app still running")
-	}
-}
-
-// TestStartTimeKept checks that a status built from a pod the informer
-// shows without its start time yet keeps the one published before: the
-// active deadline counts from it.
-func TestStartTimeKept(t *testing.T) {
-	pod := statePod(v1.RestartPolicyAlways, nil, specC("a"))
-	published := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	now := published.Add(10 * time.Minute)
-	st := buildStatus(statusInput{Pod: pod, RT: &podRuntime{}, Now: now, StartTime: &published})
-	if st.StartTime == nil || !st.StartTime.Equal(&published) {
-		t.Errorf("start time %v, want the published %v", st.StartTime, published)
-	}
-	st = buildStatus(statusInput{Pod: pod, RT: &podRuntime{}, Now: now})
-	if st.StartTime == nil || !st.StartTime.Time.Equal(now) {
-		t.Errorf("first start time %v, want now %v", st.StartTime, now)
 	}
 }

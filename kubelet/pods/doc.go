@@ -1,6 +1,7 @@
-// Package pods runs the pods bound to this node through the Container Runtime
-// Interface: the kubelet's pod workers, its runtime manager and its status
-// manager, cut down to what a worker node needs.
+// Package pods is the pod controller: it runs the pods bound to this node,
+// as the kubelet's pod workers do, and wires the packages that do the
+// rest: kubelet/podruntime (the work on CRI), kubelet/podstatus (the status
+// to publish), kubelet/prober (probe workers) and kubelet/relist (the PLEG).
 //
 // The shape of one pod's life:
 //
@@ -20,27 +21,36 @@
 //     deleted is made again, and mirror pods of no static pod are deleted.
 //     Mirror pods from the informer are never run themselves. A new version
 //     of a static pod starts once the old one has stopped.
-//   - A relist loop lists sandboxes and containers from CRI every second and
-//     wakes the worker of every pod whose runtime state changed (a container
-//     exited), and of every pod whose retry or back-off time came.
+//   - Every second the relister (kubelet/relist) lists sandboxes and
+//     containers from CRI; the manager wakes the worker of every pod whose
+//     runtime state changed (a container exited) to a state the worker has
+//     not observed itself (not for the sandbox its own sync just started;
+//     a change found during a sync waits for the sync's end), and of every
+//     pod whose retry or back-off time came. A new pod whose UID the last
+//     relist did not find starts its first sync without listing the
+//     runtime.
+//   - The informer's update that only brings back one of a worker's own
+//     last two status patches does not wake it (echo.go); its next status
+//     is computed against the newest the server holds (the last patch's
+//     answer until its echo comes).
 //   - A worker observes the pod's runtime state, asks the pure
-//     computePodActions what to do (create the sandbox, start the next init
-//     container, start or kill containers, stop the pod), does it, and patches
-//     the pod status to the API server when it changed.
+//     podruntime.ComputePodActions what to do (create the sandbox, start the
+//     next init container, start or kill containers, stop the pod), has its
+//     podruntime.Pod do it, and patches the status podstatus.Build computes
+//     to the API server when it changed. The worker gets what it needs from
+//     the node in a workerDeps shared by all workers, and asks the manager
+//     (which alone sees every pod) through the workerHost interface.
 //   - Every probe of a running container (regular or sidecar) has a probe
-//     worker of its own (probes.go, probeworker.go) on the injected clock.
-//     The startup probe holds the others; readiness sets the container's
-//     ready flag and so the pod's Ready condition, waking the pod worker to
-//     publish it; a liveness or startup probe that gives up has the pod
+//     worker of its own (kubelet/prober). A probe that gives up has the pod
 //     worker stop the container, and the restart policy and back-off take
 //     it from there. postStart hooks run right after a start (a failure
 //     stops the container); preStop hooks run before a stop, within the
-//     grace period (hooks.go). kubelet/probe runs single probes.
+//     grace period (podruntime).
 //   - Ephemeral containers (`kubectl debug`, added through the
 //     ephemeralcontainers subresource) start once each in the pod's sandbox,
 //     without waiting for initialization, sharing their target container's
 //     process namespace when they name one; they are never restarted, report
-//     in ephemeralContainerStatuses and stop with the pod (ephemeral.go).
+//     in ephemeralContainerStatuses and stop with the pod (podruntime).
 //   - A pod active on the node for its spec.activeDeadlineSeconds (the
 //     field may be lowered on a running pod) is stopped within its grace
 //     period and ends Failed with reason DeadlineExceeded and an event, as

@@ -7,7 +7,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/berthnode/berth/kubelet/podstatus"
 )
 
 func TestStatusEcho(t *testing.T) {
@@ -56,27 +57,6 @@ func TestStatusEcho(t *testing.T) {
 	}
 }
 
-// TestFingerprintMatchesRelist: what a worker observed is summed up as the
-// relist sums up the same sandboxes and containers, whatever their order.
-func TestFingerprintMatchesRelist(t *testing.T) {
-	rt := &podRuntime{
-		Sandboxes: []*sandboxState{{ID: "s2", Ready: true}, {ID: "s1"}},
-		Containers: []*containerState{
-			{ID: "c2", State: runtimeapi.ContainerState_CONTAINER_RUNNING},
-			{ID: "c1", State: runtimeapi.ContainerState_CONTAINER_EXITED},
-		},
-	}
-	want := joinPrint([]string{
-		containerPrint("c1", runtimeapi.ContainerState_CONTAINER_EXITED),
-		sandboxPrint("s1", runtimeapi.PodSandboxState_SANDBOX_NOTREADY),
-		containerPrint("c2", runtimeapi.ContainerState_CONTAINER_RUNNING),
-		sandboxPrint("s2", runtimeapi.PodSandboxState_SANDBOX_READY),
-	})
-	if got := rt.fingerprint(); got != want {
-		t.Errorf("fingerprint = %q, want %q", got, want)
-	}
-}
-
 // TestSlowSandboxTwoStatusPatches: a pod whose sandbox takes longer than
 // backgroundPublishDelay gets its waiting status and then its running one,
 // and no third patch to correct the second (a condition's reason that the
@@ -87,7 +67,7 @@ func TestSlowSandboxTwoStatusPatches(t *testing.T) {
 	h.rt.sandboxGate = gate
 	h.start()
 	h.create(testPod("web", ctr("app")))
-	h.waitFor("the background publish", func() bool { return h.waitingReason("web", "app") == reasonContainerCreating })
+	h.waitFor("the background publish", func() bool { return h.waitingReason("web", "app") == podstatus.ReasonContainerCreating })
 	close(gate)
 	h.waitFor("running", func() bool { return h.running("web", "app") && h.status("web", "app").Ready })
 	for range 30 {

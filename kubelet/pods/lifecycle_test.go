@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,8 +26,8 @@ func TestInitContainersAndSidecarStartInOrder(t *testing.T) {
 	h.create(pod)
 
 	h.waitFor("setup running", func() bool { return h.running("web", "setup") })
-	if got := h.waitingReason("web", "app"); got != reasonPodInitializing {
-		t.Errorf("app waits with %q, want %s", got, reasonPodInitializing)
+	if got := h.waitingReason("web", "app"); got != podstatus.ReasonPodInitializing {
+		t.Errorf("app waits with %q, want %s", got, podstatus.ReasonPodInitializing)
 	}
 	if h.count("web", "proxy") != 0 || h.count("web", "migrate") != 0 {
 		t.Fatal("containers after the first init container started before it finished")
@@ -56,11 +58,11 @@ func TestInitContainersAndSidecarStartInOrder(t *testing.T) {
 		t.Errorf("phase %s, want Running", p.Status.Phase)
 	}
 	for _, c := range []v1.PodConditionType{v1.PodInitialized, v1.ContainersReady, v1.PodReady, v1.PodReadyToStartContainers} {
-		if cond := findCondition(p.Status.Conditions, c); cond == nil || cond.Status != v1.ConditionTrue {
+		if cond := podstatus.FindCondition(p.Status.Conditions, c); cond == nil || cond.Status != v1.ConditionTrue {
 			t.Errorf("condition %s = %+v, want True", c, cond)
 		}
 	}
-	if s := h.status("web", "setup"); s.State.Terminated == nil || s.State.Terminated.Reason != reasonCompleted || !s.Ready {
+	if s := h.status("web", "setup"); s.State.Terminated == nil || s.State.Terminated.Reason != podstatus.ReasonCompleted || !s.Ready {
 		t.Errorf("setup status %+v, want terminated Completed and ready", s)
 	}
 	for _, e := range []string{"Created", "Started"} {
@@ -86,7 +88,7 @@ func TestCrashLoopBackOff(t *testing.T) {
 		restarts := int32(i + 2)
 		h.exit(h.containerID("crash", "app"), 1)
 		h.clock.Step(time.Second)
-		h.waitFor("CrashLoopBackOff", func() bool { return h.waitingReason("crash", "app") == reasonCrashLoopBackOff })
+		h.waitFor("CrashLoopBackOff", func() bool { return h.waitingReason("crash", "app") == podruntime.ReasonCrashLoopBackOff })
 		s := h.status("crash", "app")
 		if s.LastTerminationState.Terminated == nil || s.LastTerminationState.Terminated.ExitCode != 1 {
 			t.Errorf("lastState %+v, want terminated with exit code 1", s.LastTerminationState)
@@ -133,7 +135,7 @@ func TestRestartPolicyNeverFails(t *testing.T) {
 	h.exit(h.containerID("job", "helper"), 0)
 	h.waitFor("pod failed", func() bool { return h.pod("job").Status.Phase == v1.PodFailed })
 	s := h.status("job", "work")
-	if s.State.Terminated.ExitCode != 3 || s.State.Terminated.Reason != reasonError || s.RestartCount != 0 {
+	if s.State.Terminated.ExitCode != 3 || s.State.Terminated.Reason != podstatus.ReasonError || s.RestartCount != 0 {
 		t.Errorf("work status %+v, want exit code 3, reason Error, no restart", s.State.Terminated)
 	}
 	h.waitFor("volumes torn down", func() bool { return h.volumes.TornDown(pod.UID) })
@@ -144,7 +146,7 @@ func TestRestartPolicyNeverFails(t *testing.T) {
 		t.Error("a Never pod's container was restarted")
 	}
 	p := h.pod("job")
-	if c := findCondition(p.Status.Conditions, v1.PodReady); c == nil || c.Status != v1.ConditionFalse {
+	if c := podstatus.FindCondition(p.Status.Conditions, v1.PodReady); c == nil || c.Status != v1.ConditionFalse {
 		t.Errorf("Ready = %+v, want False", c)
 	}
 }
@@ -161,7 +163,7 @@ func TestOnFailureSucceeds(t *testing.T) {
 	h.waitFor("restarted", func() bool { return h.running("batch", "work") && h.status("batch", "work").RestartCount == 1 })
 	h.exit(h.containerID("batch", "work"), 0)
 	h.waitFor("succeeded", func() bool { return h.pod("batch").Status.Phase == v1.PodSucceeded })
-	if s := h.status("batch", "work"); s.State.Terminated == nil || s.State.Terminated.Reason != reasonCompleted {
+	if s := h.status("batch", "work"); s.State.Terminated == nil || s.State.Terminated.Reason != podstatus.ReasonCompleted {
 		t.Errorf("status %+v, want terminated Completed", s.State)
 	}
 }
@@ -268,7 +270,7 @@ func TestOrphanSandboxRemoved(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	orphan := testPod("old", ctr("app"))
-	sbCfg, err := sandboxConfig(orphan, 0, sandboxParams{CgroupDriver: "cgroupfs", CgroupsPerQOS: true})
+	sbCfg, err := podruntime.SandboxConfig(orphan, 0, podruntime.SandboxParams{CgroupDriver: "cgroupfs", CgroupsPerQOS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +280,7 @@ func TestOrphanSandboxRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := ctr("app")
-	cfg, err := containerConfig(containerParams{Pod: orphan, Container: &c, ImageRef: c.Image, Env: &envVars{}}, resourceParams{}, "/")
+	cfg, err := podruntime.ContainerConfig(podruntime.ContainerParams{Pod: orphan, Container: &c, ImageRef: c.Image, Env: &podruntime.EnvVars{}}, podruntime.ResourceParams{}, "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,18 +331,18 @@ func TestFailingPodsDoNotBlockOthers(t *testing.T) {
 	h.create(testPod("good", ctr("app")))
 
 	h.waitFor("good running", func() bool { return h.running("good", "app") })
-	h.waitFor("ErrImagePull", func() bool { return h.waitingReason("unknown-image", "app") == reasonErrImagePull })
+	h.waitFor("ErrImagePull", func() bool { return h.waitingReason("unknown-image", "app") == podruntime.ReasonErrImagePull })
 	if !h.events.Has("unknown-image", "Failed", "Failed to pull image") {
 		t.Error("no Failed event for the image pull")
 	}
 	h.waitFor("RunContainerError or CrashLoopBackOff", func() bool {
 		r := h.waitingReason("bad-command2", "boom")
-		return r == reasonRunError || r == reasonCrashLoopBackOff
+		return r == podruntime.ReasonRunError || r == podruntime.ReasonCrashLoopBackOff
 	})
 	if !h.events.Has("bad-command2", "Failed", "boom") {
 		t.Error("no Failed event for the start error")
 	}
-	h.waitFor("CreateContainerConfigError", func() bool { return h.waitingReason("root-image", "app") == reasonCreateConfigError })
+	h.waitFor("CreateContainerConfigError", func() bool { return h.waitingReason("root-image", "app") == podruntime.ReasonCreateConfigError })
 	if s := h.status("root-image", "app"); s.State.Waiting == nil || s.State.Waiting.Message == "" {
 		t.Errorf("no message for the non-root violation: %+v", s.State)
 	}
@@ -348,11 +350,11 @@ func TestFailingPodsDoNotBlockOthers(t *testing.T) {
 		t.Error("no Failed event for the non-root violation")
 	}
 	h.waitFor("FailedMount", func() bool { return h.events.Has("no-volume", "FailedMount", "boom") })
-	if got := h.waitingReason("no-volume", "app"); got != reasonContainerCreating {
-		t.Errorf("pod without volumes waits with %q, want %s", got, reasonContainerCreating)
+	if got := h.waitingReason("no-volume", "app"); got != podstatus.ReasonContainerCreating {
+		t.Errorf("pod without volumes waits with %q, want %s", got, podstatus.ReasonContainerCreating)
 	}
 	// Later the image appears: the pull back-off gives way.
-	h.waitFor("ImagePullBackOff", func() bool { return h.waitingReason("unknown-image", "app") == reasonImagePullBackOff })
+	h.waitFor("ImagePullBackOff", func() bool { return h.waitingReason("unknown-image", "app") == podruntime.ReasonImagePullBackOff })
 	h.images.SetFail("registry.example/missing:1.0", nil)
 	h.waitFor("image pulled after back-off", func() bool { return h.running("unknown-image", "app") })
 	if !h.running("good", "app") || !h.running("bad-command", "app") {

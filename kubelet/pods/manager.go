@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
@@ -21,42 +22,34 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
-)
 
-// Timing of the relist loop.
-const (
-	relistPeriod = time.Second
-	// relistThreshold is how old the last relist may be while the manager
-	// counts as healthy (the kubelet's PLEG threshold).
-	relistThreshold = 3 * time.Minute
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/prober"
+	"github.com/berthnode/berth/kubelet/relist"
 )
 
 // Manager runs the pods bound to the node. Make it with New and run it with
 // Run.
 type Manager struct {
-	cfg       Config
-	nodeCPU   int64
-	nodeMem   int64
-	pods      cache.SharedIndexInformer
-	podsF     informers.SharedInformerFactory
-	servicesF informers.SharedInformerFactory
-	services  corelisters.ServiceLister
+	cfg Config
+	// nodeCPU (millicores) and nodeMem (bytes) are the node's capacity.
+	nodeCPU, nodeMem int64
+	// informers watch the node's pods and the cluster's services.
+	informers podInformers
 
-	mu          sync.Mutex
-	ctx         context.Context
-	workers     map[types.UID]*podWorker
-	sources     sourcesState
-	static      staticState
-	relist      relistState
-	runtimeName string
-	wg          sync.WaitGroup
-	// sandboxSlots bounds the sandboxes being created at once: the
-	// runtime creates them (network namespace, CNI, pause container) far
-	// faster a few at a time than all at once, so a burst of pods is Ready
-	// sooner, and the first of them much sooner.
-	sandboxSlots chan struct{}
-	// probing spreads the first probes of adopted containers.
-	probing probeTiming
+	mu      sync.Mutex
+	ctx     context.Context
+	workers map[types.UID]*podWorker
+	sources sourcesState
+	static  staticState
+	// relister lists the runtime and tells which pods changed.
+	relister *relist.Relister
+	wg       sync.WaitGroup
+	// deps are what the pod workers need from the node.
+	deps *workerDeps
+	// probing is the probe workers' configuration; its Since, set by Run,
+	// spreads the first probes of adopted containers.
+	probing prober.Config
 	// metrics are the Prometheus metrics of the pods.
 	metrics *podMetrics
 	// shuttingDown is set while the node shuts down.
@@ -64,6 +57,15 @@ type Manager struct {
 	// resizing serializes resize admissions, so that two pods cannot both
 	// take the same free room (resize.go).
 	resizing sync.Mutex
+}
+
+// podInformers watch the node's pods and the cluster's services (for the
+// containers' service environment variables).
+type podInformers struct {
+	pods      cache.SharedIndexInformer
+	podsF     informers.SharedInformerFactory
+	servicesF informers.SharedInformerFactory
+	services  corelisters.ServiceLister
 }
 
 // sourcesState tells which sources of pods, the API server and the static
@@ -101,21 +103,37 @@ func New(cfg Config) (*Manager, error) {
 		servicesF = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(dropManagedFields))
 	}
 	m := &Manager{
-		cfg:       cfg,
-		nodeCPU:   int64(runtime.NumCPU()) * 1000,
-		nodeMem:   mem,
-		podsF:     podsF,
-		pods:      podsF.Core().V1().Pods().Informer(),
-		servicesF: servicesF,
-		services:  servicesF.Core().V1().Services().Lister(),
-		workers:   map[types.UID]*podWorker{},
-		sources:   sourcesState{pending: map[types.UID]*v1.Pod{}},
-		static:    staticState{mirrors: map[string]*v1.Pod{}, swept: map[types.UID]time.Time{}},
-		// Measured on 2 cores: 4 at a time beat 8 and 16 by a third.
-		sandboxSlots: make(chan struct{}, max(2, 2*runtime.NumCPU())),
-		probing:      probeTiming{jitter: randomJitter},
+		cfg:     cfg,
+		nodeCPU: int64(runtime.NumCPU()) * 1000,
+		nodeMem: mem,
+		informers: podInformers{
+			podsF:     podsF,
+			pods:      podsF.Core().V1().Pods().Informer(),
+			servicesF: servicesF,
+			services:  servicesF.Core().V1().Services().Lister(),
+		},
+		relister: relist.New(cfg.Runtime, cfg.Clock),
+		workers:  map[types.UID]*podWorker{},
+		sources:  sourcesState{pending: map[types.UID]*v1.Pod{}},
+		static:   staticState{mirrors: map[string]*v1.Pod{}, swept: map[types.UID]time.Time{}},
+	}
+	runner, err := m.newRunner()
+	if err != nil {
+		return nil, err
+	}
+	m.probing = prober.Config{
+		Runtime: cfg.Runtime, Recorder: cfg.Recorder, Clock: cfg.Clock,
+		Jitter: prober.RandomJitter,
+		Go: func(loop func()) {
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				loop()
+			}()
+		},
 	}
 	m.metrics = newPodMetrics(m)
+	m.deps = m.newWorkerDeps(runner)
 	return m, nil
 }
 
@@ -141,9 +159,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		return errors.New("pod manager already running")
 	}
 	m.ctx = ctx
-	m.probing.since = m.cfg.Clock.Now()
+	m.probing.Since = m.cfg.Clock.Now()
 	m.mu.Unlock()
-	reg, err := m.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := m.informers.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { m.podChanged(obj) },
 		UpdateFunc: func(_, obj any) { m.podChanged(obj) },
 		DeleteFunc: m.podDeleted,
@@ -151,21 +169,21 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch pods: %w", err)
 	}
-	m.podsF.Start(ctx.Done())
-	m.servicesF.Start(ctx.Done())
+	m.informers.podsF.Start(ctx.Done())
+	m.informers.servicesF.Start(ctx.Done())
 	defer func() {
-		m.podsF.Shutdown()
+		m.informers.podsF.Shutdown()
 		if m.cfg.Informers == nil {
-			m.servicesF.Shutdown()
+			m.informers.servicesF.Shutdown()
 		}
 		m.wg.Wait()
 	}()
-	for _, ok := range m.podsF.WaitForCacheSync(ctx.Done()) {
+	for _, ok := range m.informers.podsF.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return nil
 		}
 	}
-	for _, ok := range m.servicesF.WaitForCacheSync(ctx.Done()) {
+	for _, ok := range m.informers.servicesF.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return nil
 		}
@@ -191,7 +209,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		}()
 	}
 	m.housekeeping(ctx)
-	ticker := m.cfg.Clock.NewTicker(relistPeriod)
+	ticker := m.cfg.Clock.NewTicker(relist.Period)
 	defer ticker.Stop()
 	for {
 		select {
@@ -212,22 +230,15 @@ func (m *Manager) housekeeping(ctx context.Context) {
 
 // Healthy returns nil while the relist loop has run recently.
 func (m *Manager) Healthy() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.relist.last.IsZero() {
-		return errors.New("pod manager: runtime not listed yet")
-	}
-	if age := m.cfg.Clock.Since(m.relist.last); age > relistThreshold {
-		return fmt.Errorf("pod manager: last runtime relist %s ago (threshold %s)", age.Round(time.Second), relistThreshold)
+	if err := m.relister.Healthy(); err != nil {
+		return fmt.Errorf("pod manager: %w", err)
 	}
 	return nil
 }
 
 // RunningPods is the number of pods with a ready sandbox at the last relist.
 func (m *Manager) RunningPods() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.relist.running
+	return m.relister.RunningPods()
 }
 
 // podChanged hands a pod's new version to its worker. A pod new to the
@@ -247,11 +258,7 @@ func (m *Manager) podChanged(obj any) {
 	case known && !w.static:
 		prev := w.pod
 		w.pod, w.removed = pod, false
-		if w.patched != nil && w.patched.ResourceVersion == pod.ResourceVersion {
-			// The last status patch is back: the informer is as new.
-			w.patched = nil
-		}
-		if !statusEcho(prev, pod, w.sentStatus) {
+		if !w.echoes.update(prev, pod) {
 			w.wakeUp()
 		}
 	case known:
@@ -358,7 +365,14 @@ func (m *Manager) snapshot(w *podWorker) podView {
 	return v
 }
 
-// scheduleLocked sets when the worker syncs again without news.
+// podOf returns the newest version of the worker's pod.
+func (m *Manager) podOf(w *podWorker) *v1.Pod {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return w.pod
+}
+
+// schedule sets when the worker syncs again without news.
 func (m *Manager) schedule(w *podWorker, after time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -392,14 +406,14 @@ func (m *Manager) retire(w *podWorker) bool {
 func (m *Manager) servicesFor(pod *v1.Pod) ([]*v1.Service, error) {
 	var out []*v1.Service
 	if pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks {
-		list, err := m.services.Services(pod.Namespace).List(labels.Everything())
+		list, err := m.informers.services.Services(pod.Namespace).List(labels.Everything())
 		if err != nil {
 			return nil, fmt.Errorf("list services of namespace %s: %w", pod.Namespace, err)
 		}
 		out = append(out, list...)
 	}
 	if pod.Namespace != metav1.NamespaceDefault || (pod.Spec.EnableServiceLinks != nil && !*pod.Spec.EnableServiceLinks) {
-		if s, err := m.services.Services(metav1.NamespaceDefault).Get("kubernetes"); err == nil {
+		if s, err := m.informers.services.Services(metav1.NamespaceDefault).Get("kubernetes"); err == nil {
 			out = append(out, s)
 		}
 	}
@@ -416,9 +430,9 @@ func (m *Manager) hostIPs() []string {
 }
 
 // resourceParams are the node's settings of container resources.
-func (m *Manager) resourceParams() resourceParams {
+func (m *Manager) resourceParams() podruntime.ResourceParams {
 	k := m.cfg.Kubelet
-	p := resourceParams{CFSQuota: k.CPUCFSQuota == nil || *k.CPUCFSQuota, MemoryCapacity: m.nodeMem}
+	p := podruntime.ResourceParams{CFSQuota: k.CPUCFSQuota == nil || *k.CPUCFSQuota, MemoryCapacity: m.nodeMem}
 	if k.CPUCFSQuotaPeriod != nil {
 		p.QuotaPeriod = k.CPUCFSQuotaPeriod.Duration
 	}

@@ -50,9 +50,7 @@ type containerStates struct {
 func (c *containerStates) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *containerStates) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.Lock()
-	counts := c.m.relist.containers
-	c.m.mu.Unlock()
+	counts := c.m.relister.ContainerStates()
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
 	}

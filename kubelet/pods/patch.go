@@ -12,7 +12,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,6 +19,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/berthnode/berth/kubelet/logs"
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 )
 
 // Limits of termination messages, as under the kubelet.
@@ -35,7 +36,7 @@ const (
 // publish computes the pod's status and patches it to the API server when it
 // differs from what the server has, after any patch still being sent in
 // the background.
-func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
+func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
 	if w.supersede != nil {
 		close(w.supersede)
 		w.supersede, w.hurry = nil, nil
@@ -61,12 +62,10 @@ func (w *podWorker) withNewestStatus(pod *v1.Pod) *v1.Pod {
 	if w.static {
 		return pod
 	}
-	w.m.mu.Lock()
-	newest := w.pod
-	if w.patched != nil && w.m.cfg.Clock.Since(w.patchedAt) < resendAfter {
-		newest = w.patched
+	newest := w.echoes.newest(w.clock.Now(), resendAfter)
+	if newest == nil {
+		newest = w.host.podOf(w)
 	}
-	w.m.mu.Unlock()
 	if newest == nil || newest.UID != pod.UID || newest == pod {
 		return pod
 	}
@@ -86,8 +85,8 @@ const backgroundPublishDelay = 2 * time.Second
 // backgroundPublishDelay unless the worker's next publish came first, and
 // that next publish comes after it. Others publish in the foreground, as do
 // static pods, whose status goes through worker state.
-func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *podRuntime) {
-	if w.static || rt.newestSandbox() != nil {
+func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) {
+	if w.static || rt.NewestSandbox() != nil {
 		if err := w.publish(ctx, pod, rt); err != nil {
 			klog.FromContext(ctx).Error(err, "Cannot publish pod status")
 		}
@@ -105,7 +104,7 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 		case <-ctx.Done():
 			return
 		case <-hurry:
-		case <-w.m.cfg.Clock.After(backgroundPublishDelay):
+		case <-w.clock.After(backgroundPublishDelay):
 		}
 		w.sending.Lock()
 		defer w.sending.Unlock()
@@ -127,27 +126,27 @@ func (w *podWorker) publishNow() {
 }
 
 // podStatus computes the status to publish.
-func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podRuntime) v1.PodStatus {
+func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) v1.PodStatus {
 	w.readMessages(ctx, pod, rt)
-	st := buildStatus(statusInput{
+	st := podstatus.Build(podstatus.Input{
 		Pod:         pod,
 		RT:          rt,
-		Waiting:     w.state.waiting,
+		Waiting:     w.runtime.Waiting,
 		Terminal:    w.state.finished,
-		Now:         w.m.cfg.Clock.Now(),
-		HostIPs:     w.m.hostIPs(),
-		RuntimeName: w.m.runtimeNameFor(ctx),
+		Now:         w.clock.Now(),
+		HostIPs:     w.hostIPs(),
+		RuntimeName: w.runtimeName.get(ctx),
 		Messages:    w.state.messages,
-		Health:      w.probes.snapshot(),
+		Health:      w.probes.Health(),
 		StartTime:   w.state.startTime,
 		Actual:      w.actualResources(pod, rt),
 		Resize:      w.state.resize.conds.List(),
 	})
 	w.state.startTime = st.StartTime
 	if w.state.deadline.exceeded {
-		st = endedStatus(st, pod.Status.Conditions, reasonDeadlineExceeded, messageDeadlineExceeded, w.m.cfg.Clock.Now())
+		st = podstatus.Ended(st, pod.Status.Conditions, podstatus.ReasonDeadlineExceeded, podstatus.MessageDeadlineExceeded, w.clock.Now())
 	}
-	if isTerminalPhase(pod.Status.Phase) && !isTerminalPhase(st.Phase) {
+	if podstatus.IsTerminalPhase(pod.Status.Phase) && !podstatus.IsTerminalPhase(st.Phase) {
 		// A terminal phase is final; the API server would refuse the change.
 		st.Phase = pod.Status.Phase
 	}
@@ -155,7 +154,7 @@ func (w *podWorker) podStatus(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		w.state.started = true
 		// A pod that ran before berth (re)started was not started by it.
 		if pod.Status.Phase != v1.PodRunning {
-			w.m.metrics.startDuration.Observe(w.m.cfg.Clock.Since(w.state.seen).Seconds())
+			w.observeStart(w.clock.Since(w.state.seen).Seconds())
 			if w.state.trace != nil {
 				w.state.trace.running = true
 			}
@@ -184,11 +183,11 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 	if patch == nil {
 		return nil
 	}
-	if bytes.Equal(patch, w.state.lastSent) && w.m.cfg.Clock.Since(w.state.lastSentAt) < resendAfter {
+	if bytes.Equal(patch, w.state.lastSent) && w.clock.Since(w.state.lastSentAt) < resendAfter {
 		// Sent just now; the informer has not caught up yet.
 		return nil
 	}
-	patched, err := w.m.cfg.Client.CoreV1().Pods(target.Namespace).Patch(ctx, target.Name,
+	patched, err := w.client.CoreV1().Pods(target.Namespace).Patch(ctx, target.Name,
 		types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if w.static && apierrors.IsNotFound(err) {
 		// The mirror pod went; its deletion wakes the worker to make a
@@ -201,35 +200,11 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 		return fmt.Errorf("patch pod status: %w", err)
 	}
 	klog.FromContext(ctx).V(3).Info("Patched pod status", "phase", st.Phase, "patch", string(patch))
-	w.state.lastSent, w.state.lastSentAt = patch, w.m.cfg.Clock.Now()
+	w.state.lastSent, w.state.lastSentAt = patch, w.clock.Now()
 	if !w.static {
-		sent, _ := json.Marshal(v1.Pod{Status: st}) // encoded by statusPatch already
-		w.m.mu.Lock()
-		w.sentStatus = [2][]byte{sent, w.sentStatus[0]}
-		w.patched, w.patchedAt = patched, w.m.cfg.Clock.Now()
-		w.m.mu.Unlock()
+		w.echoes.record(st, patched, w.clock.Now())
 	}
 	return nil
-}
-
-// statusEcho tells whether the update of a pod from prev to pod is the
-// echo of the worker's own status patch: nothing but the status changed
-// (and the resource version and managed fields that come with it), to the
-// one of the statuses last sent. Such an update needs no sync: the
-// kubelet, too, does not sync a pod for a status-only update. Anything
-// else, a status written by someone else included, wakes the worker.
-func statusEcho(prev, pod *v1.Pod, sent [2][]byte) bool {
-	if prev == nil || sent[0] == nil || !apiequality.Semantic.DeepEqual(prev.Spec, pod.Spec) {
-		return false
-	}
-	a, b := prev.ObjectMeta, pod.ObjectMeta
-	a.ResourceVersion, b.ResourceVersion = "", ""
-	a.ManagedFields, b.ManagedFields = nil, nil
-	if !apiequality.Semantic.DeepEqual(a, b) {
-		return false
-	}
-	got, err := json.Marshal(v1.Pod{Status: pod.Status})
-	return err == nil && (bytes.Equal(got, sent[0]) || bytes.Equal(got, sent[1]))
 }
 
 // statusPatch is the strategic merge patch from the pod's status to st,
@@ -259,32 +234,12 @@ func statusPatch(pod *v1.Pod, st v1.PodStatus) ([]byte, error) {
 	return json.Marshal(patch)
 }
 
-// runtimeNameFor returns the runtime's name for container IDs, asking the
-// runtime once.
-func (m *Manager) runtimeNameFor(ctx context.Context) string {
-	m.mu.Lock()
-	name := m.runtimeName
-	m.mu.Unlock()
-	if name != "" {
-		return name
-	}
-	v, err := m.cfg.Runtime.Version(ctx, "v1")
-	if err != nil || v.GetRuntimeName() == "" {
-		klog.FromContext(ctx).V(2).Info("Runtime name unknown; container IDs use cri://", "err", err)
-		return "cri"
-	}
-	m.mu.Lock()
-	m.runtimeName = v.GetRuntimeName()
-	m.mu.Unlock()
-	return v.GetRuntimeName()
-}
-
 // readMessages reads the termination messages of exited containers once:
 // the file at the termination message path, or with FallbackToLogsOnError
 // the tail of the log of a failed container that left none.
-func (w *podWorker) readMessages(ctx context.Context, pod *v1.Pod, rt *podRuntime) {
+func (w *podWorker) readMessages(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) {
 	for _, c := range rt.Containers {
-		if !c.exited() {
+		if !c.Exited() {
 			continue
 		}
 		if _, ok := w.state.messages[c.ID]; ok {
@@ -301,13 +256,13 @@ func (w *podWorker) readMessages(ctx context.Context, pod *v1.Pod, rt *podRuntim
 // logMessage is the termination message taken from the end of a
 // container's log: the last maxFallbackLines records, at most
 // maxFallbackBytes, as the kubelet reads it.
-func (w *podWorker) logMessage(ctx context.Context, pod *v1.Pod, c *containerState) string {
+func (w *podWorker) logMessage(ctx context.Context, pod *v1.Pod, c *podruntime.ContainerState) string {
 	path := c.LogPath
 	if !filepath.IsAbs(path) {
 		// containerd names the whole path; for a runtime that names
 		// only the part below the pod's log directory, it is where berth
 		// asked for it.
-		path = filepath.Join(podLogDir(w.m.cfg.PodLogsDir, pod), c.Name, strconv.Itoa(int(c.RestartCount))+".log")
+		path = filepath.Join(podruntime.PodLogDir(w.files.podLogsDir, pod), c.Name, strconv.Itoa(int(c.RestartCount))+".log")
 	}
 	msg, err := logs.Last(ctx, path, maxFallbackLines, maxFallbackBytes)
 	if err != nil {

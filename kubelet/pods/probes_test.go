@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -77,7 +79,7 @@ func newProbeHarness(t *testing.T) (*harness, *execResults) {
 	h := newHarness(t)
 	res := &execResults{codes: map[string]int{}, errs: map[string]error{}}
 	h.rt.exec = res.run
-	h.tweak = func(m *Manager) { m.probing.jitter = func(time.Duration) time.Duration { return 0 } }
+	h.tweak = func(m *Manager) { m.probing.Jitter = func(time.Duration) time.Duration { return 0 } }
 	return h, res
 }
 
@@ -113,7 +115,7 @@ func (h *harness) probeOnce(cmd string) {
 
 func (h *harness) condition(pod string, t v1.PodConditionType) v1.ConditionStatus {
 	if p := h.pod(pod); p != nil {
-		if c := findCondition(p.Status.Conditions, t); c != nil {
+		if c := podstatus.FindCondition(p.Status.Conditions, t); c != nil {
 			return c.Status
 		}
 	}
@@ -234,7 +236,7 @@ func TestLivenessFailureRestartsContainer(t *testing.T) {
 		t.Error("no Unhealthy event for liveness")
 	}
 	if !h.events.Has("web", "Killing", "Container app failed liveness probe, will be restarted") {
-		t.Errorf("no Killing event: %+v", h.events.list)
+		t.Errorf("no Killing event: %+v", h.events.List())
 	}
 }
 
@@ -305,9 +307,7 @@ func (h *harness) probeWorkers(pod string) int {
 	if w == nil {
 		return 0
 	}
-	w.probes.mu.Lock()
-	defer w.probes.mu.Unlock()
-	return len(w.probes.workers)
+	return w.probes.Workers()
 }
 
 // deletePod marks the pod deleted with a grace period, as the API server does.
@@ -333,7 +333,7 @@ func TestPreStopCountsAgainstGrace(t *testing.T) {
 		wantGrace int64
 	}{
 		{"exec", v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"drain"}}}, 30, 12 * time.Second, 18},
-		{"exec beyond grace", v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"drain"}}}, 10, 10 * time.Second, minGracePeriod},
+		{"exec beyond grace", v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"drain"}}}, 10, 10 * time.Second, podruntime.MinGracePeriod},
 		{"sleep", v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 7}}, 30, 0, 23},
 	}
 	for _, tt := range tests {

@@ -2,32 +2,11 @@ package pods
 
 import (
 	"context"
-	"fmt"
-	"sort"
-	"strings"
+	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
-
-	"github.com/berthnode/berth/cri"
 )
-
-// relistState is what the relist loop remembers between runs. It is guarded
-// by Manager.mu.
-type relistState struct {
-	// last is when the runtime was last listed successfully.
-	last time.Time
-	// fingerprints sum up each pod's sandboxes and containers and their
-	// states; a change wakes the pod's worker.
-	fingerprints map[types.UID]string
-	// running counts pods with a ready sandbox.
-	running int
-	// containers counts the containers by state ("running", "exited",
-	// "created", "unknown"), as kubelet_running_containers does.
-	containers map[string]int
-}
 
 // relistOnce lists the runtime, wakes the workers of pods whose runtime
 // state changed or whose retry time came, and, once every source of pods
@@ -35,26 +14,19 @@ type relistState struct {
 // them).
 func (m *Manager) relistOnce(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	prints, running, containers, err := m.listRuntime(ctx)
+	res, err := m.relister.Relist(ctx)
 	if err != nil {
 		logger.Error(err, "Relist of the container runtime failed")
 		return
 	}
-	now := m.cfg.Clock.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old := m.relist.fingerprints
 	ready := m.sourcesReadyLocked()
-	for uid, fp := range prints {
+	for uid, changed := range res.Listed {
 		w, ok := m.workers[uid]
 		switch {
-		case ok && fp != w.knownPrint(old[uid]):
-			// What the worker observed is stale now: the next relist
-			// compares with this one's, until its next sync ends.
-			w.observedPrint = ""
-			if w.syncing {
-				w.missedRelist = true
-			} else {
+		case ok:
+			if w.watch.relisted(changed, res.Prints[uid]) {
 				w.wakeUp()
 			}
 		case !ok && ready:
@@ -66,111 +38,84 @@ func (m *Manager) relistOnce(ctx context.Context) {
 			m.startWorkerLocked(w)
 		}
 	}
-	for uid := range old {
-		if _, ok := prints[uid]; !ok {
-			if w, ok := m.workers[uid]; ok {
-				w.wakeUp()
-			}
+	for _, uid := range res.Gone {
+		if w, ok := m.workers[uid]; ok {
+			w.wakeUp()
 		}
 	}
 	for _, w := range m.workers {
-		if !w.nextSync.IsZero() && !now.Before(w.nextSync) {
+		if !w.nextSync.IsZero() && !res.Time.Before(w.nextSync) {
 			w.nextSync = time.Time{}
 			w.wakeUp()
 		}
 	}
-	m.relist = relistState{last: now, fingerprints: prints, running: running, containers: containers}
 }
 
-// listRuntime sums up the runtime's sandboxes and containers per pod, and
-// counts the pods with a ready sandbox and the containers by state.
-func (m *Manager) listRuntime(ctx context.Context) (map[types.UID]string, int, map[string]int, error) {
-	sandboxes, err := m.cfg.Runtime.ListPodSandbox(ctx, nil)
-	if err != nil {
-		return nil, 0, nil, fmt.Errorf("list sandboxes: %w", err)
-	}
-	containers, err := m.cfg.Runtime.ListContainers(ctx, nil)
-	if err != nil {
-		return nil, 0, nil, fmt.Errorf("list containers: %w", err)
-	}
-	states := map[string]int{}
-	parts := map[types.UID][]string{}
-	ready := map[types.UID]bool{}
-	for _, s := range sandboxes {
-		uid := types.UID(s.Labels[labelPodUID])
-		if uid == "" {
-			continue
-		}
-		parts[uid] = append(parts[uid], sandboxPrint(s.Id, s.State))
-		if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
-			ready[uid] = true
-		}
-	}
-	for _, c := range containers {
-		uid := types.UID(c.Labels[labelPodUID])
-		if uid == "" {
-			continue
-		}
-		states[cri.ContainerStateName(c.State)]++
-		parts[uid] = append(parts[uid], containerPrint(c.Id, c.State))
-	}
-	out := make(map[types.UID]string, len(parts))
-	for uid, p := range parts {
-		out[uid] = joinPrint(p)
-	}
-	return out, len(ready), states, nil
+// runtimeWatch is what a worker knows of its pod's runtime state against
+// the relist: the relist wakes the worker only for a change the worker has
+// not observed itself. Without it the sandbox and the containers a sync
+// just started cost a second sync each (a CRI observe of the pod and a GET
+// of its API volumes' objects). Its own lock: the relist and the worker's
+// goroutine use it.
+type runtimeWatch struct {
+	mu sync.Mutex
+	// observed is the fingerprint of the runtime state the worker's last
+	// sync ended with ("": none since the last relist found a change).
+	observed string
+	// syncing tells that a sync runs; missed that a relist found a
+	// change meanwhile, which it left to the sync's end.
+	syncing, missed bool
 }
 
-// sandboxPrint and containerPrint are the parts of a pod's fingerprint.
-func sandboxPrint(id string, state runtimeapi.PodSandboxState) string {
-	return "s:" + id + ":" + state.String()
-}
-
-func containerPrint(id string, state runtimeapi.ContainerState) string {
-	return "c:" + id + ":" + state.String()
-}
-
-// joinPrint makes a fingerprint of its parts, in any order.
-func joinPrint(parts []string) string {
-	sort.Strings(parts)
-	return strings.Join(parts, ",")
-}
-
-// fingerprint is the relist's fingerprint of what the worker observed.
-func (r *podRuntime) fingerprint() string {
-	var parts []string
-	for _, s := range r.Sandboxes {
-		state := runtimeapi.PodSandboxState_SANDBOX_NOTREADY
-		if s.Ready {
-			state = runtimeapi.PodSandboxState_SANDBOX_READY
-		}
-		parts = append(parts, sandboxPrint(s.ID, state))
+// relisted tells whether a relist that found the pod with fingerprint
+// fp (changed since the relist before) wakes the worker: when what it
+// found differs from what the worker observed last, or else from what the
+// relist before found. What the worker observed is stale then: the next
+// relist compares with this one's, until the worker's next sync ends. A
+// change found during a sync is left to the sync's end (see endSync).
+func (r *runtimeWatch) relisted(changed bool, fp string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.observed != "" {
+		changed = fp != r.observed
 	}
-	for _, c := range r.Containers {
-		parts = append(parts, containerPrint(c.ID, c.State))
-	}
-	return joinPrint(parts)
-}
-
-// runtimeHeldNothing tells whether a relist has listed the runtime and
-// found nothing of the pod with uid.
-func (m *Manager) runtimeHeldNothing(uid types.UID) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.relist.last.IsZero() {
+	if !changed {
 		return false
 	}
-	_, listed := m.relist.fingerprints[uid]
-	return !listed
+	r.observed = ""
+	if r.syncing {
+		r.missed = true
+		return false
+	}
+	return true
 }
 
-// knownPrint is the fingerprint of the pod's runtime state the worker
-// knows: what it observed last, or else what the previous relist found.
-// The relist wakes the worker only for a change it has not seen: not for
-// the sandbox and containers its own sync just started. m.mu is held.
-func (w *podWorker) knownPrint(previous string) string {
-	if w.observedPrint != "" {
-		return w.observedPrint
-	}
-	return previous
+// beginSync marks a sync as running: a relist meanwhile does not wake the
+// worker.
+func (r *runtimeWatch) beginSync() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.syncing, r.observed = true, ""
+}
+
+// observe records fp, the fingerprint of the runtime state a sync ends
+// with.
+func (r *runtimeWatch) observe(fp string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observed = fp
+}
+
+// endSync ends a sync and tells whether the worker must sync again for a
+// change a relist found during it: not when the sync ended with an
+// observation of the runtime, for then the next relist compares with that,
+// and wakes the worker only for what came later. In a burst of pods a
+// relist falls into nearly every pod's first sync, which takes seconds,
+// and finds the sandbox it was starting.
+func (r *runtimeWatch) endSync() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	wake := r.missed && r.observed == ""
+	r.syncing, r.missed = false, false
+	return wake
 }

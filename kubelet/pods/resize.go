@@ -12,6 +12,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	"github.com/berthnode/berth/kubelet/resize"
 )
 
@@ -23,17 +25,14 @@ type resizeState struct {
 	conds resize.Conditions
 }
 
-// resizeStore is where the allocated resources of pods are kept.
-func (m *Manager) resizeStore() resize.Store { return resize.Store{Root: m.cfg.RootDir} }
-
 // allocate loads the pod's record on first use and admits a resize of its
 // spec, or defers it, as the kubelet's allocation manager does. It returns
 // the pod with its allocated resources, which is what runs and what the
 // status shows.
-func (w *podWorker) allocate(ctx context.Context, pod *v1.Pod, rt *podRuntime) *v1.Pod {
+func (w *podWorker) allocate(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) *v1.Pod {
 	logger := klog.FromContext(ctx)
 	rs := &w.state.resize
-	store := w.m.resizeStore()
+	store := w.resizes
 	running := runningResizable(pod, rt)
 	if rs.rec == nil {
 		rec, err := store.Load(pod.UID)
@@ -59,20 +58,24 @@ func (w *podWorker) allocate(ctx context.Context, pod *v1.Pod, rt *podRuntime) *
 		allocated, _ = resize.Apply(pod, rs.rec.Allocated)
 	} else {
 		rs.conds.ClearPending()
-		w.m.setResizeDeferred(w, false)
+		w.host.setResizeDeferred(w, false)
 	}
-	w.m.setAllocatedRequests(w, resize.Requests(allocated))
+	w.host.setAllocatedRequests(w, resize.Requests(allocated))
 	return allocated
 }
 
 // admitResize allocates the spec's resources when they fit the node, or
 // marks the resize pending.
 func (w *podWorker) admitResize(ctx context.Context, pod *v1.Pod, running map[string]string) {
+	now := w.clock.Now()
+	w.host.resizeRoom(ctx, w, func(used, allocatable v1.ResourceList) {
+		w.admitResizeWithin(ctx, pod, running, now, used, allocatable)
+	})
+}
+
+// admitResizeWithin is admitResize once the room on the node is known.
+func (w *podWorker) admitResizeWithin(ctx context.Context, pod *v1.Pod, running map[string]string, now time.Time, used, allocatable v1.ResourceList) {
 	rs := &w.state.resize
-	now := w.m.cfg.Clock.Now()
-	w.m.resizing.Lock()
-	defer w.m.resizing.Unlock()
-	used, allocatable := w.m.resizeRoom(ctx, w)
 	verdict := resize.Fit(pod, used, allocatable)
 	if verdict.Reason != "" {
 		if rs.conds.SetPending(verdict.Reason, verdict.Message, pod.Generation, now) {
@@ -83,27 +86,27 @@ func (w *podWorker) admitResize(ctx context.Context, pod *v1.Pod, running map[st
 				event = resize.EventInfeasible
 			}
 			klog.FromContext(ctx).Info("Pod resize pending", "reason", verdict.Reason, "message", verdict.Message)
-			w.m.cfg.Recorder.Event(pod, v1.EventTypeWarning, event,
+			w.recorder.Event(pod, v1.EventTypeWarning, event,
 				resize.EventMessage("Pod resize "+verdict.Reason, pod, pod.Generation, verdict.Message))
 		}
-		w.m.setResizeDeferred(w, rs.conds.Pending.Reason == resize.ReasonDeferred)
+		w.host.setResizeDeferred(w, rs.conds.Pending.Reason == resize.ReasonDeferred)
 		return
 	}
 	old := resize.Requests(mustApply(pod, rs.rec.Allocated))
 	rs.rec.Allocate(resize.SpecAllocation(pod), running)
 	w.saveRecord(ctx, rs.rec)
 	// Counted as allocated before the next admission looks.
-	w.m.setAllocatedRequests(w, resize.Requests(pod))
+	w.host.setAllocatedRequests(w, resize.Requests(pod))
 	rs.conds.ClearPending()
 	rs.conds.ClearInProgress()
 	rs.conds.SetInProgress("", "", pod.Generation, now)
-	w.m.setResizeDeferred(w, false)
+	w.host.setResizeDeferred(w, false)
 	klog.FromContext(ctx).Info("Pod resize allocated", "generation", pod.Generation)
-	w.m.cfg.Recorder.Event(pod, v1.EventTypeNormal, resize.EventStarted,
+	w.recorder.Event(pod, v1.EventTypeNormal, resize.EventStarted,
 		resize.EventMessage("Pod resize started", pod, pod.Generation, ""))
 	if shrank(old, resize.Requests(pod)) {
 		// Room was given back: deferred resizes of others may fit now.
-		w.m.retryDeferredResizes()
+		w.host.retryDeferredResizes()
 	}
 }
 
@@ -123,7 +126,7 @@ func shrank(before, now v1.ResourceList) bool {
 }
 
 func (w *podWorker) saveRecord(ctx context.Context, rec *resize.Record) {
-	if err := w.m.resizeStore().Save(w.uid, rec); err != nil {
+	if err := w.resizes.Save(w.uid, rec); err != nil {
 		// The next change writes it again; meanwhile memory holds it.
 		klog.FromContext(ctx).Error(err, "Cannot save the pod's allocated resources")
 	}
@@ -131,10 +134,10 @@ func (w *podWorker) saveRecord(ctx context.Context, rec *resize.Record) {
 
 // runningResizable maps the pod's resizable containers that run in its
 // newest sandbox to their IDs.
-func runningResizable(pod *v1.Pod, rt *podRuntime) map[string]string {
+func runningResizable(pod *v1.Pod, rt *podruntime.PodState) map[string]string {
 	out := map[string]string{}
 	add := func(c *v1.Container, init bool) {
-		if cur := rt.current(c.Name); cur != nil && cur.running() && resize.Resizable(c, init) {
+		if cur := rt.Current(c.Name); cur != nil && cur.Running() && resize.Resizable(c, init) {
 			out[c.Name] = cur.ID
 		}
 	}
@@ -147,10 +150,19 @@ func runningResizable(pod *v1.Pod, rt *podRuntime) map[string]string {
 	return out
 }
 
-// resizeRoom returns what the node's other active pods were allocated, and
-// the node's allocatable CPU and memory (its capacity when the Node cannot
-// be read).
-func (m *Manager) resizeRoom(ctx context.Context, self *podWorker) (used, allocatable v1.ResourceList) {
+// resizeRoom runs admit, one resize admission at a time (so that two pods
+// cannot both take the same free room), with what the node's other active
+// pods were allocated and the node's allocatable CPU and memory (its
+// capacity when the Node cannot be read).
+func (m *Manager) resizeRoom(ctx context.Context, self *podWorker, admit func(used, allocatable v1.ResourceList)) {
+	m.resizing.Lock()
+	defer m.resizing.Unlock()
+	admit(m.resizeUse(ctx, self))
+}
+
+// resizeUse returns what the node's other active pods were allocated, and
+// the node's allocatable CPU and memory.
+func (m *Manager) resizeUse(ctx context.Context, self *podWorker) (used, allocatable v1.ResourceList) {
 	allocatable = v1.ResourceList{
 		v1.ResourceCPU:    *resource.NewMilliQuantity(m.nodeCPU, resource.DecimalSI),
 		v1.ResourceMemory: *resource.NewQuantity(m.nodeMem, resource.BinarySI),
@@ -164,7 +176,7 @@ func (m *Manager) resizeRoom(ctx context.Context, self *podWorker) (used, alloca
 	defer m.mu.Unlock()
 	used = v1.ResourceList{}
 	for _, w := range m.workers {
-		if w == self || w.pod == nil || w.rejection != nil || w.terminated || isTerminalPhase(w.pod.Status.Phase) {
+		if w == self || w.pod == nil || w.rejection != nil || w.terminated || podstatus.IsTerminalPhase(w.pod.Status.Phase) {
 			continue
 		}
 		held := w.allocatedRequests
@@ -209,7 +221,7 @@ func (m *Manager) retryDeferredResizesLocked() {
 // resources: it restarts those whose resizePolicy asks for it and updates
 // the others and the pod cgroup in the kubelet's order. It tells whether
 // it changed what runs; an error is shown on PodResizeInProgress.
-func (w *podWorker) actuateResize(ctx context.Context, pod *v1.Pod, rt *podRuntime, mounts map[string]string) (bool, error) {
+func (w *podWorker) actuateResize(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, mounts map[string]string) (bool, error) {
 	rs := &w.state.resize
 	plan := resize.PlanFor(pod, rs.rec, runningResizable(pod, rt))
 	if plan.Empty() {
@@ -220,9 +232,9 @@ func (w *podWorker) actuateResize(ctx context.Context, pod *v1.Pod, rt *podRunti
 		err = w.applyPlan(ctx, pod, rt, plan, mounts)
 	}
 	if err != nil {
-		gen, changed := rs.conds.SetInProgress(v1.PodReasonError, err.Error(), pod.Generation, w.m.cfg.Clock.Now())
+		gen, changed := rs.conds.SetInProgress(v1.PodReasonError, err.Error(), pod.Generation, w.clock.Now())
 		if changed {
-			w.m.cfg.Recorder.Event(pod, v1.EventTypeWarning, resize.EventError,
+			w.recorder.Event(pod, v1.EventTypeWarning, resize.EventError,
 				resize.EventMessage("Pod resize error", pod, gen, err.Error()))
 		}
 	}
@@ -230,15 +242,15 @@ func (w *podWorker) actuateResize(ctx context.Context, pod *v1.Pod, rt *podRunti
 }
 
 // applyPlan carries a resize plan out.
-func (w *podWorker) applyPlan(ctx context.Context, pod *v1.Pod, rt *podRuntime, plan resize.Plan, mounts map[string]string) error {
-	var restarted []*containerState
-	for _, c := range rt.runningContainers() {
+func (w *podWorker) applyPlan(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, plan resize.Plan, mounts map[string]string) error {
+	var restarted []*podruntime.ContainerState
+	for _, c := range rt.RunningContainers() {
 		if id, ok := plan.Restart[c.Name]; ok && id == c.ID {
 			restarted = append(restarted, c)
 		}
 	}
 	for _, c := range restarted {
-		if err := w.stopContainer(ctx, pod, c, specGracePeriod(pod), fmt.Sprintf("Container %s resize requires restart", c.Name)); err != nil {
+		if err := w.runtime.StopContainer(ctx, pod, c, podruntime.SpecGracePeriod(pod), fmt.Sprintf("Container %s resize requires restart", c.Name)); err != nil {
 			return err
 		}
 	}
@@ -267,20 +279,20 @@ func (w *podWorker) applyPlan(ctx context.Context, pod *v1.Pod, rt *podRuntime, 
 
 // restartResized starts the containers stopped for a resize again, with
 // their allocated resources, without the crash back-off.
-func (w *podWorker) restartResized(ctx context.Context, pod *v1.Pod, stopped []*containerState, mounts map[string]string) error {
-	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+func (w *podWorker) restartResized(ctx context.Context, pod *v1.Pod, stopped []*podruntime.ContainerState, mounts map[string]string) error {
+	rt, err := podruntime.Observe(ctx, w.cri, w.uid)
 	if err != nil {
 		return err
 	}
-	sb, err := w.sandbox(ctx, pod, rt, podActions{})
+	sb, err := w.runtime.Sandbox(ctx, pod, rt, podruntime.Actions{})
 	if err != nil {
 		return err
 	}
 	sb.Mounts = mounts
 	var errs []error
 	for _, c := range stopped {
-		if spec := containerSpec(pod, c.Name); spec != nil {
-			errs = append(errs, w.startContainer(ctx, pod, sb, spec, rt))
+		if spec := podruntime.ContainerSpec(pod, c.Name); spec != nil {
+			errs = append(errs, w.runtime.StartContainer(ctx, pod, sb, spec, rt))
 		}
 	}
 	return errors.Join(errs...)
@@ -288,14 +300,14 @@ func (w *podWorker) restartResized(ctx context.Context, pod *v1.Pod, stopped []*
 
 // updateContainer sets one container's cgroups through CRI.
 func (w *podWorker) updateContainer(ctx context.Context, pod *v1.Pod, s resize.Step) error {
-	spec := containerSpec(pod, s.Name)
+	spec := podruntime.ContainerSpec(pod, s.Name)
 	if spec == nil {
 		return fmt.Errorf("container %q is not in the pod spec", s.Name)
 	}
 	c := spec.DeepCopy()
 	c.Resources = s.To
-	res := containerResources(pod, c, w.m.resourceParams())
-	if err := w.m.cfg.Runtime.UpdateContainerResources(ctx, s.ContainerID, &runtimeapi.ContainerResources{Linux: res}); err != nil {
+	res := podruntime.ContainerResources(pod, c, w.resources)
+	if err := w.cri.UpdateContainerResources(ctx, s.ContainerID, &runtimeapi.ContainerResources{Linux: res}); err != nil {
 		return fmt.Errorf("update resources of container %q: %w", s.Name, err)
 	}
 	klog.FromContext(ctx).V(2).Info("Updated container resources", "container", s.Name, "containerID", s.ContainerID,
@@ -313,7 +325,7 @@ func (w *podWorker) checkMemoryDecrease(ctx context.Context, steps []resize.Step
 		if to == 0 || (from != 0 && to >= from) {
 			continue
 		}
-		stats, err := w.m.cfg.Runtime.ContainerStats(ctx, s.ContainerID)
+		stats, err := w.cri.ContainerStats(ctx, s.ContainerID)
 		if err != nil || stats.GetMemory().GetUsageBytes() == nil {
 			errs = append(errs, fmt.Errorf("missing container %q memory usage", s.Name))
 			continue
@@ -333,11 +345,11 @@ func (w *podWorker) checkMemoryDecrease(ctx context.Context, steps []resize.Step
 // pod cgroup (no per-QoS cgroups, the systemd driver, or a runtime that has
 // not made it).
 func (w *podWorker) podCgroup(pod *v1.Pod) (resize.CgroupFS, *resize.PodCgroup, *resize.PodCgroup, error) {
-	k := w.m.cfg.Kubelet
-	if !w.m.cfg.cgroupsPerQOS() || k.CgroupDriver == "systemd" {
+	f := w.files
+	if !f.cgroupsPerQOS || f.cgroupDriver == "systemd" {
 		return resize.CgroupFS{}, nil, nil, nil
 	}
-	cg := resize.CgroupFS{Mount: cgroupFS, Dir: cgroupParent(k.CgroupRoot, k.CgroupDriver, true, pod), V2: resize.IsCgroupV2(cgroupFS)}
+	cg := resize.CgroupFS{Mount: podruntime.CgroupFS, Dir: podruntime.CgroupParent(f.cgroupRoot, f.cgroupDriver, true, pod), V2: resize.IsCgroupV2(podruntime.CgroupFS)}
 	if !cg.Exists() {
 		return cg, nil, nil, nil
 	}
@@ -345,7 +357,7 @@ func (w *podWorker) podCgroup(pod *v1.Pod) (resize.CgroupFS, *resize.PodCgroup, 
 	if err != nil {
 		return cg, nil, nil, fmt.Errorf("read pod cgroup: %w", err)
 	}
-	p := w.m.resourceParams()
+	p := w.resources
 	period := p.QuotaPeriod
 	if period <= 0 {
 		period = 100 * time.Millisecond
@@ -357,24 +369,24 @@ func (w *podWorker) podCgroup(pod *v1.Pod) (resize.CgroupFS, *resize.PodCgroup, 
 // noteResizeProgress sets PodResizeInProgress while a running container
 // does not have its allocated resources, and clears it with a
 // ResizeCompleted event once all have.
-func (w *podWorker) noteResizeProgress(pod *v1.Pod, rt *podRuntime) {
+func (w *podWorker) noteResizeProgress(pod *v1.Pod, rt *podruntime.PodState) {
 	rs := &w.state.resize
 	if rs.rec == nil {
 		return
 	}
 	if resize.InProgress(pod, rs.rec, runningResizable(pod, rt)) {
-		rs.conds.SetInProgress("", "", pod.Generation, w.m.cfg.Clock.Now())
+		rs.conds.SetInProgress("", "", pod.Generation, w.clock.Now())
 		return
 	}
 	if gen, cleared := rs.conds.ClearInProgress(); cleared {
-		w.m.cfg.Recorder.Event(pod, v1.EventTypeNormal, resize.EventCompleted,
+		w.recorder.Event(pod, v1.EventTypeNormal, resize.EventCompleted,
 			resize.EventMessage("Pod resize completed", pod, gen, ""))
 	}
 }
 
 // actualResources returns, by container ID, the resources of running
 // containers that differ from their allocated ones, for the status.
-func (w *podWorker) actualResources(pod *v1.Pod, rt *podRuntime) map[string]v1.ResourceRequirements {
+func (w *podWorker) actualResources(pod *v1.Pod, rt *podruntime.PodState) map[string]v1.ResourceRequirements {
 	rec := w.state.resize.rec
 	if rec == nil {
 		return nil

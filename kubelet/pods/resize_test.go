@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/berthnode/berth/kubelet/podstatus"
 	"github.com/berthnode/berth/kubelet/resize"
 )
 
@@ -142,7 +143,7 @@ func TestResizeUpdatesInPlaceOrRestarts(t *testing.T) {
 		t.Error("no Killing event for the restart of b")
 	}
 	if !h.events.Has("r", resize.EventStarted, `"generation":2`) || !h.events.Has("r", resize.EventCompleted, `"generation":2`) {
-		t.Errorf("missing ResizeStarted/ResizeCompleted events: %v", h.events.list)
+		t.Errorf("missing ResizeStarted/ResizeCompleted events: %v", h.events.List())
 	}
 	rec, err := resize.Store{Root: h.cfg.RootDir}.Load(p.UID)
 	if err != nil || rec == nil || !apiequality.Semantic.DeepEqual(rec.Allocated["a"], large) {
@@ -165,9 +166,9 @@ func TestResizeDeferredUntilRoom(t *testing.T) {
 	h.resizeSpec("r", map[string]v1.ResourceRequirements{"main": requirements("300m", "", "", "")})
 	h.waitFor("resize pending", func() bool {
 		p := h.pod("r")
-		return p.Status.ObservedGeneration == 2 && findCondition(p.Status.Conditions, v1.PodResizePending) != nil
+		return p.Status.ObservedGeneration == 2 && podstatus.FindCondition(p.Status.Conditions, v1.PodResizePending) != nil
 	})
-	c := findCondition(h.pod("r").Status.Conditions, v1.PodResizePending)
+	c := podstatus.FindCondition(h.pod("r").Status.Conditions, v1.PodResizePending)
 	if c.Reason != v1.PodReasonDeferred || c.ObservedGeneration != 2 ||
 		c.Message != "Node didn't have enough resource: cpu, requested: 300, used: 800, capacity: 1000" {
 		t.Errorf("pending condition %+v", c)
@@ -176,7 +177,7 @@ func TestResizeDeferredUntilRoom(t *testing.T) {
 		t.Errorf("allocated %s while deferred, want the old 100m", &got)
 	}
 	if !h.events.Has("r", resize.EventDeferred, "Pod resize OutOfcpu: ") {
-		t.Errorf("no ResizeDeferred event: %v", h.events.list)
+		t.Errorf("no ResizeDeferred event: %v", h.events.List())
 	}
 	if len(h.rt.Updates()) != 0 {
 		t.Errorf("a deferred resize was actuated: %v", h.rt.Updates())
@@ -207,10 +208,10 @@ func TestResizeBelowMemoryUsageIsAnError(t *testing.T) {
 	}})
 	h.resizeSpec("r", map[string]v1.ResourceRequirements{"main": requirements("", "", "64Mi", "64Mi")})
 	h.waitFor("resize error", func() bool {
-		c := findCondition(h.pod("r").Status.Conditions, v1.PodResizeInProgress)
+		c := podstatus.FindCondition(h.pod("r").Status.Conditions, v1.PodResizeInProgress)
 		return c != nil && c.Reason == v1.PodReasonError
 	})
-	cond := findCondition(h.pod("r").Status.Conditions, v1.PodResizeInProgress)
+	cond := podstatus.FindCondition(h.pod("r").Status.Conditions, v1.PodResizeInProgress)
 	if !regexp.MustCompile(`memory limit \(\d+\) below current usage`).MatchString(cond.Message) || cond.ObservedGeneration != 2 {
 		t.Errorf("in-progress condition %+v", cond)
 	}
@@ -222,7 +223,7 @@ func TestResizeBelowMemoryUsageIsAnError(t *testing.T) {
 		t.Errorf("limit set below usage: %v", h.rt.Updates())
 	}
 	if !h.events.Has("r", resize.EventError, "below current usage") {
-		t.Errorf("no ResizeError event: %v", h.events.list)
+		t.Errorf("no ResizeError event: %v", h.events.List())
 	}
 }
 

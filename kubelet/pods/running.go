@@ -50,7 +50,7 @@ func (m *Manager) RunningPodList(ctx context.Context) (*v1.PodList, error) {
 		}
 		list.Items[i].Spec.Containers = append(list.Items[i].Spec.Containers, v1.Container{Name: c.Metadata.Name, Image: image})
 		list.Items[i].Status.ContainerStatuses = append(list.Items[i].Status.ContainerStatuses, v1.ContainerStatus{
-			Name: c.Metadata.Name, Image: image, ContainerID: m.runtimeNameFor(ctx) + "://" + c.Id,
+			Name: c.Metadata.Name, Image: image, ContainerID: m.deps.runtimeName.get(ctx) + "://" + c.Id,
 		})
 	}
 	return list, nil

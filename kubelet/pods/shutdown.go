@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 )
@@ -39,7 +41,7 @@ func (m *Manager) StopPods(ctx context.Context, critical bool, grace time.Durati
 	m.mu.Lock()
 	var targets []*podWorker
 	for _, w := range m.workers {
-		if w.pod == nil || w.static || w.terminated || isTerminalPhase(w.pod.Status.Phase) {
+		if w.pod == nil || w.static || w.terminated || podstatus.IsTerminalPhase(w.pod.Status.Phase) {
 			continue
 		}
 		if isCritical(w.pod) == critical {
@@ -66,27 +68,25 @@ func (m *Manager) StopPods(ctx context.Context, critical bool, grace time.Durati
 }
 
 func isCritical(pod *v1.Pod) bool {
-	return pod.Spec.Priority != nil && *pod.Spec.Priority >= criticalPriority
+	return pod.Spec.Priority != nil && *pod.Spec.Priority >= podruntime.CriticalPriority
 }
 
 // stopForShutdown stops the worker's pod within grace and publishes it
 // Failed. It runs beside the worker's goroutine, which starts nothing
 // while the node shuts down.
 func (w *podWorker) stopForShutdown(ctx context.Context, grace time.Duration) error {
-	w.m.mu.Lock()
-	pod := w.pod
-	w.m.mu.Unlock()
+	pod := w.host.podOf(w)
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod))
-	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	rt, err := podruntime.Observe(ctx, w.cri, w.uid)
 	if err != nil {
 		return err
 	}
-	seconds := min(specGracePeriod(pod), int64(grace/time.Second))
+	seconds := min(podruntime.SpecGracePeriod(pod), int64(grace/time.Second))
 	logger.Info("Stopping pod for the node shutdown", "gracePeriod", seconds)
-	if err := w.killPod(ctx, pod, rt, seconds); err != nil {
+	if err := w.runtime.KillPod(ctx, pod, rt, seconds); err != nil {
 		return fmt.Errorf("stop pod %s for the node shutdown: %w", klog.KObj(pod), err)
 	}
-	if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+	if rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
 		return err
 	}
 	st := w.podStatus(ctx, pod, rt)

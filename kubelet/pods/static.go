@@ -13,6 +13,8 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
 	"github.com/berthnode/berth/kubelet/staticpods"
 )
 
@@ -45,11 +47,6 @@ type staticWorkerState struct {
 func isMirrorPod(pod *v1.Pod) bool {
 	_, ok := pod.Annotations[v1.MirrorPodAnnotationKey]
 	return ok
-}
-
-// isStaticPod tells whether the pod comes from a manifest file.
-func isStaticPod(pod *v1.Pod) bool {
-	return pod.Annotations[staticpods.AnnotationSource] == staticpods.SourceFile
 }
 
 // podKey is the pod's namespace/name, the key of a static pod and its
@@ -96,7 +93,7 @@ func stopping(pod *v1.Pod, now time.Time) *v1.Pod {
 	out := *pod
 	t := metav1.NewTime(now)
 	out.DeletionTimestamp = &t
-	out.DeletionGracePeriodSeconds = ptr.To(specGracePeriod(pod))
+	out.DeletionGracePeriodSeconds = ptr.To(podruntime.SpecGracePeriod(pod))
 	return &out
 }
 
@@ -267,10 +264,10 @@ func (w *podWorker) staticStatusPod(pod *v1.Pod) *v1.Pod {
 	case w.state.static.mirror != nil && w.state.static.mirror.Status.StartTime != nil:
 		out.Status = w.state.static.mirror.Status
 	}
-	if findCondition(out.Status.Conditions, v1.PodScheduled) == nil {
+	if podstatus.FindCondition(out.Status.Conditions, v1.PodScheduled) == nil {
 		out.Status.Conditions = append(slices.Clone(out.Status.Conditions), v1.PodCondition{
 			Type: v1.PodScheduled, Status: v1.ConditionTrue,
-			LastTransitionTime: metav1.NewTime(w.m.cfg.Clock.Now()),
+			LastTransitionTime: metav1.NewTime(w.clock.Now()),
 		})
 	}
 	return &out
@@ -287,17 +284,17 @@ func (w *podWorker) syncMirror(ctx context.Context, pod, found *v1.Pod) {
 	}
 	if found != nil {
 		logger.Info("Replacing outdated mirror pod", "mirrorUID", found.UID)
-		if err := w.m.deleteMirror(ctx, found); err != nil {
+		if err := w.host.deleteMirror(ctx, found); err != nil {
 			logger.Error(err, "Cannot delete outdated mirror pod")
 			return
 		}
 	}
-	node, err := w.m.cfg.Client.CoreV1().Nodes().Get(ctx, w.m.cfg.NodeName, metav1.GetOptions{})
+	node, err := w.client.CoreV1().Nodes().Get(ctx, w.nodeName, metav1.GetOptions{})
 	if err != nil {
 		logger.Error(err, "Cannot create mirror pod: the node, its owner, is not readable")
 		return
 	}
-	created, err := w.m.cfg.Client.CoreV1().Pods(pod.Namespace).Create(ctx, mirrorPodOf(pod, node), metav1.CreateOptions{})
+	created, err := w.client.CoreV1().Pods(pod.Namespace).Create(ctx, mirrorPodOf(pod, node), metav1.CreateOptions{})
 	switch {
 	case apierrors.IsAlreadyExists(err):
 		// The informer has not shown it yet, or a pod that is no mirror

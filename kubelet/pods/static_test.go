@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"github.com/berthnode/berth/kubelet/podstatus"
 	"github.com/berthnode/berth/kubelet/staticpods"
 )
 
@@ -84,7 +85,7 @@ func TestStaticPodLifecycle(t *testing.T) {
 	if sb := h.rt.SandboxConfigs(); len(sb) != 1 || sb[0].Metadata.Uid != uid || sb[0].Metadata.Name != name {
 		t.Errorf("sandboxes %v, want the static pod's only", sb)
 	}
-	if c := findCondition(mirror.Status.Conditions, v1.PodScheduled); mirror.Status.Phase != v1.PodRunning || c == nil || c.Status != v1.ConditionTrue {
+	if c := podstatus.FindCondition(mirror.Status.Conditions, v1.PodScheduled); mirror.Status.Phase != v1.PodRunning || c == nil || c.Status != v1.ConditionTrue {
 		t.Errorf("mirror status phase %s, PodScheduled %+v", mirror.Status.Phase, c)
 	}
 

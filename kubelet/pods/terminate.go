@@ -2,11 +2,11 @@ package pods
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,10 +17,10 @@ import (
 // containers, sandboxes and volumes, publishes its final status and deletes
 // the pod object for good, as the kubelet does; for a static pod whose
 // manifest is gone or changed, the object is its mirror pod.
-func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
+func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
 	logger := klog.FromContext(ctx)
-	grace := deletionGracePeriod(pod)
-	if len(rt.runningContainers()) > 0 {
+	grace := podruntime.DeletionGracePeriod(pod)
+	if len(rt.RunningContainers()) > 0 {
 		logger.V(2).Info("Stopping pod being deleted", "gracePeriod", grace)
 	}
 	rt, err := w.stopForGood(ctx, pod, rt, grace)
@@ -35,10 +35,10 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 	case err != nil:
 		logger.Error(err, "Cannot publish the final pod status")
 	}
-	if err := w.removeAll(ctx, rt); err != nil {
+	if err := w.runtime.RemoveAll(ctx, rt); err != nil {
 		return err
 	}
-	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
+	if err := w.volumes.Teardown(ctx, w.uid); err != nil {
 		return fmt.Errorf("tear down volumes: %w", err)
 	}
 	w.state.tornDown = true
@@ -47,12 +47,12 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 		// A static pod is not in the API; its mirror pod is, if this
 		// version has one.
 		if mirror := w.state.static.mirror; mirror != nil {
-			return w.m.deleteMirror(ctx, mirror)
+			return w.host.deleteMirror(ctx, mirror)
 		}
 		return nil
 	}
 	zero := int64(0)
-	err = w.m.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+	err = w.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &zero,
 		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 	})
@@ -70,11 +70,11 @@ func (w *podWorker) terminate(ctx context.Context, pod *v1.Pod, rt *podRuntime) 
 // stopForGood stops everything of the pod within grace seconds and marks
 // it finished (no container of it runs again); it returns what the runtime
 // holds then, for the final status.
-func (w *podWorker) stopForGood(ctx context.Context, pod *v1.Pod, rt *podRuntime, grace int64) (*podRuntime, error) {
-	if err := w.killPod(ctx, pod, rt, grace); err != nil {
+func (w *podWorker) stopForGood(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, grace int64) (*podruntime.PodState, error) {
+	if err := w.runtime.KillPod(ctx, pod, rt, grace); err != nil {
 		return nil, err
 	}
-	rt, err := observe(ctx, w.m.cfg.Runtime, w.uid)
+	rt, err := podruntime.Observe(ctx, w.cri, w.uid)
 	if err != nil {
 		return nil, err
 	}
@@ -84,8 +84,8 @@ func (w *podWorker) stopForGood(ctx context.Context, pod *v1.Pod, rt *podRuntime
 
 // stopFinished keeps a pod whose phase is terminal stopped: nothing of it
 // runs and its volumes are gone; its exited containers stay for their logs.
-func (w *podWorker) stopFinished(ctx context.Context, pod *v1.Pod, rt *podRuntime) error {
-	if err := w.killPod(ctx, pod, rt, specGracePeriod(pod)); err != nil {
+func (w *podWorker) stopFinished(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) error {
+	if err := w.runtime.KillPod(ctx, pod, rt, podruntime.SpecGracePeriod(pod)); err != nil {
 		return err
 	}
 	if err := w.teardownOnce(ctx); err != nil {
@@ -96,19 +96,19 @@ func (w *podWorker) stopFinished(ctx context.Context, pod *v1.Pod, rt *podRuntim
 }
 
 // cleanup removes everything of a pod gone from the API.
-func (w *podWorker) cleanup(ctx context.Context, rt *podRuntime) error {
+func (w *podWorker) cleanup(ctx context.Context, rt *podruntime.PodState) error {
 	pod := w.state.lastPod
-	grace := int64(minGracePeriod)
+	grace := int64(podruntime.MinGracePeriod)
 	if pod != nil && pod.DeletionGracePeriodSeconds != nil {
-		grace = deletionGracePeriod(pod)
+		grace = podruntime.DeletionGracePeriod(pod)
 	}
-	if err := w.killPod(ctx, nil, rt, grace); err != nil {
+	if err := w.runtime.KillPod(ctx, nil, rt, grace); err != nil {
 		return err
 	}
-	if err := w.removeAll(ctx, rt); err != nil {
+	if err := w.runtime.RemoveAll(ctx, rt); err != nil {
 		return err
 	}
-	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
+	if err := w.volumes.Teardown(ctx, w.uid); err != nil {
 		return fmt.Errorf("tear down volumes: %w", err)
 	}
 	if pod != nil {
@@ -119,74 +119,32 @@ func (w *podWorker) cleanup(ctx context.Context, rt *podRuntime) error {
 	return nil
 }
 
-// removeAll removes every container and sandbox of the pod.
-func (w *podWorker) removeAll(ctx context.Context, rt *podRuntime) error {
-	var errs []error
-	for _, c := range rt.Containers {
-		if err := w.m.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil {
-			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID, err))
-		}
-	}
-	for _, sb := range rt.Sandboxes {
-		if err := w.m.cfg.Runtime.RemovePodSandbox(ctx, sb.ID); err != nil {
-			errs = append(errs, fmt.Errorf("remove sandbox %s: %w", sb.ID, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // removeFiles removes the pod's log directory and its files below the
 // kubelet root; the pod directory goes too once the volumes left it empty.
 func (w *podWorker) removeFiles(pod *v1.Pod) {
-	_ = os.RemoveAll(podLogDir(w.m.cfg.PodLogsDir, pod))
+	_ = os.RemoveAll(podruntime.PodLogDir(w.files.podLogsDir, pod))
 	w.removeUIDFiles()
 }
 
 func (w *podWorker) removeUIDFiles() {
-	kc := w.m.cfg.Kubelet
-	removePodCgroups(kc.CgroupRoot, kc.CgroupDriver, kc.CgroupsPerQOS == nil || *kc.CgroupsPerQOS, string(w.uid))
-	dir := filepath.Join(w.m.cfg.RootDir, "pods", string(w.uid))
+	f := w.files
+	podruntime.RemovePodCgroups(f.cgroupRoot, f.cgroupDriver, f.cgroupsPerQOS, string(w.uid))
+	dir := filepath.Join(w.files.rootDir, "pods", string(w.uid))
 	_ = os.RemoveAll(filepath.Join(dir, "containers"))
 	_ = os.Remove(filepath.Join(dir, "etc-hosts"))
-	w.m.resizeStore().Remove(w.uid)
+	w.resizes.Remove(w.uid)
 	_ = os.Remove(dir)
-	matches, _ := filepath.Glob(filepath.Join(w.m.cfg.PodLogsDir, "*_"+string(w.uid)))
+	matches, _ := filepath.Glob(filepath.Join(w.files.podLogsDir, "*_"+string(w.uid)))
 	for _, m := range matches {
 		_ = os.RemoveAll(m)
 	}
 }
 
 // collectGarbage removes the dead containers of the pod beyond the newest
-// one per container name (kept for `kubectl logs --previous`), and dead
-// sandboxes other than the newest once they hold no container.
-func (w *podWorker) collectGarbage(ctx context.Context, rt *podRuntime) {
-	logger := klog.FromContext(ctx)
-	kept := map[string]bool{}
-	left := map[string]int{}
-	for _, c := range rt.Containers {
-		if c.running() || !kept[c.Name] {
-			if !c.running() {
-				kept[c.Name] = true
-			}
-			left[c.SandboxID]++
-			continue
-		}
-		if err := w.m.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil {
-			logger.Error(err, "Cannot remove dead container", "containerID", c.ID)
-			left[c.SandboxID]++
-			continue
-		}
-		if c.TermFile != "" {
-			_ = os.Remove(c.TermFile)
-		}
-		delete(w.state.messages, c.ID)
-	}
-	for i, sb := range rt.Sandboxes {
-		if i == 0 || sb.Ready || left[sb.ID] > 0 {
-			continue
-		}
-		if err := w.m.cfg.Runtime.RemovePodSandbox(ctx, sb.ID); err != nil {
-			logger.Error(err, "Cannot remove dead sandbox", "sandboxID", sb.ID)
-		}
+// one per container name, and dead sandboxes; it forgets the termination
+// messages of the containers removed.
+func (w *podWorker) collectGarbage(ctx context.Context, rt *podruntime.PodState) {
+	for _, id := range w.runtime.CollectGarbage(ctx, rt) {
+		delete(w.state.messages, id)
 	}
 }

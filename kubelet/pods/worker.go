@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthnode/berth/kubelet/podruntime"
+	"github.com/berthnode/berth/kubelet/podstatus"
+	"github.com/berthnode/berth/kubelet/prober"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,11 +23,15 @@ const (
 	maxRetry = 30 * time.Second
 )
 
-// podWorker serializes the work on one pod. m, uid, wake and static are
-// fixed when it is made; the fields from pod to terminated are guarded by
-// Manager.mu; state belongs to the worker's goroutine.
+// podWorker serializes the work on one pod. The node's dependencies, host,
+// uid, wake and static are fixed when it is made; the fields from pod to
+// terminated are guarded by Manager.mu; state belongs to the worker's
+// goroutine.
 type podWorker struct {
-	m    *Manager
+	*workerDeps
+	// host is the manager, for what only the one that sees every pod
+	// knows.
+	host workerHost
 	uid  types.UID
 	wake chan struct{}
 	// static tells that the pod comes from the static pod source; the API
@@ -51,8 +58,11 @@ type podWorker struct {
 	resizeDeferred    bool
 
 	state *workerState
+	// runtime is the pod's side of the runtime: back-offs, waiting
+	// reasons and the work on sandboxes and containers.
+	runtime *podruntime.Pod
 	// probes are the pod's probe workers and their results.
-	probes *podProbes
+	probes *prober.Pod
 	// sending serializes status patches (the worker's and the one sent
 	// in the background at the start of a sync); pending counts those in
 	// the background.
@@ -64,36 +74,16 @@ type podWorker struct {
 	// hurry, closed by publishNow, makes the background publish send
 	// without waiting. The worker's goroutine owns it.
 	hurry chan struct{}
-	// sentStatus are the last two statuses patched, newest first, each as
-	// JSON of a pod holding only it (guarded by Manager.mu): the updates
-	// that bring them back from the API are no news to the worker (see
-	// statusEcho). Two: the background publish of a new pod and the
-	// worker's next one are often both sent before the first comes back.
-	sentStatus [2][]byte
-	// patched is the server's answer to the last status patch, and
-	// patchedAt when it came, until the informer brings that patch back
-	// (guarded by Manager.mu; see patchBase).
-	patched   *v1.Pod
-	patchedAt time.Time
-	// observedPrint is the fingerprint of the runtime state the worker's
-	// last sync ended with (guarded by Manager.mu; see knownPrint).
-	observedPrint string
-	// syncing tells that a sync runs; missedRelist that a relist found a
-	// change meanwhile, which it left to the sync's end (guarded by
-	// Manager.mu; see endSync).
-	syncing, missedRelist bool
+	// echoes are the worker's last status patches, whose echoes from the
+	// informer do not wake it (echo.go).
+	echoes patchEchoes
+	// watch is what the worker observed of the runtime against what the
+	// relist finds (relist.go).
+	watch runtimeWatch
 }
 
 // workerState is what a worker remembers between syncs of its pod.
 type workerState struct {
-	// crash is the restart back-off of containers, by container name.
-	crash *backoff
-	// pulls is the image pull back-off, by image.
-	pulls *backoff
-	// pullErrors keeps the last pull error per image for the back-off message.
-	pullErrors map[string]string
-	// waiting holds why containers that failed to start wait.
-	waiting map[string]waitingReason
 	// messages caches termination messages of exited containers by ID.
 	messages map[string]string
 	// lastSent is the last status patch sent and lastSentAt when, to skip
@@ -132,21 +122,20 @@ type workerState struct {
 
 func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 	w := &podWorker{
-		m:      m,
-		uid:    uid,
-		static: static,
-		wake:   make(chan struct{}, 1),
-		probes: newPodProbes(),
+		workerDeps: m.deps,
+		host:       m,
+		uid:        uid,
+		static:     static,
+		wake:       make(chan struct{}, 1),
 		state: &workerState{
-			crash:      newBackoff(initialBackoff, maxBackoff),
-			pulls:      newBackoff(initialBackoff, maxBackoff),
-			pullErrors: map[string]string{},
-			waiting:    map[string]waitingReason{},
-			messages:   map[string]string{},
-			seen:       m.cfg.Clock.Now(),
+			messages: map[string]string{},
+			seen:     m.deps.clock.Now(),
 		},
 	}
-	w.state.trace = &startTrace{clock: m.cfg.Clock, seen: w.state.seen}
+	w.probes = prober.NewPod(w.probing, w.wakeUp)
+	w.runtime = w.runner.NewPod()
+	w.runtime.Mark = func(step string) { w.state.trace.mark(step) }
+	w.state.trace = &startTrace{clock: w.clock, seen: w.state.seen}
 	return w
 }
 
@@ -169,40 +158,20 @@ func (w *podWorker) loop(ctx context.Context) {
 			return
 		case <-w.wake:
 		}
-		w.beginSync()
+		w.watch.beginSync()
 		next, done := w.safeSync(ctx)
-		w.endSync()
+		if w.watch.endSync() {
+			w.wakeUp()
+		}
 		if ctx.Err() != nil {
 			return
 		}
-		if done && w.m.retire(w) {
+		if done && w.host.retire(w) {
 			logger.V(2).Info("Pod is gone; worker stops")
 			return
 		}
-		w.m.schedule(w, next)
+		w.host.schedule(w, next)
 	}
-}
-
-// beginSync marks a sync as running: a relist meanwhile does not wake the
-// worker (see endSync).
-func (w *podWorker) beginSync() {
-	w.m.mu.Lock()
-	defer w.m.mu.Unlock()
-	w.syncing, w.observedPrint = true, ""
-}
-
-// endSync wakes the worker for a change a relist found during the sync,
-// unless the sync ended with an observation of the runtime: then the next
-// relist compares with that, and wakes it only for what came later. In a
-// burst of pods a relist falls into nearly every pod's first sync, which
-// takes seconds, and finds the sandbox it was starting.
-func (w *podWorker) endSync() {
-	w.m.mu.Lock()
-	defer w.m.mu.Unlock()
-	if w.missedRelist && w.observedPrint == "" {
-		w.wakeUp()
-	}
-	w.syncing, w.missedRelist = false, false
 }
 
 // safeSync syncs the pod; a panic in the sync is logged with its stack and
@@ -232,14 +201,14 @@ func (w *podWorker) retryDelay() time.Duration {
 // sync brings the runtime in line with the pod and publishes its status.
 func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	logger := klog.FromContext(ctx)
-	view := w.m.snapshot(w)
+	view := w.host.snapshot(w)
 	rt, err := w.observeSync(ctx)
 	if err != nil {
 		logger.Error(err, "Cannot observe the pod's containers")
 		return w.retryDelay(), false
 	}
 	if view.removed {
-		w.probes.stopAll()
+		w.probes.StopAll()
 		if err := w.cleanup(ctx, rt); err != nil {
 			logger.Error(err, "Cannot remove the pod's containers")
 			return w.retryDelay(), false
@@ -253,13 +222,13 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		var wait bool
 		if pod, wait = w.prepareStatic(ctx, pod, view); wait {
 			// The previous version's worker wakes this one when it goes.
-			return w.m.cfg.syncFrequency(), false
+			return w.syncFrequency, false
 		}
 	}
 	w.state.lastPod = pod
-	if pod.DeletionTimestamp != nil || isTerminalPhase(pod.Status.Phase) || view.rejection != nil {
+	if pod.DeletionTimestamp != nil || podstatus.IsTerminalPhase(pod.Status.Phase) || view.rejection != nil {
 		// Nothing of the pod is kept running: nothing to probe.
-		w.probes.stopAll()
+		w.probes.StopAll()
 	}
 	switch {
 	case pod.DeletionTimestamp != nil:
@@ -268,30 +237,30 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 			return 0, true
 		}
 		if err = w.terminate(ctx, pod, rt); err == nil {
-			w.m.markTerminated(w)
+			w.host.markTerminated(w)
 			if w.static {
 				// Nothing else will tell a static pod's worker to go.
 				w.state.static.stopped = true
 				return 0, true
 			}
 		}
-	case isTerminalPhase(pod.Status.Phase):
+	case podstatus.IsTerminalPhase(pod.Status.Phase):
 		if err = w.stopFinished(ctx, pod, rt); err == nil {
-			w.m.markTerminated(w)
+			w.host.markTerminated(w)
 		}
 	case view.rejection != nil:
 		err = w.reject(ctx, pod, rt, *view.rejection)
 	case w.pastDeadline(pod):
 		if err = w.stopForDeadline(ctx, pod, rt); err == nil {
 			w.state.retry = 0
-			return w.m.cfg.syncFrequency(), false
+			return w.syncFrequency, false
 		}
 	default:
 		var next time.Duration
 		next, err = w.runPod(ctx, pod, rt)
 		if err == nil {
 			w.state.retry = 0
-			return untilDeadline(pod, w.startTime(pod), w.m.cfg.Clock.Now(), next), false
+			return untilDeadline(pod, w.startTime(pod), w.clock.Now(), next), false
 		}
 	}
 	if err != nil {
@@ -299,7 +268,7 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		return w.retryDelay(), false
 	}
 	w.state.retry = 0
-	return w.m.cfg.syncFrequency(), false
+	return w.syncFrequency, false
 }
 
 // observeSync observes what the runtime holds of the pod at the start of
@@ -307,18 +276,18 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 // found nothing of the pod: only this worker starts sandboxes for its pod,
 // and what a berth before this one left was listed by that relist. A new
 // pod then costs no list of its sandboxes and containers to find none.
-func (w *podWorker) observeSync(ctx context.Context) (*podRuntime, error) {
+func (w *podWorker) observeSync(ctx context.Context) (*podruntime.PodState, error) {
 	first := !w.state.synced
 	w.state.synced = true
-	if first && !w.static && w.m.runtimeHeldNothing(w.uid) {
-		return &podRuntime{}, nil
+	if first && !w.static && w.relister.HeldNothing(w.uid) {
+		return &podruntime.PodState{}, nil
 	}
-	return observe(ctx, w.m.cfg.Runtime, w.uid)
+	return podruntime.Observe(ctx, w.cri, w.uid)
 }
 
 // runPod runs a pod that is neither finished nor being deleted: volumes,
 // then rounds of computePodActions until nothing is left to do right now.
-func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (time.Duration, error) {
+func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) (time.Duration, error) {
 	// Publish first, as the kubelet does: a pod whose sandbox or volumes
 	// take long shows ContainerCreating meanwhile. In the background: in a
 	// burst of pods the API client's rate limit would otherwise hold every
@@ -329,19 +298,19 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	// lag behind a resize of its spec.
 	pod = w.allocate(ctx, pod, rt)
 	w.publishInBackground(ctx, pod, rt)
-	if w.m.ShuttingDown() {
+	if w.host.ShuttingDown() {
 		// The node shuts down: start nothing.
-		return w.m.cfg.syncFrequency(), nil
+		return w.syncFrequency, nil
 	}
-	mounts, err := w.m.cfg.Volumes.Setup(ctx, pod)
+	mounts, err := w.volumes.Setup(ctx, pod)
 	if err != nil {
-		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
+		w.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
 		w.publishNow()
 		return 0, fmt.Errorf("set up volumes: %w", err)
 	}
 	trace.mark("volumes")
 	if killed, err := w.killUnhealthy(ctx, pod, rt); killed {
-		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+		if rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
 			return 0, err
 		}
 	} else if err != nil {
@@ -349,45 +318,25 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 	}
 	resized, resizeErr := w.actuateResize(ctx, pod, rt, mounts)
 	if resized {
-		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
+		if rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
 			return 0, err
 		}
 	}
-	var applyErr error
-	finished := false
-	next := resyncAfter(pod, w.m.cfg.syncFrequency())
-	for round := 0; round < len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+3; round++ {
-		now := w.m.cfg.Clock.Now()
-		acts := computePodActions(pod, rt, w.gate(now))
-		next = min(next, w.noteBackoffs(pod, rt, acts))
-		if acts.empty() {
-			break
-		}
-		applyErr = w.apply(ctx, pod, rt, acts, mounts)
-		var err error
-		if rt, err = observe(ctx, w.m.cfg.Runtime, w.uid); err != nil {
-			return 0, err
-		}
-		if acts.Finished {
-			finished = true
-			break
-		}
-		if applyErr != nil {
-			break
-		}
+	r, err := w.applyRounds(ctx, pod, rt, mounts)
+	if err != nil {
+		return 0, err
 	}
+	rt, next, finished, applyErr := r.rt, r.next, r.finished, r.applyErr
 	trace.mark("containers")
 	w.collectGarbage(ctx, rt)
 	w.state.finished = finished
 	if finished {
-		w.probes.stopAll()
+		w.probes.StopAll()
 	} else {
-		w.syncProbes(ctx, pod, rt)
+		w.probes.Sync(ctx, pod, rt, w.podIP(pod, rt))
 	}
 	w.noteResizeProgress(pod, rt)
-	w.m.mu.Lock()
-	w.observedPrint = rt.fingerprint()
-	w.m.mu.Unlock()
+	w.watch.observe(rt.Fingerprint())
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return 0, err
 	}
@@ -396,7 +345,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 		w.state.trace = nil
 	}
 	if finished {
-		w.m.markTerminated(w)
+		w.host.markTerminated(w)
 		if err := w.teardownOnce(ctx); err != nil {
 			return 0, err
 		}
@@ -409,10 +358,48 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podRuntime) (ti
 		klog.FromContext(ctx).Info("Pod resize failed; retrying", "err", resizeErr)
 		next = min(next, w.retryDelay())
 	}
-	if d := w.pullWait(); d > 0 {
+	if d := w.runtime.PullWait(); d > 0 {
 		next = min(next, d)
 	}
 	return next, nil
+}
+
+// roundsResult is what the rounds of actions of one sync left.
+type roundsResult struct {
+	// rt is the pod's runtime state after them.
+	rt *podruntime.PodState
+	// next is when to sync again at the latest (a back-off ends).
+	next time.Duration
+	// finished tells that the pod ran to completion.
+	finished bool
+	// applyErr is the error of the last round's actions.
+	applyErr error
+}
+
+// applyRounds runs rounds of ComputePodActions and their actions until
+// nothing is left to do right now, the pod finished or an action failed.
+func (w *podWorker) applyRounds(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState, mounts map[string]string) (roundsResult, error) {
+	r := roundsResult{rt: rt, next: resyncAfter(pod, w.syncFrequency)}
+	for round := 0; round < len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+3; round++ {
+		acts := podruntime.ComputePodActions(pod, r.rt, w.gate())
+		r.next = min(r.next, w.noteBackoffs(pod, r.rt, acts))
+		if acts.Empty() {
+			break
+		}
+		r.applyErr = w.runtime.Apply(ctx, pod, r.rt, acts, mounts)
+		var err error
+		if r.rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
+			return r, err
+		}
+		if acts.Finished {
+			r.finished = true
+			break
+		}
+		if r.applyErr != nil {
+			break
+		}
+	}
+	return r, nil
 }
 
 // apiDataRefresh is the longest a running pod with configMap, secret,
@@ -434,57 +421,36 @@ func resyncAfter(pod *v1.Pod, syncFrequency time.Duration) time.Duration {
 }
 
 // gate is the crash back-off as computePodActions asks for it.
-func (w *podWorker) gate(now time.Time) restartGate {
-	return func(name string, last *containerState) time.Duration {
-		return w.state.crash.Remaining(name, exitTime(last), now)
+func (w *podWorker) gate() podruntime.RestartGate {
+	return func(name string, last *podruntime.ContainerState) time.Duration {
+		return w.runtime.Crash.Remaining(name, podruntime.ExitTime(last))
 	}
-}
-
-// exitTime is when a container instance stopped, or was made when it never
-// ran.
-func exitTime(c *containerState) time.Time {
-	if !c.FinishedAt.IsZero() && c.FinishedAt.Unix() > 0 {
-		return c.FinishedAt
-	}
-	return c.CreatedAt
 }
 
 // noteBackoffs records CrashLoopBackOff for the containers whose restart
 // waits, emits a BackOff event once per exited instance, and returns when
 // the first of them may start.
-func (w *podWorker) noteBackoffs(pod *v1.Pod, rt *podRuntime, acts podActions) time.Duration {
-	next := w.m.cfg.syncFrequency()
+func (w *podWorker) noteBackoffs(pod *v1.Pod, rt *podruntime.PodState, acts podruntime.Actions) time.Duration {
+	next := w.syncFrequency
 	for name, wait := range acts.BackOff {
 		next = min(next, wait)
-		cur := rt.current(name)
+		cur := rt.Current(name)
 		id := ""
 		if cur != nil {
 			id = cur.ID
 		}
-		if prev, ok := w.state.waiting[name]; ok && prev.Reason == reasonCrashLoopBackOff && prev.ForID == id {
+		if prev, ok := w.runtime.Waiting[name]; ok && prev.Reason == podruntime.ReasonCrashLoopBackOff && prev.ForID == id {
 			continue
 		}
-		w.state.waiting[name] = waitingReason{
-			Reason: reasonCrashLoopBackOff,
+		w.runtime.Waiting[name] = podruntime.WaitingReason{
+			Reason: podruntime.ReasonCrashLoopBackOff,
 			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
-				w.state.crash.Delay(name), name, pod.Name, pod.Namespace, pod.UID),
+				w.runtime.Crash.Delay(name), name, pod.Name, pod.Namespace, pod.UID),
 			ForID: id,
 		}
-		w.m.cfg.Recorder.Eventf(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", name, pod.Name, pod.Namespace, pod.UID)
+		w.recorder.Eventf(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", name, pod.Name, pod.Namespace, pod.UID)
 	}
 	return next
-}
-
-// pullWait is how long until the first image pull back-off ends.
-func (w *podWorker) pullWait() time.Duration {
-	var out time.Duration
-	now := w.m.cfg.Clock.Now()
-	for image := range w.state.pullErrors {
-		if d := w.state.pulls.RemainingSinceLast(image, now); d > 0 && (out == 0 || d < out) {
-			out = d
-		}
-	}
-	return out
 }
 
 // teardownOnce removes the volumes of a finished pod.
@@ -492,7 +458,7 @@ func (w *podWorker) teardownOnce(ctx context.Context) error {
 	if w.state.tornDown {
 		return nil
 	}
-	if err := w.m.cfg.Volumes.Teardown(ctx, w.uid); err != nil {
+	if err := w.volumes.Teardown(ctx, w.uid); err != nil {
 		return fmt.Errorf("tear down volumes: %w", err)
 	}
 	w.state.tornDown = true

@@ -4,7 +4,7 @@
 // output that explains it.
 //
 // The functions only run one probe. When to probe, thresholds and what a
-// result does to a container are kubelet/pods' business.
+// result does to a container are kubelet/prober's business.
 //
 // A Result of Warning counts as a success (an HTTP redirect to another host,
 // which the kubelet does not follow). An error means the probe could not be

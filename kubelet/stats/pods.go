@@ -13,6 +13,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"github.com/berthnode/berth/cri"
 )
 
 // podStats gathers the statistics of the running pods and their running
@@ -36,7 +38,7 @@ func (p *Provider) podStats(ctx context.Context, full bool) ([]statsapi.PodStats
 		return nil, fmt.Errorf("list container stats: %w", err)
 	}
 	pods := map[string]*statsapi.PodStats{}
-	for _, sb := range newestPerPod(sandboxes) {
+	for _, sb := range cri.NewestPerPod(sandboxes) {
 		md := sb.GetMetadata()
 		pods[sb.Id] = &statsapi.PodStats{
 			PodRef: statsapi.PodReference{Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid()},
@@ -69,23 +71,6 @@ func (p *Provider) podStats(ctx context.Context, full bool) ([]statsapi.PodStats
 			cmp.Compare(a.PodRef.Name, b.PodRef.Name), cmp.Compare(a.PodRef.UID, b.PodRef.UID))
 	})
 	return out, nil
-}
-
-// newestPerPod keeps one sandbox per pod name: the newest (a pod deleted
-// and created again under its name may leave the old one behind a while).
-func newestPerPod(sandboxes []*runtimeapi.PodSandbox) []*runtimeapi.PodSandbox {
-	newest := map[[2]string]*runtimeapi.PodSandbox{}
-	for _, sb := range sandboxes {
-		key := [2]string{sb.GetMetadata().GetNamespace(), sb.GetMetadata().GetName()}
-		if cur := newest[key]; cur == nil || sb.CreatedAt > cur.CreatedAt {
-			newest[key] = sb
-		}
-	}
-	out := make([]*runtimeapi.PodSandbox, 0, len(newest))
-	for _, sb := range newest {
-		out = append(out, sb)
-	}
-	return out
 }
 
 // containerStats turns CRI's statistics of container c into the summary's.

@@ -8,9 +8,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	testingclock "k8s.io/utils/clock/testing"
+
+	critesting "github.com/berthnode/berth/cri/testing"
 )
 
 var (
@@ -52,24 +57,26 @@ func nodeTree(nodeUsec, podsUsec, dnsUsec string) map[string]string {
 // left behind, a container the runtime gives CPU rates for and one it does
 // not, and an exited container) and kube-system/dns (whose sandbox the
 // runtime has no statistics for), at time t0.
-func statsFixture(t *testing.T) (*fakeRuntime, *testingclock.FakeClock, *Provider, string) {
+func statsFixture(t *testing.T) (*critesting.Runtime, *testingclock.FakeClock, *Provider, string) {
 	t.Helper()
 	cg, proc := t.TempDir(), t.TempDir()
 	writeTree(t, cg, nodeTree("50000000", "20000000", "1000000"))
 	writeTree(t, proc, proc0)
-	rt := newFakeRuntime()
-	rt.addSandbox("sb-web-old", "default", "web", "uid-web-old", t0.Add(-time.Hour).UnixNano(), false)
-	rt.addSandbox("sb-web", "default", "web", "uid-web", t0.Add(-time.Minute).UnixNano(), true)
-	rt.addContainer("c-app", "sb-web", "app", t0.Add(-50*time.Second).UnixNano(), true)
-	rt.addContainer("c-side", "sb-web", "sidecar", t0.Add(-40*time.Second).UnixNano(), true)
-	rt.addContainer("c-init", "sb-web", "init", t0.Add(-55*time.Second).UnixNano(), false)
-	rt.addSandbox("sb-dns", "kube-system", "dns", "uid-dns", t0.Add(-2*time.Minute).UnixNano(), true)
-	rt.addContainer("c-dns", "sb-dns", "coredns", t0.Add(-100*time.Second).UnixNano(), true)
-	rt.setContainerStats("c-app", "app", t0.UnixNano(), 7e9, ptr[uint64](3e8), 300<<20)
-	rt.setContainerStats("c-side", "sidecar", t0.UnixNano(), 2e9, nil, 50<<20)
-	rt.setContainerStats("c-init", "init", t0.UnixNano(), 1e9, nil, 1<<20)
-	rt.setContainerStats("c-dns", "coredns", t0.UnixNano(), 1e9, nil, 20<<20)
-	rt.setSandboxStats("sb-web", t0.UnixNano(), 10e9, 400<<20, 4)
+	rt := critesting.NewRuntime()
+	running, exited := runtimeapi.ContainerState_CONTAINER_RUNNING, runtimeapi.ContainerState_CONTAINER_EXITED
+	rt.AddSandbox(critesting.Sandbox{ID: "sb-web-old", Namespace: "default", Name: "web", UID: "uid-web-old",
+		CreatedAt: t0.Add(-time.Hour).UnixNano(), NotReady: true})
+	rt.AddSandbox(critesting.Sandbox{ID: "sb-web", Namespace: "default", Name: "web", UID: "uid-web", CreatedAt: t0.Add(-time.Minute).UnixNano()})
+	rt.AddContainer(critesting.Container{ID: "c-app", SandboxID: "sb-web", Name: "app", State: running, CreatedAt: t0.Add(-50 * time.Second).UnixNano()})
+	rt.AddContainer(critesting.Container{ID: "c-side", SandboxID: "sb-web", Name: "sidecar", State: running, CreatedAt: t0.Add(-40 * time.Second).UnixNano()})
+	rt.AddContainer(critesting.Container{ID: "c-init", SandboxID: "sb-web", Name: "init", State: exited, CreatedAt: t0.Add(-55 * time.Second).UnixNano()})
+	rt.AddSandbox(critesting.Sandbox{ID: "sb-dns", Namespace: "kube-system", Name: "dns", UID: "uid-dns", CreatedAt: t0.Add(-2 * time.Minute).UnixNano()})
+	rt.AddContainer(critesting.Container{ID: "c-dns", SandboxID: "sb-dns", Name: "coredns", State: running, CreatedAt: t0.Add(-100 * time.Second).UnixNano()})
+	rt.SetContainerStats(containerStats("c-app", "app", t0.UnixNano(), 7e9, ptr[uint64](3e8), 300<<20))
+	rt.SetContainerStats(containerStats("c-side", "sidecar", t0.UnixNano(), 2e9, nil, 50<<20))
+	rt.SetContainerStats(containerStats("c-init", "init", t0.UnixNano(), 1e9, nil, 1<<20))
+	rt.SetContainerStats(containerStats("c-dns", "coredns", t0.UnixNano(), 1e9, nil, 20<<20))
+	rt.SetPodSandboxStats(sandboxStats("sb-web", t0.UnixNano(), 10e9, 400<<20, 4))
 	clk := testingclock.NewFakeClock(t0)
 	p, err := NewProvider(Config{Runtime: rt, NodeName: "node-1", CgroupRoot: cg, ProcRoot: proc, RootFS: cg, Clock: clk})
 	if err != nil {
@@ -80,14 +87,14 @@ func statsFixture(t *testing.T) (*fakeRuntime, *testingclock.FakeClock, *Provide
 
 // advance moves the node and its pods 10 seconds on: the node used 10 CPU
 // seconds, the pods 5, sidecar and coredns 2 each, pod web 5.
-func advance(t *testing.T, rt *fakeRuntime, clk *testingclock.FakeClock, cg string) {
+func advance(t *testing.T, rt *critesting.Runtime, clk *testingclock.FakeClock, cg string) {
 	t.Helper()
 	clk.SetTime(t1)
 	writeTree(t, cg, nodeTree("60000000", "25000000", "3000000"))
-	rt.setContainerStats("c-app", "app", t1.UnixNano(), 9e9, ptr[uint64](2e8), 310<<20)
-	rt.setContainerStats("c-side", "sidecar", t1.UnixNano(), 4e9, nil, 60<<20)
-	rt.setContainerStats("c-dns", "coredns", t1.UnixNano(), 3e9, nil, 20<<20)
-	rt.setSandboxStats("sb-web", t1.UnixNano(), 15e9, 410<<20, 5)
+	rt.SetContainerStats(containerStats("c-app", "app", t1.UnixNano(), 9e9, ptr[uint64](2e8), 310<<20))
+	rt.SetContainerStats(containerStats("c-side", "sidecar", t1.UnixNano(), 4e9, nil, 60<<20))
+	rt.SetContainerStats(containerStats("c-dns", "coredns", t1.UnixNano(), 3e9, nil, 20<<20))
+	rt.SetPodSandboxStats(sandboxStats("sb-web", t1.UnixNano(), 15e9, 410<<20, 5))
 }
 
 func mt(t time.Time) metav1.Time { return metav1.NewTime(t) }
@@ -212,7 +219,9 @@ func TestSummaryFull(t *testing.T) {
 // their containers; the runtime is not asked again.
 func TestWithoutSandboxStats(t *testing.T) {
 	rt, clk, p, cg := statsFixture(t)
-	rt.noSandboxStats = true
+	// As a runtime that predates ListPodSandboxStats; once told, the
+	// provider must not ask again.
+	rt.InjectError("ListPodSandboxStats", status.Error(codes.Unimplemented, "not implemented"))
 	if _, err := p.CPUAndMemory(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -227,8 +236,8 @@ func TestWithoutSandboxStats(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
 	}
-	if rt.sandboxCalls != 1 {
-		t.Errorf("ListPodSandboxStats called %d times, want once", rt.sandboxCalls)
+	if n := rt.CallCount("ListPodSandboxStats"); n != 1 {
+		t.Errorf("ListPodSandboxStats called %d times, want once", n)
 	}
 }
 
@@ -262,7 +271,7 @@ func TestNodeMemory(t *testing.T) {
 			cg, proc := t.TempDir(), t.TempDir()
 			writeTree(t, cg, tt.cgroup)
 			writeTree(t, proc, proc0)
-			p, err := NewProvider(Config{Runtime: newFakeRuntime(), NodeName: "n", CgroupRoot: cg, ProcRoot: proc,
+			p, err := NewProvider(Config{Runtime: critesting.NewRuntime(), NodeName: "n", CgroupRoot: cg, ProcRoot: proc,
 				RootFS: cg, Clock: testingclock.NewFakeClock(t0)})
 			if err != nil {
 				t.Fatal(err)
@@ -287,7 +296,7 @@ func TestNodeMemory(t *testing.T) {
 func TestNodeCPUFromProcStat(t *testing.T) {
 	cg, proc := t.TempDir(), t.TempDir()
 	writeTree(t, proc, proc0)
-	p, err := NewProvider(Config{Runtime: newFakeRuntime(), NodeName: "n", CgroupRoot: cg, ProcRoot: proc,
+	p, err := NewProvider(Config{Runtime: critesting.NewRuntime(), NodeName: "n", CgroupRoot: cg, ProcRoot: proc,
 		RootFS: cg, Clock: testingclock.NewFakeClock(t0)})
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +377,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("Validate() = %v, want it to mention %q", err, want)
 		}
 	}
-	if _, err := NewProvider(Config{Runtime: newFakeRuntime(), NodeName: "n", RootFS: "/"}); err != nil {
+	if _, err := NewProvider(Config{Runtime: critesting.NewRuntime(), NodeName: "n", RootFS: "/"}); err != nil {
 		t.Errorf("NewProvider with defaults: %v", err)
 	}
 }

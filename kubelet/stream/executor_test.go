@@ -135,7 +135,7 @@ func TestRemoteCommandExecutors(t *testing.T) {
 			h := newHarness(t, true, false)
 			runtimeServer := httptest.NewServer(tc.server(t))
 			t.Cleanup(runtimeServer.Close)
-			h.rt.streamBase = runtimeServer.URL
+			h.rt.StreamBase = runtimeServer.URL
 
 			cfg := &restclient.Config{
 				Host:            h.front.URL,

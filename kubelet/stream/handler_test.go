@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	critesting "github.com/berthnode/berth/cri/testing"
 )
 
 func TestExecSession(t *testing.T) {
@@ -61,7 +63,7 @@ func TestExecSession(t *testing.T) {
 			wantCRI := []any{&runtimeapi.ExecRequest{
 				ContainerId: h.app, Cmd: []string{"sh", "-c", "echo hi"}, Stdin: true, Stdout: true, Stderr: true,
 			}}
-			if diff := cmp.Diff(wantCRI, h.rt.streamRequests(), protocmp.Transform()); diff != "" {
+			if diff := cmp.Diff(wantCRI, h.rt.StreamRequests(), protocmp.Transform()); diff != "" {
 				t.Errorf("CRI requests (-want +got):\n%s", diff)
 			}
 			seen := h.toy.requests()
@@ -130,7 +132,7 @@ func TestWebSocketUpgrade(t *testing.T) {
 		t.Errorf("headers to the streaming server (-want +got):\n%s", diff)
 	}
 	wantCRI := []any{&runtimeapi.PortForwardRequest{PodSandboxId: h.readySandbox, Port: []int32{8080}}}
-	if diff := cmp.Diff(wantCRI, h.rt.streamRequests(), protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(wantCRI, h.rt.StreamRequests(), protocmp.Transform()); diff != "" {
 		t.Errorf("CRI requests (-want +got):\n%s", diff)
 	}
 }
@@ -198,7 +200,7 @@ func TestCRIRequests(t *testing.T) {
 			if got := s.line(t); got != "hello\n" {
 				t.Errorf("read %q, want hello", got)
 			}
-			if diff := cmp.Diff([]any{tc.want(h)}, h.rt.streamRequests(), protocmp.Transform()); diff != "" {
+			if diff := cmp.Diff([]any{tc.want(h)}, h.rt.StreamRequests(), protocmp.Transform()); diff != "" {
 				t.Errorf("CRI requests (-want +got):\n%s", diff)
 			}
 		})
@@ -271,7 +273,7 @@ func TestRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, false, false)
-			h.rt.streamErr = tc.streamErr
+			h.rt.StreamErr = tc.streamErr
 			method := tc.method
 			if method == "" {
 				method = http.MethodGet
@@ -292,7 +294,7 @@ func TestRefusals(t *testing.T) {
 			if w.Code != tc.wantCode || !strings.Contains(w.Body.String(), tc.wantBody) {
 				t.Errorf("got %d %q, want %d with %q", w.Code, w.Body.String(), tc.wantCode, tc.wantBody)
 			}
-			if asked := len(h.rt.streamRequests()) > 0; asked != tc.wantCRI {
+			if asked := len(h.rt.StreamRequests()) > 0; asked != tc.wantCRI {
 				t.Errorf("runtime asked for a session: %t, want %t", asked, tc.wantCRI)
 			}
 			if len(h.toy.requests()) > 0 {
@@ -304,7 +306,7 @@ func TestRefusals(t *testing.T) {
 
 func TestRuntimeRefusalRelayed(t *testing.T) {
 	h := newHarness(t, false, false)
-	h.rt.streamBase = h.toy.URL + "/refuse"
+	h.rt.StreamBase = h.toy.URL + "/refuse"
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest(http.MethodPost, "/exec/default/web/app?command=ls&output=1", nil)
 	r.Header = spdyHeader()
@@ -348,7 +350,7 @@ func TestStreamingServerFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, false, false)
-			h.rt.streamBase = tc.streamBase(h)
+			h.rt.StreamBase = tc.streamBase(h)
 			w := httptest.NewRecorder()
 			r := httptest.NewRequest(http.MethodGet, "/portForward/default/web", nil)
 			r.Header = spdyHeader()
@@ -370,9 +372,9 @@ func TestConfigValidate(t *testing.T) {
 		cfg     Config
 		wantErr string
 	}{
-		{name: "defaults", cfg: Config{Runtime: &fakeRuntime{}}},
+		{name: "defaults", cfg: Config{Runtime: critesting.NewRuntime()}},
 		{name: "no runtime", cfg: Config{}, wantErr: "runtime service is nil"},
-		{name: "negative timeout", cfg: Config{Runtime: &fakeRuntime{}, HandshakeTimeout: -1}, wantErr: "HandshakeTimeout -1ns is negative"},
+		{name: "negative timeout", cfg: Config{Runtime: critesting.NewRuntime(), HandshakeTimeout: -1}, wantErr: "HandshakeTimeout -1ns is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	critesting "github.com/berthnode/berth/cri/testing"
 )
 
 // testTimeout bounds every connection of a test, so a broken proxy fails
@@ -98,10 +100,10 @@ func (s *toyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(conn, "bye\n")
 }
 
-// harness is a Handler over a fakeRuntime whose URLs point at a toyServer,
+// harness is a Handler over a fake runtime whose URLs point at a toyServer,
 // served by front.
 type harness struct {
-	rt    *fakeRuntime
+	rt    *critesting.Runtime
 	toy   *toyServer
 	front *httptest.Server
 	// IDs of the fixture's objects.
@@ -113,16 +115,19 @@ type harness struct {
 // exited and a running "app" and an exited "sidecar". Pod default/stopped
 // has only a stopped sandbox.
 func newHarness(t *testing.T, tlsFront, tlsBackend bool) *harness {
-	h := &harness{rt: &fakeRuntime{}, toy: newToyServer(t, tlsBackend)}
-	h.rt.streamBase = h.toy.URL
-	old := h.rt.addSandbox("default", "web", "uid-1", false, 1)
-	h.rt.addContainer(old, "app", runtimeapi.ContainerState_CONTAINER_EXITED, 1)
-	h.readySandbox = h.rt.addSandbox("default", "web", "uid-2", true, 2)
-	h.rt.addContainer(h.readySandbox, "app", runtimeapi.ContainerState_CONTAINER_EXITED, 3)
-	h.app = h.rt.addContainer(h.readySandbox, "app", runtimeapi.ContainerState_CONTAINER_RUNNING, 4)
-	h.rt.addContainer(h.readySandbox, "sidecar", runtimeapi.ContainerState_CONTAINER_EXITED, 5)
-	stopped := h.rt.addSandbox("default", "stopped", "uid-3", false, 6)
-	h.rt.addContainer(stopped, "app", runtimeapi.ContainerState_CONTAINER_EXITED, 7)
+	h := &harness{rt: critesting.NewRuntime(), toy: newToyServer(t, tlsBackend)}
+	h.rt.StreamBase = h.toy.URL
+	exited, running := runtimeapi.ContainerState_CONTAINER_EXITED, runtimeapi.ContainerState_CONTAINER_RUNNING
+	h.rt.AddSandbox(critesting.Sandbox{ID: "sb-1", Namespace: "default", Name: "web", UID: "uid-1", CreatedAt: 1, NotReady: true})
+	h.rt.AddContainer(critesting.Container{ID: "c-1", SandboxID: "sb-1", Name: "app", State: exited, CreatedAt: 1})
+	h.readySandbox = "sb-2"
+	h.rt.AddSandbox(critesting.Sandbox{ID: h.readySandbox, Namespace: "default", Name: "web", UID: "uid-2", CreatedAt: 2})
+	h.rt.AddContainer(critesting.Container{ID: "c-2", SandboxID: h.readySandbox, Name: "app", State: exited, CreatedAt: 3})
+	h.app = "c-3"
+	h.rt.AddContainer(critesting.Container{ID: h.app, SandboxID: h.readySandbox, Name: "app", State: running, CreatedAt: 4})
+	h.rt.AddContainer(critesting.Container{ID: "c-4", SandboxID: h.readySandbox, Name: "sidecar", State: exited, CreatedAt: 5})
+	h.rt.AddSandbox(critesting.Sandbox{ID: "sb-3", Namespace: "default", Name: "stopped", UID: "uid-3", CreatedAt: 6, NotReady: true})
+	h.rt.AddContainer(critesting.Container{ID: "c-5", SandboxID: "sb-3", Name: "app", State: exited, CreatedAt: 7})
 
 	handler, err := New(Config{Runtime: h.rt})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthnode/berth/netrules/iptables"
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -27,7 +28,7 @@ func (e *recordingExec) Run(ctx context.Context, stdin []byte, name string, args
 	if strings.HasSuffix(name, "-restore") && e.failRestore != "" {
 		stderr := e.failRestore
 		e.failRestore = ""
-		return nil, &iptables.ExitError{Command: name, Code: 1, Stderr: stderr}
+		return nil, &xtables.ExitError{Command: name, Code: 1, Stderr: stderr}
 	}
 	return e.fake.Run(ctx, stdin, name, args...)
 }
@@ -85,32 +86,44 @@ func TestBackendBinaries(t *testing.T) {
 	}
 }
 
+// TestBackendFullSyncs: the backend syncs in full exactly when asked (nil
+// changes), and refuses, changing nothing, a partial sync it cannot trust
+// its memory for: before its first sync and after a failed one. Which
+// syncs are full (the first, after a failure, new node-wide settings) is
+// the proxier's decision, tested in proxy (TestSyncFamilyDecidesFullSyncs).
 func TestBackendFullSyncs(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	b, rec := newRecording(t, proxy.IPv4, false)
 	s := ipt.ExampleState(proxy.IPv4)
 	sync := func(changed map[string]bool) (proxy.SyncResult, error) { return b.Sync(ctx, s, changed) }
-	if res, err := sync(map[string]bool{}); err != nil || !res.Full {
+	if _, err := sync(map[string]bool{}); !errors.Is(err, proxy.ErrFullSyncRequired) || len(rec.commands) != 0 {
+		t.Fatalf("partial first Sync: %v, ran %q; want proxy.ErrFullSyncRequired and nothing run", err, rec.commands)
+	}
+	if res, err := sync(nil); err != nil || !res.Full {
 		t.Fatalf("first Sync = %+v, %v; want a full sync", res, err)
 	}
 	if res, err := sync(map[string]bool{}); err != nil || res.Full {
 		t.Fatalf("second Sync = %+v, %v; want a partial sync", res, err)
 	}
 	s.MasqueradeAll = true
-	if res, err := sync(map[string]bool{}); err != nil || !res.Full {
-		t.Errorf("Sync after a node-wide setting changed = %+v, %v; want a full sync", res, err)
+	if res, err := sync(nil); err != nil || !res.Full {
+		t.Errorf("full Sync after a node-wide setting changed = %+v, %v; want a full sync", res, err)
 	}
 	rec.failRestore = "iptables-restore v1.8.9 (nf_tables): Bad argument\nError occurred at line: 3\n"
 	// web loses its endpoints: its cluster IP now rejects, in filter.
 	web := ipt.Service(s, "default/web:http", proxy.TCP)
 	web.ClusterEndpoints, web.ExternalEndpoints = nil, nil
 	_, err := sync(map[string]bool{web.Name.Key(): true})
-	var re *iptables.RestoreError
-	if !errors.As(err, &re) || re.Table != iptables.TableFilter || re.Line != 3 || len(re.Context) != 5 {
-		t.Fatalf("Sync with a rejected payload: %v, want a RestoreError of filter at line 3 with 5 lines of context", err)
+	var re *xtables.RestoreError
+	if !errors.As(err, &re) || re.Table != xtables.TableFilter || re.Line != 3 || len(re.Context) != 5 {
+		t.Fatalf("Sync with a rejected payload: %v, want a xtables.RestoreError of filter at line 3 with 5 lines of context", err)
 	}
-	if res, err := sync(map[string]bool{}); err != nil || !res.Full {
-		t.Errorf("Sync after a failure = %+v, %v; want a full sync", res, err)
+	rec.commands = nil
+	if _, err := sync(map[string]bool{}); !errors.Is(err, proxy.ErrFullSyncRequired) || len(rec.commands) != 0 {
+		t.Errorf("partial Sync after a failure: %v, ran %q; want proxy.ErrFullSyncRequired and nothing run", err, rec.commands)
+	}
+	if res, err := sync(nil); err != nil || !res.Full {
+		t.Errorf("full Sync after a failure = %+v, %v; want a full sync", res, err)
 	}
 	web.ClusterEndpoints = ipt.Service(ipt.ExampleState(proxy.IPv4), "default/web:http", proxy.TCP).ClusterEndpoints
 	if res, err := sync(map[string]bool{web.Name.Key(): true}); err != nil || res.Full || res.Bytes == 0 || res.Rules == 0 {
@@ -151,7 +164,7 @@ func (failingExec) Run(context.Context, []byte, string, ...string) ([]byte, erro
 	return nil, errors.New("no such binary")
 }
 
-// streamingExec is a recordingExec that takes inputs as streams, as OSExec
+// streamingExec is a recordingExec that takes inputs as streams, as xtables.OSExec
 // does, and counts them.
 type streamingExec struct {
 	*recordingExec
@@ -175,7 +188,7 @@ func (e *streamingExec) RunFrom(ctx context.Context, stdin io.Reader, name strin
 	return e.Run(ctx, in, name, args...)
 }
 
-// TestBackendStreamsFullSyncs: with an Exec that streams, a full sync's nat
+// TestBackendStreamsFullSyncs: with an xtables.Exec that streams, a full sync's nat
 // table is streamed into iptables-restore, its size is reported, and a
 // rejection still quotes the lines around the one iptables-restore names.
 func TestBackendStreamsFullSyncs(t *testing.T) {
@@ -201,9 +214,9 @@ func TestBackendStreamsFullSyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = b.Sync(ctx, s, nil)
-	var re *iptables.RestoreError
-	if !errors.As(err, &re) || re.Table != iptables.TableNAT || re.Line != 4 || len(re.Context) != 5 || !strings.HasPrefix(re.Context[0], "2: :BERTH-") {
-		t.Fatalf("Sync with a rejected streamed payload: %v (%+v), want a RestoreError of nat at line 4 with its 5 lines", err, re)
+	var re *xtables.RestoreError
+	if !errors.As(err, &re) || re.Table != xtables.TableNAT || re.Line != 4 || len(re.Context) != 5 || !strings.HasPrefix(re.Context[0], "2: :BERTH-") {
+		t.Fatalf("Sync with a rejected streamed payload: %v (%+v), want a xtables.RestoreError of nat at line 4 with its 5 lines", err, re)
 	}
 }
 
@@ -217,5 +230,5 @@ func (e *failOnStream) RunFrom(ctx context.Context, stdin io.Reader, name string
 	if _, err := io.Copy(io.Discard, stdin); err != nil {
 		return nil, err
 	}
-	return nil, &iptables.ExitError{Command: name, Code: 2, Stderr: e.stderr}
+	return nil, &xtables.ExitError{Command: name, Code: 2, Stderr: e.stderr}
 }

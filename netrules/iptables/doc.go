@@ -6,7 +6,8 @@
 //
 // Render is pure: it turns a State into one iptables-restore --noflush input
 // per table (filter, nat). Every chain berth creates starts with "BERTH-";
-// chains it did not create are never flushed, written or deleted. The
+// chains this backend did not create (another program's, or berth's IPVS
+// mode's) are never flushed, written or deleted. The
 // top-level chains (BERTH-SERVICES, BERTH-NODEPORTS, BERTH-POSTROUTING,
 // BERTH-MARK-MASQ, BERTH-MARK-OFFCLUSTER in nat; BERTH-SERVICES,
 // BERTH-EXTERNAL-SERVICES, BERTH-NODEPORTS, BERTH-FIREWALL, BERTH-FORWARD in
@@ -75,7 +76,8 @@
 //
 // # Applying
 //
-// Backend implements proxy.Backend. It finds out once whether iptables is
+// Backend implements proxy.Backend, through the lower layer it shares with
+// the IPVS backend (netrules/xtables). It finds out once whether iptables is
 // the nf_tables or the legacy one and uses that backend's restore and save
 // binaries; applies each table's payload with one atomic
 // "iptables-restore --noflush --wait"; on a full sync lists the existing
@@ -84,7 +86,9 @@
 // (Renderer.RenderStreamed: at 10,000 services 28 MB that are never held
 // whole) and checks the hooks. When iptables-restore rejects a payload,
 // the table keeps its previous rules, the lines around the one it names are
-// logged and returned in a RestoreError, and the next sync is full.
+// logged and returned in an xtables.RestoreError, and the next sync is full:
+// the proxier decides which syncs are full, and until a full one succeeds
+// the Backend refuses a partial one with proxy.ErrFullSyncRequired.
 //
 // netrules/iptables/testing holds a fake iptables that keeps rules and
 // traces packets through them, and the contract suite the fake and the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -99,7 +100,7 @@ func restoreInto(t *testing.T, fake *iptablestesting.Fake, f proxy.Family, p ipt
 }
 
 func savedRules(t *testing.T, fake *iptablestesting.Fake, f proxy.Family) []byte {
-	return append(fake.Save(f, iptables.TableFilter), fake.Save(f, iptables.TableNAT)...)
+	return append(fake.Save(f, xtables.TableFilter), fake.Save(f, xtables.TableNAT)...)
 }
 
 // berthRules keeps the rules of berth's chains.

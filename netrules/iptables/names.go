@@ -1,24 +1,17 @@
 package iptables
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base32"
 	"net/netip"
 	"strings"
+
+	"github.com/berthnode/berth/netrules/xtables"
 )
 
-// Table is an iptables table.
-type Table string
-
-// The tables berth writes to.
-const (
-	TableNAT    Table = "nat"
-	TableFilter Table = "filter"
-)
-
-// ChainPrefix starts the name of every chain berth creates. Any chain with
-// this prefix is berth's: a sync deletes the ones it no longer needs.
+// ChainPrefix starts the name of every chain berth creates. Of those, the
+// ones this backend names (see ownChain) are its own: a sync deletes the
+// ones it no longer needs.
 const ChainPrefix = "BERTH-"
 
 // The top-level chains. Each is rewritten in full by every sync and reached
@@ -53,19 +46,19 @@ const (
 // The prefixes of the per-service chains; the rest of a name is a hash and a
 // readable suffix (see chainName).
 const (
-	// prefixSVC balances over the cluster endpoints (traffic to cluster IPs).
-	prefixSVC = "BERTH-SVC-"
-	// prefixSVX balances over the external endpoints, when they are not
+	// PrefixSVC balances over the cluster endpoints (traffic to cluster IPs).
+	PrefixSVC = "BERTH-SVC-"
+	// PrefixSVX balances over the external endpoints, when they are not
 	// the cluster endpoints (traffic policies differ, typically an
 	// externalTrafficPolicy: Local service's local endpoints).
-	prefixSVX = "BERTH-SVX-"
-	// prefixEXT handles traffic to the external destinations: masquerade
+	PrefixSVX = "BERTH-SVX-"
+	// PrefixEXT handles traffic to the external destinations: masquerade
 	// and the externalTrafficPolicy: Local short circuits.
-	prefixEXT = "BERTH-EXT-"
-	// prefixFW lets loadBalancerSourceRanges through to the EXT chain.
-	prefixFW = "BERTH-FW-"
-	// prefixSEP DNATs to one endpoint.
-	prefixSEP = "BERTH-SEP-"
+	PrefixEXT = "BERTH-EXT-"
+	// PrefixFW lets loadBalancerSourceRanges through to the EXT chain.
+	PrefixFW = "BERTH-FW-"
+	// PrefixSEP DNATs to one endpoint.
+	PrefixSEP = "BERTH-SEP-"
 )
 
 // maxChainLen is the longest chain name iptables accepts
@@ -136,15 +129,15 @@ func endpointChain(key string, ep netip.AddrPort) string {
 			tail[i] = '.'
 		}
 	}
-	if room := maxChainLen - len(prefixSEP) - hashLen - 1; len(tail) > room {
+	if room := maxChainLen - len(PrefixSEP) - hashLen - 1; len(tail) > room {
 		tail = tail[len(tail)-room:]
 	}
-	return chainName(prefixSEP, b, string(tail))
+	return chainName(PrefixSEP, b, string(tail))
 }
 
 // isServiceChain tells whether a chain is one of the per-service chains.
 func isServiceChain(name string) bool {
-	for _, p := range []string{prefixSVC, prefixSVX, prefixEXT, prefixFW, prefixSEP} {
+	for _, p := range []string{PrefixSVC, PrefixSVX, PrefixEXT, PrefixFW, PrefixSEP} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}
@@ -155,7 +148,7 @@ func isServiceChain(name string) bool {
 // ChainRef names a chain in a table.
 type ChainRef struct {
 	// Table is the chain's table.
-	Table Table
+	Table xtables.Table
 	// Chain is the chain's name.
 	Chain string
 }
@@ -165,102 +158,38 @@ type ChainRef struct {
 type ChainSet map[ChainRef]bool
 
 // Has tells whether the set holds the chain.
-func (s ChainSet) Has(table Table, chain string) bool {
+func (s ChainSet) Has(table xtables.Table, chain string) bool {
 	return s[ChainRef{Table: table, Chain: chain}]
 }
 
 // Add puts the chain in the set.
-func (s ChainSet) Add(table Table, chain string) {
+func (s ChainSet) Add(table xtables.Table, chain string) {
 	s[ChainRef{Table: table, Chain: chain}] = true
 }
 
-// ipvsChainPrefix starts the chains of berth's IPVS mode (netrules/ipvs):
-// they share ChainPrefix but are not this backend's (switching modes needs
-// the other mode's rules removed).
-const ipvsChainPrefix = "BERTH-IPVS-"
-
-// ownChain tells whether a chain is this backend's: it has ChainPrefix and
-// is not one of the IPVS mode's.
+// ownChain tells whether a chain is this backend's: one of its top-level
+// chains, or a per-service chain. A chain of another program, or of berth's
+// IPVS mode, is never written or deleted.
 func ownChain(name string) bool {
-	return strings.HasPrefix(name, ChainPrefix) && !strings.HasPrefix(name, ipvsChainPrefix)
+	switch name {
+	case ChainServices, ChainNodePorts, ChainExternalServices, ChainFirewall, ChainForward,
+		ChainPostrouting, ChainMarkMasq, ChainMarkOffCluster:
+		return true
+	}
+	return isServiceChain(name)
 }
 
 // ParseChains adds to s the chains of this backend (see ownChain) that the
 // iptables-save output of one or more tables declares.
 func (s ChainSet) ParseChains(save []byte) {
-	p := chainParser{set: s}
-	for line := range bytes.Lines(save) {
-		p.line(line)
-	}
+	w := xtables.NewChainScanner(s.addOwn)
+	w.Write(save)
+	w.Close()
 }
 
-// chainParser reads iptables-save output line by line into a ChainSet.
-type chainParser struct {
-	set   ChainSet
-	table Table
-}
-
-var ownChainDecl = []byte(":" + ChainPrefix)
-
-func (p *chainParser) line(line []byte) {
-	switch {
-	case bytes.HasPrefix(line, []byte("*")):
-		p.table = Table(bytes.TrimSpace(line[1:]))
-	case bytes.HasPrefix(line, ownChainDecl):
-		name, _, _ := bytes.Cut(bytes.TrimSpace(line[1:]), []byte(" "))
-		if ownChain(string(name)) {
-			p.set.Add(p.table, string(name))
-		}
-	}
-}
-
-// chainWriter is a chainParser fed as an io.Writer, so that iptables-save's
-// output (tens of megabytes at 10,000 services, nearly all of it rules)
-// is read as it comes and never held whole.
-type chainWriter struct {
-	chainParser
-	// partial is the start of a line the last Write did not finish.
-	partial []byte
-}
-
-func (w *chainWriter) Write(b []byte) (int, error) {
-	n := len(b)
-	if len(w.partial) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			w.partial = w.keep(w.partial, b)
-			return n, nil
-		}
-		w.line(w.keep(w.partial, b[:i]))
-		w.partial, b = w.partial[:0], b[i+1:]
-	}
-	for {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			break
-		}
-		w.line(b[:i+1])
-		b = b[i+1:]
-	}
-	w.partial = w.keep(w.partial, b)
-	return n, nil
-}
-
-// keep appends the unfinished line b to partial, but only as much of it as
-// tells what the line is: a chain declaration's name fits in maxLineKept
-// bytes, and rules, which can be long, are never parsed.
-func (w *chainWriter) keep(partial, b []byte) []byte {
-	room := max(0, maxLineKept-len(partial))
-	return append(partial, b[:min(len(b), room)]...)
-}
-
-// maxLineKept bounds what chainWriter keeps of a line between writes.
-const maxLineKept = 256
-
-// close parses a last line without a newline.
-func (w *chainWriter) close() {
-	if len(w.partial) > 0 {
-		w.line(w.partial)
-		w.partial = w.partial[:0]
+// addOwn adds the chain to the set when it is this backend's.
+func (s ChainSet) addOwn(table xtables.Table, chain string) {
+	if ownChain(chain) {
+		s.Add(table, chain)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -105,23 +105,23 @@ func (n *testNetns) up(name string) error {
 type nsExec struct{ n *testNetns }
 
 func (e nsExec) Run(ctx context.Context, stdin []byte, name string, args ...string) (out []byte, err error) {
-	e.n.do(func() { out, err = iptables.OSExec{}.Run(ctx, stdin, name, args...) })
+	e.n.do(func() { out, err = xtables.OSExec{}.Run(ctx, stdin, name, args...) })
 	return out, err
 }
 
-// RunTo and RunFrom make nsExec a StreamExec, as OSExec is: the backend's
+// RunTo and RunFrom make nsExec an xtables.StreamExec, as xtables.OSExec is: the backend's
 // kernel tests then stream iptables-save's output and full payloads.
 func (e nsExec) RunTo(ctx context.Context, stdout io.Writer, name string, args ...string) (err error) {
-	e.n.do(func() { err = iptables.OSExec{}.RunTo(ctx, stdout, name, args...) })
+	e.n.do(func() { err = xtables.OSExec{}.RunTo(ctx, stdout, name, args...) })
 	return err
 }
 
 func (e nsExec) RunFrom(ctx context.Context, stdin io.Reader, name string, args ...string) (out []byte, err error) {
-	e.n.do(func() { out, err = iptables.OSExec{}.RunFrom(ctx, stdin, name, args...) })
+	e.n.do(func() { out, err = xtables.OSExec{}.RunFrom(ctx, stdin, name, args...) })
 	return out, err
 }
 
-var _ iptables.StreamExec = nsExec{}
+var _ xtables.StreamExec = nsExec{}
 
 // nsHooks is go-iptables in a test namespace.
 type nsHooks struct {

@@ -1,16 +1,15 @@
 package iptables
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -50,45 +49,11 @@ func (o RenderOptions) Validate() error {
 	return nil
 }
 
-// TableData is the iptables-restore --noflush input of one table.
-type TableData struct {
-	// Table is the table the data is for.
-	Table Table
-	// Data is the input, from "*table" to "COMMIT"; nil when the input is
-	// streamed (Renderer.RenderStreamed): WriteTo renders it as it goes.
-	Data []byte
-	// stream writes the input when Data is nil.
-	stream io.WriterTo
-}
-
-// WriteTo writes the table's input to w.
-func (t TableData) WriteTo(w io.Writer) (int64, error) {
-	if t.Streamed() {
-		return t.stream.WriteTo(w)
-	}
-	n, err := w.Write(t.Data)
-	return int64(n), err
-}
-
-// bytes returns the table's input, rendering it when it is streamed.
-func (t TableData) bytes() ([]byte, error) {
-	if !t.Streamed() {
-		return t.Data, nil
-	}
-	var b bytes.Buffer
-	_, err := t.WriteTo(&b)
-	return b.Bytes(), err
-}
-
-// Streamed tells whether the input is rendered as it is written rather
-// than held in Data.
-func (t TableData) Streamed() bool { return t.Data == nil && t.stream != nil }
-
 // Payload is what Render produces: one restore input per table and what
 // applying them leaves in the kernel.
 type Payload struct {
 	// Tables are the inputs to apply, filter first, then nat.
-	Tables []TableData
+	Tables []xtables.TableData
 	// Full tells whether every service port's chains are in the payload.
 	Full bool
 	// Chains are the berth chains the kernel holds once the payload is
@@ -107,7 +72,7 @@ type Payload struct {
 }
 
 // Bytes is the total size of the restore inputs held in memory (a
-// streamed table counts only once written, see TableData.WriteTo).
+// streamed table counts only once written, see xtables.TableData.WriteTo).
 func (p *Payload) Bytes() int {
 	n := 0
 	for _, t := range p.Tables {
@@ -189,12 +154,6 @@ func newGlobals(state *proxy.State, opts RenderOptions) (*globals, error) {
 	return g, nil
 }
 
-// fingerprint identifies the settings: two globals render the same rules
-// exactly when their fingerprints are equal.
-func (g *globals) fingerprint() string {
-	return fmt.Sprintf("%+v", *g)
-}
-
 // nodePortPrefixes formats the node-port prefixes of the family, as
 // kube-proxy reads --nodeport-addresses: none of the family, or a zero
 // prefix, means every local address; loopback prefixes are left out (a
@@ -246,21 +205,21 @@ func (g *globals) prefix(p netip.Prefix) (string, bool) {
 	return p.Masked().String(), true
 }
 
-// renderer writes one payload.
-type renderer struct {
+// payloadWriter writes the rules of one payload into its tables' writers.
+type payloadWriter struct {
 	g *globals
 	// nat and filter take the top-level chains; own the per-service
 	// chains (in nat).
-	nat, filter, own *tableWriter
+	nat, filter, own *xtables.Writer
 }
 
-func newRenderer(g *globals) *renderer {
-	return &renderer{g: g, nat: newTableWriter(TableNAT), filter: newTableWriter(TableFilter), own: newTableWriter(TableNAT)}
+func newPayloadWriter(g *globals) *payloadWriter {
+	return &payloadWriter{g: g, nat: xtables.NewWriter(xtables.TableNAT), filter: xtables.NewWriter(xtables.TableFilter), own: xtables.NewWriter(xtables.TableNAT)}
 }
 
 // topChains lists the top-level chains of a table.
-func topChains(t Table) []string {
-	if t == TableNAT {
+func topChains(t xtables.Table) []string {
+	if t == xtables.TableNAT {
 		return []string{ChainServices, ChainNodePorts, ChainPostrouting, ChainMarkMasq, ChainMarkOffCluster}
 	}
 	return []string{ChainServices, ChainExternalServices, ChainNodePorts, ChainFirewall, ChainForward}
@@ -268,55 +227,55 @@ func topChains(t Table) []string {
 
 // writeTopNAT declares the top-level chains of the nat table and writes
 // their rules that do not depend on services.
-func (r *renderer) writeTopNAT() {
+func (r *payloadWriter) writeTopNAT() {
 	g := r.g
-	for _, c := range topChains(TableNAT) {
-		r.nat.declare(c)
+	for _, c := range topChains(xtables.TableNAT) {
+		r.nat.Declare(c)
 	}
-	r.nat.add(ChainPostrouting, "-m mark ! --mark", g.mark, "-j RETURN")
-	r.nat.add(ChainPostrouting, "-j MARK --set-xmark", g.markOff)
-	r.nat.add(ChainPostrouting, comment("berth service traffic requiring SNAT"), "-j MASQUERADE --random-fully")
-	r.nat.add(ChainMarkMasq, "-j MARK --set-xmark", g.mark)
+	r.nat.Add(ChainPostrouting, "-m mark ! --mark", g.mark, "-j RETURN")
+	r.nat.Add(ChainPostrouting, "-j MARK --set-xmark", g.markOff)
+	r.nat.Add(ChainPostrouting, xtables.Comment("berth service traffic requiring SNAT"), "-j MASQUERADE --random-fully")
+	r.nat.Add(ChainMarkMasq, "-j MARK --set-xmark", g.mark)
 	if len(g.clusterCIDRs) > 1 {
 		for _, c := range g.clusterCIDRs {
-			r.nat.add(ChainMarkOffCluster, "-s", c, "-j RETURN")
+			r.nat.Add(ChainMarkOffCluster, "-s", c, "-j RETURN")
 		}
-		r.nat.add(ChainMarkOffCluster, "-j", ChainMarkMasq)
+		r.nat.Add(ChainMarkOffCluster, "-j", ChainMarkMasq)
 	}
 }
 
 // writeTopFilter declares the top-level chains of the filter table and
 // writes their rules that do not depend on services.
-func (r *renderer) writeTopFilter() {
+func (r *payloadWriter) writeTopFilter() {
 	g := r.g
-	for _, c := range topChains(TableFilter) {
-		r.filter.declare(c)
+	for _, c := range topChains(xtables.TableFilter) {
+		r.filter.Declare(c)
 	}
 	if !g.tcpBeLiberal {
-		r.filter.add(ChainForward, "-m conntrack --ctstate INVALID -j DROP")
+		r.filter.Add(ChainForward, "-m conntrack --ctstate INVALID -j DROP")
 	}
-	r.filter.add(ChainForward, comment("berth forwarding rules"), "-m mark --mark", g.mark, "-j ACCEPT")
-	r.filter.add(ChainForward, comment("berth forwarding conntrack rule"),
+	r.filter.Add(ChainForward, xtables.Comment("berth forwarding rules"), "-m mark --mark", g.mark, "-j ACCEPT")
+	r.filter.Add(ChainForward, xtables.Comment("berth forwarding conntrack rule"),
 		"-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
 }
 
 // writeNodePortJump ends nat BERTH-SERVICES with the jump to the node
 // ports: last, so that a service IP that is also local is matched as a
 // service IP first.
-func (r *renderer) writeNodePortJump() {
+func (r *payloadWriter) writeNodePortJump() {
 	const text = "berth service nodeports; NOTE: this must be the last rule in this chain"
 	if r.g.nodePortDsts == nil {
-		r.nat.add(ChainServices, "! -d", r.g.loopback, comment(text), "-m addrtype --dst-type LOCAL -j", ChainNodePorts)
+		r.nat.Add(ChainServices, "! -d", r.g.loopback, xtables.Comment(text), "-m addrtype --dst-type LOCAL -j", ChainNodePorts)
 		return
 	}
 	for _, d := range r.g.nodePortDsts {
-		r.nat.add(ChainServices, "-d", d, comment(text), "-m addrtype --dst-type LOCAL -j", ChainNodePorts)
+		r.nat.Add(ChainServices, "-d", d, xtables.Comment(text), "-m addrtype --dst-type LOCAL -j", ChainNodePorts)
 	}
 }
 
 // removeStale flushes and deletes the berth chains that exist but that the
 // payload does not keep, in a stable order.
-func (r *renderer) removeStale(existing, keep ChainSet) {
+func (r *payloadWriter) removeStale(existing, keep ChainSet) {
 	var stale []ChainRef
 	for ref := range existing {
 		if !keep[ref] && ownChain(ref.Chain) {
@@ -328,10 +287,10 @@ func (r *renderer) removeStale(existing, keep ChainSet) {
 	})
 	for _, ref := range stale {
 		switch ref.Table {
-		case TableNAT:
-			r.nat.remove(ref.Chain)
-		case TableFilter:
-			r.filter.remove(ref.Chain)
+		case xtables.TableNAT:
+			r.nat.Remove(ref.Chain)
+		case xtables.TableFilter:
+			r.filter.Remove(ref.Chain)
 		}
 	}
 }

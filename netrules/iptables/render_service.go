@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -95,7 +96,7 @@ func (o chainOwners) release(key string, chains []string) {
 
 func planService(s *proxy.ServicePort, g *globals) (servicePlan, error) {
 	key := s.Name.Key()
-	p := servicePlan{sp: s, key: key, comment: commentText(s.Name.String())}
+	p := servicePlan{sp: s, key: key, comment: xtables.CommentText(s.Name.String())}
 	switch s.Protocol {
 	case proxy.TCP, proxy.UDP, proxy.SCTP:
 		p.proto = strings.ToLower(string(s.Protocol))
@@ -138,14 +139,14 @@ func planService(s *proxy.ServicePort, g *globals) (servicePlan, error) {
 // nameChains decides which chains the service port uses.
 func (p *servicePlan) nameChains(s *proxy.ServicePort) {
 	if len(p.clusterEPs) > 0 {
-		p.svc = serviceChain(prefixSVC, p.key, s.Name.Name)
+		p.svc = serviceChain(PrefixSVC, p.key, s.Name.Name)
 	}
 	switch {
 	case len(p.externalEPs) == 0:
 	case sameEndpoints(p.clusterEPs, p.externalEPs):
 		p.externalChain = p.svc
 	default:
-		p.svx = serviceChain(prefixSVX, p.key, s.Name.Name)
+		p.svx = serviceChain(PrefixSVX, p.key, s.Name.Name)
 		p.externalChain = p.svx
 	}
 	hasExternal := s.NodePort != 0 || len(p.externalIPs) > 0 || len(p.lbIPs) > 0
@@ -153,10 +154,10 @@ func (p *servicePlan) nameChains(s *proxy.ServicePort) {
 	// policy is Local: it short-circuits the node's own traffic to the
 	// cluster endpoints.
 	if hasExternal && (p.externalChain != "" || (s.ExternalLocal && p.svc != "")) {
-		p.ext = serviceChain(prefixEXT, p.key, s.Name.Name)
+		p.ext = serviceChain(PrefixEXT, p.key, s.Name.Name)
 	}
 	if p.ext != "" && len(p.lbIPs) > 0 && p.restricted {
-		p.fw = serviceChain(prefixFW, p.key, s.Name.Name)
+		p.fw = serviceChain(PrefixFW, p.key, s.Name.Name)
 	}
 	seen := make(map[string]bool, len(p.clusterEPs))
 	for _, list := range [][]endpointPlan{p.clusterEPs, p.externalEPs} {
@@ -225,7 +226,7 @@ func (p *servicePlan) chains() []string {
 // allIn tells whether existing holds all the nat chains.
 func allIn(existing ChainSet, chains []string) bool {
 	for _, c := range chains {
-		if !existing.Has(TableNAT, c) {
+		if !existing.Has(xtables.TableNAT, c) {
 			return false
 		}
 	}
@@ -235,13 +236,13 @@ func allIn(existing ChainSet, chains []string) bool {
 // writeEntries writes the service port's rules in the top-level chains:
 // the jumps to its chains, and the filter rules for destinations without
 // endpoints.
-func (r *renderer) writeEntries(p *servicePlan, nat, filter *tableWriter) {
+func (r *payloadWriter) writeEntries(p *servicePlan, nat, filter *xtables.Writer) {
 	proto, dport := p.protoArg, p.dportArg
 	for _, ip := range p.clusterIPs {
 		if p.svc != "" {
-			nat.add(ChainServices, "-d", ip, proto, comment(p.comment+" cluster IP"), dport, "-j", p.svc)
+			nat.Add(ChainServices, "-d", ip, proto, xtables.Comment(p.comment+" cluster IP"), dport, "-j", p.svc)
 		} else {
-			filter.add(ChainServices, "-d", ip, proto, comment(p.comment+" has no endpoints"), dport,
+			filter.Add(ChainServices, "-d", ip, proto, xtables.Comment(p.comment+" has no endpoints"), dport,
 				"-j REJECT --reject-with", r.g.rejectWith)
 		}
 	}
@@ -251,25 +252,25 @@ func (r *renderer) writeEntries(p *servicePlan, nat, filter *tableWriter) {
 	}
 	if p.ext != "" {
 		for _, ip := range p.externalIPs {
-			nat.add(ChainServices, "-d", ip, proto, comment(p.comment+" external IP"), dport, "-j", p.ext)
+			nat.Add(ChainServices, "-d", ip, proto, xtables.Comment(p.comment+" external IP"), dport, "-j", p.ext)
 		}
 		for _, ip := range p.lbIPs {
-			nat.add(ChainServices, "-d", ip, proto, comment(p.comment+" loadbalancer IP"), dport, "-j", lbTarget)
+			nat.Add(ChainServices, "-d", ip, proto, xtables.Comment(p.comment+" loadbalancer IP"), dport, "-j", lbTarget)
 		}
 		if p.sp.NodePort != 0 {
-			nat.add(ChainNodePorts, proto, comment(p.comment), "-m", p.proto, "--dport", itoa(p.sp.NodePort), "-j", p.ext)
+			nat.Add(ChainNodePorts, proto, xtables.Comment(p.comment), "-m", p.proto, "--dport", itoa(p.sp.NodePort), "-j", p.ext)
 		}
 	}
 	if p.fw != "" {
 		for _, ip := range p.lbIPs {
-			filter.add(ChainFirewall, "-d", ip, proto, comment(p.comment+" traffic not accepted by "+p.fw), dport, "-j DROP")
+			filter.Add(ChainFirewall, "-d", ip, proto, xtables.Comment(p.comment+" traffic not accepted by "+p.fw), dport, "-j DROP")
 		}
 	}
 	if p.externalChain == "" {
 		r.writeExternalFilter(p, filter)
 	}
 	if hc := p.sp.HealthCheckNodePort; hc != 0 {
-		filter.add(ChainNodePorts, "-p tcp", comment(p.comment+" health check node port"), "-m tcp --dport", itoa(hc), "-j ACCEPT")
+		filter.Add(ChainNodePorts, "-p tcp", xtables.Comment(p.comment+" health check node port"), "-m tcp --dport", itoa(hc), "-j ACCEPT")
 	}
 }
 
@@ -277,7 +278,7 @@ func (r *renderer) writeEntries(p *servicePlan, nat, filter *tableWriter) {
 // Local, no local endpoints) what reaches the service's external
 // destinations without being DNATed: traffic the EXT chain did not
 // short-circuit to the cluster endpoints.
-func (r *renderer) writeExternalFilter(p *servicePlan, filter *tableWriter) {
+func (r *payloadWriter) writeExternalFilter(p *servicePlan, filter *xtables.Writer) {
 	target, text := "-j REJECT --reject-with "+r.g.rejectWith, p.comment+" has no endpoints"
 	if p.sp.ExternalLocal {
 		target, text = "-j DROP", p.comment+" has no local endpoints"
@@ -285,21 +286,21 @@ func (r *renderer) writeExternalFilter(p *servicePlan, filter *tableWriter) {
 	proto, dport := p.protoArg, p.dportArg
 	for _, ips := range [][]string{p.externalIPs, p.lbIPs} {
 		for _, ip := range ips {
-			filter.add(ChainExternalServices, "-d", ip, proto, comment(text), dport, target)
+			filter.Add(ChainExternalServices, "-d", ip, proto, xtables.Comment(text), dport, target)
 		}
 	}
 	if p.sp.NodePort != 0 {
-		filter.add(ChainExternalServices, proto, comment(text), "-m addrtype --dst-type LOCAL",
+		filter.Add(ChainExternalServices, proto, xtables.Comment(text), "-m addrtype --dst-type LOCAL",
 			"-m", p.proto, "--dport", itoa(p.sp.NodePort), target)
 	}
 }
 
 // writeService declares and fills the service port's own chains; it
 // returns the number of rules it wrote.
-func (r *renderer) writeService(p *servicePlan, chains []string) int {
-	before := r.own.nRules
+func (r *payloadWriter) writeService(p *servicePlan, chains []string) int {
+	before := r.own.Rules()
 	for _, c := range chains {
-		r.own.declare(c)
+		r.own.Declare(c)
 	}
 	if p.svc != "" {
 		r.writeClusterMasquerade(p)
@@ -314,32 +315,32 @@ func (r *renderer) writeService(p *servicePlan, chains []string) int {
 	if p.fw != "" {
 		r.writeFirewall(p)
 	}
-	text := comment(p.comment)
+	text := xtables.Comment(p.comment)
 	for _, ep := range p.seps {
 		r.writeEndpoint(p, ep, text)
 	}
-	return r.own.nRules - before
+	return r.own.Rules() - before
 }
 
 // writeClusterMasquerade marks cluster-IP traffic for masquerade: all of it
 // (MasqueradeAll), or what comes from outside the cluster CIDRs (a router
 // sending the service range to this node), as kube-proxy does. The -d match
 // keeps the external destinations, which also reach this chain, out.
-func (r *renderer) writeClusterMasquerade(p *servicePlan) {
+func (r *payloadWriter) writeClusterMasquerade(p *servicePlan) {
 	g := r.g
 	if !g.masqueradeAll && len(g.clusterCIDRs) == 0 {
 		return
 	}
 	proto, dport := p.protoArg, p.dportArg
-	text := comment(p.comment + " cluster IP")
+	text := xtables.Comment(p.comment + " cluster IP")
 	for _, ip := range p.clusterIPs {
 		switch {
 		case g.masqueradeAll:
-			r.own.add(p.svc, "-d", ip, proto, text, dport, "-j", ChainMarkMasq)
+			r.own.Add(p.svc, "-d", ip, proto, text, dport, "-j", ChainMarkMasq)
 		case len(g.clusterCIDRs) == 1:
-			r.own.add(p.svc, "! -s", g.clusterCIDRs[0], "-d", ip, proto, text, dport, "-j", ChainMarkMasq)
+			r.own.Add(p.svc, "! -s", g.clusterCIDRs[0], "-d", ip, proto, text, dport, "-j", ChainMarkMasq)
 		default:
-			r.own.add(p.svc, "-d", ip, proto, text, dport, "-j", ChainMarkOffCluster)
+			r.own.Add(p.svc, "-d", ip, proto, text, dport, "-j", ChainMarkOffCluster)
 		}
 	}
 }
@@ -348,35 +349,35 @@ func (r *renderer) writeClusterMasquerade(p *servicePlan) {
 // takes every (n-i)th connection of those the rules before it let through,
 // so connection k (from 0) goes to endpoint k mod n. Session affinity first
 // sends a client back to the endpoint it used within the timeout.
-func (r *renderer) writeBalance(p *servicePlan, chain string, eps []endpointPlan) {
+func (r *payloadWriter) writeBalance(p *servicePlan, chain string, eps []endpointPlan) {
 	texts := make([]string, len(eps))
 	for i, ep := range eps {
-		texts[i] = comment(p.comment + " -> " + ep.dest())
+		texts[i] = xtables.Comment(p.comment + " -> " + ep.dest())
 	}
 	if p.affinity != "" {
 		for i, ep := range eps {
-			r.own.add(chain, texts[i], "-m recent --rcheck --seconds", p.affinity,
+			r.own.Add(chain, texts[i], "-m recent --rcheck --seconds", p.affinity,
 				"--reap --name", ep.chain, "--mask", r.g.recentMask, "--rsource -j", ep.chain)
 		}
 	}
 	n := len(eps)
 	for i, ep := range eps {
 		if n-i > 1 {
-			r.own.add(chain, texts[i], "-m statistic --mode nth --every", strconv.Itoa(n-i), "--packet 0 -j", ep.chain)
+			r.own.Add(chain, texts[i], "-m statistic --mode nth --every", strconv.Itoa(n-i), "--packet 0 -j", ep.chain)
 		} else {
-			r.own.add(chain, texts[i], "-j", ep.chain)
+			r.own.Add(chain, texts[i], "-j", ep.chain)
 		}
 	}
 }
 
 // writeExternal fills the EXT chain, which every external destination
 // (node port, external IP, load-balancer IP) jumps to.
-func (r *renderer) writeExternal(p *servicePlan) {
+func (r *payloadWriter) writeExternal(p *servicePlan) {
 	if !p.sp.ExternalLocal {
 		// Endpoints may be on other nodes: masquerade so that replies
 		// come back through this node.
-		r.own.add(p.ext, comment("masquerade traffic for "+p.comment+" external destinations"), "-j", ChainMarkMasq)
-		r.own.add(p.ext, comment(p.comment), "-j", p.externalChain)
+		r.own.Add(p.ext, xtables.Comment("masquerade traffic for "+p.comment+" external destinations"), "-j", ChainMarkMasq)
+		r.own.Add(p.ext, xtables.Comment(p.comment), "-j", p.externalChain)
 		return
 	}
 	// Local policy: keep the client's address. Pods and the node itself
@@ -385,46 +386,46 @@ func (r *renderer) writeExternal(p *servicePlan) {
 	// than being dropped when this node has no local endpoint.
 	if p.svc != "" {
 		for _, c := range r.g.clusterCIDRs {
-			r.own.add(p.ext, "-s", c, comment("pod traffic for "+p.comment+" external destinations"), "-j", p.svc)
+			r.own.Add(p.ext, "-s", c, xtables.Comment("pod traffic for "+p.comment+" external destinations"), "-j", p.svc)
 		}
 	}
 	// The node's own traffic has a local address as its source, which
 	// the endpoint could not answer: masquerade it.
-	r.own.add(p.ext, comment("masquerade LOCAL traffic for "+p.comment+" external destinations"),
+	r.own.Add(p.ext, xtables.Comment("masquerade LOCAL traffic for "+p.comment+" external destinations"),
 		"-m addrtype --src-type LOCAL -j", ChainMarkMasq)
 	if p.svc != "" {
-		r.own.add(p.ext, comment("route LOCAL traffic for "+p.comment+" external destinations"),
+		r.own.Add(p.ext, xtables.Comment("route LOCAL traffic for "+p.comment+" external destinations"),
 			"-m addrtype --src-type LOCAL -j", p.svc)
 	}
 	if p.externalChain != "" {
-		r.own.add(p.ext, comment(p.comment), "-j", p.externalChain)
+		r.own.Add(p.ext, xtables.Comment(p.comment), "-j", p.externalChain)
 	}
 }
 
 // writeFirewall fills the FW chain: the allowed sources go on to EXT; the
 // rest falls through un-DNATed and BERTH-FIREWALL drops it in filter.
-func (r *renderer) writeFirewall(p *servicePlan) {
-	text := comment(p.comment + " loadbalancer IP")
+func (r *payloadWriter) writeFirewall(p *servicePlan) {
+	text := xtables.Comment(p.comment + " loadbalancer IP")
 	for _, src := range p.sourceRanges {
-		r.own.add(p.fw, "-s", src, text, "-j", p.ext)
+		r.own.Add(p.fw, "-s", src, text, "-j", p.ext)
 	}
 	if p.allowFromNode {
 		for _, ip := range p.lbIPs {
-			r.own.add(p.fw, "-s", ip, text, "-j", p.ext)
+			r.own.Add(p.fw, "-s", ip, text, "-j", p.ext)
 		}
 	}
-	r.own.add(p.fw, comment("other traffic to "+p.comment+" will be dropped by "+ChainFirewall))
+	r.own.Add(p.fw, xtables.Comment("other traffic to "+p.comment+" will be dropped by "+ChainFirewall))
 }
 
 // writeEndpoint fills a SEP chain: masquerade hairpin traffic (the endpoint
 // reaching itself through the service, which it could not answer un-NATed),
 // remember the client for affinity, DNAT.
-func (r *renderer) writeEndpoint(p *servicePlan, ep endpointPlan, text string) {
-	r.own.add(ep.chain, "-s", r.g.host(ep.ap.Addr()), text, "-j", ChainMarkMasq)
+func (r *payloadWriter) writeEndpoint(p *servicePlan, ep endpointPlan, text string) {
+	r.own.Add(ep.chain, "-s", r.g.host(ep.ap.Addr()), text, "-j", ChainMarkMasq)
 	if p.affinity != "" {
-		r.own.add(ep.chain, "-p", p.proto, text, "-m recent --set --name", ep.chain, "--mask", r.g.recentMask,
+		r.own.Add(ep.chain, "-p", p.proto, text, "-m recent --set --name", ep.chain, "--mask", r.g.recentMask,
 			"--rsource -j DNAT --to-destination", ep.dest())
 		return
 	}
-	r.own.add(ep.chain, "-p", p.proto, text, "-j DNAT --to-destination", ep.dest())
+	r.own.Add(ep.chain, "-p", p.proto, text, "-j DNAT --to-destination", ep.dest())
 }

@@ -3,40 +3,15 @@ package iptables_test
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/berthnode/berth/netrules/internal/golden"
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/proxy"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("payload differs from %s (-want +got; run with -update if intended):\n%s", path, diff)
-	}
-}
 
 func payloadText(p iptables.Payload) []byte {
 	var b bytes.Buffer
@@ -98,7 +73,7 @@ func TestRenderGolden(t *testing.T) {
 		{"cluster-cidrs.golden", multi, opts(), nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			golden(t, tc.name, payloadText(mustRender(t, tc.state, tc.opts, tc.changed, tc.existing)))
+			golden.Check(t, tc.name, payloadText(mustRender(t, tc.state, tc.opts, tc.changed, tc.existing)))
 		})
 	}
 }

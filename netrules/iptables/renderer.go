@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -19,16 +20,15 @@ import (
 // is then a payload of a few rules, where kube-proxy rewrites its
 // KUBE-SERVICES chain of 10,000 jumps.
 //
-// The memory is trusted: after a payload failed to apply, call Invalidate,
-// and the next Render plans every service again (the caller's next sync is
-// full anyway). A Renderer is not safe for concurrent use.
+// The memory is trusted: whether a payload is full or partial is the
+// caller's decision (the proxier's, through the Backend), and a partial
+// one is rendered on top of what the last one left. After a payload failed
+// to apply, call Invalidate: the Renderer then remembers nothing, as a new
+// one, until its next render. A Renderer is not safe for concurrent use.
 type Renderer struct {
 	opts RenderOptions
 	// valid tells whether the fields below describe the kernel.
 	valid bool
-	// globals fingerprints the node-wide settings the rules were rendered
-	// with: when they change, every service's rules do.
-	globals string
 	// services are the rendered service ports by Name.Key(); order lists
 	// their keys sorted, as State.Services is.
 	services map[string]*renderedService
@@ -64,10 +64,15 @@ func (r *Renderer) Invalidate() {
 
 // Render renders the payload that brings the kernel from what the last
 // payload left to state. changed holds the Name.Key() of the service ports
-// that may differ; nil asks for a full payload. existing holds the berth
+// that may differ; nil asks for a full payload. A partial payload is
+// rendered from the Renderer's memory, and so needs the node-wide settings
+// (every field of State but Services) of the last render: when they
+// change, every port's rules do, and the caller asks a full payload. A
+// Renderer that remembers nothing (a new one, or after Invalidate) renders
+// a partial payload as the package's Render does: every service port is
+// planned and the top-level chains rewritten. existing holds the berth
 // chains the kernel has now; it is read only when the Renderer plans every
-// service (a full payload, the first one, new node-wide settings), to
-// remove the chains nothing uses any more.
+// service, to remove the chains nothing uses any more.
 func (r *Renderer) Render(state *proxy.State, changed map[string]bool, existing ChainSet) (Payload, error) {
 	if err := r.opts.Validate(); err != nil {
 		return Payload{}, err
@@ -76,26 +81,22 @@ func (r *Renderer) Render(state *proxy.State, changed map[string]bool, existing 
 	if err != nil {
 		return Payload{}, err
 	}
-	fingerprint := g.fingerprint()
 	var p Payload
-	switch {
-	case r.valid && changed != nil && fingerprint == r.globals:
+	if r.valid && changed != nil {
 		p, err = r.renderChanged(state, g, changed)
-	case r.valid && fingerprint != r.globals:
-		p, err = r.renderAll(state, g, nil, existing, false)
-	default:
+	} else {
 		p, err = r.renderAll(state, g, changed, existing, false)
 	}
 	if err != nil {
 		r.Invalidate()
 		return Payload{}, err
 	}
-	r.valid, r.globals = true, fingerprint
+	r.valid = true
 	return p, nil
 }
 
 // RenderStreamed renders a full payload, as Render with nil changes, whose
-// nat table is not held in memory: its Data is nil and TableData.WriteTo
+// nat table is not held in memory: its Data is nil and xtables.TableData.WriteTo
 // renders the service ports' chains (nearly all of the payload: 28 MB at
 // 10,000 services) as they are written, e.g. into iptables-restore's
 // standard input. The payload can be written any number of times, giving
@@ -113,7 +114,7 @@ func (r *Renderer) RenderStreamed(state *proxy.State, existing ChainSet) (Payloa
 		r.Invalidate()
 		return Payload{}, err
 	}
-	r.valid, r.globals = true, g.fingerprint()
+	r.valid = true
 	return p, nil
 }
 
@@ -128,8 +129,8 @@ func (r *Renderer) renderAll(state *proxy.State, g *globals, changed map[string]
 		order:    make([]string, 0, len(state.Services)),
 		owners:   make(chainOwners, len(state.Services)*8),
 	}
-	w := newRenderer(g)
-	w.own.countOnly = stream
+	w := newPayloadWriter(g)
+	w.own.CountOnly = stream
 	w.reserve(state)
 	var ns *natStream
 	if stream {
@@ -156,10 +157,10 @@ func (r *Renderer) renderAll(state *proxy.State, g *globals, changed map[string]
 		} else {
 			// Left as it is in the kernel, but its rules still count.
 			p.Full = false
-			rs.ownRules = newRenderer(g).writeService(&sp, rs.chains)
+			rs.ownRules = newPayloadWriter(g).writeService(&sp, rs.chains)
 		}
 		for _, c := range rs.chains {
-			p.Chains.Add(TableNAT, c)
+			p.Chains.Add(xtables.TableNAT, c)
 		}
 		if ns != nil {
 			ns.chains = append(ns.chains, rs.chains)
@@ -168,22 +169,22 @@ func (r *Renderer) renderAll(state *proxy.State, g *globals, changed map[string]
 		r.order = append(r.order, sp.key)
 	}
 	w.writeNodePortJump()
-	for _, t := range []Table{TableNAT, TableFilter} {
+	for _, t := range []xtables.Table{xtables.TableNAT, xtables.TableFilter} {
 		for _, c := range topChains(t) {
 			p.Chains.Add(t, c)
 		}
 	}
 	w.removeStale(existing, p.Chains)
-	p.TopRules = w.nat.nRules + w.filter.nRules
+	p.TopRules = w.nat.Rules() + w.filter.Rules()
 	p.Rules = p.TopRules + r.ownRules
-	nat := TableData{Table: TableNAT}
+	nat := xtables.TableData{Table: xtables.TableNAT}
 	if ns != nil {
-		ns.head, ns.top, ns.tail = w.nat.head(w.own), w.nat.rules.Bytes(), w.nat.tail(w.own)
-		nat.stream = ns
+		ns.head, ns.top, ns.tail = w.nat.Head(w.own), w.nat.RuleBytes(), w.nat.Tail(w.own)
+		nat = xtables.StreamedTable(xtables.TableNAT, ns)
 	} else {
-		nat.Data = w.nat.bytes(w.own)
+		nat.Data = w.nat.Bytes(w.own)
 	}
-	p.Tables = []TableData{{Table: TableFilter, Data: w.filter.bytes()}, nat}
+	p.Tables = []xtables.TableData{{Table: xtables.TableFilter, Data: w.filter.Bytes()}, nat}
 	return p, nil
 }
 
@@ -211,15 +212,15 @@ func (s *natStream) WriteTo(out io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(cw, streamBufferSize)
 	bw.Write(s.head)
 	bw.Write(s.top)
-	w := newRenderer(s.g)
+	w := newPayloadWriter(s.g)
 	for i := range s.services {
 		sp, err := planService(&s.services[i], s.g)
 		if err != nil {
 			return cw.n, err
 		}
-		w.own.reset()
+		w.own.Reset()
 		w.writeService(&sp, s.chains[i])
-		if _, err := bw.Write(w.own.rules.Bytes()); err != nil {
+		if _, err := bw.Write(w.own.RuleBytes()); err != nil {
 			return cw.n, err
 		}
 	}
@@ -259,8 +260,8 @@ func (r *Renderer) renderChanged(state *proxy.State, g *globals, changed map[str
 			released = append(released, old[i].chains...)
 		}
 	}
-	w := newRenderer(g)
-	scratch := newRenderer(g)
+	w := newPayloadWriter(g)
+	scratch := newPayloadWriter(g)
 	p := Payload{ServiceRules: map[string]int{}}
 	var natDirty, filterDirty bool
 	for i, key := range keys {
@@ -283,8 +284,8 @@ func (r *Renderer) renderChanged(state *proxy.State, g *globals, changed map[str
 		if err := r.owners.claim(&plan); err != nil {
 			return Payload{}, err
 		}
-		scratch.nat.reset()
-		scratch.filter.reset()
+		scratch.nat.Reset()
+		scratch.filter.Reset()
 		rs := scratch.entries(&plan, scratch.nat, scratch.filter)
 		rs.ownRules = w.writeService(&plan, rs.chains)
 		p.ServiceRules[key] = rs.ownRules
@@ -304,16 +305,16 @@ func (r *Renderer) renderChanged(state *proxy.State, g *globals, changed map[str
 	}
 	for _, c := range released {
 		if _, used := r.owners[c]; !used {
-			w.nat.remove(c)
+			w.nat.Remove(c)
 		}
 	}
 	p.TopRules = r.writeTop(g, w, natDirty, filterDirty)
 	p.Rules = p.TopRules + r.ownRules
 	if filterDirty {
-		p.Tables = append(p.Tables, TableData{Table: TableFilter, Data: w.filter.bytes()})
+		p.Tables = append(p.Tables, xtables.TableData{Table: xtables.TableFilter, Data: w.filter.Bytes()})
 	}
-	if natDirty || !w.own.empty() || !w.nat.empty() {
-		p.Tables = append(p.Tables, TableData{Table: TableNAT, Data: w.nat.bytes(w.own)})
+	if natDirty || !w.own.Empty() || !w.nat.Empty() {
+		p.Tables = append(p.Tables, xtables.TableData{Table: xtables.TableNAT, Data: w.nat.Bytes(w.own)})
 	}
 	return p, nil
 }
@@ -321,25 +322,24 @@ func (r *Renderer) renderChanged(state *proxy.State, g *globals, changed map[str
 // writeTop writes the top-level chains of the dirty tables into w, from
 // the remembered rules of every service port, and returns the number of
 // rules in the top-level chains of both tables.
-func (r *Renderer) writeTop(g *globals, w *renderer, natDirty, filterDirty bool) int {
-	static := newRenderer(g)
+func (r *Renderer) writeTop(g *globals, w *payloadWriter, natDirty, filterDirty bool) int {
+	static := newPayloadWriter(g)
 	static.writeTopNAT()
 	static.writeTopFilter()
 	static.writeNodePortJump()
 	if natDirty {
 		// Room for the whole nat input, built in this buffer in the end
-		// (tableWriter.bytes): the top-level rules of every port are
+		// (xtables.Writer.Bytes): the top-level rules of every port are
 		// most of it.
-		size := w.own.chains.Len() + w.own.rules.Len() + w.nat.chains.Len() + w.nat.deletes.Len() + 4096
+		size := w.own.Size() + w.nat.Size() + 4096
 		for _, key := range r.order {
 			size += len(r.services[key].nat)
 		}
-		w.nat.rules.Grow(size)
+		w.nat.Grow(size, 0)
 		w.writeTopNAT()
 		for _, key := range r.order {
 			rs := r.services[key]
-			w.nat.rules.Write(rs.nat)
-			w.nat.nRules += rs.natRules
+			w.nat.AddRendered(rs.nat, rs.natRules)
 		}
 		w.writeNodePortJump()
 	}
@@ -347,11 +347,10 @@ func (r *Renderer) writeTop(g *globals, w *renderer, natDirty, filterDirty bool)
 		w.writeTopFilter()
 		for _, key := range r.order {
 			rs := r.services[key]
-			w.filter.rules.Write(rs.filter)
-			w.filter.nRules += rs.filterRules
+			w.filter.AddRendered(rs.filter, rs.filterRules)
 		}
 	}
-	return static.nat.nRules + static.filter.nRules + r.natEntries + r.filterEntries
+	return static.nat.Rules() + static.filter.Rules() + r.natEntries + r.filterEntries
 }
 
 // Estimated sizes of a full payload, per service port and per endpoint,
@@ -365,32 +364,32 @@ const (
 )
 
 // reserve grows w's buffers to what a full payload of state likely needs.
-func (w *renderer) reserve(state *proxy.State) {
+func (w *payloadWriter) reserve(state *proxy.State) {
 	ports, eps := len(state.Services), 0
 	for i := range state.Services {
 		eps += len(state.Services[i].ClusterEndpoints)
 	}
-	if !w.own.countOnly {
+	if !w.own.CountOnly {
 		// The own rules buffer also takes the rest of the nat input in
-		// the end (tableWriter.bytes): the chain declarations and
+		// the end (xtables.Writer.Bytes): the chain declarations and
 		// top-level rules.
-		w.own.rules.Grow(ports*(ownBytesPerPort+2*chainBytesPerPort+entryBytesPerPort) + eps*(ownBytesPerEndpoint+2*chainBytesPerEndpoint))
+		w.own.Grow(ports*(ownBytesPerPort+2*chainBytesPerPort+entryBytesPerPort)+eps*(ownBytesPerEndpoint+2*chainBytesPerEndpoint), 0)
 	}
-	w.own.chains.Grow(ports*chainBytesPerPort + eps*chainBytesPerEndpoint)
-	w.nat.rules.Grow(ports * entryBytesPerPort)
+	w.own.Grow(0, ports*chainBytesPerPort+eps*chainBytesPerEndpoint)
+	w.nat.Grow(ports*entryBytesPerPort, 0)
 }
 
 // entries writes the service port's rules in the top-level chains into nat
 // and filter and returns them as a renderedService.
-func (w *renderer) entries(p *servicePlan, nat, filter *tableWriter) *renderedService {
-	n0, f0 := nat.rules.Len(), filter.rules.Len()
-	nr0, fr0 := nat.nRules, filter.nRules
+func (w *payloadWriter) entries(p *servicePlan, nat, filter *xtables.Writer) *renderedService {
+	n0, f0 := len(nat.RuleBytes()), len(filter.RuleBytes())
+	nr0, fr0 := nat.Rules(), filter.Rules()
 	w.writeEntries(p, nat, filter)
 	return &renderedService{
-		nat:         bytes.Clone(nat.rules.Bytes()[n0:]),
-		filter:      bytes.Clone(filter.rules.Bytes()[f0:]),
-		natRules:    nat.nRules - nr0,
-		filterRules: filter.nRules - fr0,
+		nat:         bytes.Clone(nat.RuleBytes()[n0:]),
+		filter:      bytes.Clone(filter.RuleBytes()[f0:]),
+		natRules:    nat.Rules() - nr0,
+		filterRules: filter.Rules() - fr0,
 		chains:      p.chains(),
 	}
 }

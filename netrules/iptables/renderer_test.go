@@ -7,8 +7,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/berthnode/berth/netrules/internal/golden"
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -23,8 +25,8 @@ func renderWith(t *testing.T, r *iptables.Renderer, s *proxy.State, changed map[
 }
 
 // tables lists the tables a payload writes.
-func tables(p iptables.Payload) []iptables.Table {
-	var out []iptables.Table
+func tables(p iptables.Payload) []xtables.Table {
+	var out []xtables.Table
 	for _, t := range p.Tables {
 		out = append(out, t.Table)
 	}
@@ -39,7 +41,7 @@ func TestRendererWritesOnlyWhatChanged(t *testing.T) {
 		// for none.
 		change func(s *proxy.State) string
 		golden string
-		want   []iptables.Table
+		want   []xtables.Table
 	}{{
 		// An endpoint flip: the service's own chains and nothing else, not
 		// even the filter table.
@@ -51,7 +53,7 @@ func TestRendererWritesOnlyWhatChanged(t *testing.T) {
 			return web
 		},
 		golden: "renderer-flip.golden",
-		want:   []iptables.Table{iptables.TableNAT},
+		want:   []xtables.Table{xtables.TableNAT},
 	}, {
 		// No change writes nothing.
 		name:   "no change",
@@ -67,7 +69,7 @@ func TestRendererWritesOnlyWhatChanged(t *testing.T) {
 			return web
 		},
 		golden: "renderer-empty.golden",
-		want:   []iptables.Table{iptables.TableFilter, iptables.TableNAT},
+		want:   []xtables.Table{xtables.TableFilter, xtables.TableNAT},
 	}, {
 		name: "service removed",
 		change: func(s *proxy.State) string {
@@ -75,7 +77,7 @@ func TestRendererWritesOnlyWhatChanged(t *testing.T) {
 			return web
 		},
 		golden: "renderer-removed.golden",
-		want:   []iptables.Table{iptables.TableNAT},
+		want:   []xtables.Table{xtables.TableNAT},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := iptables.NewRenderer(opts())
@@ -89,7 +91,7 @@ func TestRendererWritesOnlyWhatChanged(t *testing.T) {
 			if diff := cmp.Diff(tc.want, tables(p)); diff != "" {
 				t.Errorf("tables written (-want +got):\n%s", diff)
 			}
-			golden(t, tc.golden, payloadText(p))
+			golden.Check(t, tc.golden, payloadText(p))
 			full := mustRender(t, next, opts(), nil, nil)
 			if p.Rules != full.Rules || p.TopRules != full.TopRules {
 				t.Errorf("partial payload counts %d rules (%d top), a full render %d (%d)", p.Rules, p.TopRules, full.Rules, full.TopRules)

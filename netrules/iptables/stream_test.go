@@ -9,12 +9,13 @@ import (
 
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
 // written returns what writing t gives, failing the test on an error or a
 // count that is not the size written.
-func written(t *testing.T, td iptables.TableData) []byte {
+func written(t *testing.T, td xtables.TableData) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	n, err := td.WriteTo(&b)
@@ -31,8 +32,8 @@ func written(t *testing.T, td iptables.TableData) []byte {
 func TestRenderStreamedIsRender(t *testing.T) {
 	o := iptables.RenderOptions{MasqueradeBit: iptables.DefaultMasqueradeBit}
 	stale := iptables.ChainSet{}
-	stale.Add(iptables.TableNAT, "BERTH-SVC-GONE0000000000000")
-	stale.Add(iptables.TableFilter, "BERTH-EXT-GONE000000000000")
+	stale.Add(xtables.TableNAT, "BERTH-SVC-GONE0000000000000")
+	stale.Add(xtables.TableFilter, "BERTH-EXT-GONE000000000000")
 	for _, tc := range []struct {
 		name     string
 		state    *proxy.State
@@ -55,7 +56,7 @@ func TestRenderStreamedIsRender(t *testing.T) {
 				t.Fatalf("tables (-Render +RenderStreamed):\n%s", diff)
 			}
 			for i, td := range got.Tables {
-				if td.Table == iptables.TableNAT && !td.Streamed() {
+				if td.Table == xtables.TableNAT && !td.Streamed() {
 					t.Errorf("the nat table is held in memory (%d bytes), want it streamed", len(td.Data))
 				}
 				first, second := written(t, td), written(t, td)

@@ -12,7 +12,7 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -26,12 +26,10 @@ type Backend struct {
 	mu sync.Mutex
 	// ready tells that the kernel was set up and the handles opened.
 	ready bool
-	// needFull forces the next sync to be full: at start and after any
-	// failure.
-	needFull bool
-	// globals fingerprints the node-wide settings of the last sync; a
-	// change forces a full sync.
-	globals string
+	// synced tells that the memory below describes the kernel: the last
+	// sync succeeded and no check of the draining destinations failed
+	// since. A partial sync is refused without it.
+	synced bool
 	// nodeAddrs are the node-port addresses found by the last full sync.
 	nodeAddrs []netip.Addr
 	// mem is what berth believes it holds in IPVS.
@@ -49,8 +47,9 @@ type Backend struct {
 
 var _ proxy.Backend = (*Backend)(nil)
 
-// New returns a Backend. It touches nothing: the first Sync checks the
-// kernel, sets the kernel parameters, opens the handles and is full.
+// New returns a Backend. It touches nothing: the first Sync, which must be a
+// full one, checks the kernel, sets the kernel parameters and opens the
+// handles.
 func New(cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid IPVS backend config: %w", err)
@@ -58,21 +57,25 @@ func New(cfg Config) (*Backend, error) {
 	cfg = cfg.withDefaults()
 	return &Backend{
 		cfg:       cfg,
-		needFull:  true,
 		mem:       newTable(),
 		bound:     map[netip.Addr]bool{},
 		drains:    map[drainKey]*drainItem{},
 		evaluated: map[ServiceKey]bool{},
-		rules:     &ruleApplier{family: cfg.Family, exec: cfg.Exec, hooks: cfg.Hooks, applied: map[iptables.Table][]byte{}},
+		rules: &ruleApplier{
+			tables:  &xtables.Applier{Family: cfg.Family, Backend: "IPVS", Exec: cfg.Exec, Hooks: cfg.Hooks},
+			applied: map[xtables.Table][]byte{},
+		},
 	}, nil
 }
 
 // Sync implements proxy.Backend. A full sync reads the kernel's IPVS table
 // and the dummy interface and changes only what differs from state; a
 // partial one trusts its memory for the service ports not in changed and
-// touches only those in it. SyncResult.Rules counts the virtual services,
-// their destinations and the iptables rules; Bytes, the iptables-restore
-// input sent.
+// touches only those in it; it is refused with proxy.ErrFullSyncRequired
+// before the first successful sync, after a failed one and after a failed
+// check of the draining destinations (CheckDrains). SyncResult.Rules counts
+// the virtual services, their destinations and the iptables rules; Bytes,
+// the iptables-restore input sent.
 func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[string]bool) (proxy.SyncResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -83,11 +86,13 @@ func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[stri
 	if state.Family != b.cfg.Family {
 		return proxy.SyncResult{}, fmt.Errorf("%w: an IPv%d state for the IPv%d backend", ErrInvalidState, state.Family, b.cfg.Family)
 	}
+	full := changed == nil
+	if !full && !b.synced {
+		return proxy.SyncResult{}, fmt.Errorf("IPVS: a partial sync without a successful one (or after a failed drain check): %w", proxy.ErrFullSyncRequired)
+	}
 	if err := b.setup(ctx); err != nil {
 		return proxy.SyncResult{}, err
 	}
-	globals := fmt.Sprint(state.ClusterCIDRs, state.MasqueradeAll, state.NodePortAddresses, state.NodeIPs)
-	full := changed == nil || b.needFull || globals != b.globals
 	b.evaluated = map[ServiceKey]bool{}
 	var res proxy.SyncResult
 	var err error
@@ -97,11 +102,11 @@ func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[stri
 		res, err = b.syncPartial(ctx, state, changed)
 	}
 	if err != nil {
-		b.needFull = true
+		b.synced = false
 		b.rules.forget()
 		return res, err
 	}
-	b.globals, b.needFull = globals, false
+	b.synced = true
 	klog.FromContext(ctx).V(2).Info("Synced IPVS", "family", b.cfg.Family, "full", res.Full, "services", len(state.Services),
 		"rules", res.Rules, "draining", len(b.drains), "took", b.cfg.Clock.Since(start))
 	return res, nil

@@ -11,10 +11,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/berthnode/berth/netrules/iptables"
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -39,16 +39,6 @@ func newBackend(t *testing.T, n *ipvstesting.Node, mod ...func(*ipvs.Config)) *i
 		t.Fatalf("New: %v", err)
 	}
 	return b
-}
-
-func syncOK(t *testing.T, b *ipvs.Backend, s *proxy.State, changed map[string]bool) proxy.SyncResult {
-	t.Helper()
-	_, ctx := ktesting.NewTestContext(t)
-	res, err := b.Sync(ctx, s, changed)
-	if err != nil {
-		t.Fatalf("Sync: %v", err)
-	}
-	return res
 }
 
 // table renders the fake's IPVS table of the family compactly:
@@ -127,7 +117,9 @@ func TestFullSync(t *testing.T) {
 		n := newNode(t, f)
 		b := newBackend(t, n)
 		s := ipt.ExampleState(f)
-		res := syncOK(t, b, s, map[string]bool{})
+		// The proxier asks a full first sync; a partial one is refused.
+		refused(t, n, b, s)
+		res := ipvstesting.SyncOK(t, b, s, nil)
 		if !res.Full {
 			t.Error("first sync: Full = false")
 		}
@@ -139,7 +131,7 @@ func TestFullSync(t *testing.T) {
 			t.Errorf("the dummy interface was not created: %q", n.Links.Calls())
 		}
 		// Every hook once, after two full syncs.
-		syncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
 		for _, h := range ipvs.HookRules() {
 			rules := ipt.Rules(n.IPTables.Save(f, h.Table))[string(h.Table)+" "+h.Chain]
 			count := 0
@@ -160,11 +152,11 @@ func TestSyncIdempotent(t *testing.T) {
 		n := newNode(t, f)
 		b := newBackend(t, n)
 		s := ipt.ExampleState(f)
-		syncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
 		n.IPVS.ResetCalls()
 		n.Links.ResetCalls()
 		// A second full sync reads the kernel back and changes nothing.
-		res := syncOK(t, b, s, nil)
+		res := ipvstesting.SyncOK(t, b, s, nil)
 		if w := n.IPVS.Writes(); len(w) != 0 {
 			t.Errorf("second full sync changed IPVS: %q", w)
 		}
@@ -174,7 +166,7 @@ func TestSyncIdempotent(t *testing.T) {
 		// A partial sync of nothing makes no call at all.
 		n.IPVS.ResetCalls()
 		restores := n.IPTables.Restores()
-		res2 := syncOK(t, b, s, map[string]bool{})
+		res2 := ipvstesting.SyncOK(t, b, s, map[string]bool{})
 		if c := n.IPVS.Calls(); len(c) != 0 {
 			t.Errorf("empty partial sync made IPVS calls: %q", c)
 		}
@@ -193,13 +185,13 @@ func TestPartialSync(t *testing.T) {
 		n := newNode(t, f)
 		b := newBackend(t, n)
 		s := ipt.ExampleState(f)
-		syncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
 		n.IPVS.ResetCalls()
 		n.Links.ResetCalls()
 		web := ipt.Service(s, "default/web:http", proxy.TCP)
 		web.ClusterEndpoints = append(web.ClusterEndpoints[:2:2], ipt.Endpoint(f, 3, 20, 8080))
 		web.ExternalEndpoints = web.ClusterEndpoints
-		res := syncOK(t, b, s, map[string]bool{web.Name.Key(): true})
+		res := ipvstesting.SyncOK(t, b, s, map[string]bool{web.Name.Key(): true})
 		if res.Full {
 			t.Error("partial sync: Full = true")
 		}
@@ -231,7 +223,7 @@ func TestPartialSync(t *testing.T) {
 		}
 		s.Services = kept
 		n.IPVS.ResetCalls()
-		syncOK(t, b, s, changed)
+		ipvstesting.SyncOK(t, b, s, changed)
 		check(t, n, s)
 		for _, c := range n.IPVS.Writes() {
 			if !strings.HasPrefix(c, "DelService") {
@@ -244,7 +236,7 @@ func TestPartialSync(t *testing.T) {
 			changed[sp.Name.Key()] = true
 		}
 		s.Services = nil
-		syncOK(t, b, s, changed)
+		ipvstesting.SyncOK(t, b, s, changed)
 		check(t, n, s)
 	})
 }
@@ -273,9 +265,9 @@ func TestForeignServicesSurvive(t *testing.T) {
 		before := n.IPVS.Dump()
 		b := newBackend(t, n)
 		s := ipt.ExampleState(f)
-		syncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
 		s.Services = nil
-		syncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
 		if diff := cmp.Diff(before, n.IPVS.Dump(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 			t.Errorf("foreign services changed (-before +after):\n%s", diff)
 		}
@@ -289,63 +281,21 @@ func TestStaleServicesOfAnEarlierRunGo(t *testing.T) {
 	families(t, func(t *testing.T, f proxy.Family) {
 		n := newNode(t, f)
 		s := ipt.ExampleState(f)
-		syncOK(t, newBackend(t, n), s, nil)
+		ipvstesting.SyncOK(t, newBackend(t, n), s, nil)
 		// A new berth (a restart) with fewer services removes what the
 		// earlier one left: it finds it on the dummy interface's addresses
 		// and on the node's address in the node-port range.
 		s.Services = s.Services[:2]
-		syncOK(t, newBackend(t, n), s, nil)
+		ipvstesting.SyncOK(t, newBackend(t, n), s, nil)
 		check(t, n, s)
 	})
-}
-
-func TestFailedCallThenFullSyncConverges(t *testing.T) {
-	for _, method := range []string{"NewService", "NewDestination", "GetDestinations", "DelService", "UpdateDestination"} {
-		t.Run(method, func(t *testing.T) {
-			n := newNode(t, proxy.IPv4)
-			b := newBackend(t, n)
-			s := ipt.ExampleState(proxy.IPv4)
-			if method == "DelService" || method == "UpdateDestination" || method == "GetDestinations" {
-				// Changes that need these calls: a service port removed,
-				// an endpoint terminating beside ready ones (weight 0).
-				syncOK(t, b, s, nil)
-				web := ipt.Service(s, "default/web:http", proxy.TCP)
-				web.ClusterEndpoints[0].Ready, web.ClusterEndpoints[0].Terminating = false, true
-				web.ExternalEndpoints = web.ClusterEndpoints
-				s.Services = slices.DeleteFunc(s.Services, func(sp proxy.ServicePort) bool { return sp.Name.Name == "sctp" })
-			}
-			n.IPVS.Fail(method, ipvstesting.ErrInjected())
-			_, ctx := ktesting.NewTestContext(t)
-			_, err := b.Sync(ctx, s, nil)
-			if !errors.Is(err, ipvstesting.ErrInjected()) {
-				t.Fatalf("Sync with a failing %s: err = %v, want the injected failure", method, err)
-			}
-			if method == "NewService" {
-				// One virtual service failed; the others were programmed.
-				if got, all := len(table(n)), len(want(t, n, s, "rr")); got != all-1 {
-					t.Errorf("after one failed NewService the table has %d virtual services, want %d", got, all-1)
-				}
-			}
-			// The next sync is full whatever it is asked, and converges.
-			res := syncOK(t, b, s, map[string]bool{})
-			if !res.Full {
-				t.Error("sync after a failure: Full = false")
-			}
-			check(t, n, s)
-			n.IPVS.ResetCalls()
-			syncOK(t, b, s, nil)
-			if w := n.IPVS.Writes(); len(w) != 0 {
-				t.Errorf("not converged: the sync after made %q", w)
-			}
-		})
-	}
 }
 
 func TestFullSyncRepairs(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n)
 	s := ipt.ExampleState(proxy.IPv4)
-	syncOK(t, b, s, nil)
+	ipvstesting.SyncOK(t, b, s, nil)
 	web := ipvs.Service{Addr: ipt.ServiceIP(proxy.IPv4, 10), Port: 80, Protocol: proxy.TCP}
 	dns := ipvs.Service{Addr: ipt.ServiceIP(proxy.IPv4, 53), Port: 53, Protocol: proxy.UDP}
 	// Someone tampers: a destination's weight, a scheduler, a deleted
@@ -361,7 +311,7 @@ func TestFullSyncRepairs(t *testing.T) {
 	must(n.IPVS.DelService(dns))
 	must(n.IPVS.NewDestination(web, ipvs.Destination{Addr: ipt.PodIP(proxy.IPv4, 9, 9), Port: 1}))
 	must(n.Links.DelAddr(ipvs.DummyInterface, ipt.ServiceIP(proxy.IPv4, 11)))
-	syncOK(t, b, s, nil)
+	ipvstesting.SyncOK(t, b, s, nil)
 	check(t, n, s)
 }
 
@@ -372,7 +322,7 @@ func TestRoundRobin(t *testing.T) {
 		s := ipt.ExampleState(f)
 		web := ipt.Service(s, "default/web:http", proxy.TCP)
 		web.ClusterEndpoints = append(web.ClusterEndpoints, ipt.Endpoint(f, 2, 30, 8080), ipt.Endpoint(f, 3, 30, 8080))
-		syncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
 		key := ipvs.ServiceKey{Addr: ipt.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP}
 		v, ok := n.IPVS.Service(key)
 		if !ok {
@@ -417,43 +367,25 @@ func TestScheduler(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n, func(c *ipvs.Config) { c.Scheduler = "wrr" })
 	s := ipt.ExampleState(proxy.IPv4)
-	syncOK(t, b, s, nil)
+	ipvstesting.SyncOK(t, b, s, nil)
 	if diff := cmp.Diff(want(t, n, s, "wrr"), table(n)); diff != "" {
 		t.Errorf("IPVS table (-want +got):\n%s", diff)
 	}
-}
-
-func TestRestoreErrorKeepsTheNextSyncFull(t *testing.T) {
-	n := newNode(t, proxy.IPv4)
-	ex := &failingExec{Exec: n.IPTables, failOn: "-restore", stderr: "iptables-restore: line 3 failed\n"}
-	b := newBackend(t, n, func(c *ipvs.Config) { c.Exec = ex })
-	s := ipt.ExampleState(proxy.IPv4)
-	_, ctx := ktesting.NewTestContext(t)
-	_, err := b.Sync(ctx, s, nil)
-	var re *iptables.RestoreError
-	if !errors.As(err, &re) || re.Line != 3 || len(re.Context) == 0 || !strings.HasPrefix(re.Context[0], "1: *") {
-		t.Fatalf("err = %v (%+v), want a RestoreError naming line 3 with its context", err, re)
-	}
-	ex.failOn = ""
-	if res := syncOK(t, b, s, map[string]bool{}); !res.Full {
-		t.Error("sync after a rejected payload: Full = false")
-	}
-	check(t, n, s)
 }
 
 func TestTamperedRulesMendedByFullSync(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n)
 	s := ipt.ExampleState(proxy.IPv4)
-	syncOK(t, b, s, nil)
-	want := n.IPTables.Save(proxy.IPv4, iptables.TableNAT)
+	ipvstesting.SyncOK(t, b, s, nil)
+	want := n.IPTables.Save(proxy.IPv4, xtables.TableNAT)
 	foreign := "*nat\n:FOREIGN - [0:0]\n-A FOREIGN -j RETURN\n-F " + ipvs.ChainServices +
 		"\n-D PREROUTING -m comment --comment \"berth IPVS service portals\" -j " + ipvs.ChainServices + "\nCOMMIT\n"
 	if _, err := n.IPTables.Run(t.Context(), []byte(foreign), "iptables-restore", "--noflush"); err != nil {
 		t.Fatal(err)
 	}
-	syncOK(t, b, s, nil)
-	got := ipt.Rules(n.IPTables.Save(proxy.IPv4, iptables.TableNAT))
+	ipvstesting.SyncOK(t, b, s, nil)
+	got := ipt.Rules(n.IPTables.Save(proxy.IPv4, xtables.TableNAT))
 	for k, rules := range ipt.Rules(want) {
 		if diff := cmp.Diff(rules, got[k]); diff != "" {
 			t.Errorf("%s not mended (-want +got):\n%s", k, diff)
@@ -468,12 +400,12 @@ func TestNodeAddressChange(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n)
 	s := ipt.ExampleState(proxy.IPv4)
-	syncOK(t, b, s, nil)
+	ipvstesting.SyncOK(t, b, s, nil)
 	newIP := netip.MustParseAddr("192.168.0.77")
 	n.Links.SetAddrs("eth0", newIP)
 	s.NodeIPs = []netip.Addr{newIP}
-	// New node-wide settings: the sync is full whatever it is asked.
-	if res := syncOK(t, b, s, map[string]bool{}); !res.Full {
+	// New node-wide settings: the proxier asks a full sync.
+	if res := ipvstesting.SyncOK(t, b, s, nil); !res.Full {
 		t.Error("Full = false after the node's address changed")
 	}
 	for k := range table(n) {

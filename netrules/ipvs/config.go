@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/utils/clock"
 
-	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -78,11 +78,11 @@ type Config struct {
 	// Links handles the dummy interface and lists the node's addresses;
 	// nil opens NewLinks on the first Sync.
 	Links Links
-	// Exec runs the iptables binaries; nil is iptables.OSExec.
-	Exec iptables.Exec
+	// Exec runs the iptables binaries; nil is xtables.OSExec.
+	Exec xtables.Exec
 	// Hooks checks and inserts the jumps from the built-in chains; nil
 	// uses github.com/coreos/go-iptables on the detected binary.
-	Hooks iptables.Hooks
+	Hooks xtables.Hooks
 	// Clock times syncs and graceful termination; nil is the real clock.
 	Clock clock.WithTicker
 	// ProcRoot is where /proc is (kernel parameters under sys/, the IPVS
@@ -130,9 +130,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NodePortRange == (PortRange{}) {
 		c.NodePortRange = DefaultNodePortRange
-	}
-	if c.Exec == nil {
-		c.Exec = iptables.OSExec{}
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}

@@ -46,15 +46,18 @@
 //
 // # Reconciling
 //
-// A full sync (changed == nil, the first, after a failure, or when the
-// node-wide settings change) reads the kernel's virtual services, the
+// A full sync (changed == nil: the proxier asks one first, after a
+// failure, hourly and when the node-wide settings change) reads the kernel's virtual services, the
 // destinations of the ones it wants and the dummy interface's addresses,
 // and changes only what differs: a second full sync of the same State
 // makes no change. A partial sync touches the virtual services of the
 // changed service ports only, and trusts its memory of what it
 // programmed: destinations are read back only when they must change. A
 // virtual service whose programming fails does not stop the others; the
-// failures are returned together, and the next sync is full.
+// failures are returned together, and the next sync is full. Until a full
+// sync succeeds again (after a failed sync, or a failed check of the
+// draining destinations), a partial one is refused with
+// proxy.ErrFullSyncRequired.
 //
 // # Graceful termination
 //
@@ -73,14 +76,15 @@
 //
 // RenderRules writes the rules IPVS mode needs, one iptables-restore
 // --noflush input per table, applied atomically with the binaries of the
-// iptables backend the node uses. The chains start with BERTH-IPVS- and
+// iptables backend the node uses, through the lower layer the iptables
+// backend uses too (netrules/xtables). The chains start with BERTH-IPVS- and
 // are all declared (flushed) and rewritten by each full sync; a partial
 // sync restores a table only when its rules changed. HookRules jumps to
 // them from PREROUTING, OUTPUT and POSTROUTING (nat) and INPUT and
 // FORWARD (filter). Rules match each virtual address and port, since
-// ipsets are not assumed. (The iptables backend takes every chain starting
-// with BERTH- as its own: switching a node from IPVS to iptables mode
-// needs these chains and their jumps removed first.)
+// ipsets are not assumed. (The iptables backend touches only the chains it
+// names itself, so these outlive a switch of the node to iptables mode:
+// the switch needs them and their jumps removed.)
 //
 //	nat BERTH-IPVS-SERVICES      per address and port: masquerade marks, then
 //	                             ACCEPT (no later nat rule rewrites IPVS

@@ -42,7 +42,7 @@ func drainSetup(t *testing.T, f proxy.Family) (*ipvstesting.Node, *ipvs.Backend,
 	n := newNode(t, f)
 	b := newBackend(t, n)
 	s := ipt.ExampleState(f)
-	syncOK(t, b, s, nil)
+	ipvstesting.SyncOK(t, b, s, nil)
 	web := ipt.Service(s, "default/web:http", proxy.TCP)
 	gone := netip.AddrPortFrom(web.ClusterEndpoints[0].IP, web.ClusterEndpoints[0].Port)
 	keys := []ipvs.ServiceKey{
@@ -56,7 +56,7 @@ func drainSetup(t *testing.T, f proxy.Family) (*ipvstesting.Node, *ipvs.Backend,
 	}
 	web.ClusterEndpoints = web.ClusterEndpoints[1:]
 	web.ExternalEndpoints = web.ClusterEndpoints
-	syncOK(t, b, s, map[string]bool{web.Name.Key(): true})
+	ipvstesting.SyncOK(t, b, s, map[string]bool{web.Name.Key(): true})
 	return n, b, s, gone, keys
 }
 
@@ -93,12 +93,12 @@ func TestGracefulTermination(t *testing.T) {
 		// The node port's never end: deleted once the grace period is over,
 		// by a sync (which checks the draining destinations too).
 		n.Clock.Step(ipvs.DefaultGracePeriod - time.Second)
-		syncOK(t, b, s, map[string]bool{})
+		ipvstesting.SyncOK(t, b, s, map[string]bool{})
 		if w := weights(t, n, keys[1], gone); w[0] != 0 {
 			t.Errorf("deleted before the grace period was over: weight %d", w[0])
 		}
 		n.Clock.Step(time.Second)
-		syncOK(t, b, s, map[string]bool{})
+		ipvstesting.SyncOK(t, b, s, map[string]bool{})
 		if w := weights(t, n, keys[1], gone); w[0] != -1 {
 			t.Errorf("still there after the grace period: weight %d", w[0])
 		}
@@ -114,7 +114,7 @@ func TestDrainingDestinationComesBack(t *testing.T) {
 	web := ipt.Service(s, "default/web:http", proxy.TCP)
 	web.ClusterEndpoints = append([]proxy.Endpoint{ipt.Endpoint(proxy.IPv4, 1, 2, 8080)}, web.ClusterEndpoints...)
 	web.ExternalEndpoints = web.ClusterEndpoints
-	syncOK(t, b, s, map[string]bool{web.Name.Key(): true})
+	ipvstesting.SyncOK(t, b, s, map[string]bool{web.Name.Key(): true})
 	for _, k := range keys {
 		if w := weights(t, n, k, gone); w[0] != 1 {
 			t.Errorf("%s: destination back in the state has weight %d, want 1", k, w[0])
@@ -130,13 +130,13 @@ func TestUDPDestinationsGoAtOnce(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n)
 	s := ipt.ExampleState(proxy.IPv4)
-	syncOK(t, b, s, nil)
+	ipvstesting.SyncOK(t, b, s, nil)
 	dns := ipt.Service(s, "kube-system/kube-dns:dns", proxy.UDP)
 	k := ipvs.ServiceKey{Addr: ipt.ServiceIP(proxy.IPv4, 53), Port: 53, Protocol: proxy.UDP}
 	gone := netip.AddrPortFrom(dns.ClusterEndpoints[0].IP, 53)
 	n.IPVS.SetConnections(k, gone, 0, 40)
 	dns.ClusterEndpoints = dns.ClusterEndpoints[1:]
-	syncOK(t, b, s, map[string]bool{dns.Name.Key(): true})
+	ipvstesting.SyncOK(t, b, s, map[string]bool{dns.Name.Key(): true})
 	if w := weights(t, n, k, gone); w[0] != -1 {
 		t.Errorf("UDP destination with flows left at weight %d, want deleted", w[0])
 	}
@@ -147,7 +147,7 @@ func TestFullSyncKeepsDraining(t *testing.T) {
 	n, b, s, gone, keys := drainSetup(t, proxy.IPv4)
 	n.IPVS.ResetCalls()
 	// A full sync leaves the draining destinations draining, untouched.
-	syncOK(t, b, s, nil)
+	ipvstesting.SyncOK(t, b, s, nil)
 	if w := n.IPVS.Writes(); len(w) != 0 {
 		t.Errorf("full sync with draining destinations made %q", w)
 	}
@@ -156,12 +156,12 @@ func TestFullSyncKeepsDraining(t *testing.T) {
 	}
 	// Restarted, berth finds them at weight 0 and drains them anew.
 	b2 := newBackend(t, n)
-	syncOK(t, b2, s, nil)
+	ipvstesting.SyncOK(t, b2, s, nil)
 	if d := b2.Draining(); len(d) != 2 {
 		t.Errorf("after a restart, Draining() = %q", d)
 	}
 	n.Clock.Step(ipvs.DefaultGracePeriod)
-	syncOK(t, b2, s, nil)
+	ipvstesting.SyncOK(t, b2, s, nil)
 	for _, k := range keys {
 		if w := weights(t, n, k, gone); w[0] != -1 {
 			t.Errorf("%s: still there after the grace period", k)

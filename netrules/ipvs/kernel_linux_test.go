@@ -13,9 +13,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/berthnode/berth/netrules/iptables"
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
+	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -69,7 +70,7 @@ func (n *netns) do(f func()) {
 type nsExec struct{ n *netns }
 
 func (e nsExec) Run(ctx context.Context, stdin []byte, name string, args ...string) (out []byte, err error) {
-	e.n.do(func() { out, err = iptables.OSExec{}.Run(ctx, stdin, name, args...) })
+	e.n.do(func() { out, err = xtables.OSExec{}.Run(ctx, stdin, name, args...) })
 	return out, err
 }
 
@@ -117,8 +118,8 @@ func TestKernelRules(t *testing.T) {
 		n := newNode(t, f)
 		b := newBackend(t, n, func(c *ipvs.Config) { c.Exec, c.Hooks = ex, h })
 		s := ipt.ExampleState(f)
-		syncOK(t, b, s, nil)
-		syncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
+		ipvstesting.SyncOK(t, b, s, nil)
 		rules := render(t, s)
 		for _, td := range rules.Tables {
 			out, err := ex.Run(context.Background(), nil, bin+"-save", "-t", string(td.Table))
@@ -140,7 +141,7 @@ func TestKernelRules(t *testing.T) {
 					t.Errorf("%s %s: %d jumps to %s: %q", hk.Table, hk.Chain, n, target, saved[string(hk.Table)+" "+hk.Chain])
 				}
 			}
-			if td.Table == iptables.TableNAT && !slices.Contains(saved["nat PREROUTING"], "-j FOREIGN") {
+			if td.Table == xtables.TableNAT && !slices.Contains(saved["nat PREROUTING"], "-j FOREIGN") {
 				t.Errorf("the foreign jump is gone: %q", saved["nat PREROUTING"])
 			}
 		}

@@ -264,7 +264,9 @@ func (b *Backend) Run(ctx context.Context) error {
 }
 
 // CheckDrains checks the draining destinations once, as Run does on each
-// tick. A failure makes the next Sync full.
+// tick. After a failure the memory of the destinations may be wrong: the
+// next partial Sync is refused with proxy.ErrFullSyncRequired, and the
+// proxier syncs in full.
 func (b *Backend) CheckDrains(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -272,7 +274,7 @@ func (b *Backend) CheckDrains(ctx context.Context) error {
 		return nil
 	}
 	if err := b.checkDrains(ctx, nil); err != nil {
-		b.needFull = true
+		b.synced = false
 		return err
 	}
 	return nil

@@ -1,75 +1,15 @@
 package ipvs
 
 import (
-	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
-
-// ChainPrefix starts the name of every chain the IPVS backend creates; it
-// never writes or deletes another chain.
-const ChainPrefix = "BERTH-IPVS-"
-
-// The chains of the IPVS backend. Each is rewritten in full by every payload
-// that writes its table; the built-in chains reach them by HookRules.
-const (
-	// ChainServices is, in nat, the entry for new connections (from
-	// PREROUTING and OUTPUT): the masquerade marks of each virtual address
-	// and port, then an ACCEPT that keeps later nat rules off IPVS traffic.
-	// In filter it rejects or drops what has no endpoints.
-	ChainServices = "BERTH-IPVS-SERVICES"
-	// ChainNodePorts is, in nat, the masquerade marks of node ports; in
-	// filter, the ACCEPT of node ports and health-check node ports.
-	ChainNodePorts = "BERTH-IPVS-NODEPORTS"
-	// ChainPostrouting (nat) masquerades hairpin traffic and what carries
-	// the masquerade mark.
-	ChainPostrouting = "BERTH-IPVS-POSTROUTING"
-	// ChainMarkMasq (nat) sets the masquerade mark.
-	ChainMarkMasq = "BERTH-IPVS-MARK-MASQ"
-	// ChainMarkOffCluster (nat) marks what does not come from a cluster
-	// CIDR, when there is more than one.
-	ChainMarkOffCluster = "BERTH-IPVS-MARK-OFFCLUSTER"
-	// ChainInput (filter, from INPUT) runs the filter chains in order.
-	ChainInput = "BERTH-IPVS-INPUT"
-	// ChainFirewall (filter) drops load-balancer traffic from outside
-	// loadBalancerSourceRanges.
-	ChainFirewall = "BERTH-IPVS-FIREWALL"
-	// ChainFilter (filter) rejects new connections to the dummy
-	// interface's addresses on ports that are not service ports.
-	ChainFilter = "BERTH-IPVS-FILTER"
-	// ChainForward (filter, from FORWARD) accepts marked and established
-	// service traffic.
-	ChainForward = "BERTH-IPVS-FORWARD"
-)
-
-// tableChains lists the chains of a table, in the order they are declared.
-func tableChains(t iptables.Table) []string {
-	if t == iptables.TableNAT {
-		return []string{ChainServices, ChainNodePorts, ChainPostrouting, ChainMarkMasq, ChainMarkOffCluster}
-	}
-	return []string{ChainInput, ChainFirewall, ChainServices, ChainNodePorts, ChainFilter, ChainForward}
-}
-
-// HookRules lists the jumps from the built-in chains to the backend's
-// chains: one each, inserted first in the chain when missing.
-func HookRules() []iptables.Hook {
-	hook := func(t iptables.Table, chain, text, target string) iptables.Hook {
-		return iptables.Hook{Table: t, Chain: chain, Rule: []string{"-m", "comment", "--comment", text, "-j", target}}
-	}
-	return []iptables.Hook{
-		hook(iptables.TableNAT, "PREROUTING", "berth IPVS service portals", ChainServices),
-		hook(iptables.TableNAT, "OUTPUT", "berth IPVS service portals", ChainServices),
-		hook(iptables.TableNAT, "POSTROUTING", "berth IPVS postrouting rules", ChainPostrouting),
-		hook(iptables.TableFilter, "INPUT", "berth IPVS input rules", ChainInput),
-		hook(iptables.TableFilter, "FORWARD", "berth IPVS forwarding rules", ChainForward),
-	}
-}
 
 // RuleOptions are the inputs of RenderRules that are not in the State.
 type RuleOptions struct {
@@ -82,7 +22,7 @@ type RuleOptions struct {
 // Rules are the iptables-restore --noflush inputs of the IPVS backend.
 type Rules struct {
 	// Tables are the inputs, filter then nat.
-	Tables []iptables.TableData
+	Tables []xtables.TableData
 	// Count is the number of rules in the backend's chains.
 	Count int
 }
@@ -114,18 +54,18 @@ func RenderRules(state *proxy.State, opts RuleOptions) (Rules, error) {
 	}
 	w.writeTail()
 	return Rules{
-		Tables: []iptables.TableData{
-			{Table: iptables.TableFilter, Data: w.filter.bytes()},
-			{Table: iptables.TableNAT, Data: w.nat.bytes()},
+		Tables: []xtables.TableData{
+			{Table: xtables.TableFilter, Data: w.filter.Bytes()},
+			{Table: xtables.TableNAT, Data: w.nat.Bytes()},
 		},
-		Count: w.nat.n + w.filter.n,
+		Count: w.nat.Rules() + w.filter.Rules(),
 	}, nil
 }
 
 // ruleWriter writes the payloads of one render.
 type ruleWriter struct {
 	family        proxy.Family
-	nat, filter   *tableWriter
+	nat, filter   *xtables.ChainWriter
 	mark, markOff string
 	hostBits      string
 	rejectWith    string
@@ -150,8 +90,9 @@ type guardEntry struct {
 func newRuleWriter(state *proxy.State, opts RuleOptions) (*ruleWriter, error) {
 	bit := fmt.Sprintf("0x%x", uint32(1)<<opts.MasqueradeBit)
 	w := &ruleWriter{
-		family: state.Family, nat: newTableWriter(iptables.TableNAT), filter: newTableWriter(iptables.TableFilter),
-		mark: bit + "/" + bit, markOff: bit + "/0x0", masqAll: state.MasqueradeAll,
+		family: state.Family, nat: xtables.NewChainWriter(xtables.TableNAT, tableChains(xtables.TableNAT)...),
+		filter: xtables.NewChainWriter(xtables.TableFilter, tableChains(xtables.TableFilter)...),
+		mark:   bit + "/" + bit, markOff: bit + "/0x0", masqAll: state.MasqueradeAll,
 		nodePortAddrs: opts.NodePortAddrs, guarded: map[netip.Addr]bool{}, opened: map[guardEntry]bool{}, hairpins: map[string]bool{},
 	}
 	switch state.Family {
@@ -177,42 +118,36 @@ func newRuleWriter(state *proxy.State, opts RuleOptions) (*ruleWriter, error) {
 
 func (w *ruleWriter) host(a netip.Addr) string { return a.String() + w.hostBits }
 
-// writeStatic declares every chain and writes the rules that do not depend
-// on services.
+// writeStatic writes the rules that do not depend on services (the
+// writers declared every chain).
 func (w *ruleWriter) writeStatic() {
-	for _, c := range tableChains(iptables.TableNAT) {
-		w.nat.declare(c)
-	}
-	for _, c := range tableChains(iptables.TableFilter) {
-		w.filter.declare(c)
-	}
-	w.nat.add(ChainMarkMasq, "-j MARK --set-xmark", w.mark)
+	w.nat.Add(ChainMarkMasq, "-j MARK --set-xmark", w.mark)
 	if len(w.clusterCIDRs) > 1 {
 		for _, c := range w.clusterCIDRs {
-			w.nat.add(ChainMarkOffCluster, "-s", c, "-j RETURN")
+			w.nat.Add(ChainMarkOffCluster, "-s", c, "-j RETURN")
 		}
-		w.nat.add(ChainMarkOffCluster, "-j", ChainMarkMasq)
+		w.nat.Add(ChainMarkOffCluster, "-j", ChainMarkMasq)
 	}
 	// Established traffic only goes through the node-port ACCEPTs: the
 	// refusals are for new connections, so that the connections of a
 	// service whose last endpoint is draining are left to finish.
 	newOnly := "-m conntrack --ctstate NEW -j"
-	w.filter.add(ChainInput, newOnly, ChainFirewall)
-	w.filter.add(ChainInput, newOnly, ChainServices)
-	w.filter.add(ChainInput, "-j", ChainNodePorts)
-	w.filter.add(ChainInput, newOnly, ChainFilter)
-	w.filter.add(ChainForward, comment("berth forwarding rules"), "-m mark --mark", w.mark, "-j ACCEPT")
-	w.filter.add(ChainForward, comment("berth forwarding conntrack rule"), "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+	w.filter.Add(ChainInput, newOnly, ChainFirewall)
+	w.filter.Add(ChainInput, newOnly, ChainServices)
+	w.filter.Add(ChainInput, "-j", ChainNodePorts)
+	w.filter.Add(ChainInput, newOnly, ChainFilter)
+	w.filter.Add(ChainForward, xtables.Comment("berth forwarding rules"), "-m mark --mark", w.mark, "-j ACCEPT")
+	w.filter.Add(ChainForward, xtables.Comment("berth forwarding conntrack rule"), "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
 }
 
 // writeTail writes what follows every service's rules: the jumps to the
 // node ports, the address guard, the postrouting masquerade.
 func (w *ruleWriter) writeTail() {
 	for _, a := range w.nodePortAddrs {
-		w.nat.add(ChainServices, "-d", w.host(a), comment("berth IPVS node ports"), "-j", ChainNodePorts)
+		w.nat.Add(ChainServices, "-d", w.host(a), xtables.Comment("berth IPVS node ports"), "-j", ChainNodePorts)
 	}
 	for _, g := range w.guard {
-		w.filter.add(ChainFilter, "-d", w.host(g.addr), "-p", g.proto, "-m", g.proto, "--dport", g.dport, "-j RETURN")
+		w.filter.Add(ChainFilter, "-d", w.host(g.addr), "-p", g.proto, "-m", g.proto, "--dport", g.dport, "-j RETURN")
 	}
 	addrs := make([]netip.Addr, 0, len(w.guarded))
 	for a := range w.guarded {
@@ -220,7 +155,7 @@ func (w *ruleWriter) writeTail() {
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	for _, a := range addrs {
-		w.filter.add(ChainFilter, "-d", w.host(a), comment("berth IPVS: only service ports are open on service addresses"),
+		w.filter.Add(ChainFilter, "-d", w.host(a), xtables.Comment("berth IPVS: only service ports are open on service addresses"),
 			"-j REJECT --reject-with", w.rejectWith)
 	}
 	hairpins := make([]string, 0, len(w.hairpins))
@@ -229,11 +164,11 @@ func (w *ruleWriter) writeTail() {
 	}
 	slices.Sort(hairpins)
 	for _, h := range hairpins {
-		w.nat.add(ChainPostrouting, h)
+		w.nat.Add(ChainPostrouting, h)
 	}
-	w.nat.add(ChainPostrouting, "-m mark ! --mark", w.mark, "-j RETURN")
-	w.nat.add(ChainPostrouting, "-j MARK --set-xmark", w.markOff)
-	w.nat.add(ChainPostrouting, comment("berth service traffic requiring SNAT"), "-j MASQUERADE --random-fully")
+	w.nat.Add(ChainPostrouting, "-m mark ! --mark", w.mark, "-j RETURN")
+	w.nat.Add(ChainPostrouting, "-j MARK --set-xmark", w.markOff)
+	w.nat.Add(ChainPostrouting, xtables.Comment("berth service traffic requiring SNAT"), "-j MASQUERADE --random-fully")
 }
 
 // port is one service port with its addresses formatted for the family.
@@ -252,7 +187,7 @@ type port struct {
 }
 
 func (w *ruleWriter) portOf(sp *proxy.ServicePort) *port {
-	p := &port{sp: sp, name: commentText(sp.Name.String()), proto: strings.ToLower(string(sp.Protocol)), dport: strconv.Itoa(int(sp.Port))}
+	p := &port{sp: sp, name: xtables.CommentText(sp.Name.String()), proto: strings.ToLower(string(sp.Protocol)), dport: strconv.Itoa(int(sp.Port))}
 	pick := func(addrs []netip.Addr) []netip.Addr {
 		var out []netip.Addr
 		for _, a := range addrs {
@@ -280,7 +215,7 @@ func (w *ruleWriter) writeService(p *port) {
 	sp := p.sp
 	for _, ip := range p.clusterIPs {
 		w.clusterMasquerade(p, ip)
-		w.nat.add(ChainServices, "-d", w.host(ip), "-p", p.proto, comment(p.name+" cluster IP"), "-m", p.proto, "--dport", p.dport, "-j ACCEPT")
+		w.nat.Add(ChainServices, "-d", w.host(ip), "-p", p.proto, xtables.Comment(p.name+" cluster IP"), "-m", p.proto, "--dport", p.dport, "-j ACCEPT")
 		if !hasEndpoints(sp.ClusterEndpoints, w.family) {
 			w.refuse(p, ip, p.dport, KindClusterIP, "REJECT")
 		}
@@ -293,7 +228,7 @@ func (w *ruleWriter) writeService(p *port) {
 	}{{KindExternalIP, " external IP", p.externalIPs}, {KindLoadBalancerIP, " loadbalancer IP", p.lbIPs}} {
 		for _, ip := range x.ips {
 			w.externalMasquerade(p, ChainServices, "-d "+w.host(ip), p.name+x.text, p.dport)
-			w.nat.add(ChainServices, "-d", w.host(ip), "-p", p.proto, comment(p.name+x.text), "-m", p.proto, "--dport", p.dport, "-j ACCEPT")
+			w.nat.Add(ChainServices, "-d", w.host(ip), "-p", p.proto, xtables.Comment(p.name+x.text), "-m", p.proto, "--dport", p.dport, "-j ACCEPT")
 			w.externalRefusal(p, ip, p.dport, x.kind)
 			w.open(ip, p)
 		}
@@ -306,12 +241,12 @@ func (w *ruleWriter) writeService(p *port) {
 		w.externalMasquerade(p, ChainNodePorts, "", p.name+" node port", dport)
 		w.externalRefusal(p, netip.Addr{}, dport, KindNodePort)
 		if p.hasExternal {
-			w.filter.add(ChainNodePorts, "-p", p.proto, comment(p.name+" node port"), "-m addrtype --dst-type LOCAL",
+			w.filter.Add(ChainNodePorts, "-p", p.proto, xtables.Comment(p.name+" node port"), "-m addrtype --dst-type LOCAL",
 				"-m", p.proto, "--dport", dport, "-j ACCEPT")
 		}
 	}
 	if hc := sp.HealthCheckNodePort; hc != 0 {
-		w.filter.add(ChainNodePorts, "-p tcp", comment(p.name+" health check node port"), "-m tcp --dport", strconv.Itoa(int(hc)), "-j ACCEPT")
+		w.filter.Add(ChainNodePorts, "-p tcp", xtables.Comment(p.name+" health check node port"), "-m tcp --dport", strconv.Itoa(int(hc)), "-j ACCEPT")
 	}
 	w.collectHairpins(p)
 }
@@ -333,17 +268,17 @@ func (w *ruleWriter) open(a netip.Addr, p *port) {
 // IP itself (the dummy interface holds it), which the endpoint could not
 // answer.
 func (w *ruleWriter) clusterMasquerade(p *port, ip netip.Addr) {
-	text, d := comment(p.name+" cluster IP"), w.host(ip)
+	text, d := xtables.Comment(p.name+" cluster IP"), w.host(ip)
 	tail := []string{"-p", p.proto, text, "-m", p.proto, "--dport", p.dport, "-j"}
 	switch {
 	case w.masqAll:
-		w.nat.add(ChainServices, append([]string{"-d", d}, append(tail, ChainMarkMasq)...)...)
+		w.nat.Add(ChainServices, append([]string{"-d", d}, append(tail, ChainMarkMasq)...)...)
 	case len(w.clusterCIDRs) == 1:
-		w.nat.add(ChainServices, append([]string{"! -s", w.clusterCIDRs[0], "-d", d}, append(tail, ChainMarkMasq)...)...)
+		w.nat.Add(ChainServices, append([]string{"! -s", w.clusterCIDRs[0], "-d", d}, append(tail, ChainMarkMasq)...)...)
 	case len(w.clusterCIDRs) > 1:
-		w.nat.add(ChainServices, append([]string{"-d", d}, append(tail, ChainMarkOffCluster)...)...)
+		w.nat.Add(ChainServices, append([]string{"-d", d}, append(tail, ChainMarkOffCluster)...)...)
 	default:
-		w.nat.add(ChainServices, append([]string{"-s", d, "-d", d}, append(tail, ChainMarkMasq)...)...)
+		w.nat.Add(ChainServices, append([]string{"-s", d, "-d", d}, append(tail, ChainMarkMasq)...)...)
 	}
 }
 
@@ -358,11 +293,11 @@ func (w *ruleWriter) externalMasquerade(p *port, chain, dst, text, dport string)
 	if dst != "" {
 		args = append(args, dst)
 	}
-	args = append(args, "-p", p.proto, comment(text))
+	args = append(args, "-p", p.proto, xtables.Comment(text))
 	if p.sp.ExternalLocal {
 		args = append(args, "-m addrtype --src-type LOCAL")
 	}
-	w.nat.add(chain, append(args, "-m", p.proto, "--dport", dport, "-j", ChainMarkMasq)...)
+	w.nat.Add(chain, append(args, "-m", p.proto, "--dport", dport, "-j", ChainMarkMasq)...)
 }
 
 // refuse writes a filter rule refusing new connections to one destination
@@ -374,10 +309,10 @@ func (w *ruleWriter) refuse(p *port, ip netip.Addr, dport string, kind Kind, ver
 		text, target = p.name+" has no local endpoints", "-j DROP"
 	}
 	if kind == KindNodePort {
-		w.filter.add(ChainServices, "-p", p.proto, comment(text), "-m addrtype --dst-type LOCAL", "-m", p.proto, "--dport", dport, target)
+		w.filter.Add(ChainServices, "-p", p.proto, xtables.Comment(text), "-m addrtype --dst-type LOCAL", "-m", p.proto, "--dport", dport, target)
 		return
 	}
-	w.filter.add(ChainServices, "-d", w.host(ip), "-p", p.proto, comment(text), "-m", p.proto, "--dport", dport, target)
+	w.filter.Add(ChainServices, "-d", w.host(ip), "-p", p.proto, xtables.Comment(text), "-m", p.proto, "--dport", dport, target)
 }
 
 // externalRefusal refuses an external destination without endpoints for
@@ -393,15 +328,15 @@ func (w *ruleWriter) externalRefusal(p *port, ip netip.Addr, dport string, kind 
 		return
 	}
 	if p.fallback {
-		text := comment(p.name + " pod and node traffic to external destinations")
+		text := xtables.Comment(p.name + " pod and node traffic to external destinations")
 		dst := []string{"-p", p.proto, text, "-m addrtype --dst-type LOCAL"}
 		if kind != KindNodePort {
 			dst = []string{"-d", w.host(ip), "-p", p.proto, text}
 		}
 		for _, c := range w.clusterCIDRs {
-			w.filter.add(ChainServices, append(append([]string{"-s", c}, dst...), "-m", p.proto, "--dport", dport, "-j RETURN")...)
+			w.filter.Add(ChainServices, append(append([]string{"-s", c}, dst...), "-m", p.proto, "--dport", dport, "-j RETURN")...)
 		}
-		w.filter.add(ChainServices, append(dst, "-m addrtype --src-type LOCAL", "-m", p.proto, "--dport", dport, "-j RETURN")...)
+		w.filter.Add(ChainServices, append(dst, "-m addrtype --src-type LOCAL", "-m", p.proto, "--dport", dport, "-j RETURN")...)
 	}
 	w.refuse(p, ip, dport, kind, "DROP")
 }
@@ -419,17 +354,17 @@ func (w *ruleWriter) firewall(p *port) {
 		ranges = append(ranges, r.Masked().String())
 		fromNode = fromNode || slices.ContainsFunc(w.nodeIPs, r.Contains)
 	}
-	text := comment(p.name + " loadbalancer IP")
+	text := xtables.Comment(p.name + " loadbalancer IP")
 	for _, ip := range p.lbIPs {
 		d := w.host(ip)
 		for _, r := range ranges {
-			w.filter.add(ChainFirewall, "-s", r, "-d", d, "-p", p.proto, text, "-m", p.proto, "--dport", p.dport, "-j RETURN")
+			w.filter.Add(ChainFirewall, "-s", r, "-d", d, "-p", p.proto, text, "-m", p.proto, "--dport", p.dport, "-j RETURN")
 		}
 		if fromNode {
 			// A node reaching a load-balancer IP it holds does so from that IP.
-			w.filter.add(ChainFirewall, "-s", d, "-d", d, "-p", p.proto, text, "-m", p.proto, "--dport", p.dport, "-j RETURN")
+			w.filter.Add(ChainFirewall, "-s", d, "-d", d, "-p", p.proto, text, "-m", p.proto, "--dport", p.dport, "-j RETURN")
 		}
-		w.filter.add(ChainFirewall, "-d", d, "-p", p.proto, comment(p.name+" traffic not in loadBalancerSourceRanges"),
+		w.filter.Add(ChainFirewall, "-d", d, "-p", p.proto, xtables.Comment(p.name+" traffic not in loadBalancerSourceRanges"),
 			"-m", p.proto, "--dport", p.dport, "-j DROP")
 	}
 }
@@ -445,77 +380,9 @@ func (w *ruleWriter) collectHairpins(p *port) {
 				continue
 			}
 			h := w.host(a)
-			rule := strings.Join([]string{"-s", h, "-d", h, "-p", p.proto, comment("berth IPVS hairpin"),
+			rule := strings.Join([]string{"-s", h, "-d", h, "-p", p.proto, xtables.Comment("berth IPVS hairpin"),
 				"-m", p.proto, "--dport", strconv.Itoa(int(ep.Port)), "-j MASQUERADE"}, " ")
 			w.hairpins[rule] = true
 		}
 	}
-}
-
-// tableWriter accumulates the restore input of one table: declarations
-// (which flush under --noflush), then each chain's rules, chain by chain
-// in the order they were declared, as iptables-save lists them.
-type tableWriter struct {
-	table  iptables.Table
-	chains []string
-	rules  map[string]*bytes.Buffer
-	n      int
-}
-
-func newTableWriter(t iptables.Table) *tableWriter {
-	return &tableWriter{table: t, rules: map[string]*bytes.Buffer{}}
-}
-
-func (w *tableWriter) declare(chain string) {
-	w.chains = append(w.chains, chain)
-	w.rules[chain] = &bytes.Buffer{}
-}
-
-// add appends a rule to a declared chain; args are already in the order
-// iptables-save prints them.
-func (w *tableWriter) add(chain string, args ...string) {
-	b := w.rules[chain]
-	b.WriteString("-A " + chain)
-	for _, a := range args {
-		b.WriteByte(' ')
-		b.WriteString(a)
-	}
-	b.WriteByte('\n')
-	w.n++
-}
-
-func (w *tableWriter) bytes() []byte {
-	var b bytes.Buffer
-	b.WriteString("*" + string(w.table) + "\n")
-	for _, c := range w.chains {
-		fmt.Fprintf(&b, ":%s - [0:0]\n", c)
-	}
-	for _, c := range w.chains {
-		b.Write(w.rules[c].Bytes())
-	}
-	b.WriteString("COMMIT\n")
-	return b.Bytes()
-}
-
-// maxComment is the longest comment the comment match takes.
-const maxComment = 255
-
-// comment returns the comment match of text, cut to what the kernel takes
-// and quoted as iptables-save prints it.
-func comment(text string) string {
-	if len(text) > maxComment {
-		text = text[:maxComment]
-	}
-	return "-m comment --comment " + iptables.QuoteComment(text)
-}
-
-// commentText makes a service's name safe in a comment: Kubernetes names
-// never need it, but no State may produce input iptables-restore rejects.
-func commentText(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:", r) {
-			return r
-		}
-		return '_'
-	}, s)
 }

@@ -3,44 +3,19 @@ package ipvs_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/berthnode/berth/netrules/internal/golden"
 	"github.com/berthnode/berth/netrules/iptables"
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got; -update rewrites it):\n%s", p, diff)
-	}
-}
 
 func render(t *testing.T, s *proxy.State) ipvs.Rules {
 	t.Helper()
@@ -59,7 +34,7 @@ func TestRenderRulesGolden(t *testing.T) {
 			for _, td := range r.Tables {
 				all.Write(td.Data)
 			}
-			golden(t, fmt.Sprintf("rules-ipv%d.golden", f), all.Bytes())
+			golden.Check(t, fmt.Sprintf("rules-ipv%d.golden", f), all.Bytes())
 			// The fake parses restore input as strictly as the kernel: it
 			// must take the payload, twice (a re-sync).
 			fake := ipt.NewFake(ipt.FakeConfig{})
@@ -75,7 +50,7 @@ func TestRenderRulesGolden(t *testing.T) {
 				}
 			}
 			n := 0
-			for _, tbl := range []iptables.Table{iptables.TableFilter, iptables.TableNAT} {
+			for _, tbl := range []xtables.Table{xtables.TableFilter, xtables.TableNAT} {
 				for k, rules := range ipt.Rules(fake.Save(f, tbl)) {
 					if bytes.Contains([]byte(k), []byte(ipvs.ChainPrefix)) {
 						n += len(rules)
@@ -115,7 +90,7 @@ func TestRenderRulesMasquerade(t *testing.T) {
 			}
 			var nat []byte
 			for _, td := range render(t, s).Tables {
-				if td.Table == iptables.TableNAT {
+				if td.Table == xtables.TableNAT {
 					nat = td.Data
 				}
 			}

@@ -11,22 +11,23 @@ import (
 
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/berthnode/berth/netrules/iptables"
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
+	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
 // failingExec runs the fake iptables, but a binary whose name contains
 // failOn exits with status 1 and stderr.
 type failingExec struct {
-	iptables.Exec
+	xtables.Exec
 	failOn, stderr string
 }
 
 func (e *failingExec) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
 	if e.failOn != "" && strings.Contains(name, e.failOn) {
-		return nil, &iptables.ExitError{Command: name, Code: 1, Stderr: e.stderr}
+		return nil, &xtables.ExitError{Command: name, Code: 1, Stderr: e.stderr}
 	}
 	return e.Exec.Run(ctx, stdin, name, args...)
 }
@@ -53,7 +54,7 @@ func TestSysctls(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := newBackend(t, n, func(c *ipvs.Config) { c.StrictARP = tc.strictARP })
-			syncOK(t, b, ipt.ExampleState(proxy.IPv4), nil)
+			ipvstesting.SyncOK(t, b, ipt.ExampleState(proxy.IPv4), nil)
 			for name, v := range tc.want {
 				if got := n.Sysctl(name); got != v {
 					t.Errorf("%s = %q, want %q", name, got, v)

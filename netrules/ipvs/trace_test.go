@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
+	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestTrace(t *testing.T) {
 	families(t, func(t *testing.T, f proxy.Family) {
 		n := newNode(t, f)
-		syncOK(t, newBackend(t, n), ipt.ExampleState(f), nil)
+		ipvstesting.SyncOK(t, newBackend(t, n), ipt.ExampleState(f), nil)
 		pod, remotePod := ipt.PodIP(f, 1, 99), ipt.PodIP(f, 2, 99)
 		client, stranger := ipt.ExternalIP(f, 100), ipt.OtherNodeIP(f)
 		ep := func(node, i int, port uint16) netip.AddrPort { return netip.AddrPortFrom(ipt.PodIP(f, node, i), port) }
@@ -84,7 +85,7 @@ func TestTrace(t *testing.T) {
 
 func TestTraceAffinity(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
-	syncOK(t, newBackend(t, n), ipt.ExampleState(proxy.IPv4), nil)
+	ipvstesting.SyncOK(t, newBackend(t, n), ipt.ExampleState(proxy.IPv4), nil)
 	pkt := ipt.Packet{Src: ipt.PodIP(proxy.IPv4, 2, 50), Dst: ipt.ServiceIP(proxy.IPv4, 11), Proto: proxy.TCP, SPort: 1, DPort: 80}
 	first := n.Trace(pkt).Real
 	for i := range 5 {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/berthnode/berth/cri/imagearchive"
+	"github.com/berthnode/berth/kubelet/atomicfile"
 )
 
 // References of the images Build produces.
@@ -292,21 +293,9 @@ func WriteCached(ctx context.Context, path string, img imagearchive.Image) error
 	if err := imagearchive.WriteFile(path, img); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(inputs, []byte(digest+"\n")); err != nil {
+	if err := atomicfile.Write(inputs, []byte(digest+"\n"), 0o644); err != nil {
 		return err
 	}
 	logger.V(1).Info("Wrote image archive", "ref", img.Ref, "path", path)
-	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp) // the rename already failed
-		return fmt.Errorf("write %s: %w", path, err)
-	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berthnode/berth/kubelet/atomicfile"
 	"github.com/berthnode/berth/test/images"
 )
 
@@ -59,10 +60,8 @@ func (tb *Testbed) InstallBerth(node, binary string) error {
 	if err != nil {
 		return fmt.Errorf("install berth on %s: %w", node, err)
 	}
-	if err := writeCold(filepath.Join(dir, "berth.tmp"), data, 0o755); err != nil {
-		return fmt.Errorf("install berth on %s: %w", node, err)
-	}
-	if err := os.Rename(filepath.Join(dir, "berth.tmp"), filepath.Join(dir, "berth")); err != nil {
+	cold := func(f *os.File) error { return writeCold(f, data) }
+	if err := atomicfile.WriteFunc(filepath.Join(dir, "berth"), 0o755, cold); err != nil {
 		return fmt.Errorf("install berth on %s: %w", node, err)
 	}
 	link := filepath.Join(dir, "kubelet")
@@ -72,29 +71,23 @@ func (tb *Testbed) InstallBerth(node, binary string) error {
 	return os.Symlink("berth", link)
 }
 
-// writeCold writes a file and drops it from the page cache, as a binary is
-// on a node that booted since it was installed. Started straight after
+// writeCold writes data to f and drops it from the page cache, as a binary
+// is on a node that booted since it was installed. Started straight after
 // being written, a 100 MB binary would be in the page cache in full, dirty,
 // and fault-around would map far more of it into the process than it ever
-// touches: its RSS would measure the install, not the program.
-func writeCold(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
+// touches: its RSS would measure the install, not the program. Only clean
+// pages can be dropped, hence the sync first.
+func writeCold(f *os.File, data []byte) error {
 	if _, err := f.Write(data); err != nil {
-		f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return err
 	}
 	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
-		f.Close()
-		return fmt.Errorf("drop %s from the page cache: %w", path, err)
+		return fmt.Errorf("drop %s from the page cache: %w", f.Name(), err)
 	}
-	return f.Close()
+	return nil
 }
 
 // StartBerth starts the installed berth on node as kubeadm's kubelet unit

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/berthnode/berth/kubelet/atomicfile"
 )
 
 // State is what a bed records about itself in its run folder, so that any
@@ -50,11 +52,7 @@ func writeState(s *State) error {
 	if err != nil {
 		return fmt.Errorf("encode bed state: %w", err)
 	}
-	tmp := filepath.Join(s.RunDir, stateFile+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write bed state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(s.RunDir, stateFile)); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.RunDir, stateFile), data, 0o644); err != nil {
 		return fmt.Errorf("write bed state: %w", err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -18,9 +19,9 @@ import (
 // kernel in a network namespace of the test's own.
 type Subject struct {
 	// Exec runs the iptables binaries on the subject's rules.
-	Exec iptables.Exec
+	Exec xtables.Exec
 	// Hooks checks and inserts rules there (go-iptables for the kernel).
-	Hooks iptables.Hooks
+	Hooks xtables.Hooks
 }
 
 // RunContract runs the behaviour the iptables backend must have against the
@@ -74,6 +75,20 @@ func (c *contract) sync(t *testing.T, b *iptables.Backend, s *proxy.State, chang
 	return res
 }
 
+// refused checks that b refuses a partial sync of s with
+// proxy.ErrFullSyncRequired and leaves the rules as they are.
+func (c *contract) refused(t *testing.T, b *iptables.Backend, s *proxy.State) {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	before := c.save(t)
+	if _, err := b.Sync(ctx, s, map[string]bool{}); !errors.Is(err, proxy.ErrFullSyncRequired) {
+		t.Errorf("partial sync without a successful one before it: err = %v, want proxy.ErrFullSyncRequired", err)
+	}
+	if diff := cmp.Diff(Rules(before), Rules(c.save(t))); diff != "" {
+		t.Errorf("a refused sync changed the rules (-before +after):\n%s", diff)
+	}
+}
+
 // binary is the family's iptables binary base name.
 func (c *contract) binary() string {
 	if c.family == proxy.IPv6 {
@@ -109,20 +124,12 @@ func (c *contract) restore(t *testing.T, payload string) {
 // map to an empty list.
 func Rules(data []byte) map[string][]string {
 	out := map[string][]string{}
-	var table string
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(line, "*"):
-			table = line[1:]
-		case strings.HasPrefix(line, ":"):
-			name, _, _ := strings.Cut(line[1:], " ")
-			if out[table+" "+name] == nil {
-				out[table+" "+name] = []string{}
-			}
-		case strings.HasPrefix(line, "-A "):
-			name, rule, _ := strings.Cut(line[3:], " ")
-			out[table+" "+name] = append(out[table+" "+name], rule)
+	for table, t := range xtables.ParseRuleset(data) {
+		for _, name := range t.Chains {
+			out[string(table)+" "+name] = []string{}
+		}
+		for name, rules := range t.Rules {
+			out[string(table)+" "+name] = rules
 		}
 	}
 	return out
@@ -166,7 +173,7 @@ func (c *contract) want(t *testing.T, s *proxy.State) map[string][]string {
 	for i := len(hooks) - 1; i >= 0; i-- {
 		h := hooks[i]
 		k := string(h.Table) + " " + h.Chain
-		want[k] = append(want[k], canonical(h.Rule))
+		want[k] = append(want[k], xtables.JoinRule(h.Rule))
 	}
 	return want
 }
@@ -194,9 +201,12 @@ func (c *contract) count(t *testing.T) int {
 func testFullSync(t *testing.T, c *contract) {
 	b := c.backend(t)
 	s := ExampleState(c.family)
-	res := c.sync(t, b, s, map[string]bool{})
+	// The caller (the proxier) asks a full first sync: a partial one is
+	// refused, and changes nothing.
+	c.refused(t, b, s)
+	res := c.sync(t, b, s, nil)
 	if !res.Full {
-		t.Errorf("first sync: Full = false, want true (a first sync is always full)")
+		t.Errorf("first sync: Full = false, want true")
 	}
 	c.check(t, s)
 	if n := c.count(t); res.Rules != n {
@@ -323,8 +333,8 @@ func testRejected(t *testing.T, c *contract) {
 	smaller.Services = kept
 	_, ctx := ktesting.NewTestContext(t)
 	_, err = b.Sync(ctx, smaller, gone)
-	var re *iptables.RestoreError
-	if !errors.As(err, &re) || re.Table != iptables.TableNAT || re.Line == 0 || len(re.Context) == 0 {
+	var re *xtables.RestoreError
+	if !errors.As(err, &re) || re.Table != xtables.TableNAT || re.Line == 0 || len(re.Context) == 0 {
 		t.Fatalf("Sync removing a chain in use: err = %v, want a RestoreError of the nat table naming the line", err)
 	}
 	if !strings.Contains(strings.Join(re.Context, "\n"), "-X "+svc) {
@@ -333,9 +343,11 @@ func testRejected(t *testing.T, c *contract) {
 	if diff := cmp.Diff(Rules(before), Rules(c.save(t))); diff != "" {
 		t.Errorf("a rejected payload changed the rules (-before +after):\n%s", diff)
 	}
-	// The other program lets go: the next sync, full, converges.
+	// The other program lets go: a partial sync is refused, the full one
+	// the caller asks then converges.
 	c.restore(t, "*nat\n:FOREIGN - [0:0]\nCOMMIT\n")
-	res := c.sync(t, b, smaller, map[string]bool{})
+	c.refused(t, b, smaller)
+	res := c.sync(t, b, smaller, nil)
 	if !res.Full {
 		t.Errorf("sync after a failure: Full = false, want true")
 	}
@@ -348,6 +360,6 @@ func testRestart(t *testing.T, c *contract) {
 	// A new berth, with fewer services, finds the old chains and deletes
 	// the ones it does not need.
 	s.Services = s.Services[:2]
-	c.sync(t, c.backend(t), s, map[string]bool{})
+	c.sync(t, c.backend(t), s, nil)
 	c.check(t, s)
 }

@@ -13,7 +13,7 @@ import (
 
 	"k8s.io/utils/clock"
 
-	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -33,9 +33,9 @@ type FakeConfig struct {
 	LocalAddrs []netip.Addr
 }
 
-// Fake is an iptables that keeps its rules in memory: an iptables.Exec for
+// Fake is an iptables that keeps its rules in memory: an xtables.Exec for
 // iptables[-nft|-legacy][-restore|-save] and "iptables --version", an
-// iptables.Hooks (per family, see Hooks), and a packet tracer over the rules
+// xtables.Hooks (per family, see Hooks), and a packet tracer over the rules
 // (Trace). It parses what it is given as strictly as iptables-restore and
 // rejects what it does not model, so that a payload it accepts is one the
 // kernel takes too.
@@ -52,7 +52,7 @@ type Fake struct {
 	restores int
 }
 
-var _ iptables.Exec = (*Fake)(nil)
+var _ xtables.Exec = (*Fake)(nil)
 
 // NewFake returns a Fake with empty filter and nat tables in both families.
 func NewFake(cfg FakeConfig) *Fake {
@@ -77,7 +77,7 @@ func (f *Fake) mode() (version, binary string) {
 	return "nf_tables", "nft"
 }
 
-// Run implements iptables.Exec.
+// Run implements xtables.Exec.
 func (f *Fake) Run(_ context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -165,11 +165,11 @@ func (f *Fake) save(family int, tables []string) []byte {
 }
 
 func exitError(name string, args []string, code int, stderr string) error {
-	return &iptables.ExitError{Command: strings.Join(append([]string{name}, args...), " "), Code: code, Stderr: stderr}
+	return &xtables.ExitError{Command: strings.Join(append([]string{name}, args...), " "), Code: code, Stderr: stderr}
 }
 
 // Save returns what iptables-save -t table prints for the family.
-func (f *Fake) Save(family proxy.Family, table iptables.Table) []byte {
+func (f *Fake) Save(family proxy.Family, table xtables.Table) []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.sets[int(family)].tables[string(table)] == nil {
@@ -185,9 +185,9 @@ func (f *Fake) Restores() int {
 	return f.restores
 }
 
-// Hooks returns the family's iptables.Hooks: what go-iptables does with
+// Hooks returns the family's xtables.Hooks: what go-iptables does with
 // "iptables -C" and "iptables -I", on the fake's rules.
-func (f *Fake) Hooks(family proxy.Family) iptables.Hooks {
+func (f *Fake) Hooks(family proxy.Family) xtables.Hooks {
 	return fakeHooks{f: f, family: int(family)}
 }
 
@@ -196,7 +196,7 @@ type fakeHooks struct {
 	family int
 }
 
-// Exists implements iptables.Hooks.
+// Exists implements xtables.Hooks.
 func (h fakeHooks) Exists(table, chain string, rulespec ...string) (bool, error) {
 	h.f.mu.Lock()
 	defer h.f.mu.Unlock()
@@ -204,7 +204,7 @@ func (h fakeHooks) Exists(table, chain string, rulespec ...string) (bool, error)
 	if t == nil || t.chains[chain] == nil {
 		return false, fmt.Errorf("fake iptables -C: no chain %s in table %s", chain, table)
 	}
-	text := canonical(rulespec)
+	text := xtables.JoinRule(rulespec)
 	for _, r := range t.chains[chain].rules {
 		if r.Text == text {
 			return true, nil
@@ -213,7 +213,7 @@ func (h fakeHooks) Exists(table, chain string, rulespec ...string) (bool, error)
 	return false, nil
 }
 
-// Insert implements iptables.Hooks.
+// Insert implements xtables.Hooks.
 func (h fakeHooks) Insert(table, chain string, pos int, rulespec ...string) error {
 	h.f.mu.Lock()
 	defer h.f.mu.Unlock()

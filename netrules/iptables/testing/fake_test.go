@@ -11,9 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/berthnode/berth/netrules/iptables"
-
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -56,13 +55,13 @@ func TestFakeRejects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := iptablestesting.NewFake(iptablestesting.FakeConfig{})
-			before := f.Save(proxy.IPv4, iptables.TableNAT)
+			before := f.Save(proxy.IPv4, xtables.TableNAT)
 			err := restore(t, f, "iptables-restore", tc.payload)
-			var ee *iptables.ExitError
+			var ee *xtables.ExitError
 			if !errors.As(err, &ee) || !strings.Contains(ee.Stderr, fmt.Sprintf("Error occurred at line: %d", tc.line)) {
 				t.Fatalf("restore: %v, want an ExitError at line %d", err, tc.line)
 			}
-			if diff := cmp.Diff(string(before), string(f.Save(proxy.IPv4, iptables.TableNAT))); diff != "" {
+			if diff := cmp.Diff(string(before), string(f.Save(proxy.IPv4, xtables.TableNAT))); diff != "" {
 				t.Errorf("a rejected restore changed nat (-before +after):\n%s", diff)
 			}
 		})
@@ -80,7 +79,7 @@ func TestFakeRestoreSemantics(t *testing.T) {
 	must("*nat\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -m comment --comment \"ns/x:y\" -j RETURN\n-A PREROUTING -j A\nCOMMIT\n")
 	// --noflush: the declared chain is flushed, the others kept.
 	must("*nat\n:B - [0:0]\n-A B -m comment --comment plain -j RETURN\nCOMMIT\n")
-	got := iptablestesting.Rules(f.Save(proxy.IPv4, iptables.TableNAT))
+	got := iptablestesting.Rules(f.Save(proxy.IPv4, xtables.TableNAT))
 	want := map[string][]string{
 		"nat PREROUTING": {"-j A"}, "nat INPUT": {}, "nat OUTPUT": {}, "nat POSTROUTING": {},
 		"nat A": {"-j B"}, "nat B": {"-m comment --comment plain -j RETURN"},
@@ -90,7 +89,7 @@ func TestFakeRestoreSemantics(t *testing.T) {
 	}
 	// Without --noflush the table is replaced.
 	must("*nat\n:C - [0:0]\nCOMMIT\n", "--wait")
-	got = iptablestesting.Rules(f.Save(proxy.IPv4, iptables.TableNAT))
+	got = iptablestesting.Rules(f.Save(proxy.IPv4, xtables.TableNAT))
 	want = map[string][]string{"nat PREROUTING": {}, "nat INPUT": {}, "nat OUTPUT": {}, "nat POSTROUTING": {}, "nat C": {}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("after a flushing restore (-want +got):\n%s", diff)

@@ -7,60 +7,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 )
 
 // errSyntax is a rule or line the fake cannot parse: what iptables-restore
 // would reject, or what the fake does not model (it says which).
 var errSyntax = errors.New("bad rule")
-
-// tokenize splits a restore line into arguments the way iptables-restore
-// does: on blanks, with double quotes grouping and backslash escaping quotes
-// and backslashes inside them.
-func tokenize(line string) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	inQuote, have := false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case inQuote && c == '\\' && i+1 < len(line) && strings.IndexByte(`"\'`, line[i+1]) >= 0:
-			i++
-			cur.WriteByte(line[i])
-		case c == '"':
-			inQuote, have = !inQuote, true
-		case !inQuote && (c == ' ' || c == '\t'):
-			if have {
-				out = append(out, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteByte(c)
-			have = true
-		}
-	}
-	if inQuote {
-		return nil, fmt.Errorf("%w: unterminated quote", errSyntax)
-	}
-	if have {
-		out = append(out, cur.String())
-	}
-	return out, nil
-}
-
-// canonical joins rule arguments back into a line, quoting comments as
-// iptables-save does.
-func canonical(args []string) string {
-	parts := make([]string, len(args))
-	for i, a := range args {
-		if i > 0 && args[i-1] == "--comment" {
-			a = iptables.QuoteComment(a)
-		}
-		parts[i] = a
-	}
-	return strings.Join(parts, " ")
-}
 
 // matcher tells whether a packet matches one part of a rule.
 type matcher func(p *packetState) bool
@@ -92,7 +44,7 @@ type ruleParser struct {
 
 // parseRule parses the arguments after "-A CHAIN".
 func parseRule(f *Fake, family int, table string, args []string) (*parsedRule, error) {
-	r := &parsedRule{args: args, Text: canonical(args)}
+	r := &parsedRule{args: args, Text: xtables.JoinRule(args)}
 	p := &ruleParser{args: args, family: family, table: table, rule: r, fake: f}
 	for p.i < len(args) {
 		if err := p.next(); err != nil {

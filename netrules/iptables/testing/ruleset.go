@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/berthnode/berth/netrules/xtables"
 )
 
 // builtinChains are each table's built-in chains, in iptables-save's order.
@@ -131,33 +133,33 @@ func (e *restoreError) Error() string {
 // are flushed; without, the whole table is replaced.
 func (rs *ruleset) restore(f *Fake, input []byte, noflush bool) error {
 	var cur *table
+	var p xtables.Parser
 	lines := strings.Split(string(input), "\n")
-	for i, line := range lines {
-		n := i + 1
-		line = strings.TrimSpace(line)
+	for i, text := range lines {
+		l := p.Parse(text)
 		var err error
 		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, "*"):
+		case l.Kind == xtables.LineOther:
+		case l.Kind == xtables.LineTable:
 			if cur != nil {
 				err = fmt.Errorf("table %s not committed", cur.name)
 				break
 			}
-			cur, err = rs.begin(strings.TrimSpace(line[1:]), noflush)
+			cur, err = rs.begin(string(l.Table), noflush)
 		case cur == nil:
-			err = fmt.Errorf("%q outside a table", line)
-		case line == "COMMIT":
+			err = fmt.Errorf("%q outside a table", strings.TrimSpace(text))
+		case l.Kind == xtables.LineCommit:
 			if err = cur.checkJumps(); err == nil {
 				rs.commit(f, cur)
 				cur = nil
 			}
-		case strings.HasPrefix(line, ":"):
-			err = declare(cur, line[1:])
+		case l.Kind == xtables.LineChain:
+			err = declare(cur, l)
 		default:
-			err = rs.command(f, cur, line)
+			err = rs.command(f, cur, l)
 		}
 		if err != nil {
-			return &restoreError{line: n, err: err}
+			return &restoreError{line: i + 1, err: err}
 		}
 	}
 	if cur != nil {
@@ -196,12 +198,11 @@ func (rs *ruleset) commit(f *Fake, t *table) {
 
 // declare handles ":NAME POLICY [counters]": creates or flushes a user
 // chain, or sets a built-in chain's policy.
-func declare(t *table, decl string) error {
-	fields := strings.Fields(decl)
-	if len(fields) < 2 {
-		return fmt.Errorf("%w: bad chain declaration %q", errSyntax, decl)
+func declare(t *table, l xtables.Line) error {
+	if l.Chain == "" || l.Policy == "" {
+		return fmt.Errorf("%w: bad chain declaration %q", errSyntax, strings.TrimSpace(l.Chain+" "+l.Policy))
 	}
-	name, policy := fields[0], fields[1]
+	name, policy := l.Chain, l.Policy
 	if ch, ok := t.chains[name]; ok && ch.builtin {
 		if policy != "-" {
 			ch.policy = policy
@@ -226,15 +227,15 @@ func checkChainName(name string) error {
 }
 
 // command runs one -A, -I, -D, -F, -N or -X line.
-func (rs *ruleset) command(f *Fake, t *table, line string) error {
-	args, err := tokenize(line)
+func (rs *ruleset) command(f *Fake, t *table, l xtables.Line) error {
+	rest, err := xtables.Split(l.Rule)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errSyntax, err)
 	}
-	if len(args) < 2 {
-		return fmt.Errorf("%w: bad command %q", errSyntax, line)
+	if l.Chain == "" {
+		return fmt.Errorf("%w: bad command %q", errSyntax, l.Command)
 	}
-	cmd, name, rest := args[0], args[1], args[2:]
+	cmd, name := l.Command, l.Chain
 	ch := t.chains[name]
 	if ch == nil && cmd != "-N" {
 		return fmt.Errorf("chain '%s' does not exist", name)
@@ -243,7 +244,7 @@ func (rs *ruleset) command(f *Fake, t *table, line string) error {
 	case "-A", "--append", "-I", "--insert":
 		return rs.insert(f, t, ch, cmd, rest)
 	case "-D", "--delete":
-		text := canonical(rest)
+		text := xtables.JoinRule(rest)
 		for i, r := range ch.rules {
 			if r.Text == text {
 				ch.rules = slices.Delete(ch.rules, i, i+1)

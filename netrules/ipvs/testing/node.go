@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/klog/v2/ktesting"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/berthnode/berth/netrules/iptables"
@@ -113,4 +114,16 @@ func ExampleVIPs(f proxy.Family) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// SyncOK syncs s into b (changed: see proxy.Backend) and fails the test
+// when the sync fails.
+func SyncOK(t testing.TB, b *ipvs.Backend, s *proxy.State, changed map[string]bool) proxy.SyncResult {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	res, err := b.Sync(ctx, s, changed)
+	if err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	return res
 }

@@ -5,9 +5,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
+	"github.com/berthnode/berth/netrules/xtables"
 )
 
 // TraceResult is what happened to a traced packet.
@@ -68,10 +68,14 @@ func (n *Node) hairpin(pkt iptablestesting.Packet, real netip.AddrPort) bool {
 	}
 	host := real.Addr().String() + bits
 	proto := strings.ToLower(string(pkt.Proto))
-	want := "-A " + ipvs.ChainPostrouting + " -s " + host + " -d " + host + " -p " + proto + " "
-	for line := range strings.Lines(string(n.IPTables.Save(n.Family, iptables.TableNAT))) {
-		if strings.HasPrefix(line, want) && strings.Contains(line, "--dport "+itoa(real.Port())+" ") &&
-			strings.HasSuffix(strings.TrimSpace(line), "-j MASQUERADE") {
+	rules := xtables.ParseRuleset(n.IPTables.Save(n.Family, xtables.TableNAT))
+	for _, rule := range rules.Rules(xtables.TableNAT, ipvs.ChainPostrouting) {
+		args, err := xtables.Split(rule)
+		if err != nil {
+			continue
+		}
+		o := xtables.Options(args)
+		if o["-s"] == host && o["-d"] == host && o["-p"] == proto && o["--dport"] == itoa(real.Port()) && o["-j"] == "MASQUERADE" {
 			return true
 		}
 	}

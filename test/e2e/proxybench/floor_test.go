@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 )
 
 // scratchNetns is a network namespace of the benchmark's own, outside the
@@ -102,7 +103,7 @@ type restoreRun struct {
 
 // restore applies each table's data with `restore --noflush --wait`, as
 // berth's backend does.
-func restore(ctx context.Context, n *scratchNetns, binary string, tables []iptables.TableData) (restoreRun, error) {
+func restore(ctx context.Context, n *scratchNetns, binary string, tables []xtables.TableData) (restoreRun, error) {
 	var r restoreRun
 	for _, t := range tables {
 		start := time.Now()
@@ -177,7 +178,7 @@ func measureFloor(ctx context.Context, bins iptablesBinaries, p *payloads) (floo
 	slices.SortFunc(flips, func(a, b restoreRun) int { return cmp.Compare(a.wall, b.wall) })
 	f.partial = flips[len(flips)/2]
 	start := time.Now()
-	out, _, err := n.run(ctx, nil, bins.save, "-t", string(iptables.TableNAT))
+	out, _, err := n.run(ctx, nil, bins.save, "-t", string(xtables.TableNAT))
 	f.saveNAT = time.Since(start)
 	if err != nil {
 		return f, fmt.Errorf("%s floor: %w", bins.name, err)
@@ -192,7 +193,7 @@ func measureFloor(ctx context.Context, bins iptablesBinaries, p *payloads) (floo
 // backend does after its first sync.
 func hookPayload() []byte {
 	var b strings.Builder
-	for _, table := range []iptables.Table{iptables.TableFilter, iptables.TableNAT} {
+	for _, table := range []xtables.Table{xtables.TableFilter, xtables.TableNAT} {
 		fmt.Fprintf(&b, "*%s\n", table)
 		for _, h := range iptables.HookRules() {
 			if h.Table != table {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 	proxyconfig "github.com/berthnode/berth/proxy/config"
 )
@@ -177,7 +178,7 @@ func buildPayloads(view proxyView, c *cluster, ns string, flipIndex int) (*paylo
 	p := &payloads{full: full, flip: flip, rules: ruleCount(&full), serviceChains: map[string]string{}}
 	for _, t := range full.Tables {
 		p.endpointChains += countEndpointChains(t.Data)
-		if t.Table == iptables.TableNAT {
+		if t.Table == xtables.TableNAT {
 			p.serviceChains = serviceChains(t.Data)
 		}
 	}

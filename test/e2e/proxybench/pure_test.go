@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berthnode/berth/netrules/iptables"
+	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
 )
 
@@ -163,7 +164,7 @@ func TestBuildPayloads(t *testing.T) {
 	if want := p.full.TopRules + 3*perService; p.rules != want {
 		t.Errorf("rules = %d, want %d", p.rules, want)
 	}
-	flip := string(tableData(p.flip, iptables.TableNAT))
+	flip := string(tableData(p.flip, xtables.TableNAT))
 	if want := flipIP(0).String() + ":8080"; !strings.Contains(flip, want) {
 		t.Errorf("the partial payload does not send to %s:\n%s", want, flip)
 	}
@@ -187,7 +188,7 @@ func TestBuildPayloadsWithoutTheSlice(t *testing.T) {
 	}
 }
 
-func tableData(p iptables.Payload, table iptables.Table) []byte {
+func tableData(p iptables.Payload, table xtables.Table) []byte {
 	for _, t := range p.Tables {
 		if t.Table == table {
 			return t.Data
