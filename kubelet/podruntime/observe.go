@@ -12,7 +12,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/berthnode/berth/cri"
-	"github.com/berthnode/berth/kubelet/relist"
 )
 
 // Labels and annotations berth puts on sandboxes and containers. They are the
@@ -100,26 +99,6 @@ func (c *ContainerState) Running() bool {
 
 // Exited tells whether the container ran and stopped.
 func (c *ContainerState) Exited() bool { return c.State == runtimeapi.ContainerState_CONTAINER_EXITED }
-
-// Fingerprint sums up the observed sandboxes and containers and their
-// states as the relist sums up what it lists of the pod: the relist wakes
-// the pod's worker only when what it lists differs from what the worker's
-// sync ended with (the sandbox and containers the sync itself started cost
-// no second sync).
-func (r *PodState) Fingerprint() string {
-	var f relist.Fingerprint
-	for _, s := range r.Sandboxes {
-		state := runtimeapi.PodSandboxState_SANDBOX_NOTREADY
-		if s.Ready {
-			state = runtimeapi.PodSandboxState_SANDBOX_READY
-		}
-		f.Sandbox(s.ID, state)
-	}
-	for _, c := range r.Containers {
-		f.Container(c.ID, c.State)
-	}
-	return f.String()
-}
 
 // NewestSandbox returns the pod's newest sandbox or nil.
 func (r *PodState) NewestSandbox() *SandboxState {

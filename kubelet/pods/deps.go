@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	internalapi "k8s.io/cri-api/pkg/apis"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/berthnode/berth/kubelet/podruntime"
 	"github.com/berthnode/berth/kubelet/prober"
-	"github.com/berthnode/berth/kubelet/relist"
 	"github.com/berthnode/berth/kubelet/resize"
 )
 
@@ -28,9 +28,6 @@ type workerDeps struct {
 	client kubernetes.Interface
 	// cri observes the pods' sandboxes and containers and resizes them.
 	cri internalapi.RuntimeService
-	// relister is the node's relist: a new pod's first sync asks it
-	// whether the runtime held anything of the pod (see observeSync).
-	relister *relist.Relister
 	// runner does the pods' work on the runtime; probing is the probe
 	// workers' shared configuration.
 	runner  *podruntime.Runner
@@ -54,6 +51,9 @@ type workerDeps struct {
 	runtimeName *runtimeName
 	// observeStart records a pod's time from first seen to running.
 	observeStart func(seconds float64)
+	// relisted tells whether the last relist found the pod with uid, and
+	// whether the runtime has been listed at all.
+	relisted func(uid types.UID) (found, listed bool)
 }
 
 // podFiles are where the pods' files and cgroups live on the node.
@@ -130,7 +130,6 @@ func (m *Manager) newWorkerDeps(runner *podruntime.Runner) *workerDeps {
 		nodeName:      m.cfg.NodeName,
 		client:        m.cfg.Client,
 		cri:           m.cfg.Runtime,
-		relister:      m.relister,
 		runner:        runner,
 		probing:       &m.probing,
 		volumes:       m.cfg.Volumes,
@@ -146,5 +145,6 @@ func (m *Manager) newWorkerDeps(runner *podruntime.Runner) *workerDeps {
 		hostIPs:      m.hostIPs,
 		runtimeName:  &runtimeName{cri: m.cfg.Runtime},
 		observeStart: func(s float64) { m.metrics.startDuration.Observe(s) },
+		relisted:     m.relister.Found,
 	}
 }

@@ -30,7 +30,7 @@
 //     relist did not find starts its first sync without listing the
 //     runtime.
 //   - The informer's update that only brings back one of a worker's own
-//     last two status patches does not wake it (echo.go); its next status
+//     last two status patches does not wake it (sent.go); its next status
 //     is computed against the newest the server holds (the last patch's
 //     answer until its echo comes).
 //   - A worker observes the pod's runtime state, asks the pure

@@ -258,7 +258,7 @@ func (m *Manager) podChanged(obj any) {
 	case known && !w.static:
 		prev := w.pod
 		w.pod, w.removed = pod, false
-		if !w.echoes.update(prev, pod) {
+		if !w.sent.echo(prev, pod) {
 			w.wakeUp()
 		}
 	case known:

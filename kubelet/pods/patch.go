@@ -49,31 +49,6 @@ func (w *podWorker) publish(ctx context.Context, pod *v1.Pod, rt *podruntime.Pod
 	return w.sendStatus(ctx, pod, st)
 }
 
-// withNewestStatus returns pod with the newest status the server is known
-// to hold: the answer to the worker's last status patch while the informer
-// has not brought that patch back (for at most resendAfter), else the
-// informer's newest copy; a background publish may have been sent since
-// the sync took pod. The watch brings updates in order, so until the echo
-// of a patch, its answer is the newest. A status computed and patched
-// against an older one would leave fields the server has and the new
-// status lacks (a condition's reason), and a third patch would follow to
-// remove them.
-func (w *podWorker) withNewestStatus(pod *v1.Pod) *v1.Pod {
-	if w.static {
-		return pod
-	}
-	newest := w.echoes.newest(w.clock.Now(), resendAfter)
-	if newest == nil {
-		newest = w.host.podOf(w)
-	}
-	if newest == nil || newest.UID != pod.UID || newest == pod {
-		return pod
-	}
-	out := *pod
-	out.Status = newest.Status
-	return &out
-}
-
 // backgroundPublishDelay is how long a new pod's first status waits before
 // it is sent: a pod that starts sooner goes from Pending to Running with
 // one patch, and a burst of pods does not spend the API rate limit on
@@ -115,14 +90,15 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 }
 
 // publishNow sends the status publishInBackground holds back without
-// waiting any longer: the sync failed before the pod could start, and the
-// pod shows why it waits (ContainerCreating) at once, as under the
-// kubelet.
+// waiting any longer, and returns once it is sent: the sync failed before
+// the pod could start, and the pod shows why it waits (ContainerCreating)
+// at once, as under the kubelet.
 func (w *podWorker) publishNow() {
 	if w.hurry != nil {
 		close(w.hurry)
 		w.hurry = nil
 	}
+	w.pending.Wait()
 }
 
 // podStatus computes the status to publish.
@@ -202,7 +178,7 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 	klog.FromContext(ctx).V(3).Info("Patched pod status", "phase", st.Phase, "patch", string(patch))
 	w.state.lastSent, w.state.lastSentAt = patch, w.clock.Now()
 	if !w.static {
-		w.echoes.record(st, patched, w.clock.Now())
+		w.sent.record(st, patched, w.clock.Now())
 	}
 	return nil
 }

@@ -74,12 +74,11 @@ type podWorker struct {
 	// hurry, closed by publishNow, makes the background publish send
 	// without waiting. The worker's goroutine owns it.
 	hurry chan struct{}
-	// echoes are the worker's last status patches, whose echoes from the
-	// informer do not wake it (echo.go).
-	echoes patchEchoes
-	// watch is what the worker observed of the runtime against what the
-	// relist finds (relist.go).
-	watch runtimeWatch
+	// sent is the status last patched (see sentStatus).
+	sent sentStatus
+	// seen is what the worker saw of its pod's runtime state (see
+	// runtimeSeen).
+	seen runtimeSeen
 }
 
 // workerState is what a worker remembers between syncs of its pod.
@@ -158,9 +157,9 @@ func (w *podWorker) loop(ctx context.Context) {
 			return
 		case <-w.wake:
 		}
-		w.watch.beginSync()
+		w.seen.begin()
 		next, done := w.safeSync(ctx)
-		if w.watch.endSync() {
+		if w.seen.end() {
 			w.wakeUp()
 		}
 		if ctx.Err() != nil {
@@ -271,20 +270,6 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 	return w.syncFrequency, false
 }
 
-// observeSync observes what the runtime holds of the pod at the start of
-// a sync. At a worker's first sync that is nothing when the last relist
-// found nothing of the pod: only this worker starts sandboxes for its pod,
-// and what a berth before this one left was listed by that relist. A new
-// pod then costs no list of its sandboxes and containers to find none.
-func (w *podWorker) observeSync(ctx context.Context) (*podruntime.PodState, error) {
-	first := !w.state.synced
-	w.state.synced = true
-	if first && !w.static && w.relister.HeldNothing(w.uid) {
-		return &podruntime.PodState{}, nil
-	}
-	return podruntime.Observe(ctx, w.cri, w.uid)
-}
-
 // runPod runs a pod that is neither finished nor being deleted: volumes,
 // then rounds of computePodActions until nothing is left to do right now.
 func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodState) (time.Duration, error) {
@@ -304,8 +289,9 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 	}
 	mounts, err := w.volumes.Setup(ctx, pod)
 	if err != nil {
-		w.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
+		// The status first: who sees the event sees why the pod waits.
 		w.publishNow()
+		w.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
 		return 0, fmt.Errorf("set up volumes: %w", err)
 	}
 	trace.mark("volumes")
@@ -336,7 +322,7 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 		w.probes.Sync(ctx, pod, rt, w.podIP(pod, rt))
 	}
 	w.noteResizeProgress(pod, rt)
-	w.watch.observe(rt.Fingerprint())
+	w.seen.observed(rt)
 	if err := w.publish(ctx, pod, rt); err != nil {
 		return 0, err
 	}

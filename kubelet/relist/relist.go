@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,12 +55,11 @@ type Result struct {
 	// Listed are the pods the runtime holds, each with whether its
 	// sandboxes or containers changed since the previous relist.
 	Listed map[types.UID]bool
-	// Prints are the listed pods' fingerprints: a worker that observed
-	// its pod since the previous relist compares with its own. The map
-	// must not be changed.
-	Prints map[types.UID]string
 	// Gone are the pods the previous relist found and this one did not.
 	Gone []types.UID
+	// Prints are the listed pods' fingerprints (see Fingerprint), to
+	// compare with what a pod's worker observed itself.
+	Prints map[types.UID]string
 	// Time is when the runtime was listed.
 	Time time.Time
 }
@@ -86,6 +87,15 @@ func (r *Relister) Relist(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
+// Found tells whether the last relist found the pod with uid; listed
+// whether the runtime has been listed at all.
+func (r *Relister) Found(uid types.UID) (found, listed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, found = r.fingerprints[uid]
+	return found, !r.last.IsZero()
+}
+
 // Healthy returns nil while the runtime was listed within Threshold.
 func (r *Relister) Healthy() error {
 	r.mu.Lock()
@@ -97,21 +107,6 @@ func (r *Relister) Healthy() error {
 		return fmt.Errorf("last runtime relist %s ago (threshold %s)", age.Round(time.Second), Threshold)
 	}
 	return nil
-}
-
-// HeldNothing tells whether the runtime has been listed and the last list
-// found nothing of the pod with uid. A new pod's worker then knows, without
-// a list of its own, that the runtime holds nothing of the pod yet: only
-// that worker starts the pod's sandboxes, and what a berth before this one
-// left was in that list.
-func (r *Relister) HeldNothing(uid types.UID) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last.IsZero() {
-		return false
-	}
-	_, listed := r.fingerprints[uid]
-	return !listed
 }
 
 // RunningPods is the number of pods with a ready sandbox at the last relist.
@@ -141,20 +136,14 @@ func (r *Relister) list(ctx context.Context) (map[types.UID]string, int, map[str
 		return nil, 0, nil, fmt.Errorf("list containers: %w", err)
 	}
 	states := map[string]int{}
-	prints := map[types.UID]*Fingerprint{}
-	printOf := func(uid types.UID) *Fingerprint {
-		if prints[uid] == nil {
-			prints[uid] = &Fingerprint{}
-		}
-		return prints[uid]
-	}
+	parts := map[types.UID][]string{}
 	ready := map[types.UID]bool{}
 	for _, s := range sandboxes {
 		uid := types.UID(s.Labels[cri.LabelPodUID])
 		if uid == "" {
 			continue
 		}
-		printOf(uid).Sandbox(s.Id, s.State)
+		parts[uid] = append(parts[uid], SandboxPart(s.Id, s.State))
 		if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 			ready[uid] = true
 		}
@@ -165,11 +154,29 @@ func (r *Relister) list(ctx context.Context) (map[types.UID]string, int, map[str
 			continue
 		}
 		states[cri.ContainerStateName(c.State)]++
-		printOf(uid).Container(c.Id, c.State)
+		parts[uid] = append(parts[uid], ContainerPart(c.Id, c.State))
 	}
-	out := make(map[types.UID]string, len(prints))
-	for uid, f := range prints {
-		out[uid] = f.String()
+	out := make(map[types.UID]string, len(parts))
+	for uid, p := range parts {
+		out[uid] = Fingerprint(p)
 	}
 	return out, len(ready), states, nil
+}
+
+// SandboxPart and ContainerPart are the parts of a pod's fingerprint, one
+// per sandbox and container: its ID and state.
+func SandboxPart(id string, state runtimeapi.PodSandboxState) string {
+	return "s:" + id + ":" + state.String()
+}
+
+// ContainerPart is a container's part of a pod's fingerprint.
+func ContainerPart(id string, state runtimeapi.ContainerState) string {
+	return "c:" + id + ":" + state.String()
+}
+
+// Fingerprint sums up a pod's sandboxes and containers and their states
+// from their parts, in any order: it changes when any of them does.
+func Fingerprint(parts []string) string {
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
 }

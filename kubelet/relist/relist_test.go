@@ -84,15 +84,15 @@ func TestRelist(t *testing.T) {
 	}
 }
 
-// TestHeldNothingAndPrints: before the first relist nothing is known of any
-// pod; after it, a pod is held when it was listed, and its fingerprint is
-// the one the relist result gives.
-func TestHeldNothingAndPrints(t *testing.T) {
+// TestFoundAndPrints: before the first relist nothing is known of any pod;
+// after it, a pod is found when it was listed, and its fingerprint is the
+// one the relist result gives.
+func TestFoundAndPrints(t *testing.T) {
 	ctx := context.Background()
 	rt := critest.NewFakeRuntimeService()
 	r := New(rt, testingclock.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)))
-	if r.HeldNothing("u1") {
-		t.Error("HeldNothing before any relist = true, want false")
+	if _, listed := r.Found("u1"); listed {
+		t.Error("listed before any relist")
 	}
 	sbCfg := &runtimeapi.PodSandboxConfig{
 		Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Uid: "u1", Namespace: "ns"},
@@ -106,12 +106,13 @@ func TestHeldNothingAndPrints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.HeldNothing("u1") || !r.HeldNothing("u2") {
-		t.Errorf("HeldNothing u1 %v, u2 %v; want false, true", r.HeldNothing("u1"), r.HeldNothing("u2"))
+	found1, listed := r.Found("u1")
+	found2, _ := r.Found("u2")
+	if !listed || !found1 || found2 {
+		t.Errorf("listed %v, found u1 %v, u2 %v; want true, true, false", listed, found1, found2)
 	}
-	var want Fingerprint
-	want.Sandbox(sb, runtimeapi.PodSandboxState_SANDBOX_READY)
-	if got := res.Prints["u1"]; got != want.String() {
-		t.Errorf("print of u1 %q, want %q", got, want.String())
+	want := Fingerprint([]string{SandboxPart(sb, runtimeapi.PodSandboxState_SANDBOX_READY)})
+	if got := res.Prints["u1"]; got != want {
+		t.Errorf("print of u1 %q, want %q", got, want)
 	}
 }
