@@ -23,8 +23,16 @@
 //     of a static pod starts once the old one has stopped.
 //   - Every second the relister (kubelet/relist) lists sandboxes and
 //     containers from CRI; the manager wakes the worker of every pod whose
-//     runtime state changed (a container exited), and of every pod whose
-//     retry or back-off time came.
+//     runtime state changed (a container exited) to a state the worker has
+//     not observed itself (not for the sandbox its own sync just started;
+//     a change found during a sync waits for the sync's end), and of every
+//     pod whose retry or back-off time came. A new pod whose UID the last
+//     relist did not find starts its first sync without listing the
+//     runtime.
+//   - The informer's update that only brings back one of a worker's own
+//     last two status patches does not wake it (sent.go); its next status
+//     is computed against the newest the server holds (the last patch's
+//     answer until its echo comes).
 //   - A worker observes the pod's runtime state, asks the pure
 //     podruntime.ComputePodActions what to do (create the sandbox, start the
 //     next init container, start or kill containers, stop the pod), has its

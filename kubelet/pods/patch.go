@@ -90,14 +90,15 @@ func (w *podWorker) publishInBackground(ctx context.Context, pod *v1.Pod, rt *po
 }
 
 // publishNow sends the status publishInBackground holds back without
-// waiting any longer: the sync failed before the pod could start, and the
-// pod shows why it waits (ContainerCreating) at once, as under the
-// kubelet.
+// waiting any longer, and returns once it is sent: the sync failed before
+// the pod could start, and the pod shows why it waits (ContainerCreating)
+// at once, as under the kubelet.
 func (w *podWorker) publishNow() {
 	if w.hurry != nil {
 		close(w.hurry)
 		w.hurry = nil
 	}
+	w.pending.Wait()
 }
 
 // podStatus computes the status to publish.

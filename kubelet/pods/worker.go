@@ -289,8 +289,9 @@ func (w *podWorker) runPod(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 	}
 	mounts, err := w.volumes.Setup(ctx, pod)
 	if err != nil {
-		w.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
+		// The status first: who sees the event sees why the pod waits.
 		w.publishNow()
+		w.recorder.Eventf(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed: %v", err)
 		return 0, fmt.Errorf("set up volumes: %w", err)
 	}
 	trace.mark("volumes")

@@ -83,3 +83,36 @@ func TestRelist(t *testing.T) {
 		t.Error("healthy after a stale relist")
 	}
 }
+
+// TestFoundAndPrints: before the first relist nothing is known of any pod;
+// after it, a pod is found when it was listed, and its fingerprint is the
+// one the relist result gives.
+func TestFoundAndPrints(t *testing.T) {
+	ctx := context.Background()
+	rt := critest.NewFakeRuntimeService()
+	r := New(rt, testingclock.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)))
+	if _, listed := r.Found("u1"); listed {
+		t.Error("listed before any relist")
+	}
+	sbCfg := &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Uid: "u1", Namespace: "ns"},
+		Labels:   map[string]string{cri.LabelPodUID: "u1"},
+	}
+	sb, err := rt.RunPodSandbox(ctx, sbCfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Relist(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found1, listed := r.Found("u1")
+	found2, _ := r.Found("u2")
+	if !listed || !found1 || found2 {
+		t.Errorf("listed %v, found u1 %v, u2 %v; want true, true, false", listed, found1, found2)
+	}
+	want := Fingerprint([]string{SandboxPart(sb, runtimeapi.PodSandboxState_SANDBOX_READY)})
+	if got := res.Prints["u1"]; got != want {
+		t.Errorf("print of u1 %q, want %q", got, want)
+	}
+}
