@@ -73,7 +73,8 @@ func isCritical(pod *v1.Pod) bool {
 
 // stopForShutdown stops the worker's pod within grace and publishes it
 // Failed. It runs beside the worker's goroutine, which starts nothing
-// while the node shuts down.
+// while the node shuts down; it takes the worker's turn only to compute
+// and send the status, so a sync in progress never delays the stop.
 func (w *podWorker) stopForShutdown(ctx context.Context, grace time.Duration) error {
 	pod := w.host.podOf(w)
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KObj(pod))
@@ -89,6 +90,12 @@ func (w *podWorker) stopForShutdown(ctx context.Context, grace time.Duration) er
 	if rt, err = podruntime.Observe(ctx, w.cri, w.uid); err != nil {
 		return err
 	}
+	// The status is the worker's state's to compute: wait for its sync to
+	// end, if one runs.
+	if err := w.takeTurn(ctx); err != nil {
+		return err
+	}
+	defer w.endTurn()
 	st := w.podStatus(ctx, pod, rt)
 	st.Phase, st.Reason, st.Message = v1.PodFailed, shutdownReason, shutdownMessage
 	w.pending.Wait()

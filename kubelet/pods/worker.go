@@ -25,8 +25,8 @@ const (
 
 // podWorker serializes the work on one pod. The node's dependencies, host,
 // uid, wake and static are fixed when it is made; the fields from pod to
-// terminated are guarded by Manager.mu; state belongs to the worker's
-// goroutine.
+// terminated are guarded by Manager.mu; state belongs to whoever holds
+// the turn: the worker's goroutine during a sync, or a node shutdown's stop.
 type podWorker struct {
 	*workerDeps
 	// host is the manager, for what only the one that sees every pod
@@ -34,6 +34,9 @@ type podWorker struct {
 	host workerHost
 	uid  types.UID
 	wake chan struct{}
+	// turn is held (one token) by the sync running or by a node
+	// shutdown's stop (stopForShutdown) while it reads and writes state.
+	turn chan struct{}
 	// static tells that the pod comes from the static pod source; the API
 	// shows it as a mirror pod.
 	static bool
@@ -126,6 +129,7 @@ func newPodWorker(m *Manager, uid types.UID, static bool) *podWorker {
 		uid:        uid,
 		static:     static,
 		wake:       make(chan struct{}, 1),
+		turn:       make(chan struct{}, 1),
 		state: &workerState{
 			messages: map[string]string{},
 			seen:     m.deps.clock.Now(),
@@ -157,11 +161,15 @@ func (w *podWorker) loop(ctx context.Context) {
 			return
 		case <-w.wake:
 		}
+		if w.takeTurn(ctx) != nil {
+			return
+		}
 		w.seen.begin()
 		next, done := w.safeSync(ctx)
 		if w.seen.end() {
 			w.wakeUp()
 		}
+		w.endTurn()
 		if ctx.Err() != nil {
 			return
 		}
@@ -172,6 +180,19 @@ func (w *podWorker) loop(ctx context.Context) {
 		w.host.schedule(w, next)
 	}
 }
+
+// takeTurn waits until nothing else uses the worker's state, or ctx ends.
+func (w *podWorker) takeTurn(ctx context.Context) error {
+	select {
+	case w.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// endTurn gives the worker's state back.
+func (w *podWorker) endTurn() { <-w.turn }
 
 // safeSync syncs the pod; a panic in the sync is logged with its stack and
 // the pod is retried later, so one bad pod cannot stop the others.
