@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,6 +26,10 @@ type Options struct {
 	// Setup, if set, runs once the bed is up and before the tests (e.g.
 	// install berth and join the nodes). Its failure fails the package.
 	Setup func(ctx context.Context, tb *Testbed) error
+	// Benchmarks tells that the package has benchmarks. A package without
+	// them brings no bed up when -run selects no test (`make bench` runs
+	// `go test -run '^$' -bench . ./...`): it would run nothing on it.
+	Benchmarks bool
 }
 
 // RunTests is the TestMain of an end-to-end test package: it brings up a
@@ -33,7 +38,8 @@ type Options struct {
 // with the reason. When tests fail, the logs are kept and their folder
 // printed.
 func RunTests(m *testing.M, opts Options, bed **Testbed) int {
-	if os.Geteuid() != 0 {
+	flag.Parse()
+	if os.Geteuid() != 0 || (!opts.Benchmarks && runsNoTests()) {
 		return m.Run()
 	}
 	ctx := context.Background()
@@ -84,4 +90,11 @@ func Require(t testing.TB, bed *Testbed) {
 	if bed == nil {
 		t.Skip("skipping: end-to-end tests need root to build the test bed (namespaces, mounts, cgroups); CI runs them as root")
 	}
+}
+
+// runsNoTests tells whether the test binary's -run pattern is `^$`, the
+// usual way of running benchmarks alone.
+func runsNoTests() bool {
+	f := flag.Lookup("test.run")
+	return f != nil && f.Value.String() == "^$"
 }

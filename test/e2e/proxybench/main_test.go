@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
 		os.Exit(m.Run())
 	}
-	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 1, Setup: setup}, &bed))
+	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 1, Setup: setup, Benchmarks: true}, &bed))
 }
 
 // setup makes the bed's node a berth node, with the legacy iptables first
