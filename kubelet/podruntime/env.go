@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"sort"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/berthnode/berth/kubelet/downward"
 )
 
 // ErrConfig marks a container configuration that cannot be made from the
@@ -183,26 +184,19 @@ func envValueFrom(ctx context.Context, in envInput, src *v1.EnvVarSource) (strin
 	return "", false, fmt.Errorf("%w: unsupported valueFrom source", ErrConfig)
 }
 
-// fieldRefValue resolves a downward API field path.
+// fieldRefValue resolves a downward API field path: the pod's metadata
+// (downward.FieldValue, as a downwardAPI volume shows it), or what only an
+// environment variable may show: the node's and the pod's names and
+// addresses.
 func fieldRefValue(in envInput, path string) (string, error) {
 	pod := in.Pod
-	if key, ok := subscript(path, "metadata.labels"); ok {
-		return pod.Labels[key], nil
-	}
-	if key, ok := subscript(path, "metadata.annotations"); ok {
-		return pod.Annotations[key], nil
+	if v, ok, err := downward.FieldValue(pod, path); ok {
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		return v, nil
 	}
 	switch path {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "metadata.labels":
-		return formatMap(pod.Labels), nil
-	case "metadata.annotations":
-		return formatMap(pod.Annotations), nil
 	case "spec.nodeName":
 		return pod.Spec.NodeName, nil
 	case "spec.serviceAccountName":
@@ -226,89 +220,30 @@ func first(list []string) string {
 	return list[0]
 }
 
-// subscript parses field['key'] paths.
-func subscript(path, field string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, field+"['")
-	if !ok {
-		return "", false
-	}
-	return strings.CutSuffix(rest, "']")
-}
-
-// formatMap renders a map the downward API way: sorted key="value" lines.
-func formatMap(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	lines := make([]string, 0, len(keys))
-	for _, k := range keys {
-		lines = append(lines, fmt.Sprintf("%s=%q", k, m[k]))
-	}
-	return strings.Join(lines, "\n")
-}
-
 // resourceFieldValue resolves a resourceFieldRef: the container's (or a
 // named container's) request or limit, divided by the divisor and rounded
-// up; a limit that is not set is the node's capacity.
+// up; a CPU or memory limit that is not set is the node's capacity.
 func resourceFieldValue(in envInput, ref *v1.ResourceFieldSelector) (string, error) {
 	c := in.Container
 	if ref.ContainerName != "" {
-		c = findContainer(in.Pod, ref.ContainerName)
+		c = downward.FindContainer(in.Pod, ref.ContainerName)
 		if c == nil {
 			return "", fmt.Errorf("%w: resourceFieldRef: no container %q", ErrConfig, ref.ContainerName)
 		}
 	}
-	kind, name, ok := strings.Cut(ref.Resource, ".")
-	if !ok || (kind != "limits" && kind != "requests") {
-		return "", fmt.Errorf("%w: unsupported resource %q", ErrConfig, ref.Resource)
-	}
-	list := c.Resources.Limits
-	if kind == "requests" {
-		list = c.Resources.Requests
-	}
-	q, set := list[v1.ResourceName(name)]
-	divisor := ref.Divisor
-	if divisor.IsZero() {
-		divisor = resource.MustParse("1")
-	}
-	switch v1.ResourceName(name) {
-	case v1.ResourceCPU:
-		milli := q.MilliValue()
-		if !set && kind == "limits" {
-			milli = in.NodeCPUMilli
+	v, err := downward.ResourceValue(c, ref, func(res v1.ResourceName) (resource.Quantity, error) {
+		switch res {
+		case v1.ResourceCPU:
+			return *resource.NewMilliQuantity(in.NodeCPUMilli, resource.DecimalSI), nil
+		case v1.ResourceMemory:
+			return *resource.NewQuantity(in.NodeMemory, resource.BinarySI), nil
 		}
-		return strconv.FormatInt(ceilDiv(milli, divisor.MilliValue()), 10), nil
-	case v1.ResourceMemory, v1.ResourceEphemeralStorage:
-		val := q.Value()
-		if !set && kind == "limits" && v1.ResourceName(name) == v1.ResourceMemory {
-			val = in.NodeMemory
-		}
-		return strconv.FormatInt(ceilDiv(val, divisor.Value()), 10), nil
+		return resource.Quantity{}, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if strings.HasPrefix(name, "hugepages-") {
-		return strconv.FormatInt(ceilDiv(q.Value(), divisor.Value()), 10), nil
-	}
-	return "", fmt.Errorf("%w: unsupported resource %q", ErrConfig, ref.Resource)
-}
-
-func ceilDiv(a, b int64) int64 {
-	if b <= 0 {
-		return a
-	}
-	return int64(math.Ceil(float64(a) / float64(b)))
-}
-
-func findContainer(pod *v1.Pod, name string) *v1.Container {
-	for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for i := range list {
-			if list[i].Name == name {
-				return &list[i]
-			}
-		}
-	}
-	return nil
+	return v, nil
 }
 
 // serviceEnv makes the Docker-links style variables of services

@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
-	"strconv"
-	"strings"
 
-	"github.com/berthnode/berth/kubelet/volume/atomicwriter"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/berthnode/berth/kubelet/downward"
+	"github.com/berthnode/berth/kubelet/volume/atomicwriter"
 )
 
 // configMap sets up a configMap volume. Like the kubelet, it is kept on disk.
@@ -143,70 +141,13 @@ func (s *podSetup) downwardAPIPayload(ctx context.Context, items []v1.DownwardAP
 }
 
 // podFieldValue renders the metadata fields a downwardAPI volume may
-// project: name, namespace, uid, and labels and annotations either whole
-// (one key="value" per line, sorted) or one key with a subscript.
+// project (downward.FieldValue).
 func podFieldValue(pod *v1.Pod, fieldPath string) (string, error) {
-	if path, key, ok := splitSubscript(fieldPath); ok {
-		switch path {
-		case "metadata.labels":
-			if errs := validation.IsQualifiedName(key); len(errs) > 0 {
-				return "", fmt.Errorf("invalid label key in %s: %s", fieldPath, strings.Join(errs, "; "))
-			}
-			return pod.Labels[key], nil
-		case "metadata.annotations":
-			if errs := validation.IsQualifiedName(strings.ToLower(key)); len(errs) > 0 {
-				return "", fmt.Errorf("invalid annotation key in %s: %s", fieldPath, strings.Join(errs, "; "))
-			}
-			return pod.Annotations[key], nil
-		}
-		return "", fmt.Errorf("fieldPath %q does not take a subscript", fieldPath)
+	v, ok, err := downward.FieldValue(pod, fieldPath)
+	if !ok {
+		return "", fmt.Errorf("unsupported fieldPath %q", fieldPath)
 	}
-	switch fieldPath {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
-	case "metadata.labels":
-		return formatMap(pod.Labels), nil
-	case "metadata.annotations":
-		return formatMap(pod.Annotations), nil
-	}
-	return "", fmt.Errorf("unsupported fieldPath %q", fieldPath)
-}
-
-// splitSubscript splits "metadata.labels['key']" into its path and key.
-func splitSubscript(fieldPath string) (path, key string, ok bool) {
-	rest, found := strings.CutSuffix(fieldPath, "']")
-	if !found {
-		return fieldPath, "", false
-	}
-	path, key, found = strings.Cut(rest, "['")
-	if !found || path == "" {
-		return fieldPath, "", false
-	}
-	return path, key, true
-}
-
-// formatMap renders labels or annotations as the kubelet does: sorted
-// key="value" lines, values Go-quoted, no trailing newline.
-func formatMap(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(m[k]))
-	}
-	return b.String()
+	return v, err
 }
 
 // resourceFieldValue renders a container's request or limit in units of the
@@ -214,62 +155,17 @@ func formatMap(m map[string]string) string {
 // ephemeral-storage limit is limited by the node's allocatable amount, as
 // with the kubelet.
 func (s *podSetup) resourceFieldValue(ctx context.Context, ref *v1.ResourceFieldSelector) (string, error) {
-	c := findContainer(s.pod, ref.ContainerName)
+	c := downward.FindContainer(s.pod, ref.ContainerName)
 	if c == nil {
 		return "", fmt.Errorf("container %q not found", ref.ContainerName)
 	}
-	kind, name, _ := strings.Cut(ref.Resource, ".")
-	res := v1.ResourceName(name)
-	standard := res == v1.ResourceCPU || res == v1.ResourceMemory || res == v1.ResourceEphemeralStorage
-	if !standard && !strings.HasPrefix(name, v1.ResourceHugePagesPrefix) {
-		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
-	}
-	var q resource.Quantity
-	switch kind {
-	case "requests":
-		q = c.Resources.Requests[res]
-	case "limits":
-		q = c.Resources.Limits[res]
-		if q.IsZero() && standard {
-			allocatable, err := s.allocatable(ctx)
-			if err != nil {
-				return "", err
-			}
-			q = allocatable[res]
+	return downward.ResourceValue(c, ref, func(res v1.ResourceName) (resource.Quantity, error) {
+		allocatable, err := s.allocatable(ctx)
+		if err != nil {
+			return resource.Quantity{}, err
 		}
-	default:
-		return "", fmt.Errorf("unsupported resource %q", ref.Resource)
-	}
-	divisor := ref.Divisor
-	if divisor.IsZero() {
-		divisor = resource.MustParse("1")
-	}
-	if res == v1.ResourceCPU {
-		return strconv.FormatInt(ceilDiv(q.MilliValue(), divisor.MilliValue()), 10), nil
-	}
-	return strconv.FormatInt(ceilDiv(q.Value(), divisor.Value()), 10), nil
-}
-
-func ceilDiv(a, b int64) int64 {
-	if b <= 0 {
-		return 0
-	}
-	d := a / b
-	if a%b > 0 {
-		d++
-	}
-	return d
-}
-
-func findContainer(pod *v1.Pod, name string) *v1.Container {
-	for _, containers := range [][]v1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
-		for i := range containers {
-			if containers[i].Name == name {
-				return &containers[i]
-			}
-		}
-	}
-	return nil
+		return allocatable[res], nil
+	})
 }
 
 // fileMode returns the permission bits of mode, or def when mode is unset.
