@@ -152,7 +152,11 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 			return nil
 		}
 	}
-	patch, err := statusPatch(target, st)
+	encoded, err := encodeStatus(st)
+	if err != nil {
+		return err
+	}
+	patch, err := encodedStatusPatch(target, encoded)
 	if err != nil {
 		return err
 	}
@@ -178,7 +182,7 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 	klog.FromContext(ctx).V(3).Info("Patched pod status", "phase", st.Phase, "patch", string(patch))
 	w.state.lastSent, w.state.lastSentAt = patch, w.clock.Now()
 	if !w.static {
-		w.sent.record(st, patched, w.clock.Now())
+		w.sent.record(encoded, patched, w.clock.Now())
 	}
 	return nil
 }
@@ -187,13 +191,28 @@ func (w *podWorker) sendStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus
 // carrying the pod's UID so that it cannot land on a new pod of the same
 // name; nil when nothing changes.
 func statusPatch(pod *v1.Pod, st v1.PodStatus) ([]byte, error) {
-	oldJSON, err := json.Marshal(v1.Pod{Status: pod.Status})
+	newJSON, err := encodeStatus(st)
+	if err != nil {
+		return nil, err
+	}
+	return encodedStatusPatch(pod, newJSON)
+}
+
+// encodeStatus encodes st as a pod holding only it: the form the status
+// patch is made from and sentStatus compares the informer's updates with.
+func encodeStatus(st v1.PodStatus) ([]byte, error) {
+	b, err := json.Marshal(v1.Pod{Status: st})
 	if err != nil {
 		return nil, fmt.Errorf("encode pod status: %w", err)
 	}
-	newJSON, err := json.Marshal(v1.Pod{Status: st})
+	return b, nil
+}
+
+// encodedStatusPatch is statusPatch for a status encoded by encodeStatus.
+func encodedStatusPatch(pod *v1.Pod, newJSON []byte) ([]byte, error) {
+	oldJSON, err := encodeStatus(pod.Status)
 	if err != nil {
-		return nil, fmt.Errorf("encode pod status: %w", err)
+		return nil, err
 	}
 	diff, err := strategicpatch.CreateTwoWayMergePatch(oldJSON, newJSON, v1.Pod{})
 	if err != nil {

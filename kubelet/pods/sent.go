@@ -2,7 +2,6 @@ package pods
 
 import (
 	"bytes"
-	"encoding/json"
 	"sync"
 	"time"
 
@@ -27,9 +26,9 @@ type sentStatus struct {
 	at      time.Time
 }
 
-// record notes a patch of st and the server's answer to it.
-func (s *sentStatus) record(st v1.PodStatus, patched *v1.Pod, now time.Time) {
-	encoded, _ := json.Marshal(v1.Pod{Status: st}) // encoded by statusPatch already
+// record notes a patch of the status encoded (encodeStatus) and the
+// server's answer to it.
+func (s *sentStatus) record(encoded []byte, patched *v1.Pod, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.encoded = [2][]byte{encoded, s.encoded[0]}
@@ -58,7 +57,7 @@ func (s *sentStatus) echo(prev, pod *v1.Pod) bool {
 	if !apiequality.Semantic.DeepEqual(a, b) {
 		return false
 	}
-	got, err := json.Marshal(v1.Pod{Status: pod.Status})
+	got, err := encodeStatus(pod.Status)
 	return err == nil && (bytes.Equal(got, s.encoded[0]) || bytes.Equal(got, s.encoded[1]))
 }
 

@@ -26,8 +26,13 @@ func TestStatusEcho(t *testing.T) {
 	}
 	var sent sentStatus
 	now := time.Now()
-	sent.record(pending, nil, now)
-	sent.record(running, nil, now)
+	for _, st := range []v1.PodStatus{pending, running} {
+		encoded, err := encodeStatus(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent.record(encoded, nil, now)
+	}
 	for _, tc := range []struct {
 		name string
 		pod  *v1.Pod
@@ -57,7 +62,11 @@ func TestSentStatusNewest(t *testing.T) {
 	now := time.Now()
 	answer := &v1.Pod{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "7"}}
 	var s sentStatus
-	s.record(v1.PodStatus{Phase: v1.PodRunning}, answer, now)
+	encoded, err := encodeStatus(v1.PodStatus{Phase: v1.PodRunning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.record(encoded, answer, now)
 	if got := s.newest(now.Add(time.Second)); got != answer {
 		t.Errorf("newest before the echo = %v, want the answer", got)
 	}

@@ -55,6 +55,22 @@ func (tb *Testbed) Client(path string) (kubernetes.Interface, error) {
 	return c, nil
 }
 
+// UnthrottledAdminClient returns the cluster admin's client (see
+// RESTConfig) without client-go's default limit of 5 requests a second,
+// which would make a benchmark time its own client.
+func (tb *Testbed) UnthrottledAdminClient() (kubernetes.Interface, error) {
+	cfg, err := tb.RESTConfig(AdminKubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 1000, 1000
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("admin client: %w", err)
+	}
+	return c, nil
+}
+
 // Kubectl runs the upstream kubectl on the control-plane host with the
 // admin kubeconfig, and returns its stdout.
 func (tb *Testbed) Kubectl(ctx context.Context, args ...string) ([]byte, error) {

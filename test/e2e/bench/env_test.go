@@ -35,14 +35,7 @@ type benchEnv struct {
 func newBenchEnv(b *testing.B, ag agent, ns string) *benchEnv {
 	b.Helper()
 	testbed.Require(b, bed)
-	cfg, err := bed.RESTConfig(testbed.AdminKubeconfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	// client-go's default of 5 requests a second would make the
-	// benchmark time its own client.
-	cfg.QPS, cfg.Burst = 1000, 1000
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := bed.UnthrottledAdminClient()
 	if err != nil {
 		b.Fatal(err)
 	}
