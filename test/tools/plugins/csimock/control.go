@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +48,7 @@ func (c *control) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 	method := path.Base(info.FullMethod)
 	resp, err := c.fault(ctx, method)
 	if err == nil {
-		resp, err = handler(ctx, req)
+		resp, err = callSafely(ctx, handler, req)
 	}
 	rec := callRecord{
 		Time:       start,
@@ -73,6 +74,19 @@ func (c *control) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 	c.appendLine("calls.jsonl", rec)
 	klog.FromContext(ctx).V(2).Info("CSI call", "method", method, "volumeID", rec.VolumeID, "code", rec.Code, "err", rec.Error)
 	return resp, err
+}
+
+// callSafely calls handler, turning a panic of the mock into an Internal
+// error: a gRPC server does not recover panics, and one would end the
+// whole driver.
+func callSafely(ctx context.Context, handler grpc.UnaryHandler, req any) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			klog.FromContext(ctx).Error(nil, "Mock driver panicked", "panic", r, "stack", string(debug.Stack()))
+			resp, err = nil, status.Errorf(codes.Internal, "mock driver panicked: %v", r)
+		}
+	}()
+	return handler(ctx, req)
 }
 
 // fault applies <method>.fail and <method>.hang: an error for the first,

@@ -75,6 +75,9 @@ func (n *nodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstage
 // directory), then bind-mounts the staging path, or the backing directory
 // without one, onto the target path.
 func (n *nodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	if req.GetVolumeContext()[ephemeralKey] == "true" {
+		return n.publishEphemeral(ctx, req)
+	}
 	resp, err := n.NodeServer.NodePublishVolume(ctx, req)
 	if err != nil || req.GetVolumeCapability().GetMount() == nil {
 		return resp, err
@@ -102,6 +105,9 @@ func (n *nodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpub
 			return nil, status.Errorf(codes.Internal, "unpublish volume %s: %v", req.GetVolumeId(), err)
 		}
 	}
+	if n.isEphemeral(req.GetVolumeId()) {
+		return n.unpublishEphemeral(req)
+	}
 	resp, err := n.NodeServer.NodeUnpublishVolume(ctx, req)
 	if err != nil || target == "" {
 		return resp, err
@@ -112,13 +118,77 @@ func (n *nodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpub
 	return resp, nil
 }
 
-// backingDir makes and returns the volume's backing directory.
-func (n *nodeServer) backingDir(volumeID string) (string, error) {
+// ephemeralKey is the volume context key kubelet sets for CSI inline
+// ephemeral volumes.
+const ephemeralKey = "csi.storage.k8s.io/ephemeral"
+
+// publishEphemeral publishes an inline ephemeral volume: its backing
+// directory bind-mounted onto the target path, and a marker that tells
+// NodeUnpublishVolume, even after a restart, that it is ephemeral. The
+// mock's own NodePublishVolume is not called: it dereferences a nil volume
+// for ephemeral IDs it does not know.
+func (n *nodeServer) publishEphemeral(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	switch {
+	case req.GetVolumeId() == "":
+		return nil, status.Error(codes.InvalidArgument, "Volume ID cannot be empty")
+	case req.GetTargetPath() == "":
+		return nil, status.Error(codes.InvalidArgument, "Target Path cannot be empty")
+	case req.GetVolumeCapability() == nil:
+		return nil, status.Error(codes.InvalidArgument, "Volume Capability cannot be empty")
+	}
+	backing, err := n.backingDir(req.GetVolumeId())
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(backing+ephemeralSuffix, nil, 0o644); err != nil {
+		return nil, status.Errorf(codes.Internal, "ephemeral volume %s: %v", req.GetVolumeId(), err)
+	}
+	if req.GetVolumeCapability().GetMount() == nil {
+		return &csi.NodePublishVolumeResponse{}, nil
+	}
+	if err := bindMount(ctx, backing, req.GetTargetPath(), req.GetReadonly()); err != nil {
+		return nil, status.Errorf(codes.Internal, "publish ephemeral volume %s: %v", req.GetVolumeId(), err)
+	}
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// ephemeralSuffix names the marker file next to an ephemeral volume's
+// backing directory.
+const ephemeralSuffix = ".ephemeral"
+
+// isEphemeral tells whether the volume was published as inline ephemeral.
+func (n *nodeServer) isEphemeral(volumeID string) bool {
+	_, err := os.Stat(n.backingPath(volumeID) + ephemeralSuffix)
+	return err == nil
+}
+
+// unpublishEphemeral removes the (unmounted) target, the volume's data and
+// its marker: an ephemeral volume lives as long as its pod.
+func (n *nodeServer) unpublishEphemeral(req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+	backing := n.backingPath(req.GetVolumeId())
+	if err := os.Remove(req.GetTargetPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, status.Errorf(codes.Internal, "unpublish ephemeral volume %s: %v", req.GetVolumeId(), err)
+	}
+	for _, p := range []string{backing, backing + ephemeralSuffix} {
+		if err := os.RemoveAll(p); err != nil {
+			return nil, status.Errorf(codes.Internal, "unpublish ephemeral volume %s: %v", req.GetVolumeId(), err)
+		}
+	}
+	return &csi.NodeUnpublishVolumeResponse{}, nil
+}
+
+// backingPath returns the path of the volume's backing directory.
+func (n *nodeServer) backingPath(volumeID string) string {
 	name := url.PathEscape(volumeID)
 	if strings.HasPrefix(name, ".") {
 		name = "_" + name
 	}
-	dir := filepath.Join(n.cfg.StateDir, name)
+	return filepath.Join(n.cfg.StateDir, name)
+}
+
+// backingDir makes and returns the volume's backing directory.
+func (n *nodeServer) backingDir(volumeID string) (string, error) {
+	dir := n.backingPath(volumeID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", status.Errorf(codes.Internal, "volume %s: backing directory: %v", volumeID, err)
 	}
