@@ -145,6 +145,35 @@ func TestCSIMock(t *testing.T) {
 	})
 }
 
+// TestCSIMockRestart restarts csimock while a volume is staged and
+// published: the mounts stay, and the new csimock, which has forgotten the
+// volume, answers its stats and unpublishes and unstages it.
+func TestCSIMockRestart(t *testing.T) {
+	requireRoot(t)
+	d := startMock(t)
+	const id = "1"
+	p := pathsFor(d.dir, "pv-restart")
+	stage(t, d, id, p)
+	target := publish(t, d, id, p, "pod-5", false)
+	if err := d.stop(t.Context()); err != nil {
+		t.Fatalf("csimock after SIGTERM: %v", err)
+	}
+	if !isMountPoint(t, target) || !isMountPoint(t, p.staging) {
+		t.Fatalf("stopping csimock unmounted the volume (mounts: %v)", mountsBelow(t, d.dir))
+	}
+
+	d = startMockIn(t, d.dir)
+	checkStats(t, d, id, target)
+	nodeCall(t, d, "NodeUnpublishVolume", msg{}.str(1, id).str(2, target))
+	if exists(target) {
+		t.Errorf("NodeUnpublishVolume after a restart: %s still there", target)
+	}
+	nodeCall(t, d, "NodeUnstageVolume", msg{}.str(1, id).str(2, p.staging))
+	if isMountPoint(t, p.staging) {
+		t.Errorf("NodeUnstageVolume after a restart: %s still mounted", p.staging)
+	}
+}
+
 // volumePaths are the staging and target paths of one volume, laid out as
 // kubelet lays them out, below dir.
 type volumePaths struct {
@@ -215,6 +244,7 @@ func testMounts(t *testing.T, d *mockDriver) {
 	if err := os.WriteFile(filepath.Join(target, "data"), []byte("written by pod-1"), 0o644); err != nil {
 		t.Fatalf("write through the published volume: %v", err)
 	}
+	checkStats(t, d, id, target)
 	roTarget := publish(t, d, id, p, "pod-ro", true)
 	err := os.WriteFile(filepath.Join(roTarget, "other"), nil, 0o644)
 	if !errors.Is(err, syscall.EROFS) {
@@ -248,6 +278,34 @@ func testMounts(t *testing.T, d *mockDriver) {
 	records := d.calls(t)
 	if r := lastCall(t, records, "NodePublishVolume"); r.VolumeID != id || r.TargetPath != target || r.StagingTargetPath != p.staging {
 		t.Errorf("calls.jsonl NodePublishVolume = %+v; want volume %s, staging %s, target %s", r, id, p.staging, target)
+	}
+}
+
+// checkStats checks that NodeGetVolumeStats answers the published path's
+// file system usage: bytes and inodes, used no more than total.
+func checkStats(t *testing.T, d *mockDriver, id, path string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
+	defer cancel()
+	f, err := invoke(ctx, dial(t, d.endpoint), "/csi.v1.Node/NodeGetVolumeStats", msg{}.str(1, id).str(2, path))
+	if err != nil {
+		t.Fatalf("NodeGetVolumeStats: %v", err)
+	}
+	units := map[uint64]bool{}
+	for _, u := range f[1] {
+		v, err := varints(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// VolumeUsage: available 1, total 2, used 3, unit 4 (BYTES 1, INODES 2).
+		if len(v[2]) != 1 || len(v[4]) != 1 || v[2][0] == 0 || (len(v[3]) == 1 && v[3][0] > v[2][0]) {
+			t.Errorf("NodeGetVolumeStats usage %v: want a total, a unit and used <= total", v)
+			continue
+		}
+		units[v[4][0]] = true
+	}
+	if !units[1] || !units[2] {
+		t.Errorf("NodeGetVolumeStats units %v: want bytes (1) and inodes (2)", units)
 	}
 }
 

@@ -85,6 +85,13 @@ func startMock(t *testing.T) *mockDriver {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startMockIn(t, dir)
+}
+
+// startMockIn is startMock with the folder given: a second csimock in the
+// folder of a stopped one finds its volumes and mounts.
+func startMockIn(t *testing.T, dir string) *mockDriver {
+	t.Helper()
 	d := &mockDriver{
 		dir:      dir,
 		endpoint: filepath.Join(dir, "plugins", driverName, "csi.sock"),
@@ -93,7 +100,7 @@ func startMock(t *testing.T) *mockDriver {
 		log:      filepath.Join(dir, "csimock.log"),
 		exited:   make(chan error, 1),
 	}
-	logFile, err := os.Create(d.log)
+	logFile, err := os.OpenFile(d.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,6 +84,33 @@ func fields(b []byte) (map[protowire.Number][][]byte, error) {
 	return out, nil
 }
 
+// varints returns the varint fields of a message, by field number.
+func varints(b []byte) (map[protowire.Number][]uint64, error) {
+	out := map[protowire.Number][]uint64{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+		if typ == protowire.VarintType {
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return nil, protowire.ParseError(n)
+			}
+			out[num] = append(out[num], v)
+			b = b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	return out, nil
+}
+
 // stringMap decodes the entries of a map<string, string> field.
 func stringMap(entries [][]byte) (map[string]string, error) {
 	m := map[string]string{}

@@ -51,7 +51,11 @@
 // the call has no staging path) onto the target path, read-only when asked;
 // NodeUnpublishVolume and NodeUnstageVolume unmount, and unpublish removes the
 // target directory. Data stays in the backing directory across pods and
-// restarts. Block volumes get the mock's own behaviour only.
+// restarts. Inline ephemeral volumes (volume context
+// csi.storage.k8s.io/ephemeral=true, no staging) are bind-mounted from
+// their backing directory, which unpublish removes. NodeGetVolumeStats
+// answers the statfs of the volume path (bytes and inodes). Block volumes
+// get the mock's own behaviour only.
 //
 // SIGTERM or SIGINT stops both servers and removes both sockets.
 package main

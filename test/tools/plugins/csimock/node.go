@@ -282,3 +282,38 @@ func unescapeMountPath(s string) string {
 	}
 	return b.String()
 }
+
+// NodeGetVolumeStats answers the file system statistics of the volume path,
+// as a real driver does (the mock answers only the volume's capacity as its
+// total). The mock's answer comes first, for its checks; a path the mock
+// does not know but that is mounted (after a restart of csimock) is
+// answered too.
+func (n *nodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
+	resp, err := n.NodeServer.NodeGetVolumeStats(ctx, req)
+	if status.Code(err) == codes.NotFound && req.GetVolumePath() != "" {
+		if mounted, merr := isMountPoint(req.GetVolumePath()); merr == nil && mounted {
+			resp, err = &csi.NodeGetVolumeStatsResponse{}, nil
+		}
+	}
+	if err != nil {
+		return resp, err
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(req.GetVolumePath(), &st); err != nil {
+		// A block volume's path, or one the mock made up: keep its answer.
+		return resp, nil
+	}
+	bs := st.Bsize
+	resp.Usage = []*csi.VolumeUsage{{
+		Unit:      csi.VolumeUsage_BYTES,
+		Total:     int64(st.Blocks) * bs,
+		Available: int64(st.Bavail) * bs,
+		Used:      int64(st.Blocks-st.Bfree) * bs,
+	}, {
+		Unit:      csi.VolumeUsage_INODES,
+		Total:     int64(st.Files),
+		Available: int64(st.Ffree),
+		Used:      int64(st.Files - st.Ffree),
+	}}
+	return resp, nil
+}
