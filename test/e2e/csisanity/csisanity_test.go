@@ -103,6 +103,31 @@ func TestCSIMock(t *testing.T) {
 		if err != nil || !strings.Contains(string(data), `"plugin_registered":true`) {
 			t.Errorf("registration.jsonl = %q, %v; want the NotifyRegistrationStatus", data, err)
 		}
+
+		// Bad answers, for the node agent's tests.
+		bad := filepath.Join(d.control, "GetInfo.json")
+		if err := os.WriteFile(bad, []byte(`{"type":"Bogus","supported_versions":["0.1"]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		info, err = reg.GetInfo(ctx, &registerapi.InfoRequest{})
+		if err != nil || info.Type != "Bogus" || info.Name != driverName || len(info.SupportedVersions) != 1 || info.SupportedVersions[0] != "0.1" {
+			t.Errorf("GetInfo with %s = %+v, %v; want type Bogus, versions [0.1], the rest as before", bad, info, err)
+		}
+		fail := filepath.Join(d.control, "GetInfo.fail")
+		if err := os.WriteFile(fail, []byte("no info"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.GetInfo(ctx, &registerapi.InfoRequest{}); status.Code(err) != codes.Internal {
+			t.Errorf("GetInfo with %s: got %v, want Internal", fail, err)
+		}
+		for _, f := range []string{bad, fail} {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if info, err := reg.GetInfo(ctx, &registerapi.InfoRequest{}); err != nil || info.Type != registerapi.CSIPlugin {
+			t.Errorf("GetInfo after the files went: %+v, %v", info, err)
+		}
 	})
 
 	t.Run("NodeGetInfo", func(t *testing.T) {

@@ -76,6 +76,16 @@ func (c *control) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 	return resp, err
 }
 
+// faultOnly is the registration server's interceptor: the fault files
+// apply (GetInfo.fail, GetInfo.hang, ...), the calls are recorded by the
+// handlers in registration.jsonl.
+func (c *control) faultOnly(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if _, err := c.fault(ctx, path.Base(info.FullMethod)); err != nil {
+		return nil, err
+	}
+	return callSafely(ctx, handler, req)
+}
+
 // callSafely calls handler, turning a panic of the mock into an Internal
 // error: a gRPC server does not recover panics, and one would end the
 // whole driver.

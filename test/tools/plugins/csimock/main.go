@@ -43,6 +43,12 @@
 //     Method fail with code Internal and the file's content as message.
 //   - <Method>.hang: while it exists, calls to Method block until it is
 //     removed (then they proceed) or the caller's deadline ends.
+//   - The .fail and .hang files apply to the registration calls too
+//     (GetInfo.fail, GetInfo.hang: a registration socket that never answers).
+//   - GetInfo.json: while it exists, the fields it sets replace those of
+//     GetInfo's answer, for bad answers, e.g. {"type":"Bogus",
+//     "supported_versions":["0.1"]}; fields: type, name, endpoint,
+//     supported_versions.
 //   - volumes/<volume_id>: the default state directory (--state-dir).
 //
 // Mounts: for mount-mode volumes, NodeStageVolume bind-mounts the volume's

@@ -109,7 +109,7 @@ func run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer removeSocket(ctx, cfg.RegistrationSocket)
-		reg := grpc.NewServer()
+		reg := grpc.NewServer(grpc.UnaryInterceptor(ctl.faultOnly))
 		registerapi.RegisterRegistrationServer(reg, &registration{cfg: cfg, ctl: ctl, logger: logger})
 		go func() {
 			if err := reg.Serve(rl); err != nil {
@@ -167,35 +167,4 @@ func removeSocket(ctx context.Context, path string) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		klog.FromContext(ctx).Error(err, "Removing socket", "path", path)
 	}
-}
-
-// registration answers the pluginregistration/v1 calls of a node agent.
-type registration struct {
-	registerapi.UnimplementedRegistrationServer
-	cfg    Config
-	ctl    *control
-	logger klog.Logger
-}
-
-// GetInfo describes the driver: a CSI plugin at the endpoint, version 1.0.0.
-func (r *registration) GetInfo(ctx context.Context, _ *registerapi.InfoRequest) (*registerapi.PluginInfo, error) {
-	r.logger.Info("GetInfo")
-	r.ctl.appendLine("registration.jsonl", map[string]any{"method": "GetInfo"})
-	return &registerapi.PluginInfo{
-		Type:              registerapi.CSIPlugin,
-		Name:              r.cfg.Name,
-		Endpoint:          r.cfg.Endpoint,
-		SupportedVersions: []string{"1.0.0"},
-	}, nil
-}
-
-// NotifyRegistrationStatus logs and records the node agent's verdict.
-func (r *registration) NotifyRegistrationStatus(ctx context.Context, st *registerapi.RegistrationStatus) (*registerapi.RegistrationStatusResponse, error) {
-	r.logger.Info("NotifyRegistrationStatus", "registered", st.PluginRegistered, "error", st.Error)
-	r.ctl.appendLine("registration.jsonl", map[string]any{
-		"method":            "NotifyRegistrationStatus",
-		"plugin_registered": st.PluginRegistered,
-		"error":             st.Error,
-	})
-	return &registerapi.RegistrationStatusResponse{}, nil
 }
