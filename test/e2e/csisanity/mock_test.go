@@ -1,9 +1,7 @@
 package csisanity
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -43,17 +41,6 @@ type mockDriver struct {
 	regSock  string
 	control  string
 	log      string
-}
-
-// callRecord is the part of a calls.jsonl line the tests look at.
-type callRecord struct {
-	Time              time.Time `json:"time"`
-	Method            string    `json:"method"`
-	VolumeID          string    `json:"volume_id"`
-	StagingTargetPath string    `json:"staging_target_path"`
-	TargetPath        string    `json:"target_path"`
-	Code              string    `json:"code"`
-	Error             string    `json:"error"`
 }
 
 // requireRoot skips t as non-root.
@@ -167,34 +154,24 @@ func dial(t *testing.T, path string) *grpc.ClientConn {
 	return conn
 }
 
-// calls reads calls.jsonl.
-func (d *mockDriver) calls(t *testing.T) []callRecord {
+// calls reads calls.jsonl, through the test bed's reader that the
+// node agent's tests use.
+func (d *mockDriver) calls(t *testing.T) []testbed.CSICall {
 	t.Helper()
-	f, err := os.Open(filepath.Join(d.control, "calls.jsonl"))
+	calls, err := testbed.ReadCSICalls(filepath.Join(d.control, "calls.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var out []callRecord
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var r callRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("calls.jsonl line %q: %v", sc.Text(), err)
+	for _, c := range calls {
+		if c.Method == "" || c.Time.IsZero() || c.Code == "" {
+			t.Errorf("calls.jsonl: %+v: method, time or code missing", c)
 		}
-		if r.Method == "" || r.Time.IsZero() || r.Code == "" {
-			t.Errorf("calls.jsonl line %q: method, time or code missing", sc.Text())
-		}
-		out = append(out, r)
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return calls
 }
 
 // lastCall returns the last record of method.
-func lastCall(t *testing.T, records []callRecord, method string) callRecord {
+func lastCall(t *testing.T, records []testbed.CSICall, method string) testbed.CSICall {
 	t.Helper()
 	for i := len(records) - 1; i >= 0; i-- {
 		if records[i].Method == method {
@@ -202,7 +179,7 @@ func lastCall(t *testing.T, records []callRecord, method string) callRecord {
 		}
 	}
 	t.Fatalf("calls.jsonl: no %s", method)
-	return callRecord{}
+	return testbed.CSICall{}
 }
 
 // poll calls cond until it is true, fails, or timeout passes.
