@@ -43,7 +43,7 @@ CONFORMANCE_APT := build-essential patch bzip2 xz-utils busybox-static bind9-dns
 UPSTREAM_DIR = $(shell test/tools/build-upstream.sh $(CACHE)/upstream | tail -n1)
 
 # The plugins the end-to-end tests run on nodes (the mock CSI driver csimock,
-# the sample device plugin, csi-sanity): built by test/tools/build-plugins.sh,
+# devicemock, the sample device plugin, csi-sanity): built by test/tools/build-plugins.sh,
 # cached under $(CACHE)/plugins; the tests find them through BERTH_PLUGINS_DIR.
 PLUGINS_DIR = $(shell test/tools/build-plugins.sh $(CACHE)/plugins | tail -n1)
 

@@ -10,7 +10,7 @@ import (
 )
 
 // PluginsEnv names the environment variable that points the tests at the
-// plugin binaries test/tools/build-plugins.sh builds (csimock,
+// plugin binaries test/tools/build-plugins.sh builds (csimock, devicemock,
 // sample-device-plugin, csi-sanity). `make test` and `make bench` set it.
 const PluginsEnv = "BERTH_PLUGINS_DIR"
 
@@ -34,8 +34,8 @@ func PluginsDir() (string, error) {
 }
 
 // PluginBinary returns the path of the plugin binary name (csimock,
-// sample-device-plugin or csi-sanity) in PluginsDir, checking that it is
-// there.
+// devicemock, sample-device-plugin or csi-sanity) in PluginsDir, checking
+// that it is there.
 func PluginBinary(name string) (string, error) {
 	dir, err := PluginsDir()
 	if err != nil {
@@ -69,6 +69,12 @@ func PluginBinary(name string) (string, error) {
 //	tb.StartPlugin(node, "sample-device-plugin")
 //	bin, _ := PluginBinary("sample-device-plugin")
 //	tb.Start(node, "sample-device-plugin", "env", "PLUGIN_SOCK_DIR=/var/lib/kubelet/device-plugins", bin)
+//
+// devicemock (flags: test/tools/plugins/devicemock) registers the same way,
+// with unhealthy devices and environment variables in its allocations:
+//
+//	tb.StartPlugin(node, "devicemock", "--resource=example.com/mock",
+//	    "--devices=Dev-1,Dev-2,Dev-3", "--unhealthy=Dev-3")
 func (tb *Testbed) StartPlugin(node, name string, args ...string) (*Process, error) {
 	bin, err := PluginBinary(name)
 	if err != nil {

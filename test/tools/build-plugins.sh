@@ -2,13 +2,15 @@
 # build-plugins.sh builds the plugins the end-to-end tests run on a test
 # bed's nodes, from the tools module test/tools/plugins (Kubernetes v1.37.2
 # and csi-test v5.6.0 from the Go module proxy), into a cache folder keyed by
-# version and by a hash of the pins, this script and csimock's sources. What
-# is built already is not built again.
+# version and by a hash of the pins, this script and the module's own
+# sources. What is built already is not built again.
 #
 # Usage: build-plugins.sh CACHE_DIR [TARGET...]
 #   TARGET: csimock (upstream's mock CSI driver served on a node, see
-#   test/tools/plugins/csimock), sample-device-plugin (upstream's
-#   test/images/sample-device-plugin as is), csi-sanity (default: all three)
+#   test/tools/plugins/csimock), devicemock (upstream's device plugin stub
+#   with unhealthy devices and env, see test/tools/plugins/devicemock),
+#   sample-device-plugin (upstream's test/images/sample-device-plugin as
+#   is), csi-sanity (default: all four)
 # Prints the folder holding the binaries on its last line.
 set -euo pipefail
 
@@ -18,7 +20,7 @@ cache="${1:?usage: build-plugins.sh CACHE_DIR [TARGET...]}"
 shift
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-	targets=(csimock sample-device-plugin csi-sanity)
+	targets=(csimock devicemock sample-device-plugin csi-sanity)
 fi
 
 kube_version="v1.37.2"
@@ -38,6 +40,8 @@ for t in "${targets[@]}"; do
 	case "${t}" in
 	csimock)
 		pkg=./csimock ;;
+	devicemock)
+		pkg=./devicemock ;;
 	sample-device-plugin)
 		pkg=k8s.io/kubernetes/test/images/sample-device-plugin ;;
 	csi-sanity)

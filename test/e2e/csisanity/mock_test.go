@@ -47,7 +47,7 @@ type mockDriver struct {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: csimock bind-mounts volumes, which needs root; CI runs this as root")
+		t.Skip("skipping: the plugins run as root, as on a node (csimock bind-mounts volumes); CI runs this as root")
 	}
 }
 
