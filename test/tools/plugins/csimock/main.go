@@ -11,7 +11,7 @@
 //	csimock --name csi-mock.berth.test --node-id node-1 \
 //	    --endpoint /var/lib/kubelet/plugins/csi-mock.berth.test/csi.sock \
 //	    --registration-socket /var/lib/kubelet/plugins_registry/csi-mock.berth.test-reg.sock \
-//	    --control-dir /var/lib/csimock/csi-mock.berth.test \
+//	    --control-dir /var/lib/kubelet/plugins/csi-mock.berth.test/control \
 //	    [--state-dir DIR] [--topology KEY=VALUE]... [--volumes N] \
 //	    [--attach-required] [--node-expand=false] [--attach-limit N]
 //
@@ -24,7 +24,9 @@
 //     name, the endpoint and versions ["1.0.0"]).
 //   - --volumes N: the mock knows the volume IDs "1" to "N" (default 3, the
 //     mock's own three); a statically provisioned PV's volumeHandle must be
-//     one of them. Inline ephemeral volumes take any ID.
+//     one of them (others get NotFound). Inline ephemeral volumes take any
+//     ID. The mock keeps which volume is staged and published in memory;
+//     after a restart, unpublish and unstage of what it forgot succeed.
 //   - --attach-required: NodeStage/NodePublish need publish context "device"
 //     (from a VolumeAttachment's attachmentMetadata) and the controller
 //     advertises PUBLISH_UNPUBLISH_VOLUME; default off.
@@ -34,15 +36,18 @@
 //   - calls.jsonl: one JSON line per CSI call, appended when the call returns:
 //     {"time":"<RFC 3339, call start>","method":"NodePublishVolume",
 //     "volume_id":"1","staging_target_path":"...","target_path":"...",
-//     "volume_path":"...","code":"OK","error":"","duration_ms":0.42}
-//     (code is the gRPC code name; empty strings are left out).
+//     "volume_path":"...","code":"Internal","error":"...","duration_ms":0.42}
+//     (code is the gRPC code name, "OK" on success; empty strings are left
+//     out). The test bed reads it with testbed.ReadCSICalls.
 //   - registration.jsonl: one JSON line per registration call:
 //     {"time":"...","method":"GetInfo"} and {"time":"...",
 //     "method":"NotifyRegistrationStatus","plugin_registered":true,"error":""}.
 //   - <Method>.fail (e.g. NodePublishVolume.fail): while it exists, calls to
 //     Method fail with code Internal and the file's content as message.
 //   - <Method>.hang: while it exists, calls to Method block until it is
-//     removed (then they proceed) or the caller's deadline ends.
+//     removed (then they proceed) or the caller's deadline ends (then they
+//     fail with DeadlineExceeded or Canceled); each blocked call logs
+//     "Hanging" with its method when it starts waiting.
 //   - The .fail and .hang files apply to the registration calls too
 //     (GetInfo.fail, GetInfo.hang: a registration socket that never answers).
 //   - GetInfo.json: while it exists, the fields it sets replace those of
