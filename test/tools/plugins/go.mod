@@ -1,6 +1,7 @@
 // Module plugins pins the third-party CSI and device plugins the end-to-end
 // tests run on a test bed's nodes: upstream's mock CSI driver (served by
-// csimock), upstream's sample device plugin and csi-sanity, all built by
+// csimock), upstream's device plugin stub (served by devicemock), upstream's
+// sample device plugin and csi-sanity, all built by
 // test/tools/build-plugins.sh. It is separate from test/tools/e2e so that
 // its pins do not change the conformance tools' cache key.
 module github.com/berthnode/berth/test/tools/plugins
