@@ -31,6 +31,7 @@ import (
 	kubeletconfig "github.com/berthnode/berth/kubelet/config"
 	"github.com/berthnode/berth/kubelet/health"
 	"github.com/berthnode/berth/kubelet/node"
+	"github.com/berthnode/berth/kubelet/plugins"
 	"github.com/berthnode/berth/kubelet/podnet"
 	"github.com/berthnode/berth/kubelet/pods"
 	"github.com/berthnode/berth/kubelet/staticpods"
@@ -339,11 +340,20 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 			healthz: func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
 		})
 	})
+	// The CSI driver and device plugin managers add their handlers, by
+	// plugin type: pluginHandlers[plugins.TypeCSI] = ...
+	pluginHandlers := map[string]plugins.Handler{}
+	pluginWatcher, err := newPluginWatcher(s.rootDir, pluginHandlers, clk)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return pluginWatcher.run(gctx) })
 	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))
 	g.Go(func() error {
 		return health.Serve(gctx, healthAddr, []health.Check{
 			{Name: "node", Healthy: nodes.Healthy},
 			{Name: "pod workers", Healthy: podManager.Healthy},
+			{Name: "plugin registration", Healthy: pluginWatcher.Healthy},
 		})
 	})
 	return g.Wait()
