@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
 	apiruntime "k8s.io/apimachinery/pkg/runtime"
@@ -331,15 +332,6 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		releaseStartupPages(gctx, func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) }, clk)
 		return nil
 	})
-	g.Go(func() error {
-		return runKubeletAPI(gctx, s, kubeletAPIInputs{
-			client:  client,
-			runtime: runtime,
-			pods:    podManager,
-			nodeIPs: nodes.NodeIPs,
-			healthz: func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
-		})
-	})
 	// The CSI driver and device plugin managers add their handlers, by
 	// plugin type: pluginHandlers[plugins.TypeCSI] = ...
 	pluginHandlers := map[string]plugins.Handler{}
@@ -348,6 +340,16 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return err
 	}
 	g.Go(func() error { return pluginWatcher.run(gctx) })
+	g.Go(func() error {
+		return runKubeletAPI(gctx, s, kubeletAPIInputs{
+			client:     client,
+			runtime:    runtime,
+			pods:       podManager,
+			nodeIPs:    nodes.NodeIPs,
+			healthz:    func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
+			collectors: []prometheus.Collector{pluginWatcher.Collector()},
+		})
+	})
 	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))
 	g.Go(func() error {
 		return health.Serve(gctx, healthAddr, []health.Check{

@@ -51,6 +51,9 @@
 // again only at verbosity 2. A new socket that does not listen yet is
 // expected once, and logged at verbosity 2 the first time.
 //
+// Watcher.Collector gives the kubelet's metric plugin_manager_total_plugins:
+// the sockets seen, and the plugins registered.
+//
 // Plugins stay registered with their handlers when Run returns: berth is
 // going down, and the next Run registers them again.
 package plugins

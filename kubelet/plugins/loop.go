@@ -193,6 +193,7 @@ func (l *loop) see(ctx context.Context, path string, id fileID) {
 		return
 	}
 	st.present, st.id = true, id
+	l.w.setSeen(path, true)
 	st.gen++
 	st.failures, st.lastErr = 0, ""
 	st.stopRetry()
@@ -206,6 +207,7 @@ func (l *loop) gone(ctx context.Context, path string) {
 		return
 	}
 	st.present = false
+	l.w.setSeen(path, false)
 	st.stopRetry()
 	l.reconcile(ctx, path)
 }
@@ -330,4 +332,15 @@ func (w *Watcher) publish(path string, p *Plugin) {
 		return
 	}
 	w.registered[path] = *p
+}
+
+// setSeen records whether a socket is at path, for the metrics.
+func (w *Watcher) setSeen(path string, seen bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seen {
+		w.seen[path] = true
+	} else {
+		delete(w.seen, path)
+	}
 }

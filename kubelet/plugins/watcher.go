@@ -109,6 +109,8 @@ type Watcher struct {
 	health error
 	// registered are the registered plugins, by socket, for Plugins.
 	registered map[string]Plugin
+	// seen are the sockets in the directory, for the metrics.
+	seen map[string]bool
 }
 
 // New returns a Watcher for cfg.
@@ -131,6 +133,7 @@ func New(cfg Config) (*Watcher, error) {
 		work:       make(chan func()),
 		health:     errors.New("plugin watcher not started"),
 		registered: map[string]Plugin{},
+		seen:       map[string]bool{},
 	}, nil
 }
 
@@ -164,7 +167,8 @@ func (w *Watcher) Plugins() []Plugin {
 // the plugins found there and then those whose sockets appear, until ctx
 // ends. It returns an error only when it cannot watch the directory.
 // Plugins stay registered with their handlers when Run returns: berth is
-// going down, and registers them again when it comes back.
+// going down, and registers them again when it comes back. Run may be
+// called again once it returned, never twice at once.
 func (w *Watcher) Run(ctx context.Context) error {
 	log := klog.FromContext(ctx).WithName("plugins")
 	ctx = klog.NewContext(ctx, log)
@@ -188,6 +192,10 @@ func (w *Watcher) run(ctx context.Context) error {
 	}
 	defer func() { _ = fsw.Close() }()
 	l := &loop{w: w, fsw: fsw, sockets: map[string]*socket{}}
+	w.mu.Lock()
+	clear(w.registered)
+	clear(w.seen)
+	w.mu.Unlock()
 	// The per-socket goroutines end with ctx: cancel it, and wait for
 	// them, however run returns.
 	ctx, cancel := context.WithCancel(ctx)

@@ -7,12 +7,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -664,5 +666,40 @@ func TestDirs(t *testing.T) {
 	}
 	if got := PluginsDir("/var/lib/kubelet"); got != "/var/lib/kubelet/plugins" {
 		t.Errorf("PluginsDir = %q", got)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	dir := t.TempDir()
+	w := startWatcher(t, Config{Dir: dir, Handlers: map[string]Handler{TypeCSI: &fakeHandler{}}})
+	servePlugin(t, filepath.Join(dir, "good.sock"), csiInfo("good.example.com"))
+	fancy := servePlugin(t, filepath.Join(dir, "fancy.sock"), &registerapi.PluginInfo{Type: "FancyPlugin", Name: "fancy", SupportedVersions: []string{"1"}})
+	fancy.status(t)
+	w.waitForPlugins(t, "good.example.com")
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(w.Collector())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got = append(got, fmt.Sprintf("%s{%s,%s} %g", f.GetName(), filepath.Base(labels["socket_path"]), labels["state"], m.GetGauge().GetValue()))
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		"plugin_manager_total_plugins{fancy.sock,desired_state_of_world} 1",
+		"plugin_manager_total_plugins{good.sock,actual_state_of_world} 1",
+		"plugin_manager_total_plugins{good.sock,desired_state_of_world} 1",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("metrics (-want +got):\n%s", diff)
 	}
 }
