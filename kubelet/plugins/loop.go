@@ -95,7 +95,14 @@ func (l *loop) rescan(ctx context.Context) error {
 func (l *loop) walk(ctx context.Context, dir string) (map[string]bool, error) {
 	log := klog.FromContext(ctx)
 	found := map[string]bool{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	// A directory that is a symbolic link is walked where it points to
+	// (inotify follows it too), and its files named under dir.
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		root = dir
+	}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		path = dir + strings.TrimPrefix(path, root)
 		if err != nil {
 			if path == dir {
 				return fmt.Errorf("reading the plugin directory %s: %w", dir, err)

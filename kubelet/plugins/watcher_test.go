@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -701,5 +703,83 @@ func TestMetrics(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
+	}
+}
+
+func TestDirectoryBehindSymlink(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "target")
+	if err := os.Mkdir(target, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "reg")
+	if err := os.Symlink(target, dir); err != nil {
+		t.Fatal(err)
+	}
+	servePlugin(t, filepath.Join(target, "early.sock"), csiInfo("early.example.com"))
+	w := startWatcher(t, Config{Dir: dir, Handlers: map[string]Handler{TypeCSI: &fakeHandler{}}})
+	servePlugin(t, filepath.Join(dir, "late.sock"), csiInfo("late.example.com"))
+	got := w.waitForPlugins(t, "early.example.com", "late.example.com")
+	for _, p := range got {
+		if filepath.Dir(p.Socket) != dir {
+			t.Errorf("Plugin %q at %s, want it under %s", p.Name, p.Socket, dir)
+		}
+	}
+}
+
+// TestRescanFindsWhatEventsMissed reads the directory again, as after an
+// inotify overflow, without reading the events in between.
+func TestRescanFindsWhatEventsMissed(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	dir := t.TempDir()
+	h := &fakeHandler{}
+	w, err := New(Config{Dir: dir, Handlers: map[string]Handler{TypeCSI: h}, Clock: testingclock.NewFakeClock(time.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = fsw.Close() }()
+	defer w.ops.Wait()
+	defer cancel()
+	l := &loop{w: w, fsw: fsw, sockets: map[string]*socket{}}
+	// pump does Run's loop's work until cond holds.
+	pump := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.After(waitTimeout)
+		for !cond() {
+			select {
+			case f := <-w.work:
+				f()
+			case <-deadline:
+				t.Fatalf("Waiting for %s", what)
+			}
+		}
+	}
+	names := func() []string {
+		var out []string
+		for _, p := range w.Plugins() {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+
+	a := servePlugin(t, filepath.Join(dir, "a.sock"), csiInfo("a.example.com"))
+	if err := l.rescan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pump("a to register", func() bool { return cmp.Equal(names(), []string{"a.example.com"}) })
+	a.stop(t)
+	servePlugin(t, filepath.Join(dir, "b.sock"), csiInfo("b.example.com"))
+	if err := l.rescan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pump("b alone", func() bool { return cmp.Equal(names(), []string{"b.example.com"}) })
+	// Two sockets: their calls come in any order.
+	want := []string{"deregister a.example.com", "register a.example.com", "register b.example.com"}
+	if diff := cmp.Diff(want, h.got(), cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("Handler calls (-want +got):\n%s", diff)
 	}
 }
