@@ -19,8 +19,10 @@
 // known by its path and its file (device, inode, change time): a new file
 // at the same path is a plugin that restarted, which is deregistered and
 // registered again, in that order, even when its old socket's removal was
-// never seen (a rename over it). When inotify loses events (a queue
-// overflow), the whole directory is read again. A removed registration
+// never seen (a rename over it). Symbolic links to sockets are followed,
+// links to directories only for the registration directory itself. When
+// inotify loses events (a queue overflow), the whole directory is read
+// again. A removed registration
 // directory is created again once the kernel reports its removal (which it
 // does when no plugin's listener holds it any more).
 //
