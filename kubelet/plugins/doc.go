@@ -51,7 +51,8 @@
 // logged with the socket's path, and the plugin's name and type when it
 // answered GetInfo; a failure that repeats with the same message is logged
 // again only at verbosity 2. A new socket that does not listen yet is
-// expected once, and logged at verbosity 2 the first time.
+// expected once (a plugin binds, then listens): it is retried after 50 ms,
+// and logged at verbosity 2 the first time.
 //
 // Watcher.Collector gives the kubelet's metric plugin_manager_total_plugins:
 // the sockets seen, and the plugins registered.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"k8s.io/klog/v2"
@@ -63,6 +64,11 @@ type registration struct {
 	handler Handler
 	gen     uint64
 }
+
+// listenRetry is the wait before retrying a new socket that did not listen
+// yet: its plugin was between bind and listen, which takes microseconds
+// unless the node is busy.
+const listenRetry = 50 * time.Millisecond
 
 // loop is Run's state. Only Run's goroutine uses it.
 type loop struct {
@@ -283,6 +289,7 @@ func (l *loop) registered(ctx context.Context, path string, gen uint64, p Plugin
 		// starts, then at a higher verbosity. A new socket that does not
 		// listen yet is expected: a plugin binds, then listens.
 		if errors.Is(err, errNotListening) && st.failures == 1 {
+			delay = min(delay, listenRetry)
 			log.V(2).Info("Plugin socket not listening yet", "err", err, "retryIn", delay)
 		} else if msg := err.Error(); msg != st.lastErr {
 			st.lastErr = msg

@@ -253,11 +253,11 @@ func TestRetriesSocketWhosePluginListensLate(t *testing.T) {
 	h := &fakeHandler{}
 	w := startWatcher(t, Config{Dir: dir, Handlers: map[string]Handler{TypeCSI: h}, MinBackoff: time.Second})
 	listen := bindOnly(t, path)
-	w.waitForLog(t, "Plugin socket not listening yet", path, "connection refused", `retryIn="1s"`)
+	w.waitForLog(t, "Plugin socket not listening yet", path, "connection refused", `retryIn="50ms"`)
 	waitFor(t, "a retry timer", w.clock.HasWaiters)
 
 	plugin := newFakePlugin(csiInfo("late.example.com")).serve(t, listen())
-	w.clock.Step(time.Second)
+	w.clock.Step(listenRetry)
 	w.waitForPlugins(t, "late.example.com")
 	if s := plugin.status(t); !s.PluginRegistered {
 		t.Errorf("The plugin was told %v, want registered", s)
@@ -269,19 +269,20 @@ func TestRetriesStaleSocketWithBackoff(t *testing.T) {
 	path := filepath.Join(dir, "stale.sock")
 	w := startWatcher(t, Config{Dir: dir, Handlers: map[string]Handler{TypeCSI: &fakeHandler{}}, MinBackoff: time.Second, MaxBackoff: 3 * time.Second})
 	bindOnly(t, path)
-	w.waitForLog(t, "Plugin socket not listening yet", path, `retryIn="1s"`)
+	w.waitForLog(t, "Plugin socket not listening yet", path, `retryIn="50ms"`)
 	// Still refused at the retry: now it is an error, logged once.
-	wantLogs := [][]string{
-		{"ERROR", "Plugin registration failed", path, "nothing listens on the socket", `retryIn="2s"`},
-		{"Plugin registration failed again", path, `retryIn="3s"`},
-		{"Plugin registration failed again", path, `failures=4`, `retryIn="3s"`},
+	steps := []struct {
+		step time.Duration
+		log  []string
+	}{
+		{listenRetry, []string{"ERROR", "Plugin registration failed", path, "nothing listens on the socket", "failures=2", `retryIn="2s"`}},
+		{2 * time.Second, []string{"Plugin registration failed again", path, "failures=3", `retryIn="3s"`}},
+		{3 * time.Second, []string{"Plugin registration failed again", path, "failures=4", `retryIn="3s"`}},
 	}
-	step := time.Second
-	for _, want := range wantLogs {
+	for _, s := range steps {
 		waitFor(t, "a retry timer", w.clock.HasWaiters)
-		w.clock.Step(step)
-		w.waitForLog(t, want...)
-		step = 3 * time.Second
+		w.clock.Step(s.step)
+		w.waitForLog(t, s.log...)
 	}
 }
 
