@@ -1,0 +1,118 @@
+package devices
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"google.golang.org/grpc"
+	"k8s.io/klog/v2"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/berthnode/berth/kubelet/plugins"
+)
+
+// socketName is the registration socket's name in the plugin directory.
+const socketName = "kubelet.sock"
+
+// SocketPath returns the registration socket that plugins call Register on.
+func (m *Manager) SocketPath() string { return filepath.Join(m.cfg.Dir, socketName) }
+
+// Run restores the checkpoint, serves the Registration service until ctx
+// ends, then disconnects the plugins. The old registration socket is
+// removed first: plugins watch it and register again when a new one
+// appears, which is how they find a restarted berth.
+func (m *Manager) Run(ctx context.Context) error {
+	log := klog.FromContext(ctx).WithName("devices")
+	ctx = klog.NewContext(ctx, log)
+	if err := os.MkdirAll(m.cfg.Dir, 0o750); err != nil {
+		return fmt.Errorf("create device plugin dir: %w", err)
+	}
+	if err := m.readCheckpoint(ctx); err != nil {
+		// As the kubelet: go on without the old assignments, loudly.
+		log.Error(err, "Continuing without the device checkpoint; device allocations may not be up to date")
+	}
+	sock := m.SocketPath()
+	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale registration socket: %w", err)
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("listen on device plugin registration socket: %w", err)
+	}
+	srv := grpc.NewServer()
+	pluginapi.RegisterRegistrationServer(srv, &registration{m: m, ctx: ctx})
+	log.Info("Serving device plugin registration", "socket", sock, "version", pluginapi.Version)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		srv.Stop()
+		<-errc
+	case err = <-errc:
+		err = fmt.Errorf("device plugin registration server: %w", err)
+	}
+	m.stopPlugins()
+	return err
+}
+
+// registration serves the Registration service.
+type registration struct {
+	pluginapi.UnimplementedRegistrationServer
+	m *Manager
+	// ctx is the manager's: the plugin's stream lives as long as berth,
+	// not as long as the Register call.
+	ctx context.Context
+}
+
+// Register validates the request and connects to the plugin.
+func (s *registration) Register(_ context.Context, r *pluginapi.RegisterRequest) (*pluginapi.Empty, error) {
+	log := klog.FromContext(s.ctx).WithValues("resource", r.ResourceName, "endpoint", r.Endpoint)
+	log.Info("Got registration request from device plugin")
+	s.m.metrics.registrations.WithLabelValues(r.ResourceName).Inc()
+	err := checkVersions(r.Version)
+	if err == nil {
+		err = checkResource(r.ResourceName)
+	}
+	var sock string
+	if err == nil {
+		sock, err = endpointPath(s.m.cfg.Dir, r.Endpoint)
+	}
+	if err == nil {
+		err = s.m.connect(klog.NewContext(s.ctx, log), r.ResourceName, sock)
+	}
+	if err != nil {
+		log.Error(err, "Bad registration request from device plugin")
+		return nil, err
+	}
+	return &pluginapi.Empty{}, nil
+}
+
+// Handler returns the handler of device plugins found through plugin
+// registration (plugins.TypeDevice).
+func (m *Manager) Handler() plugins.Handler { return handler{m} }
+
+// handler takes device plugins from the plugin registration watcher.
+type handler struct{ m *Manager }
+
+// Validate checks the plugin's versions and resource name.
+func (h handler) Validate(p plugins.Plugin) error {
+	if err := checkVersions(p.Versions...); err != nil {
+		return err
+	}
+	return checkResource(p.Name)
+}
+
+// Register connects to the plugin's endpoint.
+func (h handler) Register(ctx context.Context, p plugins.Plugin) error {
+	h.m.metrics.registrations.WithLabelValues(p.Name).Inc()
+	return h.m.connect(ctx, p.Name, p.Endpoint)
+}
+
+// Deregister disconnects the plugin, if it still serves its resource.
+func (h handler) Deregister(ctx context.Context, p plugins.Plugin) {
+	h.m.disconnectSocket(ctx, p.Name, p.Endpoint)
+}
