@@ -37,6 +37,26 @@ func (m *Manager) readCheckpoint(ctx context.Context) error {
 	return nil
 }
 
+// AllocateError tells why a pod cannot have its devices. It is ErrAllocate
+// for errors.Is; its message is the cause alone, as the kubelet words it in
+// the pod's rejection ("Allocate failed due to <cause>, which is
+// unexpected").
+type AllocateError struct {
+	// Pod names the pod (namespace/name).
+	Pod string
+	// Err is the cause.
+	Err error
+}
+
+// Error returns the cause's message.
+func (e *AllocateError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *AllocateError) Unwrap() error { return e.Err }
+
+// Is makes the error ErrAllocate.
+func (e *AllocateError) Is(target error) bool { return target == ErrAllocate }
+
 // Admit allocates devices to every container of pod that asks for a
 // device plugin resource: init containers first, whose devices the
 // containers after them may reuse, as under the kubelet. A container that
@@ -64,7 +84,7 @@ func (m *Manager) Admit(ctx context.Context, pod *v1.Pod) error {
 			delete(m.pods, pod.UID)
 		}
 		m.mu.Unlock()
-		return fmt.Errorf("%w: %w", ErrAllocate, err)
+		return &AllocateError{Pod: klog.KObj(pod).String(), Err: err}
 	}
 	containers := make([]v1.Container, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
 	containers = append(append(containers, pod.Spec.InitContainers...), pod.Spec.Containers...)

@@ -44,7 +44,7 @@ func (m *Manager) ContainerDevices(ctx context.Context, pod *v1.Pod, c *v1.Conta
 	}
 	m.mu.Unlock()
 	if len(missing) > 0 {
-		return out, fmt.Errorf("%w: no devices allocated to container %q for %v", ErrAllocate, c.Name, missing)
+		return out, &AllocateError{Pod: klog.KObj(pod).String(), Err: fmt.Errorf("no devices allocated to container %q for %v", c.Name, missing)}
 	}
 	for _, cl := range calls {
 		if err := cl.p.preStart(ctx, cl.ids); err != nil {

@@ -71,6 +71,10 @@ type Config struct {
 	Machine Machine
 	// Clock tells the time.
 	Clock clock.WithTicker
+	// ExtendedResources returns the capacity and allocatable of the
+	// extended resources berth manages (device plugins'); nil for none.
+	// Call Kick when they change.
+	ExtendedResources func() (capacity, allocatable v1.ResourceList)
 }
 
 // Validate reports every problem of c.
