@@ -29,9 +29,11 @@ import (
 	"github.com/berthnode/berth/cri"
 	"github.com/berthnode/berth/kubelet/bootstrap"
 	kubeletconfig "github.com/berthnode/berth/kubelet/config"
+	"github.com/berthnode/berth/kubelet/devices"
 	"github.com/berthnode/berth/kubelet/health"
 	"github.com/berthnode/berth/kubelet/node"
 	"github.com/berthnode/berth/kubelet/podnet"
+	"github.com/berthnode/berth/kubelet/podresources"
 	"github.com/berthnode/berth/kubelet/pods"
 	"github.com/berthnode/berth/kubelet/staticpods"
 	"github.com/berthnode/berth/kubelet/volume"
@@ -266,7 +268,20 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	events := record.NewBroadcaster()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer events.Shutdown()
-	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs}, clk)
+	devs, err := devices.New(devices.Config{
+		Dir:   filepath.Join(s.rootDir, "device-plugins"),
+		Clock: clk,
+		// A change of the device plugins' resources is posted at once.
+		// Changes come only once devs and the pod manager run, which
+		// is after nodes is set.
+		OnChange: func() { nodes.Kick() },
+	})
+	if err != nil {
+		return err
+	}
+	// The devices of pods admitted before a restart stay theirs.
+	devs.Restore(ctx)
+	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs, devices: devs}, clk)
 	if err != nil {
 		return err
 	}
@@ -283,6 +298,14 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		Checks:   checks,
 		Machine:  node.HostMachine{},
 		Clock:    clk,
+		// Extended resources of device plugins.
+		ExtendedResources: devs.Resources,
+	})
+	if err != nil {
+		return err
+	}
+	podResources, err := podresources.New(podresources.Config{
+		Dir: filepath.Join(s.rootDir, "pod-resources"), Pods: podManager, Devices: devs,
 	})
 	if err != nil {
 		return err
@@ -306,6 +329,8 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return nil
 	})
 	g.Go(func() error { return nodes.Run(gctx) })
+	g.Go(func() error { return devs.Run(gctx) })
+	g.Go(func() error { return podResources.Run(gctx) })
 	g.Go(func() error {
 		return runShutdownManager(gctx, s.kubelet, nodeShutdown{pods: podManager, nodes: nodes}, clk)
 	})
@@ -337,6 +362,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 			pods:    podManager,
 			nodeIPs: nodes.NodeIPs,
 			healthz: func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
+			metrics: devs.Collectors(),
 		})
 	})
 	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))
@@ -373,6 +399,8 @@ type podManagerInputs struct {
 	informers informers.SharedInformerFactory
 	events    record.EventBroadcaster
 	nodeIPs   func() []net.IP
+	// devices allocates device plugins' devices.
+	devices *devices.Manager
 }
 
 func newPodManager(s *nodeSettings, in podManagerInputs, clk clock.WithTicker) (*pods.Manager, error) {
@@ -410,6 +438,7 @@ func newPodManager(s *nodeSettings, in podManagerInputs, clk clock.WithTicker) (
 		NodeIPs:    nodeIPs,
 		StaticPods: static,
 		Informers:  in.informers,
+		Devices:    in.devices,
 		Clock:      clk,
 	})
 }

@@ -91,6 +91,10 @@ func (m *Manager) checkpointPath() string { return filepath.Join(m.cfg.Dir, chec
 // writeCheckpoint saves the assignments and the resources, replacing the
 // file at once.
 func (m *Manager) writeCheckpoint() error {
+	// One writer at a time, so that a snapshot is never written over a
+	// newer one.
+	m.checkpointMu.Lock()
+	defer m.checkpointMu.Unlock()
 	m.mu.Lock()
 	cp := checkpoint{Resources: map[string][]string{}}
 	for name, r := range m.resources {

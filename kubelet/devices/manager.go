@@ -95,6 +95,10 @@ type Manager struct {
 
 	// allocMu serialises admissions: one pod's devices at a time.
 	allocMu sync.Mutex
+	// restoreOnce reads the checkpoint once; checkpointMu orders its
+	// writes.
+	restoreOnce  sync.Once
+	checkpointMu sync.Mutex
 
 	mu        sync.Mutex
 	resources map[string]*resourceState

@@ -31,10 +31,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := os.MkdirAll(m.cfg.Dir, 0o750); err != nil {
 		return fmt.Errorf("create device plugin dir: %w", err)
 	}
-	if err := m.readCheckpoint(ctx); err != nil {
-		// As the kubelet: go on without the old assignments, loudly.
-		log.Error(err, "Continuing without the device checkpoint; device allocations may not be up to date")
-	}
+	m.Restore(ctx)
 	sock := m.SocketPath()
 	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale registration socket: %w", err)
@@ -57,6 +54,19 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	m.stopPlugins()
 	return err
+}
+
+// Restore reads the checkpoint, once: the assignments made before a
+// restart are back, so that admissions do not hand out those devices again.
+// Run restores too; call Restore before the pods are admitted when that
+// may happen before Run starts. A checkpoint that cannot be read is logged
+// and the manager starts without it, as the kubelet does.
+func (m *Manager) Restore(ctx context.Context) {
+	m.restoreOnce.Do(func() {
+		if err := m.readCheckpoint(ctx); err != nil {
+			klog.FromContext(ctx).Error(err, "Continuing without the device checkpoint; device allocations may not be up to date")
+		}
+	})
 }
 
 // registration serves the Registration service.

@@ -30,7 +30,7 @@ type fakeDevices struct {
 }
 
 func (f fakeDevices) PodDevices(uid types.UID) map[string]map[string][]string { return f.pods[uid] }
-func (f fakeDevices) AllocatableDevices() map[string][]*pluginapi.Device   { return f.allocatable }
+func (f fakeDevices) AllocatableDevices() map[string][]*pluginapi.Device      { return f.allocatable }
 
 func TestServerOverSocket(t *testing.T) {
 	dir, err := os.MkdirTemp("", "pr")
