@@ -118,9 +118,11 @@ func (m *Manager) admitLocked(pod *v1.Pod, static bool) *rejection {
 	return m.admitDevicesLocked(pod)
 }
 
-// admitDevicesLocked allocates the pod's devices, last of the admission
-// checks as under the kubelet: the pod is rejected when some container
-// cannot have its devices. The device plugins are called with m.mu held,
+// admitDevicesLocked allocates the pod's devices: the pod is rejected when
+// some container cannot have its devices. It runs after berth's other
+// checks, so that a pod rejected for them takes no devices; the kubelet
+// allocates before its predicate checks, which only changes the reason a
+// pod failing both is given. The device plugins are called with m.mu held,
 // as admissions are decided one at a time; each call has a time limit.
 // m.mu must be held.
 func (m *Manager) admitDevicesLocked(pod *v1.Pod) *rejection {
