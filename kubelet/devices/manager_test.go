@@ -234,3 +234,30 @@ func TestIsExtendedResourceName(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerRegisterAndDeregister: a device plugin found through plugin
+// registration is served like one that called Register; Deregister of its
+// socket makes its devices unallocatable, of another socket does nothing.
+func TestHandlerRegisterAndDeregister(t *testing.T) {
+	dir := shortDir(t)
+	m := startManager(t, dir, testclock.NewFakeClock(time.Now()))
+	p := newFakePlugin(t, dir, "fake.sock", testResource, "Dev-1", "Dev-2")
+	p.start()
+	_, ctx := ktesting.NewTestContext(t)
+	pl := plugins.Plugin{Type: plugins.TypeDevice, Name: testResource, Endpoint: p.socket, Versions: []string{pluginapi.Version}}
+	if err := m.Handler().Validate(pl); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if err := m.Handler().Register(ctx, pl); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	waitCounts(t, m.Manager, 2, 2)
+	other := pl
+	other.Endpoint = filepath.Join(dir, "other.sock")
+	m.Handler().Deregister(ctx, other)
+	if c, a := counts(m.Manager); c != 2 || a != 2 {
+		t.Errorf("after Deregister of another socket: %d, %d; want 2, 2", c, a)
+	}
+	m.Handler().Deregister(ctx, pl)
+	waitCounts(t, m.Manager, 2, 0)
+}
