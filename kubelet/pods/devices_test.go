@@ -111,12 +111,24 @@ func TestDevicesAdmissionAndRelease(t *testing.T) {
 		t.Errorf("container config lacks the devices: mounts %v devices %v annotations %v cdi %v", cfg.Mounts, cfg.Devices, cfg.Annotations, cfg.CDIDevices)
 	}
 
+	// The periodic pass keeps the running pod's devices, not the
+	// rejected pod's.
+	lastRetained := func() map[types.UID]bool {
+		devs.mu.Lock()
+		defer devs.mu.Unlock()
+		if len(devs.retained) == 0 {
+			return nil
+		}
+		return devs.retained[len(devs.retained)-1]
+	}
+	h.clock.Step(2 * time.Second)
+	h.waitFor("a retain pass with dev", func() bool { return lastRetained()[pod.UID] })
+	if lastRetained()[h.pod("greedy").UID] {
+		t.Error("the rejected pod is kept active")
+	}
+
 	h.deletePod("dev", 0)
 	h.waitFor("dev's devices released", func() bool { return devs.wasReleased(pod.UID) })
 	h.clock.Step(2 * time.Second)
-	h.waitFor("a retain pass", func() bool {
-		devs.mu.Lock()
-		defer devs.mu.Unlock()
-		return len(devs.retained) > 0
-	})
+	h.waitFor("a retain pass without dev", func() bool { r := lastRetained(); return r != nil && !r[pod.UID] })
 }
