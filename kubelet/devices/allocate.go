@@ -117,10 +117,11 @@ func (m *Manager) Admit(ctx context.Context, pod *v1.Pod) error {
 	if len(added) == 0 {
 		return nil
 	}
+	// Capacity and allocatable count devices, not free ones: the node
+	// status does not change.
 	if err := m.writeCheckpoint(); err != nil {
 		return fail(err)
 	}
-	m.changed()
 	return nil
 }
 
@@ -295,7 +296,6 @@ func (m *Manager) afterRelease(ctx context.Context, uids []types.UID) {
 	if err := m.writeCheckpoint(); err != nil {
 		log.Error(err, "Writing the device checkpoint failed")
 	}
-	m.changed()
 }
 
 // PodDevices returns the devices of every container of the pod with uid,

@@ -35,8 +35,9 @@ type Config struct {
 	// Clock tells the time of disconnections.
 	Clock clock.PassiveClock
 	// OnChange is called (without locks held) when the node's capacity or
-	// allocatable of a resource may have changed; the node status uses it
-	// to post at once. Optional.
+	// allocatable of a resource may have changed (a plugin's devices or
+	// health changed, or it went away); the node status uses it to post at
+	// once. Optional.
 	OnChange func()
 	// DisconnectGrace is how long a resource keeps its capacity after its
 	// plugin disconnected; 0 means DefaultDisconnectGrace.
