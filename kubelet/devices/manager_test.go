@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -148,6 +150,13 @@ func TestRegisterRefusesBadRequests(t *testing.T) {
 			err := p.register(m.SocketPath(), tc.req)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Register: got %v, want an error with %q", err, tc.want)
+			}
+			code := codes.InvalidArgument
+			if tc.name == "nothing there" {
+				code = codes.Unavailable
+			}
+			if got := status.Code(err); got != code {
+				t.Errorf("Register: code %s, want %s", got, code)
 			}
 		})
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
@@ -96,9 +98,22 @@ func (s *registration) Register(_ context.Context, r *pluginapi.RegisterRequest)
 	}
 	if err != nil {
 		log.Error(err, "Bad registration request from device plugin")
-		return nil, err
+		return nil, status.Error(registerCode(err), err.Error())
 	}
 	return &pluginapi.Empty{}, nil
+}
+
+// registerCode is the gRPC code of a refused registration: the plugin's
+// request is wrong, or its socket does not answer.
+func registerCode(err error) codes.Code {
+	switch {
+	case errors.Is(err, ErrRegistration):
+		return codes.InvalidArgument
+	case errors.Is(err, ErrPluginUnreachable):
+		return codes.Unavailable
+	default:
+		return codes.Internal
+	}
 }
 
 // Handler returns the handler of device plugins found through plugin
