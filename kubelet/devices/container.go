@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"github.com/berthnode/berth/kubelet/podruntime"
 )
@@ -18,7 +19,7 @@ import (
 // container path, env name or annotation, the first (by resource name)
 // wins and the conflict is logged, as in the kubelet.
 func (m *Manager) ContainerDevices(ctx context.Context, pod *v1.Pod, c *v1.Container) (podruntime.ContainerDevices, error) {
-	var out podruntime.ContainerDevices
+	var none podruntime.ContainerDevices
 	m.mu.Lock()
 	res := m.pods[pod.UID][c.Name]
 	names := make([]string, 0, len(res))
@@ -44,28 +45,36 @@ func (m *Manager) ContainerDevices(ctx context.Context, pod *v1.Pod, c *v1.Conta
 	}
 	m.mu.Unlock()
 	if len(missing) > 0 {
-		return out, &AllocateError{Pod: klog.KObj(pod).String(), Err: fmt.Errorf("no devices allocated to container %q for %v", c.Name, missing)}
+		return none, &AllocateError{Pod: klog.KObj(pod).String(), Err: fmt.Errorf("no devices allocated to container %q for %v", c.Name, missing)}
 	}
 	for _, cl := range calls {
 		if err := cl.p.preStart(ctx, cl.ids); err != nil {
-			return out, fmt.Errorf("resource %s: %w", cl.p.resource, err)
+			return none, fmt.Errorf("resource %s: %w", cl.p.resource, err)
 		}
 	}
-	log := klog.FromContext(ctx)
+	var resps []*pluginapi.ContainerAllocateResponse
+	for _, name := range names {
+		resps = append(resps, res[name].resp)
+	}
+	return merge(klog.FromContext(ctx).WithValues("container", c.Name), resps), nil
+}
+
+// merge joins the Allocate answers of a container's resources, in order.
+func merge(log klog.Logger, resps []*pluginapi.ContainerAllocateResponse) podruntime.ContainerDevices {
+	var out podruntime.ContainerDevices
 	seen := map[string]string{}
 	claim := func(kind, key, value string) bool {
 		k := kind + "\x00" + key
 		if prev, ok := seen[k]; ok {
 			if prev != value {
-				log.Error(nil, "Device plugins' answers conflict; the first wins", "container", c.Name, "kind", kind, "key", key, "kept", prev, "dropped", value)
+				log.Error(nil, "Device plugins' answers conflict; the first wins", "kind", kind, "key", key, "kept", prev, "dropped", value)
 			}
 			return false
 		}
 		seen[k] = value
 		return true
 	}
-	for _, name := range names {
-		resp := res[name].resp
+	for _, resp := range resps {
 		for _, k := range sortedStrings(resp.Envs) {
 			if claim("env", k, resp.Envs[k]) {
 				out.Envs = append(out.Envs, &runtimeapi.KeyValue{Key: k, Value: []byte(resp.Envs[k])})
@@ -95,7 +104,7 @@ func (m *Manager) ContainerDevices(ctx context.Context, pod *v1.Pod, c *v1.Conta
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // requestedLocked returns the names of the device plugin resources the
