@@ -32,7 +32,9 @@ func (m *Manager) ContainerDevices(ctx context.Context, pod *v1.Pod, c *v1.Conta
 		ids []string
 	}
 	var calls []call
+	var resps []*pluginapi.ContainerAllocateResponse
 	for _, name := range names {
+		resps = append(resps, res[name].resp)
 		if r := m.resources[name]; r != nil && r.plugin != nil {
 			calls = append(calls, call{r.plugin, res[name].ids})
 		}
@@ -51,10 +53,6 @@ func (m *Manager) ContainerDevices(ctx context.Context, pod *v1.Pod, c *v1.Conta
 		if err := cl.p.preStart(ctx, cl.ids); err != nil {
 			return none, fmt.Errorf("resource %s: %w", cl.p.resource, err)
 		}
-	}
-	var resps []*pluginapi.ContainerAllocateResponse
-	for _, name := range names {
-		resps = append(resps, res[name].resp)
 	}
 	return merge(klog.FromContext(ctx).WithValues("container", c.Name), resps), nil
 }
