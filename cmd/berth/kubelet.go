@@ -32,6 +32,7 @@ import (
 	"github.com/berthnode/berth/kubelet/devices"
 	"github.com/berthnode/berth/kubelet/health"
 	"github.com/berthnode/berth/kubelet/node"
+	"github.com/berthnode/berth/kubelet/plugins"
 	"github.com/berthnode/berth/kubelet/podnet"
 	"github.com/berthnode/berth/kubelet/podresources"
 	"github.com/berthnode/berth/kubelet/pods"
@@ -355,14 +356,25 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		releaseStartupPages(gctx, func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) }, clk)
 		return nil
 	})
+	// The handlers of registered plugins, by plugin type: device plugins
+	// go to the device manager; the CSI driver manager adds
+	// pluginHandlers[plugins.TypeCSI].
+	pluginHandlers := map[string]plugins.Handler{
+		plugins.TypeDevice: devs.Handler(),
+	}
+	pluginWatcher, err := newPluginWatcher(s.rootDir, pluginHandlers, clk)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return pluginWatcher.run(gctx) })
 	g.Go(func() error {
 		return runKubeletAPI(gctx, s, kubeletAPIInputs{
-			client:  client,
-			runtime: runtime,
-			pods:    podManager,
-			nodeIPs: nodes.NodeIPs,
-			healthz: func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
-			metrics: devs.Collectors(),
+			client:     client,
+			runtime:    runtime,
+			pods:       podManager,
+			nodeIPs:    nodes.NodeIPs,
+			healthz:    func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
+			collectors: append(devs.Collectors(), pluginWatcher.Collector()),
 		})
 	})
 	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))
@@ -370,6 +382,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return health.Serve(gctx, healthAddr, []health.Check{
 			{Name: "node", Healthy: nodes.Healthy},
 			{Name: "pod workers", Healthy: podManager.Healthy},
+			{Name: "plugin registration", Healthy: pluginWatcher.Healthy},
 		})
 	})
 	return g.Wait()
