@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"slices"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -19,6 +22,18 @@ import (
 
 // SocketName is the socket's name in <root>/pod-resources.
 const SocketName = "kubelet.sock"
+
+// The kubelet's rate limit of the API, over all callers: monitoring agents
+// poll it, and a runaway one must not keep the node agent busy.
+const (
+	// QPS is the sustained rate of calls.
+	QPS = 100
+	// Burst is how many calls may come at once.
+	Burst = 10
+)
+
+// errRateLimited is the kubelet's answer beyond the rate limit.
+var errRateLimited = status.Error(codes.ResourceExhausted, "rejected by rate limit")
 
 // Pods gives the node's pods.
 type Pods interface {
@@ -87,7 +102,13 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on pod resources socket: %w", err)
 	}
-	srv := grpc.NewServer()
+	limiter := rate.NewLimiter(QPS, Burst)
+	srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !limiter.Allow() {
+			return nil, errRateLimited
+		}
+		return handler(ctx, req)
+	}))
 	podresourcesapi.RegisterPodResourcesListerServer(srv, s)
 	klog.FromContext(ctx).Info("Serving the pod resources API", "socket", sock)
 	errc := make(chan error, 1)

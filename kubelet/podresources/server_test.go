@@ -9,7 +9,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -111,5 +113,16 @@ func TestServerOverSocket(t *testing.T) {
 	}}
 	if diff := cmp.Diff(wantAlloc, alloc, protocmp.Transform()); diff != "" {
 		t.Errorf("GetAllocatableResources (-want +got):\n%s", diff)
+	}
+
+	// Beyond the kubelet's rate limit, calls are refused.
+	limited := 0
+	for range 3 * Burst {
+		if _, err := client.List(callCtx, &podresourcesapi.ListPodResourcesRequest{}); status.Code(err) == codes.ResourceExhausted {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Errorf("%d calls at once: none refused by the rate limit (burst %d)", 3*Burst, Burst)
 	}
 }
