@@ -300,7 +300,8 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		Machine:  node.HostMachine{},
 		Clock:    clk,
 		// Extended resources of device plugins.
-		ExtendedResources: devs.Resources,
+		ExtendedResources:      devs.Resources,
+		ResetExtendedResources: devs.CheckpointMissing,
 	})
 	if err != nil {
 		return err

@@ -226,3 +226,18 @@ func TestPluginRestartKeepsAllocations(t *testing.T) {
 		t.Errorf("devices of b (-want +got):\n%s", diff)
 	}
 }
+
+// TestCheckpointMissing: a new node's plugin directory is empty; once a
+// manager ran, the next one finds its checkpoint.
+func TestCheckpointMissing(t *testing.T) {
+	dir := shortDir(t)
+	m := startManager(t, dir, testclock.NewFakeClock(time.Now()))
+	if !m.CheckpointMissing() {
+		t.Error("empty directory: CheckpointMissing false")
+	}
+	m.stop()
+	m2 := startManager(t, dir, testclock.NewFakeClock(time.Now()))
+	if m2.CheckpointMissing() {
+		t.Error("after a run: CheckpointMissing true")
+	}
+}

@@ -105,6 +105,8 @@ type Manager struct {
 	resources map[string]*resourceState
 	// pods are the devices allocated, by pod UID and container name.
 	pods podDevices
+	// noCheckpoint tells that Restore found no checkpoint.
+	noCheckpoint bool
 }
 
 // New returns a manager of cfg; Run serves the registration socket.

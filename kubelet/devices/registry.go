@@ -65,10 +65,37 @@ func (m *Manager) Run(ctx context.Context) error {
 // and the manager starts without it, as the kubelet does.
 func (m *Manager) Restore(ctx context.Context) {
 	m.restoreOnce.Do(func() {
+		log := klog.FromContext(ctx)
+		// As the kubelet judges: a plugin directory with nothing in it
+		// (no checkpoint, not even a socket) is a new or wiped node.
+		entries, _ := os.ReadDir(m.cfg.Dir)
+		m.mu.Lock()
+		m.noCheckpoint = len(entries) == 0
+		m.mu.Unlock()
 		if err := m.readCheckpoint(ctx); err != nil {
-			klog.FromContext(ctx).Error(err, "Continuing without the device checkpoint; device allocations may not be up to date")
+			log.Error(err, "Continuing without the device checkpoint; device allocations may not be up to date")
+		}
+		// Written at once, so that the next start knows the node, with or
+		// without device plugins.
+		if _, err := os.Stat(m.checkpointPath()); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(m.cfg.Dir, 0o750); err == nil {
+				err = m.writeCheckpoint()
+			}
+			if err != nil {
+				log.Error(err, "Writing the device checkpoint failed")
+			}
 		}
 	})
+}
+
+// CheckpointMissing tells whether Restore found the plugin directory empty:
+// the node is new or its disk was wiped, so what an existing Node says of
+// extended resources is stale (kubelet's
+// ShouldResetExtendedResourceCapacity).
+func (m *Manager) CheckpointMissing() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.noCheckpoint
 }
 
 // registration serves the Registration service.

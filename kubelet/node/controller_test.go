@@ -245,3 +245,41 @@ func TestExtendedResources(t *testing.T) {
 		t.Errorf("the administrator's resource went: %v", node.Status.Capacity)
 	}
 }
+
+// TestResetExtendedResources: adopting a Node with no device state zeroes
+// its extended resources, as the kubelet does; with device state they stay.
+func TestResetExtendedResources(t *testing.T) {
+	for _, reset := range []bool{true, false} {
+		existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}, Status: v1.NodeStatus{
+			Capacity:    v1.ResourceList{"example.com/resource": resource.MustParse("2"), v1.ResourceCPU: resource.MustParse("2")},
+			Allocatable: v1.ResourceList{"example.com/resource": resource.MustParse("2"), v1.ResourceCPU: resource.MustParse("2")},
+		}}
+		client := fake.NewClientset(existing)
+		kc := &config.KubeletConfiguration{}
+		config.SetDefaults(kc)
+		c, err := New(Config{NodeName: "node1", Client: client, Runtime: &fakeRuntime{}, Kubelet: kc, RootDir: "/", Machine: fakeMachine{},
+			Clock: testingclock.NewFakeClock(time.Now()), ResetExtendedResources: func() bool { return reset }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := fakeMachine{}.Info()
+		if err := c.register(t.Context(), info); err != nil {
+			t.Fatal(err)
+		}
+		got, err := client.CoreV1().Nodes().Get(t.Context(), "node1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(2)
+		if reset {
+			want = 0
+		}
+		capQ, allocQ := got.Status.Capacity["example.com/resource"], got.Status.Allocatable["example.com/resource"]
+		if capQ.Value() != want || allocQ.Value() != want {
+			t.Errorf("reset %v: capacity %s allocatable %s, want %d", reset, capQ.String(), allocQ.String(), want)
+		}
+		if cpu := got.Status.Capacity[v1.ResourceCPU]; cpu.Value() != 2 {
+			t.Errorf("reset %v: cpu capacity %s, want it untouched", reset, cpu.String())
+		}
+	}
+}
