@@ -78,7 +78,8 @@ func (m *Manager) Restore(ctx context.Context) {
 		// Written at once, so that the next start knows the node, with or
 		// without device plugins.
 		if _, err := os.Stat(m.checkpointPath()); errors.Is(err, os.ErrNotExist) {
-			if err := os.MkdirAll(m.cfg.Dir, 0o750); err == nil {
+			err := os.MkdirAll(m.cfg.Dir, 0o750)
+			if err == nil {
 				err = m.writeCheckpoint()
 			}
 			if err != nil {
