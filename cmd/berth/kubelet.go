@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
 	apiruntime "k8s.io/apimachinery/pkg/runtime"
@@ -30,10 +29,12 @@ import (
 	"github.com/berthnode/berth/cri"
 	"github.com/berthnode/berth/kubelet/bootstrap"
 	kubeletconfig "github.com/berthnode/berth/kubelet/config"
+	"github.com/berthnode/berth/kubelet/devices"
 	"github.com/berthnode/berth/kubelet/health"
 	"github.com/berthnode/berth/kubelet/node"
 	"github.com/berthnode/berth/kubelet/plugins"
 	"github.com/berthnode/berth/kubelet/podnet"
+	"github.com/berthnode/berth/kubelet/podresources"
 	"github.com/berthnode/berth/kubelet/pods"
 	"github.com/berthnode/berth/kubelet/staticpods"
 	"github.com/berthnode/berth/kubelet/volume"
@@ -268,7 +269,20 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	events := record.NewBroadcaster()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer events.Shutdown()
-	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs}, clk)
+	devs, err := devices.New(devices.Config{
+		Dir:   filepath.Join(s.rootDir, "device-plugins"),
+		Clock: clk,
+		// A change of the device plugins' resources is posted at once.
+		// Changes come only once devs and the pod manager run, which
+		// is after nodes is set.
+		OnChange: func() { nodes.Kick() },
+	})
+	if err != nil {
+		return err
+	}
+	// The devices of pods admitted before a restart stay theirs.
+	devs.Restore(ctx)
+	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs, devices: devs}, clk)
 	if err != nil {
 		return err
 	}
@@ -285,6 +299,15 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		Checks:   checks,
 		Machine:  node.HostMachine{},
 		Clock:    clk,
+		// Extended resources of device plugins.
+		ExtendedResources:      devs.Resources,
+		ResetExtendedResources: devs.CheckpointMissing,
+	})
+	if err != nil {
+		return err
+	}
+	podResources, err := podresources.New(podresources.Config{
+		Dir: filepath.Join(s.rootDir, "pod-resources"), Pods: podManager, Devices: devs,
 	})
 	if err != nil {
 		return err
@@ -308,6 +331,8 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return nil
 	})
 	g.Go(func() error { return nodes.Run(gctx) })
+	g.Go(func() error { return devs.Run(gctx) })
+	g.Go(func() error { return podResources.Run(gctx) })
 	g.Go(func() error {
 		return runShutdownManager(gctx, s.kubelet, nodeShutdown{pods: podManager, nodes: nodes}, clk)
 	})
@@ -332,9 +357,12 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		releaseStartupPages(gctx, func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) }, clk)
 		return nil
 	})
-	// The CSI driver and device plugin managers add their handlers, by
-	// plugin type: pluginHandlers[plugins.TypeCSI] = ...
-	pluginHandlers := map[string]plugins.Handler{}
+	// The handlers of registered plugins, by plugin type: device plugins
+	// go to the device manager; the CSI driver manager adds
+	// pluginHandlers[plugins.TypeCSI].
+	pluginHandlers := map[string]plugins.Handler{
+		plugins.TypeDevice: devs.Handler(),
+	}
 	pluginWatcher, err := newPluginWatcher(s.rootDir, pluginHandlers, clk)
 	if err != nil {
 		return err
@@ -347,7 +375,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 			pods:       podManager,
 			nodeIPs:    nodes.NodeIPs,
 			healthz:    func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
-			collectors: []prometheus.Collector{pluginWatcher.Collector()},
+			collectors: append(devs.Collectors(), pluginWatcher.Collector()),
 		})
 	})
 	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))
@@ -385,6 +413,8 @@ type podManagerInputs struct {
 	informers informers.SharedInformerFactory
 	events    record.EventBroadcaster
 	nodeIPs   func() []net.IP
+	// devices allocates device plugins' devices.
+	devices *devices.Manager
 }
 
 func newPodManager(s *nodeSettings, in podManagerInputs, clk clock.WithTicker) (*pods.Manager, error) {
@@ -422,6 +452,7 @@ func newPodManager(s *nodeSettings, in podManagerInputs, clk clock.WithTicker) (
 		NodeIPs:    nodeIPs,
 		StaticPods: static,
 		Informers:  in.informers,
+		Devices:    in.devices,
 		Clock:      clk,
 	})
 }

@@ -16,6 +16,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/berthnode/berth/kubelet/config"
+	"github.com/berthnode/berth/kubelet/devices"
 )
 
 // Runtime is the part of the CRI runtime service the node status needs.
@@ -71,6 +73,15 @@ type Config struct {
 	Machine Machine
 	// Clock tells the time.
 	Clock clock.WithTicker
+	// ExtendedResources returns the capacity and allocatable of the
+	// extended resources berth manages (device plugins'); nil for none.
+	// Call Kick when they change.
+	ExtendedResources func() (capacity, allocatable v1.ResourceList)
+	// ResetExtendedResources tells, when berth adopts an existing Node,
+	// whether its extended resources are stale (the device manager has no
+	// checkpoint: the node's disk was wiped); they are set to 0 then, as
+	// the kubelet does. nil: never.
+	ResetExtendedResources func() bool
 }
 
 // Validate reports every problem of c.
@@ -273,10 +284,40 @@ func (c *Controller) registerOnce(ctx context.Context, info MachineInfo) (*v1.No
 	for k, v := range want.Labels {
 		updated.Labels[k] = v
 	}
-	if apiequality.Semantic.DeepEqual(existing.Labels, updated.Labels) {
-		return existing, nil
+	node := existing
+	if !apiequality.Semantic.DeepEqual(existing.Labels, updated.Labels) {
+		if node, err = c.patch(ctx, existing, updated, ""); err != nil {
+			return nil, err
+		}
 	}
-	return c.patch(ctx, existing, updated, "")
+	if c.cfg.ResetExtendedResources != nil && c.cfg.ResetExtendedResources() {
+		return c.zeroExtended(ctx, node)
+	}
+	return node, nil
+}
+
+// zeroExtended sets the existing Node's extended resources to 0, as the
+// kubelet does when it finds a Node it has no device state for: what the
+// Node says was true of devices this node no longer knows. Device
+// plugins set theirs again when they register.
+func (c *Controller) zeroExtended(ctx context.Context, node *v1.Node) (*v1.Node, error) {
+	updated := node.DeepCopy()
+	var zeroed []v1.ResourceName
+	for name, q := range node.Status.Capacity {
+		if devices.IsExtendedResourceName(name) && !q.IsZero() {
+			zeroed = append(zeroed, name)
+			updated.Status.Capacity[name] = *resource.NewQuantity(0, resource.DecimalSI)
+			if updated.Status.Allocatable == nil {
+				updated.Status.Allocatable = v1.ResourceList{}
+			}
+			updated.Status.Allocatable[name] = *resource.NewQuantity(0, resource.DecimalSI)
+		}
+	}
+	if len(zeroed) == 0 {
+		return node, nil
+	}
+	klog.FromContext(ctx).Info("Zeroing the extended resources of the existing Node: berth has no device state for them", "resources", zeroed)
+	return c.patch(ctx, node, updated, "status")
 }
 
 // initialNode is the Node berth creates.

@@ -11,6 +11,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -190,3 +191,95 @@ func waitForLease(t *testing.T, client *fake.Clientset) *coordinationv1.Lease {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestExtendedResources: the device plugins' resources go into capacity
+// and allocatable and follow their changes; an extended resource someone
+// else put on the Node stays, with allocatable equal to its capacity.
+func TestExtendedResources(t *testing.T) {
+	existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}, Status: v1.NodeStatus{
+		Capacity: v1.ResourceList{"example.com/dongle": resource.MustParse("4")},
+	}}
+	client := fake.NewClientset(existing)
+	kc := &config.KubeletConfiguration{}
+	config.SetDefaults(kc)
+	var mu sync.Mutex
+	devCap, devAlloc := resource.MustParse("2"), resource.MustParse("1")
+	c, err := New(Config{NodeName: "node1", Client: client, Runtime: &fakeRuntime{}, Kubelet: kc, RootDir: "/", Machine: fakeMachine{},
+		Clock: testingclock.NewFakeClock(time.Now()),
+		ExtendedResources: func() (v1.ResourceList, v1.ResourceList) {
+			mu.Lock()
+			defer mu.Unlock()
+			return v1.ResourceList{"example.com/resource": devCap}, v1.ResourceList{"example.com/resource": devAlloc}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	has := func(l v1.ResourceList, name v1.ResourceName, want int64) bool {
+		q, ok := l[name]
+		return ok && q.Value() == want
+	}
+	node := waitFor(t, client, func(n *v1.Node) bool {
+		return has(n.Status.Capacity, "example.com/resource", 2) && has(n.Status.Allocatable, "example.com/resource", 1)
+	})
+	if !has(node.Status.Capacity, "example.com/dongle", 4) || !has(node.Status.Allocatable, "example.com/dongle", 4) {
+		t.Errorf("the administrator's resource: capacity %v, allocatable %v; want 4 and 4", node.Status.Capacity, node.Status.Allocatable)
+	}
+	if !has(node.Status.Capacity, v1.ResourceCPU, 2) {
+		t.Errorf("cpu capacity lost: %v", node.Status.Capacity)
+	}
+	mu.Lock()
+	devCap, devAlloc = resource.MustParse("0"), resource.MustParse("0")
+	mu.Unlock()
+	c.Kick()
+	node = waitFor(t, client, func(n *v1.Node) bool {
+		return has(n.Status.Capacity, "example.com/resource", 0) && has(n.Status.Allocatable, "example.com/resource", 0)
+	})
+	if !has(node.Status.Capacity, "example.com/dongle", 4) {
+		t.Errorf("the administrator's resource went: %v", node.Status.Capacity)
+	}
+}
+
+// TestResetExtendedResources: adopting a Node with no device state zeroes
+// its extended resources, as the kubelet does; with device state they stay.
+func TestResetExtendedResources(t *testing.T) {
+	for _, reset := range []bool{true, false} {
+		existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}, Status: v1.NodeStatus{
+			Capacity:    v1.ResourceList{"example.com/resource": resource.MustParse("2"), v1.ResourceCPU: resource.MustParse("2")},
+			Allocatable: v1.ResourceList{"example.com/resource": resource.MustParse("2"), v1.ResourceCPU: resource.MustParse("2")},
+		}}
+		client := fake.NewClientset(existing)
+		kc := &config.KubeletConfiguration{}
+		config.SetDefaults(kc)
+		c, err := New(Config{NodeName: "node1", Client: client, Runtime: &fakeRuntime{}, Kubelet: kc, RootDir: "/", Machine: fakeMachine{},
+			Clock: testingclock.NewFakeClock(time.Now()), ResetExtendedResources: func() bool { return reset }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := fakeMachine{}.Info()
+		if err := c.register(t.Context(), info); err != nil {
+			t.Fatal(err)
+		}
+		got, err := client.CoreV1().Nodes().Get(t.Context(), "node1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(2)
+		if reset {
+			want = 0
+		}
+		capQ, allocQ := got.Status.Capacity["example.com/resource"], got.Status.Allocatable["example.com/resource"]
+		if capQ.Value() != want || allocQ.Value() != want {
+			t.Errorf("reset %v: capacity %s allocatable %s, want %d", reset, capQ.String(), allocQ.String(), want)
+		}
+		if cpu := got.Status.Capacity[v1.ResourceCPU]; cpu.Value() != 2 {
+			t.Errorf("reset %v: cpu capacity %s, want it untouched", reset, cpu.String())
+		}
+	}
+}

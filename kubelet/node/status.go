@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berthnode/berth/kubelet/config"
+	"github.com/berthnode/berth/kubelet/devices"
 )
 
 // KubeletVersion is the kubelet version berth reports: the Kubernetes
@@ -106,6 +107,28 @@ func subtract(list v1.ResourceList, name v1.ResourceName, q resource.Quantity) {
 		v = *resource.NewQuantity(0, v.Format)
 	}
 	list[name] = v
+}
+
+// mergeExtended adds the extended resources to the node's capacity and
+// allocatable: berth's own (ext*), and those someone else set on the Node
+// (an administrator's, by patching its status), which stay as they are,
+// with allocatable equal to capacity, as the kubelet keeps them.
+func mergeExtended(capList, alloc v1.ResourceList, old *v1.NodeStatus, extCap, extAlloc v1.ResourceList) {
+	for name, q := range old.Capacity {
+		if _, ours := extCap[name]; ours || !devices.IsExtendedResourceName(name) {
+			continue
+		}
+		capList[name] = q.DeepCopy()
+		alloc[name] = q.DeepCopy()
+	}
+	for name, q := range extCap {
+		capList[name] = q.DeepCopy()
+		a, ok := extAlloc[name]
+		if !ok {
+			a = q
+		}
+		alloc[name] = a.DeepCopy()
+	}
 }
 
 // pressure holds the pressure conditions' states.

@@ -23,7 +23,7 @@ func (c *Controller) updateStatus(ctx context.Context, info MachineInfo) error {
 	c.mu.Unlock()
 	now := c.cfg.Clock.Now()
 
-	status, err := c.status(ctx, info, ips, old.Status.Conditions)
+	status, err := c.status(ctx, info, ips, &old.Status)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (c *Controller) updateStatus(ctx context.Context, info MachineInfo) error {
 }
 
 // status computes the node's status from the machine and the runtime.
-func (c *Controller) status(ctx context.Context, info MachineInfo, ips []net.IP, oldConditions []v1.NodeCondition) (v1.NodeStatus, error) {
+func (c *Controller) status(ctx context.Context, info MachineInfo, ips []net.IP, old *v1.NodeStatus) (v1.NodeStatus, error) {
 	kc := c.cfg.Kubelet
 	usage, err := c.cfg.Machine.Usage(c.cfg.RootDir)
 	if err != nil {
@@ -64,6 +64,11 @@ func (c *Controller) status(ctx context.Context, info MachineInfo, ips []net.IP,
 	if err != nil {
 		return v1.NodeStatus{}, err
 	}
+	var extCap, extAlloc v1.ResourceList
+	if c.cfg.ExtendedResources != nil {
+		extCap, extAlloc = c.cfg.ExtendedResources()
+	}
+	mergeExtended(capList, alloc, old, extCap, extAlloc)
 	p, err := computePressure(usage, info, kc)
 	if err != nil {
 		return v1.NodeStatus{}, err
@@ -77,7 +82,7 @@ func (c *Controller) status(ctx context.Context, info MachineInfo, ips []net.IP,
 	return v1.NodeStatus{
 		Capacity:        capList,
 		Allocatable:     alloc,
-		Conditions:      conditions(oldConditions, notReady, p, c.cfg.Clock.Now()),
+		Conditions:      conditions(old.Conditions, notReady, p, c.cfg.Clock.Now()),
 		Addresses:       addrs,
 		DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: kc.Port}},
 		NodeInfo: v1.NodeSystemInfo{

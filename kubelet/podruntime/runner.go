@@ -58,6 +58,9 @@ type Config struct {
 	SandboxSlots int
 	// Settings are the node's settings.
 	Settings Settings
+	// Devices gives containers the devices of device plugins; nil when
+	// the node has none.
+	Devices DeviceSource
 }
 
 // Validate tells whether the configuration is complete.
@@ -93,6 +96,7 @@ type Runner struct {
 	services       func(pod *v1.Pod) ([]*v1.Service, error)
 	hostIPs        func() []string
 	settings       Settings
+	devices        DeviceSource
 	// slots bounds the sandboxes being made at once.
 	slots chan struct{}
 }
@@ -105,7 +109,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 	return &Runner{
 		runtime: cfg.Runtime, images: cfg.Images, recorder: cfg.Recorder, clock: cfg.Clock,
 		objects: cfg.Objects, runtimeClasses: cfg.RuntimeClasses,
-		services: cfg.Services, hostIPs: cfg.HostIPs, settings: cfg.Settings,
+		services: cfg.Services, hostIPs: cfg.HostIPs, settings: cfg.Settings, devices: cfg.Devices,
 		slots: make(chan struct{}, cfg.SandboxSlots),
 	}, nil
 }

@@ -124,8 +124,17 @@ func (p *Pod) buildContainerConfig(ctx context.Context, pod *v1.Pod, c *v1.Conta
 	if err != nil {
 		return nil, err
 	}
-	return ContainerConfig(ContainerParams{
+	devs, err := r.containerDevices(ctx, pod, c)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ContainerConfig(ContainerParams{
 		Pod: pod, Container: c, RestartCount: restarts, ImageRef: imageRef, Env: env,
 		Mounts: sb.Mounts, TermFile: term, HostsFile: hosts, PIDTarget: target,
 	}, r.settings.Resources, r.settings.RootDir)
+	if err != nil {
+		return nil, err
+	}
+	addDevices(cfg, devs)
+	return cfg, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/berthnode/berth/kubelet/podstatus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 )
@@ -17,6 +18,9 @@ const (
 	reasonOutOfPods         = "OutOfpods"
 	reasonNodeAffinity      = "NodeAffinity"
 	reasonPodOSNotSupported = "PodOSNotSupported"
+	// reasonUnexpectedAdmission is the kubelet's reason when a pod's
+	// devices cannot be allocated.
+	reasonUnexpectedAdmission = "UnexpectedAdmissionError"
 
 	messageNodeAffinity   = "Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
 	messageOSNotSupported = "Failed to admit pod as the OS field doesn't match node OS"
@@ -108,7 +112,48 @@ func (m *Manager) admitLocked(pod *v1.Pod, static bool) *rejection {
 	if m.ShuttingDown() {
 		return &rejection{Reason: "NodeShutdown", Message: "Pod was rejected as the node is shutting down."}
 	}
-	return admit(pod, m.activePodsLocked(), int(m.cfg.Kubelet.MaxPods), static)
+	if r := admit(pod, m.activePodsLocked(), int(m.cfg.Kubelet.MaxPods), static); r != nil {
+		return r
+	}
+	return m.admitDevicesLocked(pod)
+}
+
+// admitDevicesLocked allocates the pod's devices: the pod is rejected when
+// some container cannot have its devices. It runs after berth's other
+// checks, so that a pod rejected for them takes no devices; the kubelet
+// allocates before its predicate checks, which only changes the reason a
+// pod failing both is given. The device plugins are called with m.mu held,
+// as admissions are decided one at a time; each call has a time limit.
+// m.mu must be held.
+func (m *Manager) admitDevicesLocked(pod *v1.Pod) *rejection {
+	if m.cfg.Devices == nil {
+		return nil
+	}
+	ctx := m.runContext()
+	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues("pod", klog.KObj(pod)))
+	if err := m.cfg.Devices.Admit(ctx, pod); err != nil {
+		return &rejection{
+			Reason:  reasonUnexpectedAdmission,
+			Message: fmt.Sprintf("Allocate failed due to %v, which is unexpected", err),
+		}
+	}
+	return nil
+}
+
+// retainDevicesLocked frees the devices of the pods that are not active,
+// once every source of pods has given its first view (before, a pod that
+// still runs may not be known yet). m.mu must be held.
+func (m *Manager) retainDevicesLocked(ctx context.Context) {
+	if m.cfg.Devices == nil || !m.sourcesReadyLocked() {
+		return
+	}
+	active := map[types.UID]bool{}
+	for uid, w := range m.workers {
+		if w.pod != nil && w.rejection == nil && !w.terminated && !podstatus.IsTerminalPhase(w.pod.Status.Phase) {
+			active[uid] = true
+		}
+	}
+	m.cfg.Devices.Retain(ctx, active)
 }
 
 // activePodsLocked counts the admitted pods that have not terminated: a
@@ -128,6 +173,9 @@ func (m *Manager) markTerminated(w *podWorker) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	w.terminated = true
+	if m.cfg.Devices != nil {
+		m.cfg.Devices.Release(m.runContext(), w.uid)
+	}
 	// Its resources are free: resizes waiting for room may fit now.
 	m.retryDeferredResizesLocked()
 }
@@ -154,4 +202,13 @@ func (w *podWorker) reject(ctx context.Context, pod *v1.Pod, rt *podruntime.PodS
 		return err
 	}
 	return w.stopFinished(ctx, pod, rt)
+}
+
+// runContext is the context Run was given, or the background before Run.
+// m.mu must be held.
+func (m *Manager) runContext() context.Context {
+	if m.ctx == nil {
+		return context.Background()
+	}
+	return m.ctx
 }

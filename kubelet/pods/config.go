@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
+
+	"github.com/berthnode/berth/kubelet/podruntime"
 	"k8s.io/utils/clock"
 )
 
@@ -29,6 +31,20 @@ type Volumes interface {
 	// Teardown removes what Setup made for the pod with this UID (also for
 	// pods no longer known).
 	Teardown(ctx context.Context, uid types.UID) error
+}
+
+// Devices allocates the device plugins' devices to pods and gives them to
+// their containers. kubelet/devices implements it.
+type Devices interface {
+	podruntime.DeviceSource
+	// Admit allocates the devices of every container of a pod being
+	// admitted; an error rejects the pod (UnexpectedAdmissionError). A pod
+	// that has its devices already (before a restart of berth) keeps them.
+	Admit(ctx context.Context, pod *v1.Pod) error
+	// Release frees the devices of a pod that has terminated or is gone.
+	Release(ctx context.Context, uid types.UID)
+	// Retain frees the devices of every pod not in active.
+	Retain(ctx context.Context, active map[types.UID]bool)
 }
 
 // StaticPodSource delivers the node's static pods: pods run from local
@@ -82,6 +98,9 @@ type Config struct {
 	// manager takes its Services from it, so that a node holds them once.
 	// The caller starts it. nil: the pod manager has its own.
 	Informers informers.SharedInformerFactory
+	// Devices allocates device plugins' devices at admission; nil: the
+	// node has no device plugins.
+	Devices Devices
 }
 
 // Validate reports what is missing or wrong in the configuration.

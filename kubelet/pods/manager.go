@@ -226,6 +226,9 @@ func (m *Manager) Run(ctx context.Context) error {
 func (m *Manager) housekeeping(ctx context.Context) {
 	m.relistOnce(ctx)
 	m.sweepMirrors(ctx)
+	m.mu.Lock()
+	m.retainDevicesLocked(ctx)
+	m.mu.Unlock()
 }
 
 // Healthy returns nil while the relist loop has run recently.
@@ -392,6 +395,9 @@ func (m *Manager) retire(w *podWorker) bool {
 	default:
 	}
 	delete(m.workers, w.uid)
+	if m.cfg.Devices != nil {
+		m.cfg.Devices.Release(m.runContext(), w.uid)
+	}
 	// Its resources are free: resizes waiting for room may fit now.
 	m.retryDeferredResizesLocked()
 	if w.static && w.pod != nil {

@@ -23,6 +23,7 @@ func (m *Manager) newRunner() (*podruntime.Runner, error) {
 		RuntimeClasses: m.cfg.Client.NodeV1(),
 		Services:       m.servicesFor,
 		HostIPs:        m.hostIPs,
+		Devices:        m.cfg.Devices,
 		// The runtime makes sandboxes (network namespace, CNI, pause
 		// container) far faster a few at a time than all at once, so a
 		// burst of pods is Ready sooner, and the first of them much
