@@ -10,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -144,8 +145,11 @@ func waitGone(t *testing.T, client kubernetes.Interface, ns, name string, uid st
 	t.Helper()
 	cluster.Poll(t, 2*time.Minute, "pod "+name+" gone", func() (bool, string) {
 		p, err := client.CoreV1().Pods(ns).Get(t.Context(), name, metav1.GetOptions{})
-		if err != nil {
+		if apierrors.IsNotFound(err) {
 			return true, ""
+		}
+		if err != nil {
+			return false, err.Error()
 		}
 		return string(p.UID) != uid, cluster.Describe(p)
 	})

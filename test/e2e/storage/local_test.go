@@ -83,7 +83,7 @@ func TestStatefulSetLocalPV(t *testing.T) {
 
 	// The kubelet's layout: a bind mount of the PV in the pod's
 	// kubernetes.io~local-volume directory.
-	podDir := path.Join("/var/lib/kubelet/pods", string(first.UID))
+	podDir := podDirOf(string(first.UID))
 	volDir := path.Join(podDir, "volumes/kubernetes.io~local-volume", pvName)
 	if got := mountsBelow(t, node, podDir); len(got) != 1 || got[0] != volDir {
 		t.Errorf("mounts below the pod's directory = %v, want the local volume's bind mount on %s", got, volDir)
