@@ -68,8 +68,14 @@ func localStorageClass(t *testing.T, client kubernetes.Interface, name string) {
 
 // localPV makes a local PersistentVolume of class on dir of node, with the
 // node affinity the scheduler places its pods by. claim, when set,
-// pre-binds it to that claim of namespace ns.
-func localPV(t *testing.T, client kubernetes.Interface, name, class, node, dir string, claim *v1.ObjectReference) *v1.PersistentVolume {
+// pre-binds it to that claim.
+func localPV(t *testing.T, client kubernetes.Interface, name, class, node, dir string, claim *v1.ObjectReference) {
+	t.Helper()
+	createPV(t, client, localPVSpec(t, client, name, class, node, dir, claim))
+}
+
+// localPVSpec is the local PersistentVolume localPV makes.
+func localPVSpec(t *testing.T, client kubernetes.Interface, name, class, node, dir string, claim *v1.ObjectReference) *v1.PersistentVolume {
 	t.Helper()
 	n, err := client.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
 	if err != nil {
@@ -79,7 +85,7 @@ func localPV(t *testing.T, client kubernetes.Interface, name, class, node, dir s
 	if hostname == "" {
 		t.Fatalf("node %s has no %s label", node, v1.LabelHostname)
 	}
-	pv, err := client.CoreV1().PersistentVolumes().Create(t.Context(), &v1.PersistentVolume{
+	return &v1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1.PersistentVolumeSpec{
 			Capacity:                      v1.ResourceList{v1.ResourceStorage: resource.MustParse("1Gi")},
@@ -92,14 +98,18 @@ func localPV(t *testing.T, client kubernetes.Interface, name, class, node, dir s
 				MatchExpressions: []v1.NodeSelectorRequirement{{Key: v1.LabelHostname, Operator: v1.NodeSelectorOpIn, Values: []string{hostname}}},
 			}}}},
 		},
-	}, metav1.CreateOptions{})
-	if err != nil {
+	}
+}
+
+// createPV creates pv and deletes it after the test.
+func createPV(t *testing.T, client kubernetes.Interface, pv *v1.PersistentVolume) {
+	t.Helper()
+	if _, err := client.CoreV1().PersistentVolumes().Create(t.Context(), pv, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = client.CoreV1().PersistentVolumes().Delete(context.Background(), name, metav1.DeleteOptions{})
+		_ = client.CoreV1().PersistentVolumes().Delete(context.Background(), pv.Name, metav1.DeleteOptions{})
 	})
-	return pv
 }
 
 // claimSpec asks for 1Gi of class, read-write by one node.
