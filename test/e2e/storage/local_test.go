@@ -24,12 +24,13 @@ const fsGroup = 4321
 // start.
 const statefulScript = `[ -f /data/first ] || echo "$(hostname) $(date +%s%N)" > /data/first
 echo started >> /data/starts
+echo started >> /logs/starts
 sleep 3600`
 
 // TestStatefulSetLocalPV: a StatefulSet's claim binds, through a
 // WaitForFirstConsumer class, to a local PV of the node; the pod writes,
-// its volume is a bind mount where the kubelet keeps it, and the files get
-// the pod's fsGroup. The pod deleted, its mount goes and the PV's data
+// its volume is a bind mount where the kubelet keeps it, a subPath mount
+// reaches a directory of the PV, and the files get the pod's fsGroup. The pod deleted, its mount goes and the PV's data
 // stays; the new pod finds the data on the same node.
 func TestStatefulSetLocalPV(t *testing.T) {
 	testbed.Require(t, bed)
@@ -59,7 +60,10 @@ func TestStatefulSetLocalPV(t *testing.T) {
 					SecurityContext:              &v1.PodSecurityContext{FSGroup: ptr.To[int64](fsGroup)},
 					Containers: []v1.Container{{
 						Name: "db", Image: images.BusyboxRef, Command: []string{"sh", "-c", statefulScript},
-						VolumeMounts: []v1.VolumeMount{{Name: "data", MountPath: "/data"}},
+						VolumeMounts: []v1.VolumeMount{
+							{Name: "data", MountPath: "/data"},
+							{Name: "data", MountPath: "/logs", SubPath: "logs"},
+						},
 					}},
 				},
 			},
@@ -117,6 +121,11 @@ func TestStatefulSetLocalPV(t *testing.T) {
 	}
 	cluster.Poll(t, time.Minute, "the new pod's start recorded on the PV", func() (bool, string) {
 		out, err := bed.Output(ctx, node, "cat", path.Join(disk, "starts"))
+		return err == nil && strings.Count(string(out), "started") == 2, fmt.Sprint(string(out), err)
+	})
+	// The subPath mount is the PV's directory "logs".
+	cluster.Poll(t, 30*time.Second, "the new pod's start recorded through the subPath mount", func() (bool, string) {
+		out, err := bed.Output(ctx, node, "cat", path.Join(disk, "logs", "starts"))
 		return err == nil && strings.Count(string(out), "started") == 2, fmt.Sprint(string(out), err)
 	})
 	if again := strings.TrimSpace(onNode(t, node, "cat", path.Join(disk, "first"))); again != written {
