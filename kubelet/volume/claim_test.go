@@ -325,3 +325,53 @@ func TestSetupVolumeModeMismatch(t *testing.T) {
 		}
 	})
 }
+
+func TestSetupBlockPVs(t *testing.T) {
+	block := v1.PersistentVolumeBlock
+	devicePod := func() *v1.Pod {
+		pod := claimPod(claimSource("data", false))
+		c := &pod.Spec.Containers[0]
+		c.VolumeMounts, c.VolumeDevices = nil, []v1.VolumeDevice{{Name: "data", DevicePath: "/dev/xvda"}}
+		return pod
+	}
+	t.Run("local device", func(t *testing.T) {
+		dev := ""
+		for _, p := range []string{"/dev/loop0", "/dev/vda", "/dev/sda", "/dev/nvme0n1"} {
+			if info, err := os.Stat(p); err == nil && info.Mode().Type() == os.ModeDevice {
+				dev = p
+				break
+			}
+		}
+		if dev == "" {
+			t.Skip("no block device file in /dev to stand for a local block PV")
+		}
+		pv := boundPV("local-pv", "data", localSource(dev))
+		pv.Spec.VolumeMode = &block
+		e := newEnv(t, boundClaim("data", "local-pv"), pv)
+		if got := e.setup(devicePod())["data"]; got != dev {
+			t.Errorf("path = %s, want the device %s", got, dev)
+		}
+		if got := e.mounter.Mounts(); len(got) != 0 {
+			t.Errorf("a block PV was mounted: %v", got)
+		}
+	})
+	t.Run("local directory", func(t *testing.T) {
+		pv := boundPV("local-pv", "data", localSource(localDir(t)))
+		pv.Spec.VolumeMode = &block
+		e := newEnv(t, boundClaim("data", "local-pv"), pv)
+		_, err := e.m.Setup(e.ctx, devicePod())
+		if err == nil || !strings.Contains(err.Error(), `local persistentvolume "local-pv" has volumeMode Block but`) {
+			t.Errorf("Setup error = %v, want a refusal of the directory as a block PV", err)
+		}
+	})
+	t.Run("hostPath", func(t *testing.T) {
+		pv := boundPV("host-pv", "data", v1.PersistentVolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/dev/null"}})
+		pv.Spec.VolumeMode = &block
+		e := newEnv(t, boundClaim("data", "host-pv"), pv)
+		_, err := e.m.Setup(e.ctx, devicePod())
+		var unsupported *volume.UnsupportedError
+		if !errors.As(err, &unsupported) || unsupported.Type != `hostPath with volumeMode Block (persistentvolume "host-pv")` {
+			t.Errorf("Setup error = %v, want UnsupportedError for a hostPath block PV", err)
+		}
+	})
+}
