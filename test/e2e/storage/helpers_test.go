@@ -25,7 +25,7 @@ import (
 const disksDir = "/var/local-disks"
 
 // onNode runs args on the node and returns their output.
-func onNode(t *testing.T, node string, args ...string) string {
+func onNode(t testing.TB, node string, args ...string) string {
 	t.Helper()
 	out, err := bed.Output(t.Context(), node, args...)
 	if err != nil {
@@ -36,7 +36,7 @@ func onNode(t *testing.T, node string, args ...string) string {
 
 // localDisk makes the directory of a local PV on the node, empty, and
 // removes it after the test.
-func localDisk(t *testing.T, node, name string) string {
+func localDisk(t testing.TB, node, name string) string {
 	t.Helper()
 	dir := path.Join(disksDir, name)
 	onNode(t, node, "sh", "-c", fmt.Sprintf("rm -rf %s && mkdir -p %s", dir, dir))
@@ -50,7 +50,7 @@ func localDisk(t *testing.T, node, name string) string {
 
 // localStorageClass makes a StorageClass without a provisioner that binds
 // when the first pod is scheduled, as local volumes need.
-func localStorageClass(t *testing.T, client kubernetes.Interface, name string) {
+func localStorageClass(t testing.TB, client kubernetes.Interface, name string) {
 	t.Helper()
 	mode := storagev1.VolumeBindingWaitForFirstConsumer
 	_, err := client.StorageV1().StorageClasses().Create(t.Context(), &storagev1.StorageClass{
@@ -69,13 +69,13 @@ func localStorageClass(t *testing.T, client kubernetes.Interface, name string) {
 // localPV makes a local PersistentVolume of class on dir of node, with the
 // node affinity the scheduler places its pods by. claim, when set,
 // pre-binds it to that claim.
-func localPV(t *testing.T, client kubernetes.Interface, name, class, node, dir string, claim *v1.ObjectReference) {
+func localPV(t testing.TB, client kubernetes.Interface, name, class, node, dir string, claim *v1.ObjectReference) {
 	t.Helper()
 	createPV(t, client, localPVSpec(t, client, name, class, node, dir, claim))
 }
 
 // localPVSpec is the local PersistentVolume localPV makes.
-func localPVSpec(t *testing.T, client kubernetes.Interface, name, class, node, dir string, claim *v1.ObjectReference) *v1.PersistentVolume {
+func localPVSpec(t testing.TB, client kubernetes.Interface, name, class, node, dir string, claim *v1.ObjectReference) *v1.PersistentVolume {
 	t.Helper()
 	n, err := client.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
 	if err != nil {
@@ -102,7 +102,7 @@ func localPVSpec(t *testing.T, client kubernetes.Interface, name, class, node, d
 }
 
 // createPV creates pv and deletes it after the test.
-func createPV(t *testing.T, client kubernetes.Interface, pv *v1.PersistentVolume) {
+func createPV(t testing.TB, client kubernetes.Interface, pv *v1.PersistentVolume) {
 	t.Helper()
 	if _, err := client.CoreV1().PersistentVolumes().Create(t.Context(), pv, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func claimSpec(class string) v1.PersistentVolumeClaimSpec {
 }
 
 // events returns the messages of the pod's events with reason.
-func events(t *testing.T, client kubernetes.Interface, ns, pod, reason string) []string {
+func events(t testing.TB, client kubernetes.Interface, ns, pod, reason string) []string {
 	t.Helper()
 	list, err := client.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: fields.Set{
 		"involvedObject.kind": "Pod", "involvedObject.name": pod, "reason": reason,

@@ -11,5 +11,5 @@ import (
 var bed *testbed.Testbed
 
 func TestMain(m *testing.M) {
-	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 1, Setup: testbed.JoinAll}, &bed))
+	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 1, Setup: testbed.JoinAll, Benchmarks: true}, &bed))
 }
