@@ -38,11 +38,30 @@ var (
 // claimVolume sets up a volume backed by the claim claimName: a
 // persistentVolumeClaim volume, or (forPod set) the claim a generic
 // ephemeral volume's controller made for the pod.
+//
+// A claim volume set up once stays in use when the claim or its volume
+// cannot be read later (the API server unreachable, an object changed
+// under a running pod): like the kubelet, berth keeps what is mounted and
+// logs the error rather than hold back the pod's containers.
 func (s *podSetup) claimVolume(ctx context.Context, vol *v1.Volume, claimName string, readOnly, forPod bool) (string, error) {
 	pvc, pv, err := s.boundClaim(ctx, claimName, forPod)
 	if err != nil {
+		if prev, ok := s.m.claimed.get(s.pod.UID, vol.Name); ok {
+			klog.FromContext(ctx).Error(err, "Cannot read the claim again; the pod keeps the volume it has", "path", prev)
+			return prev, nil
+		}
 		return "", err
 	}
+	path, err := s.boundVolume(ctx, vol, pvc, pv, readOnly)
+	if err != nil {
+		return "", err
+	}
+	s.m.claimed.set(s.pod.UID, vol.Name, path)
+	return path, nil
+}
+
+// boundVolume sets up the volume pv, bound to the claim pvc.
+func (s *podSetup) boundVolume(ctx context.Context, vol *v1.Volume, pvc *v1.PersistentVolumeClaim, pv *v1.PersistentVolume, readOnly bool) (string, error) {
 	klog.FromContext(ctx).V(5).Info("Claim bound", "claim", klog.KObj(pvc), "pv", pv.Name)
 	mode := v1.PersistentVolumeFilesystem
 	if pv.Spec.VolumeMode != nil {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 const claimUID = types.UID("6b1c2d3e-2222-4c3b-9c55-1d2e3f4a5b6c")
@@ -374,4 +375,29 @@ func TestSetupBlockPVs(t *testing.T) {
 			t.Errorf("Setup error = %v, want UnsupportedError for a hostPath block PV", err)
 		}
 	})
+}
+
+// TestSetupKeepsAClaimVolumeItCannotReadAgain: once set up, a claim's
+// volume stays the pod's when the API cannot be read; a pod new to the
+// Manager, or the same pod after Teardown, waits instead.
+func TestSetupKeepsAClaimVolumeItCannotReadAgain(t *testing.T) {
+	disk := localDir(t)
+	e := newEnv(t, boundClaim("data", "local-pv"), boundPV("local-pv", "data", localSource(disk)))
+	pod := claimPod(claimSource("data", false))
+	want := e.setup(pod)["data"]
+	e.client.PrependReactor("get", "persistentvolumeclaims", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("etcd is down")
+	})
+	if got := e.setup(pod)["data"]; got != want {
+		t.Errorf("path while the claim cannot be read = %s, want the one set up, %s", got, want)
+	}
+	if got := len(e.mounter.Mounts()); got != 1 {
+		t.Errorf("%d mounts, want the one bind mount", got)
+	}
+	if err := e.m.Teardown(e.ctx, podUID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Setup(e.ctx, pod); !apierrors.IsServiceUnavailable(err) {
+		t.Errorf("Setup after Teardown, claim unreadable: error %v, want the API's", err)
+	}
 }

@@ -42,7 +42,11 @@ type Manager struct {
 	root   string
 	locks  podLocks
 	tokens tokenCache
-	owned  ownedSet
+	// owned holds the volumes given to their pod's fsGroup.
+	owned perPod[bool]
+	// claimed holds the host path of each claim volume set up, which a
+	// pod keeps using while its claim cannot be read.
+	claimed perPod[string]
 }
 
 // New returns a Manager for cfg, creating RootDir/pods when missing.
@@ -128,6 +132,7 @@ func (m *Manager) Teardown(ctx context.Context, uid types.UID) error {
 		}
 	}
 	m.owned.forget(uid)
+	m.claimed.forget(uid)
 	// The pod directory goes too once nothing else is kept in it.
 	if err := os.Remove(podDir); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
 		return fmt.Errorf("tear down volumes of pod %s: %w", uid, err)

@@ -6,11 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 )
 
@@ -98,7 +96,10 @@ func rootOwned(dir string, gid int64, readOnly bool) bool {
 // volume's root already has the group.
 func (s *podSetup) ownOnce(ctx context.Context, name, dir string) error {
 	gid := podFSGroup(s.pod)
-	if gid == nil || s.m.owned.has(s.pod.UID, name) {
+	if gid == nil {
+		return nil
+	}
+	if owned, _ := s.m.owned.get(s.pod.UID, name); owned {
 		return nil
 	}
 	sc := s.pod.Spec.SecurityContext
@@ -110,38 +111,8 @@ func (s *podSetup) ownOnce(ctx context.Context, name, dir string) error {
 		}
 		klog.FromContext(ctx).V(3).Info("Gave volume to the fsGroup", "path", dir, "fsGroup", *gid)
 	}
-	s.m.owned.add(s.pod.UID, name)
+	s.m.owned.set(s.pod.UID, name, true)
 	return nil
-}
-
-// ownedSet remembers, per pod, the volumes given to the pod's fsGroup.
-type ownedSet struct {
-	mu   sync.Mutex
-	pods map[types.UID]map[string]bool
-}
-
-func (o *ownedSet) has(uid types.UID, name string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.pods[uid][name]
-}
-
-func (o *ownedSet) add(uid types.UID, name string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.pods == nil {
-		o.pods = make(map[types.UID]map[string]bool)
-	}
-	if o.pods[uid] == nil {
-		o.pods[uid] = make(map[string]bool)
-	}
-	o.pods[uid][name] = true
-}
-
-func (o *ownedSet) forget(uid types.UID) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	delete(o.pods, uid)
 }
 
 // podFSGroup is the group the pod's volumes are given to, if any.
