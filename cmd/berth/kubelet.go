@@ -415,6 +415,8 @@ type podManagerInputs struct {
 	nodeIPs   func() []net.IP
 	// devices allocates device plugins' devices.
 	devices *devices.Manager
+	// csi publishes CSI volumes; nil refuses them.
+	csi volume.CSI
 }
 
 func newPodManager(s *nodeSettings, in podManagerInputs, clk clock.WithTicker) (*pods.Manager, error) {
@@ -425,6 +427,7 @@ func newPodManager(s *nodeSettings, in podManagerInputs, clk clock.WithTicker) (
 		NodeName: s.nodeName,
 		Mounter:  volume.NewSystemMounter(),
 		Clock:    clk,
+		CSI:      in.csi,
 	})
 	if err != nil {
 		return nil, err

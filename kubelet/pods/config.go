@@ -24,12 +24,15 @@ import (
 type Volumes interface {
 	// Setup makes every volume of pod available and returns, per volume
 	// name, the host path to bind-mount (read-only flags come from the
-	// VolumeMount). A returned error must name the volume and cause; the pod
+	// VolumeMount), or for a block volume the device file to pass in
+	// volumeDevices. A returned error must name the volume and cause; the pod
 	// stays ContainerCreating, a FailedMount event is emitted, and Setup is
 	// retried.
 	Setup(ctx context.Context, pod *v1.Pod) (map[string]string, error)
 	// Teardown removes what Setup made for the pod with this UID (also for
-	// pods no longer known).
+	// pods no longer known, from what is on disk below
+	// RootDir/pods/<uid>/volumes and volumeDevices). A failed Teardown is
+	// retried.
 	Teardown(ctx context.Context, uid types.UID) error
 }
 
