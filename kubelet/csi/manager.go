@@ -88,6 +88,9 @@ type Manager struct {
 	// published are the pod volumes published since berth started, by pod
 	// volume key.
 	published map[string]Mounted
+	// statsTargets are the published volumes VolumeStats reports, by pod
+	// volume key.
+	statsTargets map[string]*statsTarget
 	// staged are the volumes staged since berth started, by unique name.
 	staged map[string]bool
 	// attached caches the publish context of attached volumes by unique name.
@@ -123,7 +126,9 @@ func New(cfg Config) (*Manager, error) {
 		inUse:     map[string]inUseVolume{},
 		published: map[string]Mounted{},
 		staged:    map[string]bool{},
-		attached:  map[string]map[string]string{},
+
+		statsTargets: map[string]*statsTarget{},
+		attached:     map[string]map[string]string{},
 	}, nil
 }
 

@@ -95,6 +95,7 @@ func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod, vol Volume) (Mounted, 
 			m.mu.Lock()
 			m.published[key] = op.mounted
 			m.mu.Unlock()
+			m.rememberStatsTarget(key, pod, vol, r, op.mounted.Path)
 		}
 	}()
 	return m.await(ctx, key, vol.SpecName, op)

@@ -322,3 +322,42 @@ func TestOnlineExpansionUpdatesTheClaim(t *testing.T) {
 func sha(s string) string {
 	return strings.TrimPrefix(inlineHandle("", s), "csi-")
 }
+
+func TestVolumeStatsAskTheDriverOncePerMinute(t *testing.T) {
+	b := newBed(t, noAttach(), stageCaps...)
+	pod := testPod("uid-a")
+	pod.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{
+		PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "claim-1"}}}}
+	vol := testPV("vol-1")
+	vol.PVC = &v1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "claim-1", Namespace: "ns"}}
+	if _, err := b.m.SetUp(b.ctx, pod, vol); err != nil {
+		t.Fatal(err)
+	}
+	got := b.m.VolumeStats(b.ctx)
+	if len(got[pod.UID]) != 1 {
+		t.Fatalf("VolumeStats = %+v", got)
+	}
+	s := got[pod.UID][0]
+	if s.Name != "data" || s.PVCRef == nil || s.PVCRef.Name != "claim-1" || *s.CapacityBytes != 1000 || *s.InodesFree != 90 {
+		t.Errorf("volume stats = %+v", s)
+	}
+	if call := b.drv.last(t, "NodeGetVolumeStats"); call.target != publishPath(b.root, pod.UID, vol.SpecName) || call.volume != "vol-1" {
+		t.Errorf("NodeGetVolumeStats = %+v", call)
+	}
+	b.m.VolumeStats(b.ctx)
+	n := 0
+	for _, m := range b.drv.methods() {
+		if m == "NodeGetVolumeStats" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("NodeGetVolumeStats calls = %d, want 1 within a minute", n)
+	}
+	if err := b.m.TearDown(b.ctx, pod.UID, vol.SpecName); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.m.VolumeStats(b.ctx); len(got) != 0 {
+		t.Errorf("VolumeStats after TearDown = %+v", got)
+	}
+}

@@ -69,6 +69,7 @@ func (m *Manager) forget(key string) {
 	defer m.mu.Unlock()
 	delete(m.inUse, key)
 	delete(m.published, key)
+	delete(m.statsTargets, key)
 }
 
 // unstageUnused calls NodeUnstageVolume and removes the staging directory
