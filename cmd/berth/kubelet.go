@@ -266,6 +266,10 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	events := record.NewBroadcaster()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer events.Shutdown()
+	csiNode, err := newCSI(s, client, events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: s.nodeName}), clk)
+	if err != nil {
+		return err
+	}
 	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs}, clk)
 	if err != nil {
 		return err
@@ -283,6 +287,8 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		Checks:   checks,
 		Machine:  node.HostMachine{},
 		Clock:    clk,
+
+		VolumesInUse: csiNode.VolumesInUse,
 	})
 	if err != nil {
 		return err
@@ -306,6 +312,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return nil
 	})
 	g.Go(func() error { return nodes.Run(gctx) })
+	g.Go(func() error { return csiNode.Run(gctx) })
 	g.Go(func() error {
 		return runShutdownManager(gctx, s.kubelet, nodeShutdown{pods: podManager, nodes: nodes}, clk)
 	})
@@ -335,6 +342,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 			client:  client,
 			runtime: runtime,
 			pods:    podManager,
+			volumes: csiNode,
 			nodeIPs: nodes.NodeIPs,
 			healthz: func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
 		})

@@ -28,6 +28,8 @@ type kubeletAPIInputs struct {
 	client  kubernetes.Interface
 	runtime *cri.Services
 	pods    *pods.Manager
+	// volumes tells the statistics of the pods' CSI volumes.
+	volumes stats.VolumeSource
 	// nodeIPs are the node's addresses, for the serving certificate.
 	nodeIPs func() []net.IP
 	healthz func() error
@@ -99,6 +101,7 @@ func kubeletHandlers(s *nodeSettings, in kubeletAPIInputs) (server.Handlers, err
 		Images:   in.runtime.Images,
 		NodeName: s.nodeName,
 		RootFS:   s.rootDir,
+		Volumes:  in.volumes,
 	})
 	if err != nil {
 		return server.Handlers{}, err
@@ -116,7 +119,7 @@ func kubeletHandlers(s *nodeSettings, in kubeletAPIInputs) (server.Handlers, err
 		Logs:        logHandler,
 		Streaming:   streaming,
 		Stats:       statsMux,
-		Metrics:     kubeletMetrics(s.nodeName, in.pods, in.runtime.Operations),
+		Metrics:     kubeletMetrics(s.nodeName, in.pods, in.runtime.Operations, stats.NewVolumeStatsCollector(in.volumes)),
 		Configz:     s.kubelet,
 		Healthz:     in.healthz,
 		Profiling:   profiling,
@@ -137,12 +140,13 @@ func profilingHandler() http.Handler {
 
 // kubeletMetrics serves berth's node-agent metrics at /metrics, with
 // kubelet's names where kubelet has them: runtimeOps is
-// kubelet_runtime_operations_total.
-func kubeletMetrics(nodeName string, pm *pods.Manager, runtimeOps prometheus.Collector) http.Handler {
+// kubelet_runtime_operations_total, volumeStats the kubelet_volume_stats_*
+// metrics.
+func kubeletMetrics(nodeName string, pm *pods.Manager, runtimeOps, volumeStats prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(pm.Collectors()...)
-	reg.MustRegister(runtimeOps)
+	reg.MustRegister(runtimeOps, volumeStats)
 	nodeGauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Subsystem: "kubelet", Name: "node_name", Help: "The node's name. The count is always 1.",
 	}, []string{"node"})
