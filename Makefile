@@ -42,12 +42,17 @@ CONFORMANCE_APT := build-essential patch bzip2 xz-utils busybox-static bind9-dns
 # version under $(CACHE)/upstream.
 UPSTREAM_DIR = $(shell test/tools/build-upstream.sh $(CACHE)/upstream | tail -n1)
 
-.PHONY: all setup apt conformance-deps conformance-images upstream build install test test-vm unit lint bench demo testbed-up testbed-down clean distclean \
+# The plugins the end-to-end tests run on nodes (the mock CSI driver csimock,
+# the sample device plugin, csi-sanity): built by test/tools/build-plugins.sh,
+# cached under $(CACHE)/plugins; the tests find them through BERTH_PLUGINS_DIR.
+PLUGINS_DIR = $(shell test/tools/build-plugins.sh $(CACHE)/plugins | tail -n1)
+
+.PHONY: all setup apt conformance-deps conformance-images upstream plugins build install test test-vm unit lint bench demo testbed-up testbed-down clean distclean \
 	conformance conformance-list e2e-tools
 
 all: build
 
-setup: apt conformance-deps upstream build
+setup: apt conformance-deps upstream plugins build
 	@echo "setup done: run 'make demo' (as root) to see the test bed, 'make test' to test"
 
 apt:
@@ -70,6 +75,9 @@ conformance-images: conformance-deps
 upstream:
 	test/tools/build-upstream.sh $(CACHE)/upstream
 
+plugins:
+	test/tools/build-plugins.sh $(CACHE)/plugins
+
 build:
 	$(GO) generate ./cri/pause
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/berth ./cmd/berth
@@ -78,7 +86,7 @@ build:
 # test runs everything: the end-to-end packages bring up their own test beds
 # (they need root; as non-root they skip and say why).
 test: lint
-	BERTH_UPSTREAM_DIR=$(UPSTREAM_DIR) $(GO) test -count=1 -timeout 40m ./...
+	BERTH_UPSTREAM_DIR=$(UPSTREAM_DIR) BERTH_PLUGINS_DIR=$(PLUGINS_DIR) $(GO) test -count=1 -timeout 40m ./...
 
 # install puts berth on this machine as a systemd service (berth.service);
 # KUBELET=1 installs it as kubeadm's kubelet instead.
@@ -97,13 +105,15 @@ unit:
 
 # lint checks formatting, that go.mod and go.sum are tidy, vet and
 # staticcheck. Only the main module's tidiness is checked: the modules under
-# test/tools only pin what build-upstream.sh and build-e2e.sh build from
-# k8s.io/kubernetes and hold no Go code, so tidy would mark their pin
-# indirect and drop requirements those builds need.
+# test/tools pin what build-upstream.sh, build-e2e.sh and build-plugins.sh
+# build from k8s.io/kubernetes, and tidy would mark those pins indirect and
+# drop requirements the builds need. The plugins module's own code (csimock)
+# is vetted.
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum: not tidy (diff above); run 'go mod tidy'"; exit 1; }
 	$(GO) vet ./...
+	cd test/tools/plugins && GOFLAGS=-mod=readonly $(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # bench runs the benchmarks (see docs/benchmarks.md): berth next to the
@@ -111,7 +121,7 @@ lint:
 # use (test/tools/build-e2e.sh), as for make conformance AGENT=upstream.
 bench: apt
 	@e2e_dir="$$(test/tools/build-e2e.sh $(CACHE)/upstream kubelet kube-proxy | tail -n1)" && test -n "$$e2e_dir" && \
-	BERTH_E2E_DIR="$$e2e_dir" BERTH_UPSTREAM_DIR=$(UPSTREAM_DIR) \
+	BERTH_E2E_DIR="$$e2e_dir" BERTH_UPSTREAM_DIR=$(UPSTREAM_DIR) BERTH_PLUGINS_DIR=$(PLUGINS_DIR) \
 		$(GO) test -run '^$$' -bench . -benchmem -timeout 120m ./...
 
 demo: build
