@@ -381,6 +381,8 @@ type podManagerInputs struct {
 	informers informers.SharedInformerFactory
 	events    record.EventBroadcaster
 	nodeIPs   func() []net.IP
+	// csi publishes CSI volumes; nil refuses them.
+	csi volume.CSI
 }
 
 func newPodManager(s *nodeSettings, in podManagerInputs, clk clock.WithTicker) (*pods.Manager, error) {
@@ -391,6 +393,7 @@ func newPodManager(s *nodeSettings, in podManagerInputs, clk clock.WithTicker) (
 		NodeName: s.nodeName,
 		Mounter:  volume.NewSystemMounter(),
 		Clock:    clk,
+		CSI:      in.csi,
 	})
 	if err != nil {
 		return nil, err

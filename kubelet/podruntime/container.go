@@ -30,7 +30,9 @@ type ContainerParams struct {
 	RestartCount int32
 	ImageRef     string
 	Env          *EnvVars
-	// Mounts are the host paths of the pod's volumes by name.
+	// Mounts are the host paths of the pod's volumes by name: a
+	// directory (or file) to bind for volumeMounts, a block device file
+	// for volumeDevices.
 	Mounts map[string]string
 	// TermFile is the host file behind the termination message path.
 	TermFile string
@@ -48,11 +50,16 @@ func ContainerConfig(p ContainerParams, res ResourceParams, rootDir string) (*ru
 	if err != nil {
 		return nil, err
 	}
+	devices, err := containerDevices(p)
+	if err != nil {
+		return nil, err
+	}
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: uint32(p.RestartCount)},
 		Image:      &runtimeapi.ImageSpec{Image: p.ImageRef, UserSpecifiedImage: c.Image},
 		WorkingDir: c.WorkingDir,
 		Mounts:     mounts,
+		Devices:    devices,
 		Labels: map[string]string{
 			labelPodName:       pod.Name,
 			labelPodNamespace:  pod.Namespace,
@@ -100,6 +107,10 @@ func containerMounts(p ContainerParams) ([]*runtimeapi.Mount, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: cannot find volume %q to mount into container %q", ErrConfig, vm.Name, c.Name)
 		}
+		src := podVolume(p.Pod, vm.Name)
+		if err := checkNotBlock(src, vm.Name, host, c); err != nil {
+			return nil, err
+		}
 		sub := vm.SubPath
 		if vm.SubPathExpr != "" {
 			sub = expand(vm.SubPathExpr, p.Env.Lookup)
@@ -115,7 +126,7 @@ func containerMounts(p ContainerParams) ([]*runtimeapi.Mount, error) {
 		out = append(out, &runtimeapi.Mount{
 			ContainerPath: vm.MountPath,
 			HostPath:      host,
-			Readonly:      vm.ReadOnly,
+			Readonly:      vm.ReadOnly || readOnlyVolume(src),
 			Propagation:   propagation(vm.MountPropagation),
 		})
 	}
@@ -124,6 +135,69 @@ func containerMounts(p ContainerParams) ([]*runtimeapi.Mount, error) {
 	}
 	if p.TermFile != "" && c.TerminationMessagePath != "" {
 		out = append(out, &runtimeapi.Mount{ContainerPath: c.TerminationMessagePath, HostPath: p.TermFile})
+	}
+	return out, nil
+}
+
+// readOnlyVolume reports whether the pod volume src is read-only for every
+// container, whatever their volumeMounts say: a claim or a CSI inline
+// volume marked readOnly, as the kubelet enforces it.
+func readOnlyVolume(src *v1.VolumeSource) bool {
+	switch {
+	case src == nil:
+		return false
+	case src.PersistentVolumeClaim != nil:
+		return src.PersistentVolumeClaim.ReadOnly
+	case src.CSI != nil:
+		return src.CSI.ReadOnly != nil && *src.CSI.ReadOnly
+	}
+	return false
+}
+
+// checkNotBlock refuses to mount a claim's block volume as a file system.
+// A hostPath may name a device file, which is bind-mounted as it is.
+func checkNotBlock(src *v1.VolumeSource, name, host string, c *v1.Container) error {
+	if src == nil || (src.PersistentVolumeClaim == nil && src.Ephemeral == nil) {
+		return nil
+	}
+	if info, err := os.Stat(host); err == nil && info.Mode().Type() == os.ModeDevice {
+		return fmt.Errorf("%w: volume %q is a block volume: container %q must take it in volumeDevices, not volumeMounts", ErrConfig, name, c.Name)
+	}
+	return nil
+}
+
+// podVolume returns the source of the pod's volume name, nil when there is
+// none.
+func podVolume(pod *v1.Pod, name string) *v1.VolumeSource {
+	for i := range pod.Spec.Volumes {
+		if pod.Spec.Volumes[i].Name == name {
+			return &pod.Spec.Volumes[i].VolumeSource
+		}
+	}
+	return nil
+}
+
+// containerDevices gives the container the block volumes it asks for in
+// volumeDevices, read, write and mknod allowed, as the kubelet does. The
+// volume manager refuses a file system volume there and a block volume in
+// volumeMounts; the device check here names the container when a volume
+// still is not what the runtime can pass as a device.
+func containerDevices(p ContainerParams) ([]*runtimeapi.Device, error) {
+	c := p.Container
+	var out []*runtimeapi.Device
+	for _, vd := range c.VolumeDevices {
+		host, ok := p.Mounts[vd.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: cannot find volume %q to map into container %q", ErrConfig, vd.Name, c.Name)
+		}
+		info, err := os.Stat(host)
+		if err != nil {
+			return nil, fmt.Errorf("%w: block volume %q of container %q: %w", ErrConfig, vd.Name, c.Name, err)
+		}
+		if info.Mode().Type() != os.ModeDevice {
+			return nil, fmt.Errorf("%w: volume %q in volumeDevices of container %q is not a block device: %s is %v", ErrConfig, vd.Name, c.Name, host, info.Mode().Type())
+		}
+		out = append(out, &runtimeapi.Device{ContainerPath: vd.DevicePath, HostPath: host, Permissions: "mrw"})
 	}
 	return out, nil
 }

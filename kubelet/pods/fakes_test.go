@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -204,6 +205,10 @@ type fakeVolumes struct {
 	fail      map[string]error
 	panicFor  map[string]bool
 	teardowns []types.UID
+	// failTeardowns fails that many Teardown calls first, as a CSI
+	// driver not registered yet does.
+	failTeardowns int
+	attempts      int
 }
 
 func (v *fakeVolumes) Setup(_ context.Context, pod *v1.Pod) (map[string]string, error) {
@@ -231,6 +236,11 @@ func (v *fakeVolumes) Setup(_ context.Context, pod *v1.Pod) (map[string]string, 
 func (v *fakeVolumes) Teardown(_ context.Context, uid types.UID) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.attempts++
+	if v.failTeardowns > 0 {
+		v.failTeardowns--
+		return errors.New("CSI driver csi.example not registered")
+	}
 	v.teardowns = append(v.teardowns, uid)
 	return nil
 }

@@ -221,11 +221,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-// housekeeping is the periodic work: relist the runtime, and delete mirror
-// pods whose static pod is gone.
+// housekeeping is the periodic work: relist the runtime, delete mirror
+// pods whose static pod is gone, and tear down the volumes of pods gone
+// while berth was not looking.
 func (m *Manager) housekeeping(ctx context.Context) {
 	m.relistOnce(ctx)
 	m.sweepMirrors(ctx)
+	m.sweepOrphanedVolumes(ctx)
 }
 
 // Healthy returns nil while the relist loop has run recently.

@@ -27,6 +27,9 @@ type Config struct {
 	Mounter Mounter
 	// Clock names atomic writer versions and times token renewal.
 	Clock clock.Clock
+	// CSI publishes CSI volumes: PersistentVolumes with a csi source and
+	// CSI inline volumes. Nil refuses them.
+	CSI CSI
 }
 
 // Validate reports every missing or malformed field.

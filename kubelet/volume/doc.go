@@ -7,7 +7,18 @@
 // plugin directory names, so that tools that know the kubelet's layout keep
 // working. Supported sources are emptyDir (on disk or tmpfs), configMap,
 // secret, downwardAPI, projected (serviceAccountToken, configMap, secret,
-// downwardAPI) and hostPath; any other source is reported as unsupported.
+// downwardAPI), hostPath, csi (inline ephemeral), persistentVolumeClaim and
+// ephemeral (generic ephemeral volumes); any other source is reported as
+// unsupported.
+//
+// A claim is used once bound, to a PersistentVolume that points back at
+// it; until then Setup fails naming the claim and the pod waits. Local
+// PersistentVolumes are bind-mounted into the pod's
+// kubernetes.io~local-volume directory, hostPath ones are given as they
+// are, and CSI volumes, PersistentVolumes and inline alike, are published
+// through the CSI node side (package kubelet/csi) behind the CSI interface.
+// Teardown has that node side unpublish CSI volumes before it unmounts and
+// removes the rest, and never removes what is below a mount point.
 //
 // API data (configMap, secret, downwardAPI, projected) is published with
 // package atomicwriter, so containers see whole versions only. Secret,

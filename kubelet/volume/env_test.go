@@ -49,6 +49,8 @@ type env struct {
 	mounter *volumetesting.FakeMounter
 	clock   *clocktesting.FakeClock
 	m       *volume.Manager
+	// csi is the CSI node side after withCSI; nil before.
+	csi *volumetesting.FakeCSI
 
 	mu     sync.Mutex
 	tokens []tokenCall
@@ -97,6 +99,25 @@ func newEnv(t *testing.T, objects ...runtime.Object) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// withCSI gives the Manager a fake CSI node side.
+func (e *env) withCSI() *env {
+	e.t.Helper()
+	e.csi = volumetesting.NewFakeCSI(e.root, e.mounter)
+	m, err := volume.New(volume.Config{
+		RootDir:  e.root,
+		Client:   e.client,
+		NodeName: nodeName,
+		Mounter:  e.mounter,
+		Clock:    e.clock,
+		CSI:      e.csi,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.m = m
 	return e
 }
 

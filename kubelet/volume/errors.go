@@ -24,7 +24,8 @@ func (e *VolumeError) Error() string {
 func (e *VolumeError) Unwrap() error { return e.Err }
 
 // UnsupportedError is the cause of a VolumeError for a volume source this
-// node does not implement, such as nfs, csi or persistentVolumeClaim.
+// node does not implement, such as nfs or gitRepo, or a PersistentVolume
+// kind it does not implement, such as nfs (persistentvolume "pv1").
 type UnsupportedError struct {
 	// Type is the volume source as named in the pod spec, such as "nfs".
 	Type string

@@ -42,6 +42,7 @@ type Manager struct {
 	root   string
 	locks  podLocks
 	tokens tokenCache
+	owned  ownedSet
 }
 
 // New returns a Manager for cfg, creating RootDir/pods when missing.
@@ -96,10 +97,14 @@ func (m *Manager) Setup(ctx context.Context, pod *v1.Pod) (map[string]string, er
 }
 
 // Teardown removes what Setup made for the pod with this UID, whether or not
-// the pod is still known: it unmounts every mount below the pod's volumes
-// directory (lazily when busy), removes that directory without following
-// symlinks, and forgets the pod's tokens. Host paths are never touched. It
-// is idempotent.
+// the pod is still known, working from what is on disk: it has the CSI
+// node side unpublish the pod's CSI volumes first, then unmounts every
+// mount left below the pod's volumes and volumeDevices directories (lazily
+// when busy), removes those directories without following symlinks or
+// entering a mount point, and forgets the pod's tokens. Host paths and the
+// data of PersistentVolumes are never touched. It is idempotent; after an
+// error nothing that is still mounted has been removed, and calling it
+// again retries.
 func (m *Manager) Teardown(ctx context.Context, uid types.UID) error {
 	if err := checkName("pod UID", string(uid)); err != nil {
 		return err
@@ -107,23 +112,99 @@ func (m *Manager) Teardown(ctx context.Context, uid types.UID) error {
 	unlock := m.locks.lock(uid)
 	defer unlock()
 	logger := klog.FromContext(ctx).WithValues("podUID", uid)
+	ctx = klog.NewContext(ctx, logger)
 	m.tokens.forget(uid)
 
 	podDir := filepath.Join(m.root, "pods", string(uid))
-	volumesDir := filepath.Join(podDir, "volumes")
-	if err := m.unmountAll(ctx, volumesDir); err != nil {
+	if err := m.tearDownCSI(ctx, uid, podDir); err != nil {
 		return fmt.Errorf("tear down volumes of pod %s: %w", uid, err)
 	}
-	// RemoveAll unlinks symlinks rather than following them, and no mount is
-	// left below volumesDir, so it stays inside the pod's directory.
-	if err := os.RemoveAll(volumesDir); err != nil {
-		return fmt.Errorf("tear down volumes of pod %s: %w", uid, err)
+	for _, dir := range []string{filepath.Join(podDir, "volumes"), filepath.Join(podDir, "volumeDevices")} {
+		if err := m.unmountAll(ctx, dir); err != nil {
+			return fmt.Errorf("tear down volumes of pod %s: %w", uid, err)
+		}
+		if err := m.removeTree(dir); err != nil {
+			return fmt.Errorf("tear down volumes of pod %s: %w", uid, err)
+		}
 	}
+	m.owned.forget(uid)
 	// The pod directory goes too once nothing else is kept in it.
 	if err := os.Remove(podDir); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
 		return fmt.Errorf("tear down volumes of pod %s: %w", uid, err)
 	}
 	logger.V(4).Info("Volumes torn down")
+	return nil
+}
+
+// tearDownCSI has the CSI node side unpublish every CSI volume the pod's
+// directories still hold, file system and block alike. Every volume is
+// attempted; the error joins the failures.
+func (m *Manager) tearDownCSI(ctx context.Context, uid types.UID, podDir string) error {
+	var names []string
+	for _, parent := range []string{"volumes", "volumeDevices"} {
+		entries, err := os.ReadDir(filepath.Join(podDir, parent, pluginCSI))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("list CSI volumes: %w", err)
+		}
+		for _, e := range entries {
+			if !slices.Contains(names, e.Name()) {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	if m.cfg.CSI == nil {
+		return fmt.Errorf("CSI volumes %v left, but this node has no CSI node side to unpublish them", names)
+	}
+	var errs []error
+	for _, name := range names {
+		if err := m.cfg.CSI.TearDown(ctx, uid, name); err != nil {
+			errs = append(errs, fmt.Errorf("CSI volume %q: %w", name, err))
+			continue
+		}
+		klog.FromContext(ctx).V(4).Info("CSI volume torn down", "volume", name)
+	}
+	return errors.Join(errs...)
+}
+
+// removeTree removes dir and everything below it, like os.RemoveAll, but
+// refuses to enter a directory that is a mount point: whatever is mounted
+// there (a PersistentVolume's data, a host path) is not the pod's to
+// remove. Symlinks are removed, not followed.
+func (m *Manager) removeTree(dir string) error {
+	info, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if info.IsDir() {
+		_, mounted, err := m.cfg.Mounter.MountedAt(dir)
+		if err != nil {
+			return err
+		}
+		if mounted {
+			return fmt.Errorf("%s is still a mount point: not removed", dir)
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := m.removeTree(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	return nil
 }
 

@@ -21,6 +21,10 @@ type Mounter interface {
 	// MountTmpfs mounts a new tmpfs on dir, an existing directory. options
 	// are tmpfs mount options such as "size=67108864".
 	MountTmpfs(dir string, options []string) error
+	// Bind mounts source, an existing directory, on dir, an existing
+	// directory, read-only when readOnly is set. It is how a local
+	// PersistentVolume reaches the pod's volume directory.
+	Bind(source, dir string, readOnly bool) error
 	// Unmount unmounts the mount on dir, detaching it lazily when it is
 	// busy. An error wrapping ErrNotMounted means dir is not a mount point.
 	Unmount(dir string) error

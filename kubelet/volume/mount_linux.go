@@ -27,6 +27,25 @@ func (systemMounter) MountTmpfs(dir string, options []string) error {
 	return nil
 }
 
+// Bind bind-mounts source on dir with mount(2). A bind mount takes the
+// read-only flag only through a remount, as mount(8) does it.
+func (systemMounter) Bind(source, dir string, readOnly bool) error {
+	if err := unix.Mount(source, dir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind mount %s on %s: %w", source, dir, err)
+	}
+	if !readOnly {
+		return nil
+	}
+	if err := unix.Mount("", dir, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		err = fmt.Errorf("remount %s read-only: %w", dir, err)
+		if uerr := unix.Unmount(dir, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("unmount %s again: %w", dir, uerr))
+		}
+		return err
+	}
+	return nil
+}
+
 // Unmount unmounts dir with umount2(2), lazily when busy, never following
 // a symlink at dir.
 func (systemMounter) Unmount(dir string) error {

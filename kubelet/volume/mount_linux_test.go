@@ -1,6 +1,7 @@
 package volume_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -121,5 +122,59 @@ func TestManagerOnRealTmpfs(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "pods", string(pod.UID))); !os.IsNotExist(err) {
 		t.Errorf("pod directory after Teardown: %v", err)
+	}
+}
+
+// TestManagerLocalPVOnRealMounts: a local PV is bind-mounted, read-only
+// when the claim says so, and Teardown unmounts it and removes the pod's
+// directories while the PV's data stays.
+func TestManagerLocalPVOnRealMounts(t *testing.T) {
+	root := kernelRoot(t)
+	disk := localDir(t)
+	e := newEnv(t, boundClaim("data", "local-pv"), boundPV("local-pv", "data", localSource(disk)))
+	m, err := volume.New(volume.Config{RootDir: root, Client: e.client, NodeName: nodeName, Mounter: volume.NewSystemMounter(), Clock: e.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := claimPod(claimSource("data", false))
+	var paths map[string]string
+	for range 2 { // a second Setup mounts nothing more
+		if paths, err = m.Setup(e.ctx, pod); err != nil {
+			t.Fatalf("Setup: %v", err)
+		}
+	}
+	if mounts, _ := volume.NewSystemMounter().List(root); len(mounts) != 1 {
+		t.Errorf("mounts after two Setups = %v, want the bind mount alone", mounts)
+	}
+	if data, err := os.ReadFile(filepath.Join(paths["data"], "precious")); err != nil || string(data) != "data" {
+		t.Errorf("the PV's file through the pod's volume = %q, %v", data, err)
+	}
+	if err := os.WriteFile(filepath.Join(paths["data"], "written"), []byte("by the pod"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Teardown(e.ctx, pod.UID); err != nil {
+		t.Fatalf("Teardown: %v", err)
+	}
+	if mounts, _ := volume.NewSystemMounter().List(root); len(mounts) != 0 {
+		t.Errorf("mounts after Teardown: %v", mounts)
+	}
+	for _, name := range []string{"precious", "written"} {
+		if _, err := os.Stat(filepath.Join(disk, name)); err != nil {
+			t.Errorf("the PV's %s after Teardown: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "pods", string(pod.UID))); !os.IsNotExist(err) {
+		t.Errorf("pod directory after Teardown: %v", err)
+	}
+
+	// A read-only claim gives a read-only bind mount.
+	if paths, err = m.Setup(e.ctx, claimPod(claimSource("data", true))); err != nil {
+		t.Fatalf("Setup read-only: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(paths["data"], "refused"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+		t.Errorf("write to a read-only claim's volume: %v, want EROFS", err)
+	}
+	if err := m.Teardown(e.ctx, pod.UID); err != nil {
+		t.Fatalf("Teardown: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
+	"k8s.io/component-helpers/storage/ephemeral"
 	"k8s.io/klog/v2"
 )
 
@@ -52,6 +53,13 @@ func (s *podSetup) volume(ctx context.Context, vol *v1.Volume) (string, error) {
 		return s.downwardAPI(ctx, vol.Name, src.DownwardAPI)
 	case src.Projected != nil:
 		return s.projected(ctx, vol.Name, src.Projected)
+	case src.PersistentVolumeClaim != nil:
+		pvc := src.PersistentVolumeClaim
+		return s.claimVolume(ctx, vol, pvc.ClaimName, pvc.ReadOnly, false)
+	case src.Ephemeral != nil:
+		return s.claimVolume(ctx, vol, ephemeral.VolumeClaimName(s.pod, vol), false, true)
+	case src.CSI != nil:
+		return s.inlineCSI(ctx, vol.Name, src.CSI)
 	}
 	name := setField(src)
 	if name == "" {

@@ -188,9 +188,8 @@ func TestSetupUnsupported(t *testing.T) {
 		want   string
 	}{
 		{v1.VolumeSource{NFS: &v1.NFSVolumeSource{Server: "nfs", Path: "/export"}}, "nfs"},
-		{v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}, "persistentVolumeClaim"},
+		// Without a CSI node side in the Config.
 		{v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: "csi.example"}}, "csi"},
-		{v1.VolumeSource{Ephemeral: &v1.EphemeralVolumeSource{}}, "ephemeral"},
 		{v1.VolumeSource{Image: &v1.ImageVolumeSource{Reference: "registry.example/data:1"}}, "image"},
 		{v1.VolumeSource{GitRepo: &v1.GitRepoVolumeSource{Repository: "https://git.example/repo"}}, "gitRepo"},
 		{v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumHugePages}}, "emptyDir with medium HugePages"},

@@ -15,6 +15,8 @@ import (
 type FakeMount struct {
 	// Path is the mount point.
 	Path string
+	// Source is the directory bind-mounted on Path; empty for a tmpfs.
+	Source string
 	// FSType is the file system type.
 	FSType string
 	// Options are the mount options as given.
@@ -59,6 +61,32 @@ func (f *FakeMounter) MountTmpfs(dir string, options []string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.mounts = append(f.mounts, FakeMount{Path: filepath.Clean(dir), FSType: "tmpfs", Options: slices.Clone(options)})
+	return nil
+}
+
+// Bind records a bind mount of source on dir, with FSType "bind" and the
+// options "bind" and, when readOnly, "ro". Like the kernel it refuses a
+// missing source or mount point. Files do not show through: the test sees
+// dir's own content.
+func (f *FakeMounter) Bind(source, dir string, readOnly bool) error {
+	f.mu.Lock()
+	mountErr := f.mountErr
+	f.mu.Unlock()
+	if mountErr != nil {
+		return fmt.Errorf("bind mount %s on %s: %w", source, dir, mountErr)
+	}
+	for _, p := range []string{source, dir} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("bind mount %s on %s: %w", source, dir, err)
+		}
+	}
+	options := []string{"bind"}
+	if readOnly {
+		options = append(options, "ro")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mounts = append(f.mounts, FakeMount{Path: filepath.Clean(dir), Source: filepath.Clean(source), FSType: "bind", Options: options})
 	return nil
 }
 
@@ -123,7 +151,7 @@ func (f *FakeMounter) Mounts() []FakeMount {
 	defer f.mu.Unlock()
 	out := make([]FakeMount, len(f.mounts))
 	for i, m := range f.mounts {
-		out[i] = FakeMount{Path: m.Path, FSType: m.FSType, Options: slices.Clone(m.Options)}
+		out[i] = FakeMount{Path: m.Path, Source: m.Source, FSType: m.FSType, Options: slices.Clone(m.Options)}
 	}
 	return out
 }
@@ -142,7 +170,7 @@ func (f *FakeMounter) SetBusy(dir string) {
 	f.busy[filepath.Clean(dir)] = true
 }
 
-// FailMounts makes every later MountTmpfs fail with err; nil stops that.
+// FailMounts makes every later MountTmpfs and Bind fail with err; nil stops that.
 func (f *FakeMounter) FailMounts(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

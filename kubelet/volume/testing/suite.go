@@ -20,6 +20,7 @@ func RunMounterSuite(t *testing.T, m volume.Mounter, root string) {
 	t.Run("mount lists under its parents only", s.listsUnderParents)
 	t.Run("stacked and nested mounts", s.stackedAndNested)
 	t.Run("mounted at a directory itself", s.mountedAt)
+	t.Run("bind mount", s.bind)
 }
 
 type mounterSuite struct {
@@ -105,6 +106,33 @@ func (s *mounterSuite) mountedAt(t *testing.T) {
 	}
 	if _, _, err := s.m.MountedAt(filepath.Join(s.root, "missing")); err == nil {
 		t.Error("MountedAt(missing directory): no error")
+	}
+}
+
+func (s *mounterSuite) bind(t *testing.T) {
+	source := s.mkdir(t, "bind", "source")
+	dir := s.mkdir(t, "bind", "target")
+	if err := s.m.Bind(filepath.Join(s.root, "bind", "missing"), dir, false); err == nil {
+		t.Error("Bind of a missing source succeeded")
+		_ = s.m.Unmount(dir)
+	}
+	for _, readOnly := range []bool{false, true} {
+		if err := s.m.Bind(source, dir, readOnly); err != nil {
+			t.Fatalf("Bind(readOnly %t): %v", readOnly, err)
+		}
+		if _, ok := s.at(t, dir); !ok {
+			t.Errorf("MountedAt(bind mount, readOnly %t): none", readOnly)
+		}
+		if got := s.list(t, filepath.Dir(dir)); len(got) != 1 || got[0].Path != dir {
+			t.Errorf("List = %v, want the bind mount on %s alone", got, dir)
+		}
+		s.unmount(t, dir)
+		if mp, ok := s.at(t, dir); ok {
+			t.Errorf("after Unmount, MountedAt = %v, want none", mp)
+		}
+	}
+	if _, err := os.Stat(source); err != nil {
+		t.Errorf("source after unmount: %v", err)
 	}
 }
 
