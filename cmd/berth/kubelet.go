@@ -270,7 +270,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if err != nil {
 		return err
 	}
-	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs}, clk)
+	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs, csi: csiNode}, clk)
 	if err != nil {
 		return err
 	}
