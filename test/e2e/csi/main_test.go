@@ -1,0 +1,41 @@
+package csi
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/berthnode/berth/test/testbed"
+)
+
+// bed is the test bed all tests of this package share (nil as non-root).
+var bed *testbed.Testbed
+
+// The two drivers on the node: one that stages without attaching, one that
+// needs its volumes attached (csimock --attach-required).
+var (
+	plain  = mockDriver{name: "csi-mock.berth.test", zone: "zone-a"}
+	attach = mockDriver{name: "csi-attach.berth.test", zone: "zone-b", attachRequired: true}
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 1, Setup: setup}, &bed))
+}
+
+// setup joins the node with berth and starts both mock drivers on it.
+func setup(ctx context.Context, tb *testbed.Testbed) error {
+	if _, err := testbed.PluginBinary("csimock"); err != nil {
+		return err
+	}
+	if err := testbed.JoinAll(ctx, tb); err != nil {
+		return err
+	}
+	node := tb.Nodes()[0].Name
+	for _, d := range []mockDriver{plain, attach} {
+		if err := d.start(tb, node); err != nil {
+			return fmt.Errorf("start %s: %w", d.name, err)
+		}
+	}
+	return nil
+}
