@@ -18,8 +18,13 @@ import (
 func (m *Manager) VolumesInUse(ctx context.Context) []v1.UniqueVolumeName {
 	type volume struct{ driver, handle string }
 	var vols []volume
+	now := m.cfg.Clock.Now()
 	m.mu.Lock()
-	for _, v := range m.inUse {
+	for key, v := range m.inUse {
+		if now.Sub(v.at) > inUseTTL {
+			delete(m.inUse, key)
+			continue
+		}
 		vols = append(vols, volume{v.driver, v.handle})
 	}
 	m.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	v1 "k8s.io/api/core/v1"
@@ -33,7 +34,15 @@ type operation struct {
 // inUseVolume is a CSI persistent volume SetUp was asked for.
 type inUseVolume struct {
 	driver, handle string
+	// at is when SetUp was last asked for it.
+	at time.Time
 }
+
+// inUseTTL is how long a volume SetUp was asked for counts as in use
+// without SetUp being asked again or anything on disk: a pod that waits
+// for its volume retries far more often, and one deleted before anything
+// reached the disk gets no TearDown to forget it.
+const inUseTTL = 5 * time.Minute
 
 // podKey names a pod's volume in the Manager's maps.
 func podKey(podUID types.UID, specName string) string { return string(podUID) + "/" + specName }
@@ -72,7 +81,7 @@ func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod, vol Volume) (Mounted, 
 	}
 	if r.mode == storagev1.VolumeLifecyclePersistent {
 		m.mu.Lock()
-		m.inUse[key] = inUseVolume{driver: r.driver, handle: r.handle}
+		m.inUse[key] = inUseVolume{driver: r.driver, handle: r.handle, at: m.cfg.Clock.Now()}
 		m.mu.Unlock()
 		if attachRequired(obj) {
 			if r.publishContext, err = m.attachment(ctx, r); err != nil {

@@ -14,6 +14,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	testingclock "k8s.io/utils/clock/testing"
 )
 
 func TestSetUpStagesOncePublishesPerPodAndUnstagesAfterLastUser(t *testing.T) {
@@ -359,5 +360,23 @@ func TestVolumeStatsAskTheDriverOncePerMinute(t *testing.T) {
 	}
 	if got := b.m.VolumeStats(b.ctx); len(got) != 0 {
 		t.Errorf("VolumeStats after TearDown = %+v", got)
+	}
+}
+
+func TestVolumesInUseForgetsAPodThatNeverReachedTheDisk(t *testing.T) {
+	b := newBed(t, nil, stageCaps...)
+	clk := testingclock.NewFakeClock(time.Now())
+	b.m.cfg.Clock = clk
+	if _, err := b.m.SetUp(b.ctx, testPod("uid-a"), testPV("vol-1")); !errors.Is(err, errNotAttached) {
+		t.Fatalf("SetUp: %v", err)
+	}
+	if got := b.m.VolumesInUse(b.ctx); len(got) != 1 {
+		t.Fatalf("VolumesInUse = %v, want the volume", got)
+	}
+	// The pod is deleted while waiting for the attachment: nothing on disk,
+	// no TearDown, no SetUp any more.
+	clk.Step(inUseTTL + time.Second)
+	if got := b.m.VolumesInUse(b.ctx); len(got) != 0 {
+		t.Errorf("VolumesInUse after %s without SetUp = %v", inUseTTL, got)
 	}
 }

@@ -20,13 +20,9 @@ import (
 // before a restart of berth. A volume with nothing on disk is done.
 func (m *Manager) TearDown(ctx context.Context, podUID types.UID, specName string) error {
 	key := podKey(podUID, specName)
-	if op := m.operation(key); op != nil {
-		select {
-		case <-op.done:
-		default:
-			call, _ := op.call.Load().(string)
-			return fmt.Errorf("volume %q: %s %w", specName, call, ErrInProgress)
-		}
+	if op := m.operation(key); op != nil && !isDone(op) {
+		call, _ := op.call.Load().(string)
+		return fmt.Errorf("volume %q: %s %w", specName, call, ErrInProgress)
 	}
 	dir := podVolumeDir(m.cfg.RootDir, podUID, specName)
 	data, err := readVolData(dir)
@@ -69,6 +65,9 @@ func (m *Manager) forget(key string) {
 	defer m.mu.Unlock()
 	delete(m.inUse, key)
 	delete(m.published, key)
+	if op := m.ops[key]; op != nil && isDone(op) {
+		delete(m.ops, key)
+	}
 	delete(m.statsTargets, key)
 }
 
@@ -150,4 +149,14 @@ func (m *Manager) diskUsers(name, handle string) ([]types.UID, error) {
 		}
 	}
 	return users, nil
+}
+
+// isDone tells whether op has finished.
+func isDone(op *operation) bool {
+	select {
+	case <-op.done:
+		return true
+	default:
+		return false
+	}
 }
