@@ -54,7 +54,7 @@ func (d mockDriver) start(tb *testbed.Testbed, node string) error {
 }
 
 // hostPath is where the test reads a node path.
-func hostPath(t *testing.T, node, p string) string {
+func hostPath(t testing.TB, node, p string) string {
 	t.Helper()
 	out, err := bed.HostPath(node, p)
 	if err != nil {
@@ -75,7 +75,7 @@ type callRecord struct {
 }
 
 // calls returns the driver's calls so far.
-func (d mockDriver) calls(t *testing.T, node string) []callRecord {
+func (d mockDriver) calls(t testing.TB, node string) []callRecord {
 	t.Helper()
 	data, err := os.ReadFile(hostPath(t, node, filepath.Join(d.controlDir(), "calls.jsonl")))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -123,7 +123,7 @@ func methods(calls []callRecord) []string {
 }
 
 // fault creates (or with remove, deletes) the driver's <method>.<kind> file.
-func (d mockDriver) fault(t *testing.T, node, method, kind string, remove bool) {
+func (d mockDriver) fault(t testing.TB, node, method, kind string, remove bool) {
 	t.Helper()
 	p := hostPath(t, node, filepath.Join(d.controlDir(), method+"."+kind))
 	if remove {
@@ -150,7 +150,7 @@ func publishPath(podUID, specName string) string {
 
 // kubeletMounts lists the node's mount points below /var/lib/kubelet whose
 // path contains any of subs.
-func kubeletMounts(t *testing.T, node string, subs ...string) []string {
+func kubeletMounts(t testing.TB, node string, subs ...string) []string {
 	t.Helper()
 	out, err := bed.Output(t.Context(), node, "cat", "/proc/self/mountinfo")
 	if err != nil {
@@ -174,7 +174,7 @@ func kubeletMounts(t *testing.T, node string, subs ...string) []string {
 
 // waitCalls waits until the driver's node calls for volume, from the
 // skip-th call of the log on, are want, and returns them.
-func (d mockDriver) waitCalls(t *testing.T, node string, skip int, volume string, want ...string) []callRecord {
+func (d mockDriver) waitCalls(t testing.TB, node string, skip int, volume string, want ...string) []callRecord {
 	t.Helper()
 	var calls []callRecord
 	deadline := time.Now().Add(30 * time.Second)

@@ -20,7 +20,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 1, Setup: setup}, &bed))
+	os.Exit(testbed.RunTests(m, testbed.Options{Nodes: 1, Setup: setup, Benchmarks: true}, &bed))
 }
 
 // setup joins the node with berth and starts both mock drivers on it.

@@ -20,7 +20,7 @@ import (
 )
 
 // ensureCSIDriver creates the CSIDriver object of d once.
-func ensureCSIDriver(t *testing.T, client kubernetes.Interface, d mockDriver) {
+func ensureCSIDriver(t testing.TB, client kubernetes.Interface, d mockDriver) {
 	t.Helper()
 	obj := &storagev1.CSIDriver{
 		ObjectMeta: metav1.ObjectMeta{Name: d.name},
@@ -41,7 +41,7 @@ func ensureCSIDriver(t *testing.T, client kubernetes.Interface, d mockDriver) {
 // staticClaim creates a PersistentVolume of driver d with handle and a
 // claim "data-<handle>" in ns bound to it, and waits until it is bound. It
 // returns the PV's name.
-func staticClaim(t *testing.T, client kubernetes.Interface, ns string, d mockDriver, handle string) (pvName, claim string) {
+func staticClaim(t testing.TB, client kubernetes.Interface, ns string, d mockDriver, handle string) (pvName, claim string) {
 	t.Helper()
 	ctx := t.Context()
 	pvName, claim = fmt.Sprintf("%s-%s-%s", ns, strings.Split(d.name, ".")[0], handle), "data-"+handle
@@ -120,7 +120,7 @@ func plainPod(name, node string) *v1.Pod {
 }
 
 // createPod creates pod in ns and returns it.
-func createPod(t *testing.T, client kubernetes.Interface, ns string, pod *v1.Pod) *v1.Pod {
+func createPod(t testing.TB, client kubernetes.Interface, ns string, pod *v1.Pod) *v1.Pod {
 	t.Helper()
 	created, err := client.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{})
 	if err != nil {
@@ -130,7 +130,7 @@ func createPod(t *testing.T, client kubernetes.Interface, ns string, pod *v1.Pod
 }
 
 // deletePod deletes a pod and waits until it is gone.
-func deletePod(t *testing.T, client kubernetes.Interface, ns, name string, timeout time.Duration) {
+func deletePod(t testing.TB, client kubernetes.Interface, ns, name string, timeout time.Duration) {
 	t.Helper()
 	if err := client.CoreV1().Pods(ns).Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func deletePod(t *testing.T, client kubernetes.Interface, ns, name string, timeo
 }
 
 // podLog returns the pod's main container's log.
-func podLog(t *testing.T, client kubernetes.Interface, ns, name string) string {
+func podLog(t testing.TB, client kubernetes.Interface, ns, name string) string {
 	t.Helper()
 	b, err := client.CoreV1().Pods(ns).GetLogs(name, &v1.PodLogOptions{Container: "main"}).DoRaw(t.Context())
 	if err != nil {
@@ -159,7 +159,7 @@ func podLog(t *testing.T, client kubernetes.Interface, ns, name string) string {
 
 // waitEvent waits for an Event about the pod with reason whose message
 // contains every one of subs, and returns the message.
-func waitEvent(t *testing.T, client kubernetes.Interface, ns, pod, reason string, timeout time.Duration, subs ...string) string {
+func waitEvent(t testing.TB, client kubernetes.Interface, ns, pod, reason string, timeout time.Duration, subs ...string) string {
 	t.Helper()
 	var msg string
 	cluster.Poll(t, timeout, fmt.Sprintf("%s Event of pod %s containing %q", reason, pod, subs), func() (bool, string) {
