@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -92,9 +93,32 @@ func ownedBy(cn *storagev1.CSINode, node *v1.Node) bool {
 	return false
 }
 
+// nodeWait bounds how long a registration waits for the Node object, which
+// berth creates at start, maybe after a driver's socket was found.
+const nodeWait = 30 * time.Second
+
+// waitForNode waits until the Node object exists, up to nodeWait.
+func (m *Manager) waitForNode(ctx context.Context) error {
+	deadline := m.cfg.Clock.Now().Add(nodeWait)
+	for {
+		_, err := m.node(ctx)
+		if err == nil || !apierrors.IsNotFound(err) || !m.cfg.Clock.Now().Before(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.cfg.Clock.After(time.Second):
+		}
+	}
+}
+
 // installDriver records a registered driver on the Node (node ID
 // annotation, topology labels) and in the CSINode object.
 func (m *Manager) installDriver(ctx context.Context, d *driver) error {
+	if err := m.waitForNode(ctx); err != nil {
+		return err
+	}
 	m.nodeInfo.Lock()
 	defer m.nodeInfo.Unlock()
 	err := m.patchNode(ctx, func(n *v1.Node) error {
