@@ -266,7 +266,12 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	events := record.NewBroadcaster()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer events.Shutdown()
-	csiNode, err := newCSI(s, client, events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: s.nodeName}), clk)
+	csiNode, err := newCSI(s, client, events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: s.nodeName}), clk, func() {
+		// Set below, before the pods (whose volumes call this) start.
+		if nodes != nil {
+			nodes.Kick()
+		}
+	})
 	if err != nil {
 		return err
 	}

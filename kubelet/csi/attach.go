@@ -31,6 +31,12 @@ func (m *Manager) attachment(ctx context.Context, r *request) (map[string]string
 	if err != nil {
 		return nil, err
 	}
+	// As the kubelet: mount an attachable volume only once the node status
+	// says it is in use, so that the attach/detach controller does not
+	// detach it meanwhile.
+	if !slices.Contains(node.Status.VolumesInUse, unique) {
+		return nil, fmt.Errorf("volume %s has not been added to the list of VolumesInUse in the node's volume status: %w", unique, errNotAttached)
+	}
 	if !slices.ContainsFunc(node.Status.VolumesAttached, func(a v1.AttachedVolume) bool { return a.Name == unique }) {
 		return nil, fmt.Errorf("volume %s is not attached according to the node status: %w", unique, errNotAttached)
 	}

@@ -46,6 +46,11 @@ type Config struct {
 	Clock clock.Clock
 	// CallTimeout bounds each CSI call; zero means DefaultCallTimeout.
 	CallTimeout time.Duration
+	// InUseChanged, if set, is called when VolumesInUse gains or loses a
+	// volume, so that the node status reports it soon (the node
+	// controller's Kick): an attachable volume is mounted only once the
+	// node status says it is in use.
+	InUseChanged func()
 	// SetUpWait bounds how long SetUp waits for a running stage or publish
 	// before it returns a retriable error; zero means DefaultSetUpWait.
 	SetUpWait time.Duration

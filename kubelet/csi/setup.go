@@ -81,8 +81,12 @@ func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod, vol Volume) (Mounted, 
 	}
 	if r.mode == storagev1.VolumeLifecyclePersistent {
 		m.mu.Lock()
+		_, known := m.inUse[key]
 		m.inUse[key] = inUseVolume{driver: r.driver, handle: r.handle, at: m.cfg.Clock.Now()}
 		m.mu.Unlock()
+		if !known {
+			m.inUseChanged()
+		}
 		if attachRequired(obj) {
 			if r.publishContext, err = m.attachment(ctx, r); err != nil {
 				return Mounted{}, fmt.Errorf("volume %q: %w", vol.SpecName, err)
@@ -108,6 +112,13 @@ func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod, vol Volume) (Mounted, 
 		}
 	}()
 	return m.await(ctx, key, vol.SpecName, op)
+}
+
+// inUseChanged tells the node status that VolumesInUse changed.
+func (m *Manager) inUseChanged() {
+	if m.cfg.InUseChanged != nil {
+		m.cfg.InUseChanged()
+	}
 }
 
 // driverName is the CSI driver of vol.

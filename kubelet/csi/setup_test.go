@@ -184,15 +184,29 @@ func TestHangingPublishDoesNotBlockSetUp(t *testing.T) {
 
 func TestAttachRequiredWaitsForTheAttachment(t *testing.T) {
 	b := newBed(t, nil, stageCaps...)
+	kicks := 0
+	b.m.cfg.InUseChanged = func() { kicks++ }
 	pod, vol := testPod("uid-a"), testPV("vol-1")
 	_, err := b.m.SetUp(b.ctx, pod, vol)
-	if !errors.Is(err, errNotAttached) {
-		t.Fatalf("SetUp before the attachment: %v", err)
+	if !errors.Is(err, errNotAttached) || !strings.Contains(err.Error(), "VolumesInUse") {
+		t.Fatalf("SetUp before the node reports the volume in use: %v", err)
 	}
 	if got, want := b.m.VolumesInUse(b.ctx), []v1.UniqueVolumeName{"kubernetes.io/csi/" + testDriver + "^vol-1"}; !cmp.Equal(got, want) {
 		t.Errorf("VolumesInUse = %v, want %v", got, want)
 	}
+	if kicks != 1 {
+		t.Errorf("InUseChanged called %d times, want once", kicks)
+	}
+	// The node status reports it in use; the controller attaches.
 	node, _ := b.client.CoreV1().Nodes().Get(b.ctx, testNode, metav1.GetOptions{})
+	node.Status.VolumesInUse = b.m.VolumesInUse(b.ctx)
+	if _, err := b.client.CoreV1().Nodes().UpdateStatus(b.ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.m.SetUp(b.ctx, pod, vol); !errors.Is(err, errNotAttached) || !strings.Contains(err.Error(), "according to the node status") {
+		t.Fatalf("SetUp before the controller attached: %v", err)
+	}
+	node, _ = b.client.CoreV1().Nodes().Get(b.ctx, testNode, metav1.GetOptions{})
 	node.Status.VolumesAttached = []v1.AttachedVolume{{Name: UniqueName(testDriver, "vol-1")}}
 	if _, err := b.client.CoreV1().Nodes().UpdateStatus(b.ctx, node, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -224,6 +238,9 @@ func TestAttachRequiredWaitsForTheAttachment(t *testing.T) {
 	}
 	if got := b.m.VolumesInUse(b.ctx); len(got) != 0 {
 		t.Errorf("VolumesInUse after TearDown = %v", got)
+	}
+	if kicks != 2 {
+		t.Errorf("InUseChanged called %d times, want twice (SetUp, TearDown)", kicks)
 	}
 }
 

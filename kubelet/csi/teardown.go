@@ -62,13 +62,18 @@ func (m *Manager) TearDown(ctx context.Context, podUID types.UID, specName strin
 // forget drops what SetUp remembered of a pod's volume.
 func (m *Manager) forget(key string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	_, changed := m.inUse[key]
 	delete(m.inUse, key)
 	delete(m.published, key)
+	delete(m.statsTargets, key)
 	if op := m.ops[key]; op != nil && isDone(op) {
 		delete(m.ops, key)
 	}
-	delete(m.statsTargets, key)
+	m.mu.Unlock()
+	// Not under the lock: the node controller asks VolumesInUse.
+	if changed {
+		m.inUseChanged()
+	}
 }
 
 // unstageUnused calls NodeUnstageVolume and removes the staging directory
