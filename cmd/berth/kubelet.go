@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
 	apiruntime "k8s.io/apimachinery/pkg/runtime"
@@ -31,9 +32,11 @@ import (
 	kubeletconfig "github.com/berthnode/berth/kubelet/config"
 	"github.com/berthnode/berth/kubelet/health"
 	"github.com/berthnode/berth/kubelet/node"
+	"github.com/berthnode/berth/kubelet/plugins"
 	"github.com/berthnode/berth/kubelet/podnet"
 	"github.com/berthnode/berth/kubelet/pods"
 	"github.com/berthnode/berth/kubelet/staticpods"
+	"github.com/berthnode/berth/kubelet/stats"
 	"github.com/berthnode/berth/kubelet/volume"
 	"github.com/berthnode/berth/netrules/link"
 	"github.com/berthnode/berth/proxy"
@@ -342,14 +345,23 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		releaseStartupPages(gctx, func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) }, clk)
 		return nil
 	})
+	// The CSI driver and device plugin managers add their handlers, by
+	// plugin type.
+	pluginHandlers := map[string]plugins.Handler{plugins.TypeCSI: csiNode}
+	pluginWatcher, err := newPluginWatcher(s.rootDir, pluginHandlers, clk)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return pluginWatcher.run(gctx) })
 	g.Go(func() error {
 		return runKubeletAPI(gctx, s, kubeletAPIInputs{
-			client:  client,
-			runtime: runtime,
-			pods:    podManager,
-			volumes: csiNode,
-			nodeIPs: nodes.NodeIPs,
-			healthz: func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
+			client:     client,
+			runtime:    runtime,
+			pods:       podManager,
+			volumes:    csiNode,
+			nodeIPs:    nodes.NodeIPs,
+			healthz:    func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
+			collectors: []prometheus.Collector{pluginWatcher.Collector(), stats.NewVolumeStatsCollector(csiNode)},
 		})
 	})
 	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))
@@ -357,6 +369,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return health.Serve(gctx, healthAddr, []health.Check{
 			{Name: "node", Healthy: nodes.Healthy},
 			{Name: "pod workers", Healthy: podManager.Healthy},
+			{Name: "plugin registration", Healthy: pluginWatcher.Healthy},
 		})
 	})
 	return g.Wait()

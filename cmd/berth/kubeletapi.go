@@ -33,6 +33,8 @@ type kubeletAPIInputs struct {
 	// nodeIPs are the node's addresses, for the serving certificate.
 	nodeIPs func() []net.IP
 	healthz func() error
+	// collectors are more metrics for /metrics (plugin registration's).
+	collectors []prometheus.Collector
 }
 
 // runKubeletAPI serves the kubelet API on :10250 (kubectl logs, exec,
@@ -119,7 +121,7 @@ func kubeletHandlers(s *nodeSettings, in kubeletAPIInputs) (server.Handlers, err
 		Logs:        logHandler,
 		Streaming:   streaming,
 		Stats:       statsMux,
-		Metrics:     kubeletMetrics(s.nodeName, in.pods, in.runtime.Operations, stats.NewVolumeStatsCollector(in.volumes)),
+		Metrics:     kubeletMetrics(s.nodeName, in.pods, in.runtime.Operations, in.collectors...),
 		Configz:     s.kubelet,
 		Healthz:     in.healthz,
 		Profiling:   profiling,
@@ -140,13 +142,13 @@ func profilingHandler() http.Handler {
 
 // kubeletMetrics serves berth's node-agent metrics at /metrics, with
 // kubelet's names where kubelet has them: runtimeOps is
-// kubelet_runtime_operations_total, volumeStats the kubelet_volume_stats_*
-// metrics.
-func kubeletMetrics(nodeName string, pm *pods.Manager, runtimeOps, volumeStats prometheus.Collector) http.Handler {
+// kubelet_runtime_operations_total; more are other parts' metrics.
+func kubeletMetrics(nodeName string, pm *pods.Manager, runtimeOps prometheus.Collector, more ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(pm.Collectors()...)
-	reg.MustRegister(runtimeOps, volumeStats)
+	reg.MustRegister(runtimeOps)
+	reg.MustRegister(more...)
 	nodeGauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Subsystem: "kubelet", Name: "node_name", Help: "The node's name. The count is always 1.",
 	}, []string{"node"})
