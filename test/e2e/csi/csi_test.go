@@ -1,6 +1,7 @@
 package csi
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,6 +99,7 @@ func TestStaticVolume(t *testing.T) {
 		t.Errorf("vol_data.json = %v", data)
 	}
 	checkVolumeStats(t, client, node, ns, "first", claim)
+	checkVolumeMetrics(t, client, node, ns, claim)
 
 	deletePod(t, client, ns, "first", time.Minute)
 	plain.waitCalls(t, node, before, "1", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume")
@@ -143,6 +145,52 @@ func checkVolumeStats(t *testing.T, client kubernetes.Interface, node, ns, pod, 
 		return
 	}
 	t.Errorf("summary has no pod %s/%s", ns, pod)
+}
+
+// checkVolumeMetrics checks that the node's /metrics has the claim's
+// kubelet_volume_stats_* samples.
+func checkVolumeMetrics(t *testing.T, client kubernetes.Interface, node, ns, claim string) {
+	t.Helper()
+	raw, err := client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node, "proxy/metrics").DoRaw(t.Context())
+	if err != nil {
+		t.Errorf("metrics: %v", err)
+		return
+	}
+	labels := fmt.Sprintf(`{namespace=%q,persistentvolumeclaim=%q}`, ns, claim)
+	for _, name := range []string{"kubelet_volume_stats_capacity_bytes", "kubelet_volume_stats_used_bytes", "kubelet_volume_stats_inodes_free"} {
+		if !strings.Contains(string(raw), name+labels) {
+			t.Errorf("/metrics lacks %s%s", name, labels)
+		}
+	}
+}
+
+// TestInlineVolume: a CSI inline ephemeral volume is published (not
+// staged) with the kubelet's volume ID and pod info, and unpublished after
+// the pod.
+func TestInlineVolume(t *testing.T) {
+	testbed.Require(t, bed)
+	client := cluster.AdminClient(t, bed)
+	ns := cluster.Namespace(t, client)
+	node := bed.Nodes()[0].Name
+	ensureCSIDriver(t, client, plain)
+	pod := writerPod("inline", node, "")
+	pod.Spec.Volumes[0].VolumeSource = v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: plain.name}}
+	before := len(plain.calls(t, node))
+	pod = createPod(t, client, ns, pod)
+	cluster.WaitPod(t, client, ns, "inline", 2*time.Minute, cluster.PodReady)
+	if log := podLog(t, client, ns, "inline"); !strings.Contains(log, "written-by-inline") {
+		t.Errorf("log %q lacks the pod's line", log)
+	}
+	handle := fmt.Sprintf("csi-%x", sha256.Sum256([]byte(string(pod.UID)+"data")))
+	calls := plain.waitCalls(t, node, before, handle, "NodePublishVolume")
+	if calls[0].Staging != "" || calls[0].Target != publishPath(string(pod.UID), "data") {
+		t.Errorf("NodePublishVolume %+v; want no staging, target %s", calls[0], publishPath(string(pod.UID), "data"))
+	}
+	deletePod(t, client, ns, "inline", time.Minute)
+	plain.waitCalls(t, node, before, handle, "NodePublishVolume", "NodeUnpublishVolume")
+	if m := kubeletMounts(t, node, string(pod.UID)); len(m) > 0 {
+		t.Errorf("mounts left: %v", m)
+	}
 }
 
 // TestFailingAndHangingPublish: while NodePublishVolume fails, the pod
