@@ -178,3 +178,26 @@ func TestValidateRefusesUnsupportedVersions(t *testing.T) {
 		t.Errorf("1.x: %v", err)
 	}
 }
+
+func TestCSINodeOfAnotherNodeIsReplaced(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	stale := &storagev1.CSINode{ObjectMeta: metav1.ObjectMeta{
+		Name:            testNode,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: testNode, UID: "old-node-uid"}},
+	}, Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{{Name: "gone.example.com", NodeID: "x"}}}}
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: testNode, UID: "node-uid"}}, stale)
+	m, err := New(Config{NodeName: testNode, Client: client, RootDir: t.TempDir(), Clock: clock.RealClock{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.initCSINode(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cn, err := client.StorageV1().CSINodes().Get(ctx, testNode, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cn.OwnerReferences) != 1 || cn.OwnerReferences[0].UID != "node-uid" || len(cn.Spec.Drivers) != 0 {
+		t.Errorf("CSINode = %+v, want a fresh one owned by the current Node", cn)
+	}
+}

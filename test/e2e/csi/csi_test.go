@@ -79,7 +79,18 @@ func TestStaticVolume(t *testing.T) {
 	ns := cluster.Namespace(t, client)
 	node := bed.Nodes()[0].Name
 	ensureCSIDriver(t, client, plain)
-	pvName, claim := staticClaim(t, client, ns, plain, "1")
+	// The node's credentials read the secrets the PV names (the Node
+	// authorizer allows a node the secrets of its pods' volumes).
+	for _, name := range []string{"stage-secret", "publish-secret"} {
+		secret := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string][]byte{"key": []byte(name)}}
+		if _, err := client.CoreV1().Secrets(ns).Create(t.Context(), secret, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pvName, claim := staticClaim(t, client, ns, plain, "1", func(pv *v1.PersistentVolume) {
+		pv.Spec.CSI.NodeStageSecretRef = &v1.SecretReference{Namespace: ns, Name: "stage-secret"}
+		pv.Spec.CSI.NodePublishSecretRef = &v1.SecretReference{Namespace: ns, Name: "publish-secret"}
+	})
 	before := len(plain.calls(t, node))
 
 	pod := createPod(t, client, ns, writerPod("first", node, claim))

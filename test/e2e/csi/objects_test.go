@@ -41,7 +41,7 @@ func ensureCSIDriver(t testing.TB, client kubernetes.Interface, d mockDriver) {
 // staticClaim creates a PersistentVolume of driver d with handle and a
 // claim "data-<handle>" in ns bound to it, and waits until it is bound. It
 // returns the PV's name.
-func staticClaim(t testing.TB, client kubernetes.Interface, ns string, d mockDriver, handle string) (pvName, claim string) {
+func staticClaim(t testing.TB, client kubernetes.Interface, ns string, d mockDriver, handle string, mutate ...func(*v1.PersistentVolume)) (pvName, claim string) {
 	t.Helper()
 	ctx := t.Context()
 	pvName, claim = fmt.Sprintf("%s-%s-%s", ns, strings.Split(d.name, ".")[0], handle), "data-"+handle
@@ -58,6 +58,9 @@ func staticClaim(t testing.TB, client kubernetes.Interface, ns string, d mockDri
 				Driver: d.name, VolumeHandle: handle,
 			}},
 		},
+	}
+	for _, f := range mutate {
+		f(pv)
 	}
 	if _, err := client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
