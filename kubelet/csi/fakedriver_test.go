@@ -24,6 +24,7 @@ type call struct {
 	publish map[string]string
 	secrets map[string]string
 	group   string
+	block   bool
 }
 
 // fakeDriver is a CSI node and identity service on a real Unix socket. It
@@ -135,7 +136,8 @@ func (d *fakeDriver) NodeGetInfo(context.Context, *csipb.NodeGetInfoRequest) (*c
 }
 
 func (d *fakeDriver) NodeStageVolume(ctx context.Context, r *csipb.NodeStageVolumeRequest) (*csipb.NodeStageVolumeResponse, error) {
-	c := call{method: "NodeStageVolume", volume: r.VolumeId, target: r.StagingTargetPath, context: r.VolumeContext, publish: r.PublishContext, secrets: r.Secrets}
+	c := call{method: "NodeStageVolume", volume: r.VolumeId, target: r.StagingTargetPath, context: r.VolumeContext, publish: r.PublishContext, secrets: r.Secrets,
+		block: r.GetVolumeCapability().GetBlock() != nil}
 	return &csipb.NodeStageVolumeResponse{}, d.record(ctx, c)
 }
 
@@ -146,7 +148,8 @@ func (d *fakeDriver) NodeUnstageVolume(ctx context.Context, r *csipb.NodeUnstage
 
 func (d *fakeDriver) NodePublishVolume(ctx context.Context, r *csipb.NodePublishVolumeRequest) (*csipb.NodePublishVolumeResponse, error) {
 	c := call{method: "NodePublishVolume", volume: r.VolumeId, target: r.TargetPath, staging: r.StagingTargetPath,
-		context: r.VolumeContext, publish: r.PublishContext, secrets: r.Secrets, group: r.GetVolumeCapability().GetMount().GetVolumeMountGroup()}
+		context: r.VolumeContext, publish: r.PublishContext, secrets: r.Secrets, group: r.GetVolumeCapability().GetMount().GetVolumeMountGroup(),
+		block: r.GetVolumeCapability().GetBlock() != nil}
 	if err := d.record(ctx, c); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package csi
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 
 	v1 "k8s.io/api/core/v1"
@@ -35,6 +36,12 @@ func (m *Manager) VolumesInUse(ctx context.Context) []v1.UniqueVolumeName {
 	for _, v := range disk {
 		if v.data[keyLifecycleMode] != string(storagev1.VolumeLifecycleEphemeral) {
 			vols = append(vols, volume{v.data[keyDriverName], v.data[keyVolumeHandle]})
+		}
+	}
+	blocks, _ := filepath.Glob(filepath.Join(blockRoot(m.cfg.RootDir), "*", "data", volDataFile))
+	for _, f := range blocks {
+		if data, err := readVolData(filepath.Dir(f)); err == nil {
+			vols = append(vols, volume{data[keyDriverName], data[keyVolumeHandle]})
 		}
 	}
 	var out []v1.UniqueVolumeName

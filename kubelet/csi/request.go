@@ -39,6 +39,8 @@ type request struct {
 	fsGroupPolicy  storagev1.FSGroupPolicy
 	// pv is the PersistentVolume, nil for inline volumes.
 	pv *v1.PersistentVolume
+	// block tells a volumeMode Block PV.
+	block bool
 }
 
 // resolve builds the request for vol of pod. obj is the driver's CSIDriver
@@ -58,9 +60,7 @@ func resolve(pod *v1.Pod, vol Volume, obj *storagev1.CSIDriver) (*request, error
 		}
 		r.mountOptions = vol.PV.Spec.MountOptions
 		r.readOnly = vol.ReadOnly || src.ReadOnly
-		if vol.PV.Spec.VolumeMode != nil && *vol.PV.Spec.VolumeMode == v1.PersistentVolumeBlock {
-			return nil, fmt.Errorf("volume %q: volumeMode Block is not supported for CSI volumes yet", vol.SpecName)
-		}
+		r.block = vol.PV.Spec.VolumeMode != nil && *vol.PV.Spec.VolumeMode == v1.PersistentVolumeBlock
 	case vol.Inline != nil:
 		src := vol.Inline
 		r.driver, r.handle, r.mode = src.Driver, inlineHandle(pod.UID, vol.SpecName), storagev1.VolumeLifecycleEphemeral
@@ -135,14 +135,19 @@ func podInfo(pod *v1.Pod, mode storagev1.VolumeLifecycleMode) map[string]string 
 // capability is the volume capability of r for driver d, with the access
 // mode mapped as the kubelet maps it.
 func (r *request) capability(d *driver, fsGroup *int64) *csipb.VolumeCapability {
+	c := &csipb.VolumeCapability{
+		AccessMode: &csipb.VolumeCapability_AccessMode{Mode: accessMode(r.accessMode, d.has(csipb.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER))},
+	}
+	if r.block {
+		c.AccessType = &csipb.VolumeCapability_Block{Block: &csipb.VolumeCapability_BlockVolume{}}
+		return c
+	}
 	mount := &csipb.VolumeCapability_MountVolume{FsType: r.fsType, MountFlags: r.mountOptions}
 	if fsGroup != nil {
 		mount.VolumeMountGroup = strconv.FormatInt(*fsGroup, 10)
 	}
-	return &csipb.VolumeCapability{
-		AccessType: &csipb.VolumeCapability_Mount{Mount: mount},
-		AccessMode: &csipb.VolumeCapability_AccessMode{Mode: accessMode(r.accessMode, d.has(csipb.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER))},
-	}
+	c.AccessType = &csipb.VolumeCapability_Mount{Mount: mount}
+	return c
 }
 
 // accessMode maps a Kubernetes access mode to CSI's. Drivers with
@@ -170,7 +175,7 @@ func accessMode(am v1.PersistentVolumeAccessMode, multiWriter bool) csipb.Volume
 // applyFSGroup tells whether the node should give the pod's fsGroup to the
 // volume's files, by the kubelet's rules for the CSIDriver's fsGroupPolicy.
 func (r *request) applyFSGroup(fsGroup *int64) bool {
-	if fsGroup == nil || r.fsGroupPolicy == storagev1.NoneFSGroupPolicy || r.readOnly {
+	if r.block || fsGroup == nil || r.fsGroupPolicy == storagev1.NoneFSGroupPolicy || r.readOnly {
 		return false
 	}
 	if r.fsGroupPolicy == storagev1.FileFSGroupPolicy {

@@ -176,6 +176,9 @@ func (m *Manager) mount(ctx context.Context, d *driver, r *request, vol Volume, 
 	if sc := r.pod.Spec.SecurityContext; sc != nil {
 		fsGroup = sc.FSGroup
 	}
+	if r.block {
+		return m.mountBlock(ctx, d, r, op)
+	}
 	var driverGroup *int64
 	if d.has(csipb.NodeServiceCapability_RPC_VOLUME_MOUNT_GROUP) {
 		driverGroup = fsGroup

@@ -33,6 +33,10 @@ type statsTarget struct {
 
 // rememberStatsTarget records a published volume for VolumeStats.
 func (m *Manager) rememberStatsTarget(key string, pod *v1.Pod, vol Volume, r *request, path string) {
+	if r.block {
+		// The summary has no figures for block volumes.
+		return
+	}
 	t := &statsTarget{podUID: pod.UID, name: vol.SpecName, driver: r.driver, handle: r.handle, path: path}
 	if vol.PVC != nil {
 		t.pvc = &statsapi.PVCReference{Name: vol.PVC.Name, Namespace: vol.PVC.Namespace}

@@ -27,6 +27,9 @@ func (m *Manager) TearDown(ctx context.Context, podUID types.UID, specName strin
 	dir := podVolumeDir(m.cfg.RootDir, podUID, specName)
 	data, err := readVolData(dir)
 	if errors.Is(err, fs.ErrNotExist) {
+		if handled, err := m.tearDownBlock(ctx, podUID, specName); handled {
+			return err
+		}
 		m.forget(key)
 		return removeMountDir(filepath.Join(dir, "mount"))
 	}
