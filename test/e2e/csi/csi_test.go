@@ -204,6 +204,44 @@ func TestInlineVolume(t *testing.T) {
 	}
 }
 
+// TestBlockVolume: a volumeMode Block PV is staged and published at the
+// kubelet's volumeDevices paths, and unpublished and unstaged after the
+// pod. (csimock publishes a directory, not a device: the container cannot
+// start, which the test does not need.)
+func TestBlockVolume(t *testing.T) {
+	testbed.Require(t, bed)
+	client := cluster.AdminClient(t, bed)
+	ns := cluster.Namespace(t, client)
+	node := bed.Nodes()[0].Name
+	ensureCSIDriver(t, client, plain)
+	block := v1.PersistentVolumeBlock
+	pvName, claim := staticClaim(t, client, ns, plain, "6", func(pv *v1.PersistentVolume) { pv.Spec.VolumeMode = &block })
+	before := len(plain.calls(t, node))
+	pod := writerPod("block", node, claim)
+	pod.Spec.Containers[0].VolumeMounts = nil
+	pod.Spec.Containers[0].VolumeDevices = []v1.VolumeDevice{{Name: "data", DevicePath: "/dev/xvda"}}
+	pod.Spec.Containers[0].Command = []string{"sleep", "3600"}
+	pod = createPod(t, client, ns, pod)
+	calls := plain.waitCalls(t, node, before, "6", "NodeStageVolume", "NodePublishVolume")
+	devices := "/var/lib/kubelet/plugins/kubernetes.io/csi/volumeDevices/"
+	if calls[0].Staging != devices+"staging/"+pvName || calls[1].Target != devices+"publish/"+pvName+"/"+string(pod.UID) {
+		t.Errorf("calls %+v; want staging %s, target %s", calls, devices+"staging/"+pvName, devices+"publish/"+pvName+"/"+string(pod.UID))
+	}
+	var data map[string]string
+	if b, err := os.ReadFile(hostPath(t, node, devices+pvName+"/data/vol_data.json")); err != nil || json.Unmarshal(b, &data) != nil {
+		t.Errorf("vol_data.json: %s, %v", b, err)
+	} else if data["volumeHandle"] != "6" || data["specVolID"] != pvName {
+		t.Errorf("vol_data.json = %v", data)
+	}
+	deletePod(t, client, ns, "block", time.Minute)
+	plain.waitCalls(t, node, before, "6", "NodeStageVolume", "NodePublishVolume", "NodeUnpublishVolume", "NodeUnstageVolume")
+	for _, p := range []string{devices + pvName, devices + "staging/" + pvName, devices + "publish/" + pvName} {
+		if _, err := os.Stat(hostPath(t, node, p)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left: %v", p, err)
+		}
+	}
+}
+
 // TestFailingAndHangingPublish: while NodePublishVolume fails, the pod
 // stays ContainerCreating with a FailedMount Event naming the volume and
 // another pod on the node runs; once the fault is gone, the pod starts.

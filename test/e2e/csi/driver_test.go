@@ -44,7 +44,7 @@ func (d mockDriver) start(tb *testbed.Testbed, node string) error {
 		"--name=" + d.name, "--node-id=" + node,
 		"--endpoint=" + d.endpoint(), "--registration-socket=" + d.regSocket(),
 		"--control-dir=" + d.controlDir(), "--topology=" + d.topologyKey() + "=" + d.zone,
-		"--volumes=5", "--attach-limit=9",
+		"--volumes=6", "--attach-limit=9",
 	}
 	if d.attachRequired {
 		args = append(args, "--attach-required")

@@ -74,6 +74,7 @@ func staticClaim(t testing.TB, client kubernetes.Interface, ns string, d mockDri
 			AccessModes:      []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
 			StorageClassName: ptr.To("csimock"),
 			VolumeName:       pvName,
+			VolumeMode:       pv.Spec.VolumeMode,
 			Resources:        v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: size}},
 		},
 	}
