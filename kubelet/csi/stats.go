@@ -17,6 +17,10 @@ import (
 // minute, so that scrapes do not turn into driver calls.
 const statsMaxAge = time.Minute
 
+// statsTimeout bounds a NodeGetVolumeStats call: a scrape of the summary
+// waits for it.
+const statsTimeout = 10 * time.Second
+
 // statsTarget is a published volume whose statistics the summary reports.
 type statsTarget struct {
 	podUID types.UID
@@ -26,7 +30,8 @@ type statsTarget struct {
 	driver string
 	handle string
 	path   string
-	// stats and at are the last answer and when it came.
+	// stats and at are the last answer and when it was asked for (a
+	// failed call is not repeated before statsMaxAge either).
 	stats *statsapi.VolumeStats
 	at    time.Time
 }
@@ -81,16 +86,15 @@ func (m *Manager) VolumeStats(ctx context.Context) map[types.UID][]statsapi.Volu
 		m.mu.Lock()
 		s, at := t.stats, t.at
 		m.mu.Unlock()
-		if s == nil || now.Sub(at) >= statsMaxAge {
+		if at.IsZero() || now.Sub(at) >= statsMaxAge {
 			s = m.askStats(ctx, t)
-			if s == nil {
-				continue
-			}
 			m.mu.Lock()
 			t.stats, t.at = s, now
 			m.mu.Unlock()
 		}
-		out[t.podUID] = append(out[t.podUID], *s)
+		if s != nil {
+			out[t.podUID] = append(out[t.podUID], *s)
+		}
 	}
 	return out
 }
@@ -101,7 +105,7 @@ func (m *Manager) askStats(ctx context.Context, t *statsTarget) *statsapi.Volume
 	if err != nil || !d.has(csipb.NodeServiceCapability_RPC_GET_VOLUME_STATS) {
 		return nil
 	}
-	callCtx, cancel := context.WithTimeout(ctx, m.cfg.CallTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, min(m.cfg.CallTimeout, statsTimeout))
 	defer cancel()
 	resp, err := d.node.NodeGetVolumeStats(callCtx, &csipb.NodeGetVolumeStatsRequest{VolumeId: t.handle, VolumePath: t.path})
 	if err != nil {
