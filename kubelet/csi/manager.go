@@ -248,6 +248,11 @@ func (m *Manager) Deregister(ctx context.Context, p plugins.Plugin) {
 		return
 	}
 	_ = d.conn.Close()
+	if ctx.Err() != nil {
+		// berth stops: the driver stays in the CSINode object, as with a
+		// kubelet that stops, for the next start to find.
+		return
+	}
 	if err := m.uninstallDriver(ctx, p.Name); err != nil {
 		logger.Error(err, "Removing the CSI driver from the CSINode and the Node failed")
 		return
