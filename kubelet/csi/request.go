@@ -59,7 +59,8 @@ func resolve(pod *v1.Pod, vol Volume, obj *storagev1.CSIDriver) (*request, error
 			r.accessMode = vol.PV.Spec.AccessModes[0]
 		}
 		r.mountOptions = vol.PV.Spec.MountOptions
-		r.readOnly = vol.ReadOnly || src.ReadOnly
+		// src.ReadOnly is for ControllerPublishVolume; the node publishes
+		// read-only as the pod's claim says, as the kubelet does.
 		r.block = vol.PV.Spec.VolumeMode != nil && *vol.PV.Spec.VolumeMode == v1.PersistentVolumeBlock
 	case vol.Inline != nil:
 		src := vol.Inline
