@@ -25,6 +25,7 @@ type call struct {
 	secrets map[string]string
 	group   string
 	block   bool
+	ro      bool
 }
 
 // fakeDriver is a CSI node and identity service on a real Unix socket. It
@@ -149,7 +150,7 @@ func (d *fakeDriver) NodeUnstageVolume(ctx context.Context, r *csipb.NodeUnstage
 func (d *fakeDriver) NodePublishVolume(ctx context.Context, r *csipb.NodePublishVolumeRequest) (*csipb.NodePublishVolumeResponse, error) {
 	c := call{method: "NodePublishVolume", volume: r.VolumeId, target: r.TargetPath, staging: r.StagingTargetPath,
 		context: r.VolumeContext, publish: r.PublishContext, secrets: r.Secrets, group: r.GetVolumeCapability().GetMount().GetVolumeMountGroup(),
-		block: r.GetVolumeCapability().GetBlock() != nil}
+		block: r.GetVolumeCapability().GetBlock() != nil, ro: r.Readonly}
 	if err := d.record(ctx, c); err != nil {
 		return nil, err
 	}

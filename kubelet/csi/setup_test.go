@@ -119,11 +119,18 @@ func TestTearDownNeedsTheDriver(t *testing.T) {
 
 func TestSetUpWithoutStaging(t *testing.T) {
 	b := newBed(t, noAttach())
-	if _, err := b.m.SetUp(b.ctx, testPod("uid-a"), testPV("vol-1")); err != nil {
+	vol := testPV("vol-1")
+	vol.ReadOnly = true // the pod's claim says readOnly
+	vol.PV.Spec.CSI.ReadOnly = false
+	mounted, err := b.m.SetUp(b.ctx, testPod("uid-a"), vol)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if pub := b.drv.last(t, "NodePublishVolume"); pub.staging != "" {
-		t.Errorf("NodePublishVolume staging path %q, want none", pub.staging)
+	if pub := b.drv.last(t, "NodePublishVolume"); pub.staging != "" || !pub.ro {
+		t.Errorf("NodePublishVolume staging path %q, read-only %v; want none, read-only", pub.staging, pub.ro)
+	}
+	if mounted.ApplyFSGroup {
+		t.Error("fsGroup applied to a read-only volume")
 	}
 	if _, err := os.Stat(filepath.Join(b.root, "plugins")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("staging directory made for a driver that does not stage: %v", err)
