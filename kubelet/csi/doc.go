@@ -35,7 +35,10 @@
 //     context. SetUp does not wait: it returns an error, to be retried.
 //   - The CSIDriver's podInfoOnMount adds the pod's information to the
 //     volume context; its fsGroupPolicy decides Mounted.ApplyFSGroup (the
-//     driver applies the group itself when it has VOLUME_MOUNT_GROUP).
+//     driver applies the group itself when it has VOLUME_MOUNT_GROUP); its
+//     tokenRequests get tokens of the pod's service account, bound to the
+//     pod, in the volume context (or the secrets); requiresRepublish calls
+//     NodePublishVolume again at every SetUp.
 //   - The driver's calls run in the background: a call that has not
 //     answered after Config.SetUpWait leaves SetUp with ErrInProgress, so a
 //     hanging driver holds neither the pod's worker nor other pods.
@@ -51,8 +54,6 @@
 // VolumeStats the summary's volume statistics and the kubelet_volume_stats_*
 // metrics from NodeGetVolumeStats (once a minute per volume at most).
 //
-// Not done: CSIDriver tokenRequests (service account tokens for drivers),
-// SELinux mount options, volume health, the requiresRepublish periodic
-// NodePublishVolume, and, for block volumes, the kubelet's loop device and
-// bind mount of the global map path.
+// Not done: SELinux mount options, volume health, and, for block volumes,
+// the kubelet's loop device and bind mount of the global map path.
 package csi

@@ -92,7 +92,7 @@ type Manager struct {
 	inUse map[string]inUseVolume
 	// published are the pod volumes published since berth started, by pod
 	// volume key.
-	published map[string]Mounted
+	published map[string]published
 	// statsTargets are the published volumes VolumeStats reports, by pod
 	// volume key.
 	statsTargets map[string]*statsTarget
@@ -129,7 +129,7 @@ func New(cfg Config) (*Manager, error) {
 		drivers:   map[string]*driver{},
 		ops:       map[string]*operation{},
 		inUse:     map[string]inUseVolume{},
-		published: map[string]Mounted{},
+		published: map[string]published{},
 		staged:    map[string]bool{},
 
 		statsTargets: map[string]*statsTarget{},

@@ -41,6 +41,13 @@ type request struct {
 	pv *v1.PersistentVolume
 	// block tells a volumeMode Block PV.
 	block bool
+	// tokenRequests are the CSIDriver's service account tokens, passed in
+	// the secrets instead of the volume context with tokensInSecrets.
+	tokenRequests   []storagev1.TokenRequest
+	tokensInSecrets bool
+	// republish tells that the CSIDriver asks for NodePublishVolume again
+	// on every pod sync (requiresRepublish), to renew the tokens.
+	republish bool
 }
 
 // resolve builds the request for vol of pod. obj is the driver's CSIDriver
@@ -87,6 +94,11 @@ func resolve(pod *v1.Pod, vol Volume, obj *storagev1.CSIDriver) (*request, error
 	r.fsGroupPolicy = storagev1.ReadWriteOnceWithFSTypeFSGroupPolicy
 	if obj != nil && obj.Spec.FSGroupPolicy != nil && *obj.Spec.FSGroupPolicy != "" {
 		r.fsGroupPolicy = *obj.Spec.FSGroupPolicy
+	}
+	if obj != nil {
+		r.tokenRequests = obj.Spec.TokenRequests
+		r.tokensInSecrets = obj.Spec.ServiceAccountTokenInSecrets != nil && *obj.Spec.ServiceAccountTokenInSecrets
+		r.republish = obj.Spec.RequiresRepublish != nil && *obj.Spec.RequiresRepublish
 	}
 	if obj != nil && obj.Spec.PodInfoOnMount != nil && *obj.Spec.PodInfoOnMount {
 		if r.attrs == nil {

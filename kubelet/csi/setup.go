@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -60,8 +61,8 @@ func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod, vol Volume) (Mounted, 
 	if op := m.operation(key); op != nil {
 		return m.await(ctx, key, vol.SpecName, op)
 	}
-	if mounted, ok := m.publishedAs(key); ok && !resizePending(vol.PVC) {
-		return mounted, nil
+	if p, ok := m.publishedAs(key); ok && !p.republish && !resizePending(vol.PVC) {
+		return p.mounted, nil
 	}
 	name, err := driverName(vol)
 	if err != nil {
@@ -106,7 +107,7 @@ func (m *Manager) SetUp(ctx context.Context, pod *v1.Pod, vol Volume) (Mounted, 
 		op.mounted, op.err = m.mount(opCtx, d, r, vol, op)
 		if op.err == nil {
 			m.mu.Lock()
-			m.published[key] = op.mounted
+			m.published[key] = published{mounted: op.mounted, republish: r.republish}
 			m.mu.Unlock()
 			m.rememberStatsTarget(key, pod, vol, r, op.mounted.Path)
 		}
@@ -132,13 +133,21 @@ func driverName(vol Volume) (string, error) {
 	return "", fmt.Errorf("volume %q: neither a CSI PersistentVolume nor a CSI inline volume", vol.SpecName)
 }
 
+// published is a pod volume published since berth started.
+type published struct {
+	mounted Mounted
+	// republish tells that the CSIDriver wants NodePublishVolume on every
+	// SetUp (requiresRepublish), as the kubelet does at each pod sync.
+	republish bool
+}
+
 // publishedAs returns how the volume on key was published since berth
 // started.
-func (m *Manager) publishedAs(key string) (Mounted, bool) {
+func (m *Manager) publishedAs(key string) (published, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	mounted, ok := m.published[key]
-	return mounted, ok
+	p, ok := m.published[key]
+	return p, ok
 }
 
 // operation returns the operation on key, nil when none.
@@ -256,6 +265,22 @@ func (m *Manager) publish(ctx context.Context, d *driver, r *request, staging, t
 	if err != nil {
 		return err
 	}
+	tokens, err := m.tokens(ctx, r)
+	if err != nil {
+		return err
+	}
+	attrs := r.attrs
+	if tokens != nil {
+		if r.tokensInSecrets {
+			maps.Copy(secrets, tokens)
+		} else {
+			attrs = maps.Clone(r.attrs)
+			if attrs == nil {
+				attrs = map[string]string{}
+			}
+			maps.Copy(attrs, tokens)
+		}
+	}
 	dir := filepath.Dir(target)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("create volume directory: %w", err)
@@ -273,7 +298,7 @@ func (m *Manager) publish(ctx context.Context, d *driver, r *request, staging, t
 		VolumeCapability:  r.capability(d, fsGroup),
 		Readonly:          r.readOnly,
 		Secrets:           secrets,
-		VolumeContext:     r.attrs,
+		VolumeContext:     attrs,
 	})
 	if err != nil && finalError(err) {
 		// vol_data.json stays: TearDown needs it to unstage a volume this

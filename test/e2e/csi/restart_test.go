@@ -13,7 +13,7 @@ import (
 	"github.com/berthnode/berth/test/testbed"
 )
 
-// This file's test kills berth: it runs last (files run in name order).
+// This file's tests kill berth: they run last (files run in name order).
 
 // TestBerthKilledWhileMounted kills berth with SIGKILL while a pod uses a
 // CSI volume and starts it again; the pod keeps running, and its deletion
