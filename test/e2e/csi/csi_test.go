@@ -1,6 +1,7 @@
 package csi
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -18,12 +19,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+	"k8s.io/utils/ptr"
 
 	"github.com/berthnode/berth/test/e2e/cluster"
 	"github.com/berthnode/berth/test/testbed"
 )
 
-// TestRegistration: both drivers register; the CSINode object lists them
+// TestRegistration: the drivers register; the CSINode object lists them
 // with their node IDs, topology keys and volume limits, owned by the Node;
 // the Node has their topology labels and node IDs.
 func TestRegistration(t *testing.T) {
@@ -31,13 +33,13 @@ func TestRegistration(t *testing.T) {
 	client := cluster.AdminClient(t, bed)
 	node := bed.Nodes()[0].Name
 	var cn *storagev1.CSINode
-	cluster.Poll(t, time.Minute, "CSINode with both drivers", func() (bool, string) {
+	cluster.Poll(t, time.Minute, "CSINode with the three drivers", func() (bool, string) {
 		var err error
 		cn, err = client.StorageV1().CSINodes().Get(t.Context(), node, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
-		return len(cn.Spec.Drivers) == 2, fmt.Sprintf("%+v", cn.Spec.Drivers)
+		return len(cn.Spec.Drivers) == 3, fmt.Sprintf("%+v", cn.Spec.Drivers)
 	})
 	n, err := client.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
 	if err != nil {
@@ -50,7 +52,7 @@ func TestRegistration(t *testing.T) {
 	if err := json.Unmarshal([]byte(n.Annotations["csi.volume.kubernetes.io/nodeid"]), &ids); err != nil {
 		t.Errorf("node ID annotation %q: %v", n.Annotations["csi.volume.kubernetes.io/nodeid"], err)
 	}
-	for _, d := range []mockDriver{plain, attach} {
+	for _, d := range []mockDriver{plain, attach, tokens} {
 		i := slices.IndexFunc(cn.Spec.Drivers, func(e storagev1.CSINodeDriver) bool { return e.Name == d.name })
 		if i < 0 {
 			t.Errorf("CSINode lacks %s", d.name)
@@ -240,6 +242,52 @@ func TestBlockVolume(t *testing.T) {
 			t.Errorf("%s left: %v", p, err)
 		}
 	}
+}
+
+// TestTokenRequests: a CSIDriver with tokenRequests and requiresRepublish:
+// berth gets the pod's service account token with the node's credentials
+// (the pod starts only once NodePublishVolume had it), and publishes again
+// later to renew it.
+func TestTokenRequests(t *testing.T) {
+	testbed.Require(t, bed)
+	client := cluster.AdminClient(t, bed)
+	ns := cluster.Namespace(t, client)
+	node := bed.Nodes()[0].Name
+	obj := &storagev1.CSIDriver{
+		ObjectMeta: metav1.ObjectMeta{Name: tokens.name},
+		Spec: storagev1.CSIDriverSpec{
+			AttachRequired: ptr.To(false),
+			// The mock knows an inline volume by the pod info's
+			// csi.storage.k8s.io/ephemeral.
+			PodInfoOnMount:       ptr.To(true),
+			TokenRequests:        []storagev1.TokenRequest{{Audience: "csimock"}},
+			RequiresRepublish:    ptr.To(true),
+			VolumeLifecycleModes: []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecycleEphemeral},
+		},
+	}
+	if _, err := client.StorageV1().CSIDrivers().Create(t.Context(), obj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = client.StorageV1().CSIDrivers().Delete(context.Background(), tokens.name, metav1.DeleteOptions{})
+	})
+	pod := writerPod("tokens", node, "")
+	pod.Spec.Volumes[0].VolumeSource = v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: tokens.name}}
+	before := len(tokens.calls(t, node))
+	pod = createPod(t, client, ns, pod)
+	cluster.WaitPod(t, client, ns, "tokens", 2*time.Minute, cluster.PodReady)
+	handle := fmt.Sprintf("csi-%x", sha256.Sum256([]byte(string(pod.UID)+"data")))
+	// The pod's start syncs it several times; then the periodic sync
+	// publishes again.
+	settled := len(tokens.calls(t, node))
+	start := time.Now()
+	cluster.Poll(t, 3*time.Minute, "NodePublishVolume again", func() (bool, string) {
+		all := tokens.calls(t, node)
+		got := methods(volumeCalls(all[settled:], handle))
+		return slices.Contains(got, "NodePublishVolume"), fmt.Sprint(methods(volumeCalls(all[before:], handle)))
+	})
+	t.Logf("published again %s after the pod was Ready", time.Since(start).Round(time.Second))
+	deletePod(t, client, ns, "tokens", time.Minute)
 }
 
 // TestFailingAndHangingPublish: while NodePublishVolume fails, the pod

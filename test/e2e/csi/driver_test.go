@@ -176,8 +176,14 @@ func kubeletMounts(t testing.TB, node string, subs ...string) []string {
 // skip-th call of the log on, are want, and returns them.
 func (d mockDriver) waitCalls(t testing.TB, node string, skip int, volume string, want ...string) []callRecord {
 	t.Helper()
+	return d.waitCallsWithin(t, node, skip, volume, 30*time.Second, want...)
+}
+
+// waitCallsWithin is waitCalls with a timeout.
+func (d mockDriver) waitCallsWithin(t testing.TB, node string, skip int, volume string, timeout time.Duration, want ...string) []callRecord {
+	t.Helper()
 	var calls []callRecord
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for attempt := 0; ; attempt++ {
 		all := d.calls(t, node)
 		calls = volumeCalls(all[min(skip, len(all)):], volume)

@@ -25,7 +25,7 @@ func TestDriversGoAndComeBack(t *testing.T) {
 	started := false
 	defer func() {
 		if !started {
-			for _, d := range []mockDriver{plain, attach} {
+			for _, d := range []mockDriver{plain, attach, tokens} {
 				_ = d.start(bed, node)
 			}
 		}
@@ -47,10 +47,10 @@ func TestDriversGoAndComeBack(t *testing.T) {
 	}
 	waitDrivers(0)
 	started = true
-	for _, d := range []mockDriver{plain, attach} {
+	for _, d := range []mockDriver{plain, attach, tokens} {
 		if err := d.start(bed, node); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitDrivers(2)
+	waitDrivers(3)
 }
