@@ -37,6 +37,7 @@ import (
 	"github.com/berthnode/berth/kubelet/podresources"
 	"github.com/berthnode/berth/kubelet/pods"
 	"github.com/berthnode/berth/kubelet/staticpods"
+	"github.com/berthnode/berth/kubelet/stats"
 	"github.com/berthnode/berth/kubelet/volume"
 	"github.com/berthnode/berth/netrules/link"
 	"github.com/berthnode/berth/proxy"
@@ -269,6 +270,15 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	events := record.NewBroadcaster()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer events.Shutdown()
+	csiNode, err := newCSI(s, client, events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: s.nodeName}), clk, func() {
+		// Set below, before the pods (whose volumes call this) start.
+		if nodes != nil {
+			nodes.Kick()
+		}
+	})
+	if err != nil {
+		return err
+	}
 	devs, err := devices.New(devices.Config{
 		Dir:   filepath.Join(s.rootDir, "device-plugins"),
 		Clock: clk,
@@ -282,7 +292,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	}
 	// The devices of pods admitted before a restart stay theirs.
 	devs.Restore(ctx)
-	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs, devices: devs}, clk)
+	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs, devices: devs, csi: csiNode}, clk)
 	if err != nil {
 		return err
 	}
@@ -302,6 +312,8 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		// Extended resources of device plugins.
 		ExtendedResources:      devs.Resources,
 		ResetExtendedResources: devs.CheckpointMissing,
+
+		VolumesInUse: csiNode.VolumesInUse,
 	})
 	if err != nil {
 		return err
@@ -331,6 +343,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return nil
 	})
 	g.Go(func() error { return nodes.Run(gctx) })
+	g.Go(func() error { return csiNode.Run(gctx) })
 	g.Go(func() error { return devs.Run(gctx) })
 	g.Go(func() error { return podResources.Run(gctx) })
 	g.Go(func() error {
@@ -357,10 +370,10 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		releaseStartupPages(gctx, func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) }, clk)
 		return nil
 	})
-	// The handlers of registered plugins, by plugin type: device plugins
-	// go to the device manager; the CSI driver manager adds
-	// pluginHandlers[plugins.TypeCSI].
+	// The handlers of registered plugins, by plugin type: CSI drivers go
+	// to the CSI node side, device plugins to the device manager.
 	pluginHandlers := map[string]plugins.Handler{
+		plugins.TypeCSI:    csiNode,
 		plugins.TypeDevice: devs.Handler(),
 	}
 	pluginWatcher, err := newPluginWatcher(s.rootDir, pluginHandlers, clk)
@@ -373,9 +386,10 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 			client:     client,
 			runtime:    runtime,
 			pods:       podManager,
+			volumes:    csiNode,
 			nodeIPs:    nodes.NodeIPs,
 			healthz:    func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
-			collectors: append(devs.Collectors(), pluginWatcher.Collector()),
+			collectors: append(devs.Collectors(), pluginWatcher.Collector(), stats.NewVolumeStatsCollector(csiNode)),
 		})
 	})
 	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))

@@ -28,6 +28,8 @@ type kubeletAPIInputs struct {
 	client  kubernetes.Interface
 	runtime *cri.Services
 	pods    *pods.Manager
+	// volumes tells the statistics of the pods' CSI volumes.
+	volumes stats.VolumeSource
 	// nodeIPs are the node's addresses, for the serving certificate.
 	nodeIPs func() []net.IP
 	healthz func() error
@@ -101,6 +103,7 @@ func kubeletHandlers(s *nodeSettings, in kubeletAPIInputs) (server.Handlers, err
 		Images:   in.runtime.Images,
 		NodeName: s.nodeName,
 		RootFS:   s.rootDir,
+		Volumes:  in.volumes,
 	})
 	if err != nil {
 		return server.Handlers{}, err

@@ -73,6 +73,10 @@ type Config struct {
 	Machine Machine
 	// Clock tells the time.
 	Clock clock.WithTicker
+	// VolumesInUse returns the attachable volumes the node uses, for the
+	// status's volumesInUse (the attach/detach controller does not detach
+	// them); nil reports none.
+	VolumesInUse func(ctx context.Context) []v1.UniqueVolumeName
 	// ExtendedResources returns the capacity and allocatable of the
 	// extended resources berth manages (device plugins'); nil for none.
 	// Call Kick when they change.

@@ -28,6 +28,9 @@ func (c *Controller) updateStatus(ctx context.Context, info MachineInfo) error {
 		return err
 	}
 	updated := old.DeepCopy()
+	// volumesAttached belongs to the attach/detach controller: keep what
+	// was last read, so that the patch leaves it alone.
+	status.VolumesAttached = old.Status.VolumesAttached
 	updated.Status = status
 	due := now.Sub(last) >= c.cfg.Kubelet.NodeStatusReportFrequency.Duration
 	if !due && statusEqual(old.Status, updated.Status) {
@@ -79,7 +82,12 @@ func (c *Controller) status(ctx context.Context, info MachineInfo, ips []net.IP,
 		addrs = append(addrs, v1.NodeAddress{Type: v1.NodeInternalIP, Address: ip.String()})
 	}
 	addrs = append(addrs, v1.NodeAddress{Type: v1.NodeHostName, Address: c.cfg.NodeName})
+	var inUse []v1.UniqueVolumeName
+	if c.cfg.VolumesInUse != nil {
+		inUse = c.cfg.VolumesInUse(ctx)
+	}
 	return v1.NodeStatus{
+		VolumesInUse:    inUse,
 		Capacity:        capList,
 		Allocatable:     alloc,
 		Conditions:      conditions(old.Conditions, notReady, p, c.cfg.Clock.Now()),

@@ -10,6 +10,10 @@
 //     those stamps). This is what `kubectl top` and the HorizontalPodAutoscaler
 //     see through metrics-server.
 //
+// The pods' volume statistics come from a VolumeSource (the CSI node side's
+// NodeGetVolumeStats answers); NewVolumeStatsCollector exports those of
+// claims as the kubelet's kubelet_volume_stats_* metrics for /metrics.
+//
 // Node figures come from the root cgroup (cgroup v2: cpu.stat usage_usec;
 // memory.current, or MemTotal-MemFree at the root where there is none;
 // working set is usage less memory.stat's inactive_file) and from /proc.

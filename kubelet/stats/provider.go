@@ -41,6 +41,9 @@ type Config struct {
 	RootFS string
 	// Clock stamps node samples; nil means the real clock.
 	Clock clock.PassiveClock
+	// Volumes, if set, tells the statistics of the pods' volumes (CSI
+	// volumes' NodeGetVolumeStats) for the full summary.
+	Volumes VolumeSource
 }
 
 // Validate reports every problem of c.
@@ -125,6 +128,9 @@ func (p *Provider) gather(ctx context.Context, full bool) (*statsapi.Summary, er
 		return nil, err
 	}
 	node.SystemContainers = p.systemContainers(pods)
+	if full {
+		p.addVolumes(ctx, pods)
+	}
 	p.rates.endRound()
 	return &statsapi.Summary{Node: node, Pods: pods}, nil
 }
