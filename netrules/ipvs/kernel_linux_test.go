@@ -18,6 +18,7 @@ import (
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // These tests run the part of IPVS mode this machine's kernel has — the
@@ -117,7 +118,7 @@ func TestKernelRules(t *testing.T) {
 		}
 		n := newNode(t, f)
 		b := newBackend(t, n, func(c *ipvs.Config) { c.Exec, c.Hooks = ex, h })
-		s := ipt.ExampleState(f)
+		s := proxytest.ExampleState(f)
 		ipvstesting.SyncOK(t, b, s, nil)
 		ipvstesting.SyncOK(t, b, s, nil)
 		rules := render(t, s)

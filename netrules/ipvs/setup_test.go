@@ -11,11 +11,11 @@ import (
 
 	"k8s.io/klog/v2/ktesting"
 
-	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // failingExec runs the fake iptables, but a binary whose name contains
@@ -54,7 +54,7 @@ func TestSysctls(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := newBackend(t, n, func(c *ipvs.Config) { c.StrictARP = tc.strictARP })
-			ipvstesting.SyncOK(t, b, ipt.ExampleState(proxy.IPv4), nil)
+			ipvstesting.SyncOK(t, b, proxytest.ExampleState(proxy.IPv4), nil)
 			for name, v := range tc.want {
 				if got := n.Sysctl(name); got != v {
 					t.Errorf("%s = %q, want %q", name, got, v)
@@ -71,7 +71,7 @@ func TestNoIPVS(t *testing.T) {
 	}
 	b := newBackend(t, n)
 	_, ctx := ktesting.NewTestContext(t)
-	_, err := b.Sync(ctx, ipt.ExampleState(proxy.IPv4), nil)
+	_, err := b.Sync(ctx, proxytest.ExampleState(proxy.IPv4), nil)
 	if !errors.Is(err, ipvs.ErrNoIPVS) || !strings.Contains(err.Error(), "modprobe ip_vs") {
 		t.Errorf("err = %v, want ErrNoIPVS saying how to load the modules", err)
 	}
