@@ -12,6 +12,12 @@
 //		"case name": "why this backend cannot have this behaviour",
 //	})
 //
+// Through the kernel (as root), a backend's test gives RunKernel a
+// constructor of the backend programming a node namespace; RunKernel builds
+// a namespace per client and endpoint around it, makes real connections
+// and reads the outcome from the endpoints' answers (kernel_linux.go;
+// NewNetns is the namespace helper the backends' kernel tests share).
+//
 // A behaviour a backend cannot have is listed there, by name, with the
 // reason: Run reports it as skipped, and fails on a name the table does not
 // have, so that the list cannot go stale silently.

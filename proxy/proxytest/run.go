@@ -37,8 +37,14 @@ type Except map[string]string
 // test.
 func Run(t *testing.T, newTracer NewTracer, except Except) {
 	t.Helper()
+	run(t, []proxy.Family{proxy.IPv4, proxy.IPv6}, newTracer, except)
+}
+
+// run plays the table in the families.
+func run(t *testing.T, families []proxy.Family, newTracer NewTracer, except Except) {
+	t.Helper()
 	checkExcept(t, except)
-	for _, f := range []proxy.Family{proxy.IPv4, proxy.IPv6} {
+	for _, f := range families {
 		t.Run(fmt.Sprintf("IPv%d", f), func(t *testing.T) {
 			for _, c := range Cases(f) {
 				t.Run(c.Name, func(t *testing.T) {
