@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/klog/v2/ktesting"
 
@@ -108,5 +109,37 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("scheduler %s: %v", s, err)
 		}
+	}
+}
+
+// TestTimeouts: the IPVS session timeouts of the configuration are set at
+// the first sync, zero ones left as they are; without any, none is set.
+func TestTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  ipvs.Timeouts
+	}{
+		{"all three", ipvs.Timeouts{TCP: 900 * time.Second, TCPFin: 30 * time.Second, UDP: 60 * time.Second}},
+		{"tcp only", ipvs.Timeouts{TCP: 900 * time.Second}},
+		{"none", ipvs.Timeouts{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNode(t, proxy.IPv4)
+			b := newBackend(t, n, func(c *ipvs.Config) { c.Timeouts = tc.set })
+			ipvstesting.SyncOK(t, b, proxytest.ExampleState(proxy.IPv4), nil)
+			ipvstesting.SyncOK(t, b, proxytest.ExampleState(proxy.IPv4), nil)
+			if got := n.IPVS.Timeouts(); got != tc.set {
+				t.Errorf("timeouts %+v, want %+v", got, tc.set)
+			}
+			calls := 0
+			for _, c := range n.IPVS.Calls() {
+				if strings.HasPrefix(c, "SetTimeouts") {
+					calls++
+				}
+			}
+			if want := map[bool]int{true: 0, false: 1}[tc.set == ipvs.Timeouts{}]; calls != want {
+				t.Errorf("%d SetTimeouts calls over two syncs, want %d", calls, want)
+			}
+		})
 	}
 }
