@@ -84,7 +84,7 @@ func TestApplyConntrack(t *testing.T) {
 	proc, params := t.TempDir(), t.TempDir()
 	for dir, files := range map[string]map[string]string{
 		proc: {
-			"net/netfilter/nf_conntrack_max":                      "65536",
+			"net/netfilter/nf_conntrack_max":                     "65536",
 			"net/netfilter/nf_conntrack_tcp_timeout_established": "432000",
 			"net/netfilter/nf_conntrack_tcp_timeout_close_wait":  "60",
 			"net/netfilter/nf_conntrack_tcp_be_liberal":          "0",

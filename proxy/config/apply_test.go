@@ -19,12 +19,12 @@ func TestConntrackSysctls(t *testing.T) {
 		want           map[string]string
 	}{
 		{"kube-proxy's defaults, 2 CPUs: the minimum wins", def, 2, 65536, map[string]string{
-			"net.netfilter.nf_conntrack_max":                      "131072",
+			"net.netfilter.nf_conntrack_max":                     "131072",
 			"net.netfilter.nf_conntrack_tcp_timeout_established": "86400",
 			"net.netfilter.nf_conntrack_tcp_timeout_close_wait":  "3600",
 		}},
 		{"8 CPUs: per core", def, 8, 65536, map[string]string{
-			"net.netfilter.nf_conntrack_max":                      "262144",
+			"net.netfilter.nf_conntrack_max":                     "262144",
 			"net.netfilter.nf_conntrack_tcp_timeout_established": "86400",
 			"net.netfilter.nf_conntrack_tcp_timeout_close_wait":  "3600",
 		}},
