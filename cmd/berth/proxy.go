@@ -166,18 +166,30 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 func newBackend(f proxy.Family, settings *proxyconfig.Settings) (proxy.Backend, error) {
 	switch settings.Mode {
 	case proxyconfig.ModeIPTables:
-		return iptables.New(iptables.Config{Family: f, MasqueradeBit: settings.MasqueradeBit})
+		return iptables.New(iptablesConfig(f, settings))
 	case proxyconfig.ModeIPVS:
-		return ipvs.New(ipvs.Config{
-			Family:        f,
-			Scheduler:     settings.IPVS.Scheduler,
-			MasqueradeBit: settings.MasqueradeBit,
-			ExcludeCIDRs:  settings.IPVS.ExcludeCIDRs,
-			StrictARP:     settings.IPVS.StrictARP,
-			Timeouts:      ipvs.Timeouts{TCP: settings.IPVS.TCPTimeout, TCPFin: settings.IPVS.TCPFinTimeout, UDP: settings.IPVS.UDPTimeout},
-		})
+		return ipvs.New(ipvsConfig(f, settings))
 	}
 	return nil, fmt.Errorf("proxy mode %q: %w", settings.Mode, proxyconfig.ErrModeUnavailable)
+}
+
+// iptablesConfig is the iptables backend's part of the settings. With
+// conntrack.tcpBeLiberal the kernel takes out-of-window packets, and the
+// rule dropping INVALID ones goes too, as in kube-proxy.
+func iptablesConfig(f proxy.Family, settings *proxyconfig.Settings) iptables.Config {
+	return iptables.Config{Family: f, MasqueradeBit: settings.MasqueradeBit, TCPBeLiberal: settings.Conntrack.TCPBeLiberal}
+}
+
+// ipvsConfig is the IPVS backend's part of the settings.
+func ipvsConfig(f proxy.Family, settings *proxyconfig.Settings) ipvs.Config {
+	return ipvs.Config{
+		Family:        f,
+		Scheduler:     settings.IPVS.Scheduler,
+		MasqueradeBit: settings.MasqueradeBit,
+		ExcludeCIDRs:  settings.IPVS.ExcludeCIDRs,
+		StrictARP:     settings.IPVS.StrictARP,
+		Timeouts:      ipvs.Timeouts{TCP: settings.IPVS.TCPTimeout, TCPFin: settings.IPVS.TCPFinTimeout, UDP: settings.IPVS.UDPTimeout},
+	}
 }
 
 // availableModes are the proxy modes this berth has backends for.

@@ -16,7 +16,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/berthnode/berth/cmd/berth/config"
+	"github.com/berthnode/berth/netrules/ipvs"
 	"github.com/berthnode/berth/netrules/sysctl"
+	"github.com/berthnode/berth/proxy"
 	proxyconfig "github.com/berthnode/berth/proxy/config"
 )
 
@@ -136,5 +138,25 @@ func TestApplyConntrack(t *testing.T) {
 	}
 	if err := applyConntrack(klog.Background(), sysctl.Root(proc), sysctl.Root(params), c, 4); err == nil {
 		t.Error("unwritable tcp_be_liberal: no error")
+	}
+}
+
+// TestBackendConfigs: the settings reach the backends' configurations
+// (tcpBeLiberal the iptables one, the IPVS timeouts the IPVS one).
+func TestBackendConfigs(t *testing.T) {
+	s := &proxyconfig.Settings{
+		MasqueradeBit: 14,
+		Conntrack:     proxyconfig.Conntrack{TCPBeLiberal: true},
+		IPVS:          proxyconfig.IPVS{Scheduler: "lc", TCPTimeout: 900 * time.Second, TCPFinTimeout: 30 * time.Second, UDPTimeout: time.Minute},
+	}
+	if c := iptablesConfig(proxy.IPv6, s); !c.TCPBeLiberal || c.Family != proxy.IPv6 || c.MasqueradeBit != 14 {
+		t.Errorf("iptables configuration %+v, want IPv6, bit 14, TCPBeLiberal", c)
+	}
+	c := ipvsConfig(proxy.IPv4, s)
+	if want := (ipvs.Timeouts{TCP: 900 * time.Second, TCPFin: 30 * time.Second, UDP: time.Minute}); c.Timeouts != want || c.Scheduler != "lc" {
+		t.Errorf("IPVS configuration: timeouts %+v scheduler %q, want %+v and lc", c.Timeouts, c.Scheduler, want)
+	}
+	if _, err := newBackend(proxy.IPv4, &proxyconfig.Settings{Mode: proxyconfig.ModeNFTables}); !errors.Is(err, proxyconfig.ErrModeUnavailable) {
+		t.Errorf("nftables backend: err = %v, want ErrModeUnavailable", err)
 	}
 }
