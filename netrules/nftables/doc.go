@@ -1,0 +1,2 @@
+// Package nftables is the nftables backend of berth's service proxy.
+package nftables
