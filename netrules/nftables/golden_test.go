@@ -1,0 +1,51 @@
+package nftables
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/berthnode/berth/netrules/internal/golden"
+	"github.com/berthnode/berth/proxy"
+)
+
+func goldenState() *proxy.State {
+	ep := func(s string, local bool) proxy.Endpoint {
+		return proxy.Endpoint{IP: netip.MustParseAddr(s), Port: 8080, Ready: true, Serving: true, Local: local}
+	}
+	eps := []proxy.Endpoint{ep("10.244.1.2", true), ep("10.244.2.2", false), ep("10.244.3.2", false)}
+	return &proxy.State{
+		Family:       proxy.IPv4,
+		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
+		NodeIPs:      []netip.Addr{netip.MustParseAddr("192.168.0.10")},
+		Services: []proxy.ServicePort{
+			{Name: proxy.ServicePortName{Namespace: "default", Name: "web", Port: "http", Protocol: proxy.TCP}, Protocol: proxy.TCP,
+				ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10")}, Port: 80, NodePort: 30080,
+				ExternalIPs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, ClusterEndpoints: eps, ExternalEndpoints: eps,},
+			{Name: proxy.ServicePortName{Namespace: "default", Name: "local", Protocol: proxy.UDP}, Protocol: proxy.UDP,
+				ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.11")}, Port: 53, NodePort: 30053,
+				LoadBalancerIPs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}, ExternalLocal: true,
+				ClusterEndpoints: eps, ExternalEndpoints: eps[:1]},
+			{Name: proxy.ServicePortName{Namespace: "default", Name: "empty", Protocol: proxy.TCP}, Protocol: proxy.TCP,
+				ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.12")}, Port: 80, NodePort: 30081},
+		},
+	}
+}
+
+// TestRenderGolden checks the whole table a State renders to (run with
+// -update to rewrite testdata/ruleset.golden).
+func TestRenderGolden(t *testing.T) {
+	state := goldenState()
+	g, err := newGlobals(state, Options{MasqueradeBit: DefaultMasqueradeBit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans, err := plan(state, g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ordered []*servicePlan
+	for _, s := range state.Services {
+		ordered = append(ordered, plans[s.Name.Key()])
+	}
+	golden.Check(t, "ruleset.golden", []byte(renderText(g.f, g.topLevel(), ordered)))
+}

@@ -1,0 +1,217 @@
+package nftables_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+
+	"github.com/berthnode/berth/netrules/nftables"
+	"github.com/berthnode/berth/proxy"
+)
+
+// The traffic tests' topology: a node namespace (192.168.100.1) routing
+// between a client (192.168.100.2) and three endpoint namespaces
+// (10.244.i.2), programmed by the backend for the cluster IP 10.96.0.100.
+var (
+	trafficVIP    = netip.MustParseAddr("10.96.0.100")
+	trafficClient = netip.MustParsePrefix("192.168.100.0/24")
+	trafficNode   = netip.MustParseAddr("192.168.100.1")
+)
+
+func trafficEndpoint(i int) netip.Prefix {
+	return netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", i))
+}
+
+type topology struct {
+	node, client *testNetns
+	eps          []proxy.Endpoint
+	backend      *nftables.Backend
+}
+
+func newTopology(t *testing.T) *topology {
+	requireRoot(t)
+	tp := &topology{node: newTestNetns(t), client: newTestNetns(t)}
+	if err := link(tp.node, tp.client, "cl", trafficClient); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.client.defaultRoute(trafficNode); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		ep := newTestNetns(t)
+		p := trafficEndpoint(i)
+		if err := link(tp.node, ep, fmt.Sprintf("ep%d", i), p); err != nil {
+			t.Fatal(err)
+		}
+		if err := ep.defaultRoute(p.Addr().Next()); err != nil {
+			t.Fatal(err)
+		}
+		addr := p.Addr().Next().Next()
+		serveEcho(t, ep, fmt.Sprintf("ep%d", i), addr)
+		tp.eps = append(tp.eps, proxy.Endpoint{IP: addr, Port: 8080, Ready: true, Serving: true})
+	}
+	// The node routes the service range (as a node with a default route
+	// would), so that traffic to a cluster IP without endpoints reaches
+	// the forward hook.
+	cl, err := tp.node.handle.LinkByName("cla")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, svcRange, _ := net.ParseCIDR("10.96.0.0/16")
+	if err := tp.node.handle.RouteAdd(&netlink.Route{LinkIndex: cl.Attrs().Index, Dst: svcRange}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.node.sysctl("net/ipv4/ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := nftables.New(nftables.Config{Family: proxy.IPv4, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(tp.node.ns)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.backend = b
+	return tp
+}
+
+func (tp *topology) state(eps ...proxy.Endpoint) *proxy.State {
+	return &proxy.State{
+		Family:       proxy.IPv4,
+		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
+		NodeIPs:      []netip.Addr{trafficNode},
+		Services: []proxy.ServicePort{{
+			Name:     proxy.ServicePortName{Namespace: "default", Name: "echo", Port: "tcp", Protocol: proxy.TCP},
+			Protocol: proxy.TCP, ClusterIPs: []netip.Addr{trafficVIP}, Port: 80, NodePort: 30080,
+			ClusterEndpoints: eps, ExternalEndpoints: eps,
+		}},
+	}
+}
+
+// want is the answers of count connections going round the endpoints in
+// turn, from endpoint first; each endpoint sees the node's address on its
+// link (masqueraded: the client is outside the cluster CIDR).
+func want(count int, eps ...int) []string {
+	var out []string
+	for k := range count {
+		i := eps[k%len(eps)]
+		out = append(out, fmt.Sprintf("ep%d %s", i, trafficEndpoint(i).Addr().Next()))
+	}
+	return out
+}
+
+// TestKernelRoundRobin: 30 new TCP connections to a cluster IP with 3
+// endpoints land 10 on each, in the order of the State; the node port
+// shares the turn. A partial sync that removes an endpoint starts the turn
+// again over the other two; a full sync brings the third back.
+func TestKernelRoundRobin(t *testing.T) {
+	tp := newTopology(t)
+	ctx := context.Background()
+	if _, err := tp.backend.Sync(ctx, tp.state(tp.eps...), nil); err != nil {
+		t.Fatalf("full Sync: %v", err)
+	}
+	got := dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 30)
+	if diff := cmp.Diff(want(30, 1, 2, 3), got); diff != "" {
+		t.Errorf("connections to the cluster IP (-want +got):\n%s", diff)
+	}
+	got = dialMany(t, tp.client, netip.AddrPortFrom(trafficNode, 30080), 3)
+	if diff := cmp.Diff(want(3, 1, 2, 3), got); diff != "" {
+		t.Errorf("connections to the node port (-want +got):\n%s", diff)
+	}
+
+	key := tp.state().Services[0].Name.Key()
+	res, err := tp.backend.Sync(ctx, tp.state(tp.eps[0], tp.eps[2]), map[string]bool{key: true})
+	if err != nil || res.Full {
+		t.Fatalf("partial Sync: %+v, %v", res, err)
+	}
+	got = dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 4)
+	if diff := cmp.Diff(want(4, 1, 3), got); diff != "" {
+		t.Errorf("after the partial sync (-want +got):\n%s", diff)
+	}
+
+	if _, err := tp.backend.Sync(ctx, tp.state(tp.eps...), nil); err != nil {
+		t.Fatalf("second full Sync: %v", err)
+	}
+	got = dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 3)
+	if diff := cmp.Diff(want(3, 1, 2, 3), got); diff != "" {
+		t.Errorf("after the second full sync (-want +got):\n%s", diff)
+	}
+}
+
+// TestKernelFailureKeepsRules: a sync that fails leaves the previous rules
+// in force, and the next partial sync is refused until a full one.
+func TestKernelFailureKeepsRules(t *testing.T) {
+	tp := newTopology(t)
+	ctx := context.Background()
+	if _, err := tp.backend.Sync(ctx, tp.state(tp.eps...), nil); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	bad := tp.state(tp.eps[0])
+	bad.Services[0].ClusterEndpoints[0].Port = 0
+	if _, err := tp.backend.Sync(ctx, bad, nil); !errors.Is(err, nftables.ErrInvalidState) {
+		t.Fatalf("Sync of a bad state: %v, want ErrInvalidState", err)
+	}
+	key := tp.state().Services[0].Name.Key()
+	if _, err := tp.backend.Sync(ctx, tp.state(tp.eps[0]), map[string]bool{key: true}); !errors.Is(err, proxy.ErrFullSyncRequired) {
+		t.Fatalf("partial Sync after a failure: %v, want ErrFullSyncRequired", err)
+	}
+	got := dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 3)
+	if diff := cmp.Diff(want(3, 1, 2, 3), got); diff != "" {
+		t.Errorf("after the failed syncs (-want +got):\n%s", diff)
+	}
+}
+
+// serveEcho answers each TCP connection on addr:8080 in namespace n with
+// "name peer-address".
+func serveEcho(t *testing.T, n *testNetns, name string, addr netip.Addr) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	n.do(func() { ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 8080).String()) })
+	if err != nil {
+		t.Fatalf("listening in %s: %v", name, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			fmt.Fprintf(c, "%s %s\n", name, host)
+			c.Close()
+		}
+	}()
+}
+
+// dialMany opens count TCP connections from namespace n, one after the
+// other, and returns the answers.
+func dialMany(t *testing.T, n *testNetns, dst netip.AddrPort, count int) []string {
+	t.Helper()
+	var got []string
+	for range count {
+		var c net.Conn
+		var err error
+		n.do(func() { c, err = net.DialTimeout("tcp", dst.String(), 2*time.Second) })
+		if err != nil {
+			t.Fatalf("dialing %s: %v", dst, err)
+		}
+		if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if err != nil {
+			t.Fatalf("reading from %s: %v", dst, err)
+		}
+		got = append(got, strings.TrimSpace(line))
+	}
+	return got
+}

@@ -1,0 +1,175 @@
+package nftables
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strings"
+
+	gnft "github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// numgenInc is numgen's "inc" mode.
+const numgenInc = unix.NFT_NG_INCREMENTAL
+
+func nativeU32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+
+// baseChain is a chain berth's table hooks into netfilter.
+type baseChain struct {
+	name     string
+	typ      gnft.ChainType
+	hook     *gnft.ChainHook
+	priority *gnft.ChainPriority
+	text     string
+	// target is the regular chain it jumps to.
+	rules []rule
+}
+
+// topLevel is the part of the table that does not depend on services.
+type topLevel struct {
+	base   []baseChain
+	chains []chainDef
+}
+
+func (g *globals) topLevel() topLevel {
+	f := g.f
+	var t topLevel
+	jump := func(c string) []rule { return []rule{rule{}.and(jumpTo(expr.VerdictJump, c))} }
+	filterPrio := gnft.ChainPriorityRef(-1)
+	newJump := []rule{rule{}.and(ctNew()).and(jumpTo(expr.VerdictJump, chainNoEndpoints))}
+	post := []rule{
+		rule{}.and(markUnset(g.bit)).and(jumpTo(expr.VerdictReturn, "")),
+		rule{}.and(markClear(g.bit)),
+		{text: "masquerade fully-random", exprs: []expr.Any{&expr.Masq{FullyRandom: true}}},
+	}
+	t.base = []baseChain{
+		{chainNATPrerouting, gnft.ChainTypeNAT, gnft.ChainHookPrerouting, gnft.ChainPriorityNATDest, "type nat hook prerouting priority dstnat", jump(chainServices)},
+		{chainNATOutput, gnft.ChainTypeNAT, gnft.ChainHookOutput, gnft.ChainPriorityNATDest, "type nat hook output priority dstnat", jump(chainServices)},
+		{chainNATPostrouting, gnft.ChainTypeNAT, gnft.ChainHookPostrouting, gnft.ChainPriorityNATSource, "type nat hook postrouting priority srcnat", post},
+		{chainFilterInput, gnft.ChainTypeFilter, gnft.ChainHookInput, filterPrio, "type filter hook input priority filter - 1", newJump},
+		{chainFilterForward, gnft.ChainTypeFilter, gnft.ChainHookForward, filterPrio, "type filter hook forward priority filter - 1", newJump},
+		{chainFilterOutput, gnft.ChainTypeFilter, gnft.ChainHookOutput, filterPrio, "type filter hook output priority filter - 1", newJump},
+	}
+	services := chainDef{name: chainServices, rules: []rule{{
+		text:  fmt.Sprintf("%s daddr . meta l4proto . th dport vmap @%s", f.name, mapServices),
+		exprs: append(f.keyDestination(), vmapLookup(regConc0, mapServices)),
+	}}}
+	noEPs := chainDef{name: chainNoEndpoints, rules: []rule{{
+		text:  fmt.Sprintf("%s daddr . meta l4proto . th dport vmap @%s", f.name, mapNoEndpoints),
+		exprs: append(f.keyDestination(), vmapLookup(regConc0, mapNoEndpoints)),
+	}}}
+	// Node ports last, so that a service IP that is also local is matched
+	// as a service IP first.
+	for _, m := range g.nodePortMatches() {
+		services.rules = append(services.rules, m.and(fibLocal(false)).and("meta l4proto . th dport vmap @"+mapNodePorts,
+			append(keyNodePort(), vmapLookup(regConc0, mapNodePorts))))
+		noEPs.rules = append(noEPs.rules, m.and(fibLocal(false)).and("meta l4proto . th dport vmap @"+mapNoEndpointNodePorts,
+			append(keyNodePort(), vmapLookup(regConc0, mapNoEndpointNodePorts))))
+	}
+	offCluster := chainDef{name: chainMarkOffCluster}
+	for _, c := range g.clusterCIDRs {
+		offCluster.rules = append(offCluster.rules, rule{}.and(f.matchPrefix(true, c, false)).and(jumpTo(expr.VerdictReturn, "")))
+	}
+	offCluster.rules = append(offCluster.rules, jump(chainMarkMasq)...)
+	t.chains = []chainDef{
+		services, noEPs,
+		{name: chainMarkMasq, rules: []rule{rule{}.and(markSet(g.bit))}},
+		offCluster,
+		{name: chainReject, rules: []rule{{text: "reject with icmp" + map[bool]string{true: "", false: "v6"}[f.addrLen == 4] + " port-unreachable",
+			exprs: []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: f.rejectCode}}}}},
+	}
+	return t
+}
+
+// nodePortMatches are the destination matches of node ports: one per
+// node-port prefix, or "not loopback" for every local address.
+func (g *globals) nodePortMatches() []rule {
+	if g.nodePortDsts == nil {
+		return []rule{rule{}.and(g.f.matchPrefix(false, g.f.loopback, true))}
+	}
+	var out []rule
+	for _, p := range g.nodePortDsts {
+		out = append(out, rule{}.and(g.f.matchPrefix(false, p, false)))
+	}
+	return out
+}
+
+// sharedMaps are the table's verdict maps and their key types.
+func (f *fam) sharedMaps() []struct {
+	name string
+	key  []gnft.SetDatatype
+} {
+	dest := []gnft.SetDatatype{f.addrType, gnft.TypeInetProto, gnft.TypeInetService}
+	np := []gnft.SetDatatype{gnft.TypeInetProto, gnft.TypeInetService}
+	return []struct {
+		name string
+		key  []gnft.SetDatatype
+	}{{mapServices, dest}, {mapNodePorts, np}, {mapNoEndpoints, dest}, {mapNoEndpointNodePorts, np}}
+}
+
+// Text renders the table as nft would list it (rules in berth's own
+// notation where nft's differs little), in a stable order: for golden
+// files and logs.
+func renderText(f *fam, top topLevel, plans []*servicePlan) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table %s %s {\n", f.name, TableName)
+	shared := map[string][]elem{}
+	for _, p := range plans {
+		for m, es := range p.elems {
+			shared[m] = append(shared[m], es...)
+		}
+	}
+	for _, m := range f.sharedMaps() {
+		var names []string
+		for _, k := range m.key {
+			names = append(names, k.Name)
+		}
+		fmt.Fprintf(&b, "\tmap %s {\n\t\ttype %s : verdict\n", m.name, strings.Join(names, " . "))
+		writeElems(&b, shared[m.name])
+		b.WriteString("\t}\n")
+	}
+	for _, c := range top.base {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\t%s;\n", c.name, c.text)
+		for _, r := range c.rules {
+			fmt.Fprintf(&b, "\t\t%s\n", r.text)
+		}
+		b.WriteString("\t}\n")
+	}
+	writeChains(&b, top.chains)
+	for _, p := range plans {
+		for _, m := range p.rr {
+			fmt.Fprintf(&b, "\tmap %s {\n\t\ttype integer : verdict\n", m.name)
+			writeElems(&b, m.elems)
+			b.WriteString("\t}\n")
+		}
+		writeChains(&b, p.chains)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func writeElems(b *strings.Builder, es []elem) {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = fmt.Sprintf("\t\t\t%s : %s", e.text, verdictText(e.v))
+	}
+	sort.Strings(lines)
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("\t\telements = {\n")
+	b.WriteString(strings.Join(lines, ",\n"))
+	b.WriteString(" }\n")
+}
+
+func writeChains(b *strings.Builder, chains []chainDef) {
+	for _, c := range chains {
+		fmt.Fprintf(b, "\tchain %s {\n", c.name)
+		for _, r := range c.rules {
+			fmt.Fprintf(b, "\t\t%s\n", r.text)
+		}
+		b.WriteString("\t}\n")
+	}
+}
