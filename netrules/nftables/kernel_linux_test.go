@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,15 +60,26 @@ func newTopology(t *testing.T) *topology {
 		serveEcho(t, ep, fmt.Sprintf("ep%d", i), addr)
 		tp.eps = append(tp.eps, proxy.Endpoint{IP: addr, Port: 8080, Ready: true, Serving: true})
 	}
-	// The node routes the service range (as a node with a default route
-	// would), so that traffic to a cluster IP without endpoints reaches
-	// the forward hook.
-	cl, err := tp.node.handle.LinkByName("cla")
+	// The node routes the service range out of an interface of its own (as a
+	// node with a default route would), so that traffic to a cluster IP
+	// without endpoints reaches the forward hook; not back out of the
+	// client's link, which would answer with a redirect first and then
+	// rate-limit the reject's ICMP error.
+	// (A veth pair with both ends in the node: this kernel has no dummy.)
+	if err := tp.node.handle.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "svc0"}, PeerName: "svc1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"svc0", "svc1"} {
+		if err := tp.node.up(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc0, err := tp.node.handle.LinkByName("svc0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, svcRange, _ := net.ParseCIDR("10.96.0.0/16")
-	if err := tp.node.handle.RouteAdd(&netlink.Route{LinkIndex: cl.Attrs().Index, Dst: svcRange}); err != nil {
+	if err := tp.node.handle.RouteAdd(&netlink.Route{LinkIndex: svc0.Attrs().Index, Dst: svcRange}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tp.node.sysctl("net/ipv4/ip_forward", "1"); err != nil {
@@ -141,6 +153,28 @@ func TestKernelRoundRobin(t *testing.T) {
 	got = dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 3)
 	if diff := cmp.Diff(want(3, 1, 2, 3), got); diff != "" {
 		t.Errorf("after the second full sync (-want +got):\n%s", diff)
+	}
+}
+
+// TestKernelNoEndpoints: a cluster IP and a node port without endpoints
+// are rejected (connection refused, not a timeout).
+func TestKernelNoEndpoints(t *testing.T) {
+	tp := newTopology(t)
+	if _, err := tp.backend.Sync(context.Background(), tp.state(), nil); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	for _, dst := range []netip.AddrPort{netip.AddrPortFrom(trafficVIP, 80), netip.AddrPortFrom(trafficNode, 30080)} {
+		var err error
+		tp.client.do(func() {
+			var c net.Conn
+			c, err = net.DialTimeout("tcp", dst.String(), 2*time.Second)
+			if err == nil {
+				c.Close()
+			}
+		})
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("dialing %s without endpoints: %v, want connection refused", dst, err)
+		}
 	}
 }
 
