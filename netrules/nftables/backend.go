@@ -3,10 +3,10 @@ package nftables
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	gnft "github.com/google/nftables"
-	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
@@ -54,6 +54,10 @@ type Backend struct {
 	// plans is what the last successful sync left in the kernel, by
 	// service-port key; nil before the first one and after a failure.
 	plans map[string]*servicePlan
+	// alloc hands out the balancing chains' numgen ranges; refs counts
+	// the ports that hold each shared element (by map and element id).
+	alloc *allocator
+	refs  map[string]int
 }
 
 var _ proxy.Backend = (*Backend)(nil)
@@ -102,7 +106,7 @@ func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[stri
 }
 
 // plan renders the service ports of state that keys selects (nil: all).
-func plan(state *proxy.State, g *globals, keys map[string]bool) (map[string]*servicePlan, error) {
+func plan(state *proxy.State, g *globals, keys map[string]bool, alloc *allocator) (map[string]*servicePlan, error) {
 	out := make(map[string]*servicePlan, len(state.Services))
 	for i := range state.Services {
 		s := &state.Services[i]
@@ -113,7 +117,7 @@ func plan(state *proxy.State, g *globals, keys map[string]bool) (map[string]*ser
 		if _, dup := out[k]; dup {
 			return nil, fmt.Errorf("%w: two service ports with key %s", ErrInvalidState, k)
 		}
-		p, err := planService(s, g)
+		p, err := planService(s, g, alloc)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +131,10 @@ func (b *Backend) sync(state *proxy.State, changed map[string]bool) (map[string]
 	if err != nil {
 		return nil, err
 	}
-	planned, err := plan(state, g, changed)
+	if changed == nil {
+		b.alloc, b.refs = newAllocator(), map[string]int{}
+	}
+	planned, err := plan(state, g, changed, b.alloc)
 	if err != nil {
 		return nil, err
 	}
@@ -135,11 +142,15 @@ func (b *Backend) sync(state *proxy.State, changed map[string]bool) (map[string]
 	if err != nil {
 		return nil, fmt.Errorf("nftables: opening netlink: %w", err)
 	}
-	t := &txn{c: c, f: g.f, table: &gnft.Table{Family: g.f.table, Name: TableName}, sets: map[string]*gnft.Set{}}
+	t := &txn{c: c, f: g.f, table: &gnft.Table{Family: g.f.table, Name: TableName}}
 	if changed == nil {
+		b.count(planned, nil, 1)
 		t.full(g.topLevel(), planned)
 	} else {
-		t.partial(b.plans, planned, changed)
+		before, after := index(b.plans, changed), index(planned, changed)
+		b.count(b.plans, changed, -1)
+		b.count(planned, changed, 1)
+		t.partial(before, after, b.refs, b.plans, planned, changed)
 		merged := make(map[string]*servicePlan, len(b.plans))
 		for k, p := range b.plans {
 			if !changed[k] {
@@ -152,12 +163,31 @@ func (b *Backend) sync(state *proxy.State, changed map[string]bool) (map[string]
 		planned = merged
 	}
 	if t.err != nil {
-		return nil, t.err
+		return nil, fmt.Errorf("nftables: building the transaction: %w", t.err)
 	}
 	if err := c.Flush(); err != nil {
 		return nil, fmt.Errorf("nftables: committing the %s %s table: %w", g.f.name, TableName, err)
 	}
 	return planned, nil
+}
+
+// count adds d to the reference count of every shared element of the
+// given ports (nil: all) of plans: an element two ports share (an
+// endpoint address in the hairpin set) goes only when neither has it.
+func (b *Backend) count(plans map[string]*servicePlan, keys map[string]bool, d int) {
+	for k, p := range plans {
+		if keys != nil && !keys[k] {
+			continue
+		}
+		for m, es := range p.elems {
+			for _, e := range es {
+				id := m + "\x00" + e.id()
+				if b.refs[id] += d; b.refs[id] <= 0 {
+					delete(b.refs, id)
+				}
+			}
+		}
+	}
 }
 
 // bigBuffers lets a whole table's transaction through: the kernel takes a
@@ -187,11 +217,16 @@ type txn struct {
 	c     *gnft.Conn
 	f     *fam
 	table *gnft.Table
-	sets  map[string]*gnft.Set
 	err   error
 }
 
 func (t *txn) chain(name string) *gnft.Chain { return &gnft.Chain{Table: t.table, Name: name} }
+
+func (t *txn) fail(err error) {
+	if err != nil && t.err == nil {
+		t.err = err
+	}
+}
 
 func (t *txn) addRules(chain *gnft.Chain, rules []rule) {
 	for _, r := range rules {
@@ -199,45 +234,47 @@ func (t *txn) addRules(chain *gnft.Chain, rules []rule) {
 	}
 }
 
-func (t *txn) addSet(name string, key []gnft.SetDatatype) *gnft.Set {
-	s := &gnft.Set{Table: t.table, Name: name, IsMap: true, DataType: gnft.TypeVerdict}
-	if len(key) == 1 {
-		s.KeyType = key[0]
+// set describes a shared map or set to the library.
+func (t *txn) set(m sharedMap) *gnft.Set {
+	s := &gnft.Set{Table: t.table, Name: m.name, IsMap: !m.set}
+	if len(m.key) == 1 {
+		s.KeyType = m.key[0]
 	} else {
-		s.KeyType, s.Concatenation = gnft.MustConcatSetType(key...), true
+		s.KeyType, s.Concatenation = gnft.MustConcatSetType(m.key...), true
 	}
-	if err := t.c.AddSet(s, nil); err != nil && t.err == nil {
-		t.err = fmt.Errorf("nftables: map %s: %w", name, err)
+	switch {
+	case m.data != nil:
+		s.DataType = *m.data
+	case !m.set:
+		s.DataType = gnft.TypeVerdict
 	}
-	t.sets[name] = s
 	return s
 }
 
-func (t *txn) set(name string) *gnft.Set {
-	if s, ok := t.sets[name]; ok {
-		return s
-	}
-	return &gnft.Set{Table: t.table, Name: name, IsMap: true, DataType: gnft.TypeVerdict}
-}
-
-func (t *txn) elems(set string, es []elem, del bool) {
+func (t *txn) elems(m sharedMap, es []elem, del bool) {
 	if len(es) == 0 {
 		return
 	}
 	out := make([]gnft.SetElement, len(es))
 	for i, e := range es {
-		out[i] = gnft.SetElement{Key: padKey(e.key), VerdictData: e.v}
+		out[i] = gnft.SetElement{Key: padKey(e.key), Val: e.val, VerdictData: e.v}
 	}
-	var err error
-	if del {
-		err = t.c.SetDeleteElements(t.set(set), out)
-	} else {
-		err = t.c.SetAddElements(t.set(set), out)
-	}
-	if err != nil && t.err == nil {
-		t.err = fmt.Errorf("nftables: elements of %s: %w", set, err)
+	s := t.set(m)
+	// A netlink attribute's length is 16 bits: a message's list of
+	// elements must stay under 64 KiB.
+	for chunk := range slices.Chunk(out, maxElemsPerMessage) {
+		if del {
+			t.fail(t.c.SetDeleteElements(s, chunk))
+		} else {
+			t.fail(t.c.SetAddElements(s, chunk))
+		}
 	}
 }
+
+// maxElemsPerMessage keeps an element list under 64 KiB: an element of
+// the largest map (IPv6 address . protocol . port : verdict and chain
+// name) takes under 200 bytes.
+const maxElemsPerMessage = 256
 
 // full replaces the whole table: delete it and build it again, in one
 // transaction.
@@ -245,20 +282,40 @@ func (t *txn) full(top topLevel, plans map[string]*servicePlan) {
 	t.c.AddTable(t.table)
 	t.c.DelTable(t.table)
 	t.c.AddTable(t.table)
-	for _, m := range t.f.sharedMaps() {
-		t.addSet(m.name, m.key)
+	maps := t.f.sharedMaps()
+	for _, m := range maps {
+		t.fail(t.c.AddSet(t.set(m), nil))
 	}
 	for _, c := range top.chains {
 		t.c.AddChain(t.chain(c.name))
 	}
 	for _, p := range plans {
-		t.addServiceObjects(p, nil)
+		for _, c := range p.chains {
+			t.c.AddChain(t.chain(c.name))
+		}
 	}
 	for _, c := range top.chains {
 		t.addRules(t.chain(c.name), c.rules)
 	}
+	// The elements in one message per map (shared elements, such as an
+	// endpoint address that two services use, once).
+	all := map[string][]elem{}
+	seen := map[string]bool{}
 	for _, p := range plans {
-		t.fillService(p)
+		for _, c := range p.chains {
+			t.addRules(t.chain(c.name), c.rules)
+		}
+		for m, es := range p.elems {
+			for _, e := range es {
+				if id := m + "\x00" + e.id(); !seen[id] {
+					seen[id] = true
+					all[m] = append(all[m], e)
+				}
+			}
+		}
+	}
+	for _, m := range maps {
+		t.elems(m, all[m.name], false)
 	}
 	for _, bc := range top.base {
 		ch := t.c.AddChain(&gnft.Chain{Table: t.table, Name: bc.name, Type: bc.typ, Hooknum: bc.hook, Priority: bc.priority})
@@ -266,98 +323,94 @@ func (t *txn) full(top topLevel, plans map[string]*servicePlan) {
 	}
 }
 
-// addServiceObjects adds the chains and round-robin maps of p that old
-// (the same port's previous plan, or nil) does not have, and flushes those
-// it has.
-func (t *txn) addServiceObjects(p, old *servicePlan) {
-	oldChains, oldMaps := map[string]bool{}, map[string]bool{}
-	if old != nil {
-		for _, c := range old.chains {
-			oldChains[c.name] = true
-		}
-		for _, m := range old.rr {
-			oldMaps[m.name] = true
-		}
-	}
-	for _, c := range p.chains {
-		if !oldChains[c.name] {
-			t.c.AddChain(t.chain(c.name))
-		}
-	}
-	for _, m := range p.rr {
-		if oldMaps[m.name] {
-			t.c.FlushSet(t.set(m.name))
-		} else {
-			t.addSet(m.name, []gnft.SetDatatype{gnft.TypeInteger})
-		}
-	}
-}
-
-// fillService adds p's rules, round-robin elements and shared-map
-// elements.
-func (t *txn) fillService(p *servicePlan) {
-	for _, m := range p.rr {
-		t.elems(m.name, m.elems, false)
-	}
-	for _, c := range p.chains {
-		t.addRules(t.chain(c.name), c.rules)
-	}
-	for _, m := range t.f.sharedMaps() {
-		t.elems(m.name, p.elems[m.name], false)
-	}
-}
-
-// partial rewrites the changed service ports: their old shared-map
-// elements go, their old chains are flushed (and deleted when no longer
-// used), then the new objects are added and filled.
-func (t *txn) partial(old, planned map[string]*servicePlan, changed map[string]bool) {
+// partial rewrites what changed of the changed service ports: elements of
+// the shared maps that differ, chains whose rules differ. A port whose
+// endpoints were replaced but not counted differently changes elements of
+// the endpoints map only.
+func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned map[string]*servicePlan, changed map[string]bool) {
+	oldChains, newChains := map[string]string{}, map[string]chainDef{}
 	for k := range changed {
-		o := old[k]
-		if o == nil {
-			continue
+		if o := old[k]; o != nil {
+			for _, c := range o.chains {
+				oldChains[c.name] = c.text()
+			}
 		}
-		for _, m := range t.f.sharedMaps() {
-			t.elems(m.name, o.elems[m.name], true)
-		}
-		for _, c := range o.chains {
-			t.c.FlushChain(t.chain(c.name))
-		}
-	}
-	for k := range changed {
 		if p := planned[k]; p != nil {
-			t.addServiceObjects(p, old[k])
-		}
-	}
-	for k := range changed {
-		o, p := old[k], planned[k]
-		if o == nil {
-			continue
-		}
-		keepChains, keepMaps := map[string]bool{}, map[string]bool{}
-		if p != nil {
 			for _, c := range p.chains {
-				keepChains[c.name] = true
-			}
-			for _, m := range p.rr {
-				keepMaps[m.name] = true
-			}
-		}
-		for _, m := range o.rr {
-			if !keepMaps[m.name] {
-				t.c.DelSet(t.set(m.name))
-			}
-		}
-		for _, c := range o.chains {
-			if !keepChains[c.name] {
-				t.c.DelChain(t.chain(c.name))
+				newChains[c.name] = c
 			}
 		}
 	}
-	for k := range changed {
-		if p := planned[k]; p != nil {
-			t.fillService(p)
+	for _, n := range sortedKeys(newChains) {
+		if _, ok := oldChains[n]; !ok {
+			t.c.AddChain(t.chain(n))
+		}
+	}
+	maps := t.f.sharedMaps()
+	var adds, dels = map[string][]elem{}, map[string][]elem{}
+	for _, m := range maps {
+		for id, e := range before[m.name] {
+			n, ok := after[m.name][id]
+			if (!ok && refs[m.name+"\x00"+id] == 0) || (ok && !n.same(e)) {
+				dels[m.name] = append(dels[m.name], e)
+			}
+		}
+		for id, e := range after[m.name] {
+			if o, ok := before[m.name][id]; !ok || !o.same(e) {
+				adds[m.name] = append(adds[m.name], e)
+			}
+		}
+		t.elems(m, dels[m.name], true)
+	}
+	for _, n := range sortedKeys(newChains) {
+		c := newChains[n]
+		if text, ok := oldChains[n]; ok {
+			if text == c.text() {
+				continue
+			}
+			t.c.FlushChain(t.chain(n))
+		}
+		t.addRules(t.chain(n), c.rules)
+	}
+	for _, m := range maps {
+		t.elems(m, adds[m.name], false)
+	}
+	for _, n := range sortedKeys(oldChains) {
+		if _, ok := newChains[n]; !ok {
+			t.c.FlushChain(t.chain(n))
+			t.c.DelChain(t.chain(n))
 		}
 	}
 }
 
-var _ = expr.VerdictGoto
+// elemIndex holds shared-map elements by map and element id.
+type elemIndex map[string]map[string]elem
+
+// index gathers the shared-map elements of the given ports of plans.
+func index(plans map[string]*servicePlan, keys map[string]bool) elemIndex {
+	out := elemIndex{}
+	for k := range keys {
+		p := plans[k]
+		if p == nil {
+			continue
+		}
+		for m, es := range p.elems {
+			if out[m] == nil {
+				out[m] = map[string]elem{}
+			}
+			for _, e := range es {
+				out[m][e.id()] = e
+			}
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

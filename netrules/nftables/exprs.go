@@ -107,6 +107,21 @@ func fibLocal(src bool) (string, []expr.Any) {
 	}
 }
 
+// hairpin matches a DNATed connection from an endpoint to itself: "ct
+// status dnat ip saddr . ip daddr @hairpin".
+func (f *fam) hairpin() (string, []expr.Any) {
+	words := f.addrLen / 4
+	return fmt.Sprintf("ct status dnat %s saddr . %s daddr @%s", f.name, f.name, setHairpin), []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, ctStatusDNAT), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
+		&expr.Payload{DestRegister: regConc0, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
+		&expr.Payload{DestRegister: regConc0 + words, Base: expr.PayloadBaseNetworkHeader, Offset: f.daddrOff, Len: f.addrLen},
+		&expr.Lookup{SourceRegister: regConc0, SetName: setHairpin},
+	}
+}
+
 // ctNew is "ct state new".
 func ctNew() (string, []expr.Any) {
 	return "ct state new", []expr.Any{
@@ -211,13 +226,16 @@ func markUnset(bit uint32) (string, []expr.Any) {
 	}
 }
 
-// dnat is "dnat to A:P".
-func (f *fam) dnat(ap netip.AddrPort) (string, []expr.Any) {
-	return fmt.Sprintf("dnat to %s", ap), []expr.Any{
-		&expr.Immediate{Register: reg1, Data: ap.Addr().AsSlice()},
-		&expr.Immediate{Register: reg2, Data: binary.BigEndian.AppendUint16(nil, ap.Port())},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: f.nfproto, RegAddrMin: reg1, RegProtoMin: reg2, Specified: true},
-	}
+// dnatMap is "dnat to numgen inc mod n offset base map @endpoints": the
+// map's value, address . port, lands in the registers from 1 on, the port
+// in the 32-bit register after the address.
+func (f *fam) dnatMap(n, base uint32) rule {
+	portReg := uint32(regConc0 + f.addrLen/4)
+	return rule{text: fmt.Sprintf("dnat to numgen inc mod %d offset %d map @%s", n, base, mapEndpoints), exprs: []expr.Any{
+		&expr.Numgen{Register: reg1, Modulus: n, Type: numgenInc, Offset: base},
+		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: mapEndpoints},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: f.nfproto, RegAddrMin: reg1, RegProtoMin: portReg, Specified: true},
+	}}
 }
 
 // and appends a match or statement to the rule.
@@ -245,3 +263,7 @@ func protoNum(p proxy.Protocol) (uint8, string, bool) {
 	}
 	return 0, "", false
 }
+
+// ctStatusDNAT is IPS_DST_NAT, the conntrack status bit of a DNATed
+// connection.
+const ctStatusDNAT = 1 << 5

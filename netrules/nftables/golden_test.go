@@ -39,7 +39,7 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plans, err := plan(state, g, nil)
+	plans, err := plan(state, g, nil, newAllocator())
 	if err != nil {
 		t.Fatal(err)
 	}

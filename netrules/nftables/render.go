@@ -2,6 +2,7 @@ package nftables
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -46,14 +47,22 @@ const (
 	mapNoEndpointNodePorts = "no-endpoint-nodeports"
 )
 
-// The per-service-port chain and map prefixes; the rest of a name is a
-// hash of the port's key (and the endpoint) and a readable suffix.
+// The per-service-port chain prefixes; the rest of a name is a hash of
+// the port's key and a readable suffix.
 const (
 	prefixSVC = "svc-"
 	prefixSVX = "svx-"
 	prefixEXT = "ext-"
-	prefixSEP = "sep-"
-	prefixRR  = "rr-"
+)
+
+// The data maps and sets every service port shares.
+const (
+	// mapEndpoints maps a numgen value to an endpoint's address . port:
+	// each balancing chain owns a range of values (see allocator).
+	mapEndpoints = "endpoints"
+	// setHairpin holds addr . addr for every endpoint address: a DNATed
+	// connection from an endpoint to itself is masqueraded.
+	setHairpin = "hairpin"
 )
 
 // Options are the settings of a backend that are not part of a State.
@@ -62,11 +71,21 @@ type Options struct {
 	MasqueradeBit int
 }
 
-// elem is one element of a verdict map.
+// elem is one element of a map or set: a verdict (v), data (val), or
+// neither (a set).
 type elem struct {
 	key  []byte
+	val  []byte
 	text string
 	v    *expr.Verdict
+}
+
+// id identifies the element within its map: the key, and the value, which
+// a partial sync must replace when it changes.
+func (e elem) id() string { return string(e.key) }
+
+func (e elem) same(o elem) bool {
+	return string(e.val) == string(o.val) && e.text == o.text
 }
 
 // chainDef is a regular chain and its rules.
@@ -75,21 +94,28 @@ type chainDef struct {
 	rules []rule
 }
 
-// rrMap is a service chain's round-robin map: numgen value to endpoint
-// chain.
-type rrMap struct {
-	name  string
-	elems []elem
+// text is the chain's rules as one string, to tell whether they changed.
+func (c chainDef) text() string {
+	var b strings.Builder
+	for _, r := range c.rules {
+		b.WriteString(r.text)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // servicePlan is everything one service port puts in the table.
 type servicePlan struct {
 	key    string
 	chains []chainDef
-	rr     []rrMap
-	// The elements of the shared maps, by map name.
+	// elems are the port's elements of the shared maps and sets, by name.
 	elems map[string][]elem
+	// ranges are the numgen ranges its balancing chains own, by chain.
+	ranges map[string]numRange
 }
+
+// numRange is a balancing chain's numgen values: base to base+n-1.
+type numRange struct{ base, n uint32 }
 
 // rules counts the plan's rules.
 func (p *servicePlan) rules() int {
@@ -141,8 +167,8 @@ func newGlobals(state *proxy.State, opts Options) (*globals, error) {
 }
 
 // name builds prefix + hash + "-" + readable suffix, at most 64 bytes.
-func name(prefix, key, extra, suffix string) string {
-	sum := sha256.Sum256([]byte(key + "\x00" + extra))
+func name(prefix, key, suffix string) string {
+	sum := sha256.Sum256([]byte(key))
 	h := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:])[:10])
 	n := prefix + h + "-" + suffix
 	if len(n) > 64 {
@@ -151,14 +177,35 @@ func name(prefix, key, extra, suffix string) string {
 	return n
 }
 
+// allocator hands out numgen ranges: a chain keeps its range while its
+// number of endpoints stays the same, so that a partial sync that replaces
+// an endpoint changes map elements only (and the turn goes on).
+type allocator struct {
+	next   uint32
+	ranges map[string]numRange
+}
+
+func newAllocator() *allocator { return &allocator{ranges: map[string]numRange{}} }
+
+// get returns chain's range of n values, the one it had if of that size.
+func (a *allocator) get(chain string, n uint32) numRange {
+	if r, ok := a.ranges[chain]; ok && r.n == n {
+		return r
+	}
+	r := numRange{base: a.next, n: n}
+	a.next += n
+	a.ranges[chain] = r
+	return r
+}
+
 // planService renders one service port.
-func planService(s *proxy.ServicePort, g *globals) (*servicePlan, error) {
+func planService(s *proxy.ServicePort, g *globals, alloc *allocator) (*servicePlan, error) {
 	key := s.Name.Key()
 	proto, protoName, ok := protoNum(s.Protocol)
 	if !ok {
 		return nil, fmt.Errorf("%w: service port %s has unknown protocol %q", ErrInvalidState, key, s.Protocol)
 	}
-	p := &servicePlan{key: key, elems: map[string][]elem{}}
+	p := &servicePlan{key: key, elems: map[string][]elem{}, ranges: map[string]numRange{}}
 	cips, eips, lbips := g.addrs(s.ClusterIPs), g.addrs(s.ExternalIPs), g.addrs(s.LoadBalancerIPs)
 	if s.Port == 0 && len(cips)+len(eips)+len(lbips) > 0 {
 		return nil, fmt.Errorf("%w: service port %s has port 0", ErrInvalidState, key)
@@ -174,10 +221,9 @@ func planService(s *proxy.ServicePort, g *globals) (*servicePlan, error) {
 	}
 	var svc, externalChain, ext string
 	if len(clusterEPs) > 0 {
-		svc = name(prefixSVC, key, "", readable)
-		c := chainDef{name: svc}
-		c.rules = append(c.rules, g.clusterMasquerade(cips)...)
-		p.balance(&c, name(prefixRR, key, "svc", readable), clusterEPs)
+		svc = name(prefixSVC, key, readable)
+		c := chainDef{name: svc, rules: g.clusterMasquerade(cips)}
+		p.balance(&c, g, alloc, clusterEPs)
 		p.chains = append(p.chains, c)
 	}
 	switch {
@@ -185,57 +231,65 @@ func planService(s *proxy.ServicePort, g *globals) (*servicePlan, error) {
 	case slices.Equal(clusterEPs, externalEPs):
 		externalChain = svc
 	default:
-		externalChain = name(prefixSVX, key, "", readable)
+		externalChain = name(prefixSVX, key, readable)
 		c := chainDef{name: externalChain}
-		p.balance(&c, name(prefixRR, key, "svx", readable), externalEPs)
+		p.balance(&c, g, alloc, externalEPs)
 		p.chains = append(p.chains, c)
 	}
 	hasExternal := s.NodePort != 0 || len(eips) > 0 || len(lbips) > 0
 	if hasExternal && (externalChain != "" || (s.ExternalLocal && svc != "")) {
-		ext = name(prefixEXT, key, "", readable)
+		ext = name(prefixEXT, key, readable)
 		p.chains = append(p.chains, g.externalChain(ext, svc, externalChain, s.ExternalLocal))
 	}
-	seen := map[netip.AddrPort]bool{}
+	seen := map[netip.Addr]bool{}
 	for _, ep := range append(append([]netip.AddrPort{}, clusterEPs...), externalEPs...) {
-		if !seen[ep] {
-			seen[ep] = true
-			p.chains = append(p.chains, g.endpointChain(key, readable, ep))
+		if a := ep.Addr(); !seen[a] {
+			seen[a] = true
+			k := append(padKey(a.AsSlice()), padKey(a.AsSlice())...)
+			p.elems[setHairpin] = append(p.elems[setHairpin], elem{key: k, text: a.String() + " . " + a.String()})
 		}
 	}
-	// The shared maps: where each destination goes, or why it is turned
-	// away in filter.
+	p.destinations(s, proto, protoName, cips, append(append([]netip.Addr{}, eips...), lbips...), svc, ext, externalChain)
+	return p, nil
+}
+
+// destinations adds the elements of the shared verdict maps: where each
+// destination goes, or why filter turns it away.
+func (p *servicePlan) destinations(s *proxy.ServicePort, proto uint8, protoName string, cips, external []netip.Addr, svc, ext, externalChain string) {
 	reject := verdict(expr.VerdictGoto, chainReject)
 	extMiss := reject
 	if s.ExternalLocal {
 		extMiss = verdict(expr.VerdictDrop, "")
 	}
+	add := func(m string, k []byte, t string, v *expr.Verdict) {
+		p.elems[m] = append(p.elems[m], elem{key: k, text: t + " : " + verdictText(v), v: v})
+	}
 	for _, ip := range cips {
 		k, t := destKey(ip, proto, s.Port), fmt.Sprintf("%s . %s . %d", ip, protoName, s.Port)
 		if svc != "" {
-			p.elems[mapServices] = append(p.elems[mapServices], elem{k, t, verdict(expr.VerdictGoto, svc)})
+			add(mapServices, k, t, verdict(expr.VerdictGoto, svc))
 		} else {
-			p.elems[mapNoEndpoints] = append(p.elems[mapNoEndpoints], elem{k, t, reject})
+			add(mapNoEndpoints, k, t, reject)
 		}
 	}
-	for _, ip := range append(append([]netip.Addr{}, eips...), lbips...) {
+	for _, ip := range external {
 		k, t := destKey(ip, proto, s.Port), fmt.Sprintf("%s . %s . %d", ip, protoName, s.Port)
 		if ext != "" {
-			p.elems[mapServices] = append(p.elems[mapServices], elem{k, t, verdict(expr.VerdictGoto, ext)})
+			add(mapServices, k, t, verdict(expr.VerdictGoto, ext))
 		}
 		if externalChain == "" {
-			p.elems[mapNoEndpoints] = append(p.elems[mapNoEndpoints], elem{k, t, extMiss})
+			add(mapNoEndpoints, k, t, extMiss)
 		}
 	}
 	if s.NodePort != 0 {
 		k, t := nodePortKey(proto, s.NodePort), fmt.Sprintf("%s . %d", protoName, s.NodePort)
 		if ext != "" {
-			p.elems[mapNodePorts] = append(p.elems[mapNodePorts], elem{k, t, verdict(expr.VerdictGoto, ext)})
+			add(mapNodePorts, k, t, verdict(expr.VerdictGoto, ext))
 		}
 		if externalChain == "" {
-			p.elems[mapNoEndpointNodePorts] = append(p.elems[mapNoEndpointNodePorts], elem{k, t, extMiss})
+			add(mapNoEndpointNodePorts, k, t, extMiss)
 		}
 	}
-	return p, nil
 }
 
 // addrs keeps the addresses of the family.
@@ -283,25 +337,21 @@ func (g *globals) clusterMasquerade(cips []netip.Addr) []rule {
 	return out
 }
 
-// balance ends a chain with the round robin over eps: "numgen inc mod N
-// vmap @rr", value i to endpoint i: connection k (from 0) through the rule
-// goes to endpoint k mod N.
-func (p *servicePlan) balance(c *chainDef, rrName string, eps []netip.AddrPort) {
+// balance ends a chain with the round robin over eps: "dnat to numgen inc
+// mod N offset B map @endpoints", where values B+i map to endpoint i:
+// connection k (from 0) through the rule goes to endpoint k mod N.
+func (p *servicePlan) balance(c *chainDef, g *globals, alloc *allocator, eps []netip.AddrPort) {
 	n := uint32(len(eps))
-	m := rrMap{name: rrName}
+	r := alloc.get(c.name, n)
+	p.ranges[c.name] = r
 	for i, ep := range eps {
-		v := uint32(i)
-		m.elems = append(m.elems, elem{key: nativeU32(v), text: fmt.Sprint(v), v: verdict(expr.VerdictGoto, endpointChainName(p.key, ep))})
+		v := r.base + uint32(i)
+		val := padKey(ep.Addr().AsSlice())
+		val = padKey(binary.BigEndian.AppendUint16(val, ep.Port()))
+		p.elems[mapEndpoints] = append(p.elems[mapEndpoints], elem{key: nativeU32(v), val: val,
+			text: fmt.Sprintf("%d : %s . %d", v, ep.Addr(), ep.Port())})
 	}
-	p.rr = append(p.rr, m)
-	c.rules = append(c.rules, rule{text: fmt.Sprintf("numgen inc mod %d vmap @%s", n, rrName), exprs: []expr.Any{
-		&expr.Numgen{Register: reg1, Modulus: n, Type: numgenInc},
-		vmapLookup(reg1, rrName),
-	}})
-}
-
-func endpointChainName(key string, ep netip.AddrPort) string {
-	return name(prefixSEP, key, ep.String(), ep.String())
+	c.rules = append(c.rules, g.f.dnatMap(n, r.base))
 }
 
 // externalChain handles traffic to the external destinations: masquerade
@@ -326,13 +376,4 @@ func (g *globals) externalChain(ext, svc, externalChain string, local bool) chai
 		c.rules = append(c.rules, rule{}.and(jumpTo(expr.VerdictGoto, externalChain)))
 	}
 	return c
-}
-
-// endpointChain masquerades hairpin traffic (an endpoint reaching itself
-// through the service) and DNATs to the endpoint.
-func (g *globals) endpointChain(key, readable string, ep netip.AddrPort) chainDef {
-	return chainDef{name: endpointChainName(key, ep), rules: []rule{
-		rule{}.and(g.f.matchAddr(true, ep.Addr(), false)).and(jumpTo(expr.VerdictJump, chainMarkMasq)),
-		rule{}.and(g.f.dnat(ep)),
-	}}
 }

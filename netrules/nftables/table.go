@@ -40,6 +40,7 @@ func (g *globals) topLevel() topLevel {
 	filterPrio := gnft.ChainPriorityRef(-1)
 	newJump := []rule{rule{}.and(ctNew()).and(jumpTo(expr.VerdictJump, chainNoEndpoints))}
 	post := []rule{
+		rule{}.and(f.hairpin()).and(jumpTo(expr.VerdictJump, chainMarkMasq)),
 		rule{}.and(markUnset(g.bit)).and(jumpTo(expr.VerdictReturn, "")),
 		rule{}.and(markClear(g.bit)),
 		{text: "masquerade fully-random", exprs: []expr.Any{&expr.Masq{FullyRandom: true}}},
@@ -96,17 +97,28 @@ func (g *globals) nodePortMatches() []rule {
 	return out
 }
 
-// sharedMaps are the table's verdict maps and their key types.
-func (f *fam) sharedMaps() []struct {
+// sharedMap is one of the table's maps or sets that every service port
+// adds elements to.
+type sharedMap struct {
 	name string
 	key  []gnft.SetDatatype
-} {
+	// data is the value type of a data map; verdict maps have none.
+	data *gnft.SetDatatype
+	// set tells that it is a set, not a map.
+	set bool
+}
+
+// sharedMaps are the table's shared maps and sets.
+func (f *fam) sharedMaps() []sharedMap {
 	dest := []gnft.SetDatatype{f.addrType, gnft.TypeInetProto, gnft.TypeInetService}
 	np := []gnft.SetDatatype{gnft.TypeInetProto, gnft.TypeInetService}
-	return []struct {
-		name string
-		key  []gnft.SetDatatype
-	}{{mapServices, dest}, {mapNodePorts, np}, {mapNoEndpoints, dest}, {mapNoEndpointNodePorts, np}}
+	ep := gnft.MustConcatSetType(f.addrType, gnft.TypeInetService)
+	return []sharedMap{
+		{name: mapServices, key: dest}, {name: mapNodePorts, key: np},
+		{name: mapNoEndpoints, key: dest}, {name: mapNoEndpointNodePorts, key: np},
+		{name: mapEndpoints, key: []gnft.SetDatatype{gnft.TypeInteger}, data: &ep},
+		{name: setHairpin, key: []gnft.SetDatatype{f.addrType, f.addrType}, set: true},
+	}
 }
 
 // Text renders the table as nft would list it (rules in berth's own
@@ -126,7 +138,13 @@ func renderText(f *fam, top topLevel, plans []*servicePlan) string {
 		for _, k := range m.key {
 			names = append(names, k.Name)
 		}
-		fmt.Fprintf(&b, "\tmap %s {\n\t\ttype %s : verdict\n", m.name, strings.Join(names, " . "))
+		kind, value := "map", " : verdict"
+		if m.set {
+			kind, value = "set", ""
+		} else if m.data != nil {
+			value = " : " + m.data.Name
+		}
+		fmt.Fprintf(&b, "\t%s %s {\n\t\ttype %s%s\n", kind, m.name, strings.Join(names, " . "), value)
 		writeElems(&b, shared[m.name])
 		b.WriteString("\t}\n")
 	}
@@ -139,11 +157,6 @@ func renderText(f *fam, top topLevel, plans []*servicePlan) string {
 	}
 	writeChains(&b, top.chains)
 	for _, p := range plans {
-		for _, m := range p.rr {
-			fmt.Fprintf(&b, "\tmap %s {\n\t\ttype integer : verdict\n", m.name)
-			writeElems(&b, m.elems)
-			b.WriteString("\t}\n")
-		}
 		writeChains(&b, p.chains)
 	}
 	b.WriteString("}\n")
@@ -153,7 +166,7 @@ func renderText(f *fam, top topLevel, plans []*servicePlan) string {
 func writeElems(b *strings.Builder, es []elem) {
 	lines := make([]string, len(es))
 	for i, e := range es {
-		lines[i] = fmt.Sprintf("\t\t\t%s : %s", e.text, verdictText(e.v))
+		lines[i] = "\t\t\t" + e.text
 	}
 	sort.Strings(lines)
 	if len(lines) == 0 {
