@@ -276,6 +276,14 @@ func (t *txn) elems(m sharedMap, es []elem, del bool) {
 // name) takes under 200 bytes.
 const maxElemsPerMessage = 256
 
+// addAffinity adds a session-affinity map: client address to endpoint
+// address . port, entries expiring after the timeout.
+func (t *txn) addAffinity(a affinityMap) {
+	ep := gnft.MustConcatSetType(t.f.addrType, gnft.TypeInetService)
+	t.fail(t.c.AddSet(&gnft.Set{Table: t.table, Name: a.name, IsMap: true, KeyType: t.f.addrType, DataType: ep,
+		HasTimeout: true, Timeout: a.timeout, Dynamic: true}, nil))
+}
+
 // full replaces the whole table: delete it and build it again, in one
 // transaction.
 func (t *txn) full(top topLevel, plans map[string]*servicePlan) {
@@ -292,6 +300,9 @@ func (t *txn) full(top topLevel, plans map[string]*servicePlan) {
 	for _, p := range plans {
 		for _, c := range p.chains {
 			t.c.AddChain(t.chain(c.name))
+		}
+		for _, a := range p.affinity {
+			t.addAffinity(a)
 		}
 	}
 	for _, c := range top.chains {
@@ -341,9 +352,27 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 			}
 		}
 	}
+	oldAff, newAff := map[string]bool{}, map[string]affinityMap{}
+	for k := range changed {
+		if o := old[k]; o != nil {
+			for _, a := range o.affinity {
+				oldAff[a.name] = true
+			}
+		}
+		if p := planned[k]; p != nil {
+			for _, a := range p.affinity {
+				newAff[a.name] = a
+			}
+		}
+	}
 	for _, n := range sortedKeys(newChains) {
 		if _, ok := oldChains[n]; !ok {
 			t.c.AddChain(t.chain(n))
+		}
+	}
+	for _, n := range sortedKeys(newAff) {
+		if !oldAff[n] {
+			t.addAffinity(newAff[n])
 		}
 	}
 	maps := t.f.sharedMaps()
@@ -379,6 +408,11 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 		if _, ok := newChains[n]; !ok {
 			t.c.FlushChain(t.chain(n))
 			t.c.DelChain(t.chain(n))
+		}
+	}
+	for _, n := range sortedKeys(oldAff) {
+		if _, ok := newAff[n]; !ok {
+			t.c.DelSet(&gnft.Set{Table: t.table, Name: n})
 		}
 	}
 }

@@ -226,17 +226,51 @@ func markUnset(bit uint32) (string, []expr.Any) {
 	}
 }
 
-// dnatMap is "dnat to numgen inc mod n offset base map @endpoints": the
+// dnatMap is "dnat to numgen inc mod n offset base map @m": the
 // map's value, address . port, lands in the registers from 1 on, the port
 // in the 32-bit register after the address.
-func (f *fam) dnatMap(n, base uint32) rule {
+func (f *fam) dnatMap(m string, n, base uint32) rule {
 	portReg := uint32(regConc0 + f.addrLen/4)
-	return rule{text: fmt.Sprintf("dnat to numgen inc mod %d offset %d map @%s", n, base, mapEndpoints), exprs: []expr.Any{
+	return rule{text: fmt.Sprintf("dnat to numgen inc mod %d offset %d map @%s", n, base, m), exprs: []expr.Any{
 		&expr.Numgen{Register: reg1, Modulus: n, Type: numgenInc, Offset: base},
-		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: mapEndpoints},
+		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: m},
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: f.nfproto, RegAddrMin: reg1, RegProtoMin: portReg, Specified: true},
 	}}
 }
+
+// regAffinityKey holds the client address for the affinity maps, clear of
+// the registers the endpoint (address . port) lands in.
+const regAffinityKey = 3
+
+// affinityHit sends a client the affinity map knows back to its endpoint,
+// refreshing its entry: "dnat to ip saddr map @aff" plus the update.
+func (f *fam) affinityHit(aff affinityMap) rule {
+	portReg := uint32(regConc0 + f.addrLen/4)
+	return rule{text: fmt.Sprintf("update @%s { %s saddr timeout %s : %s saddr map @%s } dnat to %s saddr map @%s",
+		aff.name, f.name, aff.timeout, f.name, aff.name, f.name, aff.name), exprs: []expr.Any{
+		&expr.Payload{DestRegister: regAffinityKey, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
+		&expr.Lookup{SourceRegister: regAffinityKey, DestRegister: reg1, IsDestRegSet: true, SetName: aff.name},
+		&expr.Dynset{SrcRegKey: regAffinityKey, SrcRegData: reg1, SetName: aff.name, Operation: dynsetUpdate, Timeout: aff.timeout},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: f.nfproto, RegAddrMin: reg1, RegProtoMin: portReg, Specified: true},
+	}}
+}
+
+// affinityDNAT is dnatMap recording the client's endpoint in the affinity
+// map.
+func (f *fam) affinityDNAT(m string, n, base uint32, aff affinityMap) rule {
+	r := f.dnatMap(m, n, base)
+	nat := r.exprs[len(r.exprs)-1]
+	r.exprs = append(r.exprs[:len(r.exprs)-1],
+		&expr.Payload{DestRegister: regAffinityKey, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
+		&expr.Dynset{SrcRegKey: regAffinityKey, SrcRegData: reg1, SetName: aff.name, Operation: dynsetUpdate, Timeout: aff.timeout},
+		nat)
+	r.text = fmt.Sprintf("update @%s { %s saddr timeout %s : <endpoint> } ", aff.name, f.name, aff.timeout) + r.text
+	return r
+}
+
+// dynsetUpdate is the dynset "update" operation: add the element, or
+// refresh its timeout.
+const dynsetUpdate = unix.NFT_DYNSET_OP_UPDATE
 
 // and appends a match or statement to the rule.
 func (r rule) and(text string, e []expr.Any) rule {

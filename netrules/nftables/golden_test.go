@@ -3,6 +3,7 @@ package nftables
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/berthnode/berth/netrules/internal/golden"
 	"github.com/berthnode/berth/proxy"
@@ -20,7 +21,8 @@ func goldenState() *proxy.State {
 		Services: []proxy.ServicePort{
 			{Name: proxy.ServicePortName{Namespace: "default", Name: "web", Port: "http", Protocol: proxy.TCP}, Protocol: proxy.TCP,
 				ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10")}, Port: 80, NodePort: 30080,
-				ExternalIPs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, ClusterEndpoints: eps, ExternalEndpoints: eps},
+				ExternalIPs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, ClusterEndpoints: eps, ExternalEndpoints: eps,
+				AffinityTimeout: 3 * time.Hour},
 			{Name: proxy.ServicePortName{Namespace: "default", Name: "local", Protocol: proxy.UDP}, Protocol: proxy.UDP,
 				ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.11")}, Port: 53, NodePort: 30053,
 				LoadBalancerIPs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}, ExternalLocal: true,

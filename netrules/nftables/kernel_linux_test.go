@@ -178,6 +178,32 @@ func TestKernelNoEndpoints(t *testing.T) {
 	}
 }
 
+// TestKernelAffinity: with ClientIP affinity every connection of the
+// client goes to the endpoint its first one took; when that endpoint goes,
+// the client starts afresh on the others.
+func TestKernelAffinity(t *testing.T) {
+	tp := newTopology(t)
+	ctx := context.Background()
+	st := tp.state(tp.eps...)
+	st.Services[0].AffinityTimeout = time.Hour
+	if _, err := tp.backend.Sync(ctx, st, nil); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	got := dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 6)
+	if diff := cmp.Diff([]string{want(1, 1)[0], want(1, 1)[0], want(1, 1)[0], want(1, 1)[0], want(1, 1)[0], want(1, 1)[0]}, got); diff != "" {
+		t.Errorf("connections with affinity (-want +got):\n%s", diff)
+	}
+	st = tp.state(tp.eps[1:]...)
+	st.Services[0].AffinityTimeout = time.Hour
+	if _, err := tp.backend.Sync(ctx, st, map[string]bool{st.Services[0].Name.Key(): true}); err != nil {
+		t.Fatalf("partial Sync: %v", err)
+	}
+	got = dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 3)
+	if diff := cmp.Diff(want(3, 2, 2, 2), got); diff != "" {
+		t.Errorf("connections with affinity after the endpoint went (-want +got):\n%s", diff)
+	}
+}
+
 // TestKernelFailureKeepsRules: a sync that fails leaves the previous rules
 // in force, and the next partial sync is refused until a full one.
 func TestKernelFailureKeepsRules(t *testing.T) {

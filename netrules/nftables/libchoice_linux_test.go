@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -30,6 +32,9 @@ func libEP(i, j int) netip.Addr {
 // BenchmarkLibraryGoogleNftables loads the same ruleset through netlink
 // with github.com/google/nftables.
 func BenchmarkLibraryGoogleNftables(b *testing.B) {
+	if os.Getenv("BERTH_BENCH_LIBRARY") == "" {
+		b.Skip("skipping: the library comparison takes minutes; set BERTH_BENCH_LIBRARY=1 to run it")
+	}
 	b.Run("anonymous-vmaps", func(b *testing.B) { benchGnft(b, false, false) })
 	b.Run("named-vmaps", func(b *testing.B) { benchGnft(b, false, true) })
 	b.Run("one-rr-map", func(b *testing.B) { benchGnft(b, true, false) })
@@ -148,8 +153,11 @@ func (l *libGnft) cold() error {
 		binary.BigEndian.PutUint16(key[8:], 80)
 		elems = append(elems, gnft.SetElement{Key: key, VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: fmt.Sprintf("svc-%d", i)}})
 	}
-	if err := c.SetAddElements(l.svcMap, elems); err != nil {
-		return err
+	// A netlink attribute's length is 16 bits: element lists in chunks.
+	for chunk := range slices.Chunk(elems, 256) {
+		if err := c.SetAddElements(l.svcMap, chunk); err != nil {
+			return err
+		}
 	}
 	return c.Flush()
 }

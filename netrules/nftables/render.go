@@ -2,13 +2,14 @@ package nftables
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/base32"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/nftables/expr"
 
@@ -53,17 +54,33 @@ const (
 	prefixSVC = "svc-"
 	prefixSVX = "svx-"
 	prefixEXT = "ext-"
+	prefixAFF = "aff-"
 )
 
 // The data maps and sets every service port shares.
 const (
 	// mapEndpoints maps a numgen value to an endpoint's address . port:
-	// each balancing chain owns a range of values (see allocator).
+	// each balancing chain owns a range of values (see allocator), in one
+	// of endpointShards maps (chosen by a hash of the service port).
 	mapEndpoints = "endpoints"
 	// setHairpin holds addr . addr for every endpoint address: a DNATed
 	// connection from an endpoint to itself is masqueraded.
 	setHairpin = "hairpin"
 )
+
+// endpointShards is the number of endpoints maps. Every rule that looks a
+// map up binds to it, and the kernel checks each element of a map against
+// each of its bindings: one map for every service would cost services x
+// endpoints checks (10,000 x 50,000 took seconds); a map per service
+// would make every lookup by name walk the table's sets. 128 maps keep
+// both small.
+const endpointShards = 128
+
+// endpointsMap is the endpoints map of a service port.
+func endpointsMap(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return fmt.Sprintf("%s-%02x", mapEndpoints, binary.BigEndian.Uint16(sum[:2])%endpointShards)
+}
 
 // Options are the settings of a backend that are not part of a State.
 type Options struct {
@@ -112,6 +129,17 @@ type servicePlan struct {
 	elems map[string][]elem
 	// ranges are the numgen ranges its balancing chains own, by chain.
 	ranges map[string]numRange
+	// affinity are its session-affinity maps (dynamic, with a timeout).
+	affinity []affinityMap
+}
+
+// affinityMap remembers, for one balancing chain, the endpoint each client
+// address used last. Its name has a hash of the chain's endpoints, so that
+// a change of endpoints starts it afresh rather than keep clients on an
+// endpoint that is gone.
+type affinityMap struct {
+	name    string
+	timeout time.Duration
 }
 
 // numRange is a balancing chain's numgen values: base to base+n-1.
@@ -223,7 +251,7 @@ func planService(s *proxy.ServicePort, g *globals, alloc *allocator) (*servicePl
 	if len(clusterEPs) > 0 {
 		svc = name(prefixSVC, key, readable)
 		c := chainDef{name: svc, rules: g.clusterMasquerade(cips)}
-		p.balance(&c, g, alloc, clusterEPs)
+		p.balance(&c, g, alloc, clusterEPs, s.AffinityTimeout)
 		p.chains = append(p.chains, c)
 	}
 	switch {
@@ -233,7 +261,7 @@ func planService(s *proxy.ServicePort, g *globals, alloc *allocator) (*servicePl
 	default:
 		externalChain = name(prefixSVX, key, readable)
 		c := chainDef{name: externalChain}
-		p.balance(&c, g, alloc, externalEPs)
+		p.balance(&c, g, alloc, externalEPs, s.AffinityTimeout)
 		p.chains = append(p.chains, c)
 	}
 	hasExternal := s.NodePort != 0 || len(eips) > 0 || len(lbips) > 0
@@ -339,19 +367,33 @@ func (g *globals) clusterMasquerade(cips []netip.Addr) []rule {
 
 // balance ends a chain with the round robin over eps: "dnat to numgen inc
 // mod N offset B map @endpoints", where values B+i map to endpoint i:
-// connection k (from 0) through the rule goes to endpoint k mod N.
-func (p *servicePlan) balance(c *chainDef, g *globals, alloc *allocator, eps []netip.AddrPort) {
+// connection k (from 0) through the rule goes to endpoint k mod N. With
+// session affinity, a client seen within the timeout goes back to its
+// endpoint first (and takes no turn), and every new connection refreshes
+// the client's entry, as kube-proxy's recent match does.
+func (p *servicePlan) balance(c *chainDef, g *globals, alloc *allocator, eps []netip.AddrPort, affinity time.Duration) {
 	n := uint32(len(eps))
 	r := alloc.get(c.name, n)
 	p.ranges[c.name] = r
+	m := endpointsMap(p.key)
 	for i, ep := range eps {
 		v := r.base + uint32(i)
 		val := padKey(ep.Addr().AsSlice())
 		val = padKey(binary.BigEndian.AppendUint16(val, ep.Port()))
-		p.elems[mapEndpoints] = append(p.elems[mapEndpoints], elem{key: nativeU32(v), val: val,
+		p.elems[m] = append(p.elems[m], elem{key: nativeU32(v), val: val,
 			text: fmt.Sprintf("%d : %s . %d", v, ep.Addr(), ep.Port())})
 	}
-	c.rules = append(c.rules, g.f.dnatMap(n, r.base))
+	if affinity <= 0 {
+		c.rules = append(c.rules, g.f.dnatMap(m, n, r.base))
+		return
+	}
+	var list strings.Builder
+	for _, ep := range eps {
+		list.WriteString(ep.String() + ",")
+	}
+	aff := affinityMap{name: name(prefixAFF, c.name+"\x00"+list.String(), strings.TrimPrefix(c.name, prefixSVC)), timeout: affinity}
+	p.affinity = append(p.affinity, aff)
+	c.rules = append(c.rules, g.f.affinityHit(aff), g.f.affinityDNAT(m, n, r.base, aff))
 }
 
 // externalChain handles traffic to the external destinations: masquerade

@@ -113,12 +113,15 @@ func (f *fam) sharedMaps() []sharedMap {
 	dest := []gnft.SetDatatype{f.addrType, gnft.TypeInetProto, gnft.TypeInetService}
 	np := []gnft.SetDatatype{gnft.TypeInetProto, gnft.TypeInetService}
 	ep := gnft.MustConcatSetType(f.addrType, gnft.TypeInetService)
-	return []sharedMap{
+	out := []sharedMap{
 		{name: mapServices, key: dest}, {name: mapNodePorts, key: np},
 		{name: mapNoEndpoints, key: dest}, {name: mapNoEndpointNodePorts, key: np},
-		{name: mapEndpoints, key: []gnft.SetDatatype{gnft.TypeInteger}, data: &ep},
 		{name: setHairpin, key: []gnft.SetDatatype{f.addrType, f.addrType}, set: true},
 	}
+	for i := range endpointShards {
+		out = append(out, sharedMap{name: fmt.Sprintf("%s-%02x", mapEndpoints, i), key: []gnft.SetDatatype{gnft.TypeInteger}, data: &ep})
+	}
+	return out
 }
 
 // Text renders the table as nft would list it (rules in berth's own
@@ -134,6 +137,9 @@ func renderText(f *fam, top topLevel, plans []*servicePlan) string {
 		}
 	}
 	for _, m := range f.sharedMaps() {
+		if strings.HasPrefix(m.name, mapEndpoints+"-") && len(shared[m.name]) == 0 {
+			continue // of the endpoint shards, only those in use
+		}
 		var names []string
 		for _, k := range m.key {
 			names = append(names, k.Name)
