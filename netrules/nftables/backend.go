@@ -311,16 +311,21 @@ func (t *txn) full(top topLevel, plans map[string]*servicePlan) {
 	// The elements in one message per map (shared elements, such as an
 	// endpoint address that two services use, once).
 	all := map[string][]elem{}
-	seen := map[string]bool{}
-	for _, p := range plans {
+	seen := map[string]elem{}
+	for _, k := range sortedKeys(plans) {
+		p := plans[k]
 		for _, c := range p.chains {
 			t.addRules(t.chain(c.name), c.rules)
 		}
 		for m, es := range p.elems {
 			for _, e := range es {
-				if id := m + "\x00" + e.id(); !seen[id] {
-					seen[id] = true
+				id := m + "\x00" + e.id()
+				prev, dup := seen[id]
+				if !dup {
+					seen[id] = e
 					all[m] = append(all[m], e)
+				} else if !prev.same(e) {
+					t.fail(fmt.Errorf("%w: two service ports want %s in %s", ErrInvalidState, e.text, m))
 				}
 			}
 		}

@@ -26,6 +26,7 @@ func goldenState() *proxy.State {
 			{Name: proxy.ServicePortName{Namespace: "default", Name: "local", Protocol: proxy.UDP}, Protocol: proxy.UDP,
 				ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.11")}, Port: 53, NodePort: 30053,
 				LoadBalancerIPs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}, ExternalLocal: true,
+				SourceRanges:     []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("192.168.0.0/24")},
 				ClusterEndpoints: eps, ExternalEndpoints: eps[:1]},
 			{Name: proxy.ServicePortName{Namespace: "default", Name: "empty", Protocol: proxy.TCP}, Protocol: proxy.TCP,
 				ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.12")}, Port: 80, NodePort: 30081},

@@ -204,6 +204,43 @@ func TestKernelAffinity(t *testing.T) {
 	}
 }
 
+// TestKernelSourceRanges: a load-balancer IP lets in the sources of its
+// loadBalancerSourceRanges and drops the others (no answer, not a reject).
+func TestKernelSourceRanges(t *testing.T) {
+	tp := newTopology(t)
+	ctx := context.Background()
+	lb := netip.MustParseAddr("10.96.1.10")
+	st := tp.state(tp.eps...)
+	st.Services[0].LoadBalancerIPs = []netip.Addr{lb}
+	st.Services[0].SourceRanges = []netip.Prefix{trafficClient}
+	if _, err := tp.backend.Sync(ctx, st, nil); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	got := dialMany(t, tp.client, netip.AddrPortFrom(lb, 80), 1)
+	if diff := cmp.Diff(want(1, 1), got); diff != "" {
+		t.Errorf("connection from an allowed source (-want +got):\n%s", diff)
+	}
+	st.Services[0].SourceRanges = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
+	if _, err := tp.backend.Sync(ctx, st, map[string]bool{st.Services[0].Name.Key(): true}); err != nil {
+		t.Fatalf("partial Sync: %v", err)
+	}
+	var err error
+	tp.client.do(func() {
+		var c net.Conn
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(lb, 80).String(), 300*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+	})
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Errorf("dialing from a source outside the ranges: %v, want a timeout (dropped)", err)
+	}
+	// The cluster IP is not restricted.
+	if got := dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 1); len(got) != 1 {
+		t.Errorf("cluster IP: %v", got)
+	}
+}
+
 // TestKernelFailureKeepsRules: a sync that fails leaves the previous rules
 // in force, and the next partial sync is refused until a full one.
 func TestKernelFailureKeepsRules(t *testing.T) {
@@ -212,7 +249,27 @@ func TestKernelFailureKeepsRules(t *testing.T) {
 	if _, err := tp.backend.Sync(ctx, tp.state(tp.eps...), nil); err != nil {
 		t.Fatalf("Sync: %v", err)
 	}
-	bad := tp.state(tp.eps[0])
+	// A second service port on the same cluster IP and port (which
+	// Compute never produces) makes the kernel refuse the transaction:
+	// its element of the service-ips map exists with another verdict.
+	bad := tp.state(tp.eps...)
+	other := bad.Services[0]
+	other.Name.Name = "other"
+	other.ClusterEndpoints = tp.eps[2:]
+	bad.Services = append(bad.Services, other)
+	_, err := tp.backend.Sync(ctx, bad, map[string]bool{other.Name.Key(): true})
+	if !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("partial Sync of a clashing service port: %v, want the kernel's EEXIST", err)
+	}
+	got := dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 3)
+	if diff := cmp.Diff(want(3, 1, 2, 3), got); diff != "" {
+		t.Errorf("after the failed partial sync (-want +got):\n%s", diff)
+	}
+	// The same caught before the kernel in a full sync.
+	if _, err := tp.backend.Sync(ctx, bad, nil); !errors.Is(err, nftables.ErrInvalidState) {
+		t.Fatalf("full Sync of a clashing state: %v, want ErrInvalidState", err)
+	}
+	bad = tp.state(tp.eps[0])
 	bad.Services[0].ClusterEndpoints[0].Port = 0
 	if _, err := tp.backend.Sync(ctx, bad, nil); !errors.Is(err, nftables.ErrInvalidState) {
 		t.Fatalf("Sync of a bad state: %v, want ErrInvalidState", err)
@@ -221,7 +278,7 @@ func TestKernelFailureKeepsRules(t *testing.T) {
 	if _, err := tp.backend.Sync(ctx, tp.state(tp.eps[0]), map[string]bool{key: true}); !errors.Is(err, proxy.ErrFullSyncRequired) {
 		t.Fatalf("partial Sync after a failure: %v, want ErrFullSyncRequired", err)
 	}
-	got := dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 3)
+	got = dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 3)
 	if diff := cmp.Diff(want(3, 1, 2, 3), got); diff != "" {
 		t.Errorf("after the failed syncs (-want +got):\n%s", diff)
 	}

@@ -55,6 +55,7 @@ const (
 	prefixSVX = "svx-"
 	prefixEXT = "ext-"
 	prefixAFF = "aff-"
+	prefixFW  = "fw-"
 )
 
 // The data maps and sets every service port shares.
@@ -160,6 +161,7 @@ type globals struct {
 	bit           uint32
 	clusterCIDRs  []netip.Prefix
 	masqueradeAll bool
+	nodeIPs       []netip.Addr
 	// nodePortDsts are the prefixes node ports answer on; nil: every local
 	// address but loopback.
 	nodePortDsts []netip.Prefix
@@ -174,6 +176,7 @@ func newGlobals(state *proxy.State, opts Options) (*globals, error) {
 		return nil, err
 	}
 	g := &globals{f: f, bit: uint32(1) << opts.MasqueradeBit, masqueradeAll: state.MasqueradeAll}
+	g.nodeIPs = g.addrs(state.NodeIPs)
 	for _, p := range state.ClusterCIDRs {
 		if p.IsValid() && proxy.Of(p.Addr()) == f.family {
 			g.clusterCIDRs = append(g.clusterCIDRs, p.Masked())
@@ -277,13 +280,43 @@ func planService(s *proxy.ServicePort, g *globals, alloc *allocator) (*servicePl
 			p.elems[setHairpin] = append(p.elems[setHairpin], elem{key: k, text: a.String() + " . " + a.String()})
 		}
 	}
-	p.destinations(s, proto, protoName, cips, append(append([]netip.Addr{}, eips...), lbips...), svc, ext, externalChain)
+	fw := ""
+	if ext != "" && len(lbips) > 0 && len(s.SourceRanges) > 0 {
+		fw = name(prefixFW, key, readable)
+		p.chains = append(p.chains, g.firewallChain(fw, ext, s.SourceRanges, lbips))
+	}
+	p.destinations(s, proto, protoName, cips, eips, lbips, svc, ext, externalChain, fw)
 	return p, nil
+}
+
+// firewallChain lets loadBalancerSourceRanges through to the external
+// chain; the rest falls through un-DNATed, and filter drops it (the
+// load-balancer IP's drop element in no-endpoint-ips). A range that holds
+// a node IP also lets the node reach a load-balancer IP it carries, with
+// that IP as the source. Ranges only of the other family let nobody in.
+func (g *globals) firewallChain(fw, ext string, ranges []netip.Prefix, lbips []netip.Addr) chainDef {
+	c := chainDef{name: fw}
+	fromNode := false
+	for _, r := range ranges {
+		if !r.IsValid() || proxy.Of(r.Addr()) != g.f.family {
+			continue
+		}
+		c.rules = append(c.rules, rule{}.and(g.f.matchPrefix(true, r, false)).and(jumpTo(expr.VerdictGoto, ext)))
+		for _, ip := range g.nodeIPs {
+			fromNode = fromNode || r.Contains(ip)
+		}
+	}
+	if fromNode {
+		for _, ip := range lbips {
+			c.rules = append(c.rules, rule{}.and(g.f.matchAddr(true, ip, false)).and(jumpTo(expr.VerdictGoto, ext)))
+		}
+	}
+	return c
 }
 
 // destinations adds the elements of the shared verdict maps: where each
 // destination goes, or why filter turns it away.
-func (p *servicePlan) destinations(s *proxy.ServicePort, proto uint8, protoName string, cips, external []netip.Addr, svc, ext, externalChain string) {
+func (p *servicePlan) destinations(s *proxy.ServicePort, proto uint8, protoName string, cips, eips, lbips []netip.Addr, svc, ext, externalChain, fw string) {
 	reject := verdict(expr.VerdictGoto, chainReject)
 	extMiss := reject
 	if s.ExternalLocal {
@@ -300,12 +333,20 @@ func (p *servicePlan) destinations(s *proxy.ServicePort, proto uint8, protoName 
 			add(mapNoEndpoints, k, t, reject)
 		}
 	}
-	for _, ip := range external {
+	for i, ip := range append(append([]netip.Addr{}, eips...), lbips...) {
 		k, t := destKey(ip, proto, s.Port), fmt.Sprintf("%s . %s . %d", ip, protoName, s.Port)
-		if ext != "" {
+		lb := i >= len(eips)
+		switch {
+		case lb && fw != "":
+			add(mapServices, k, t, verdict(expr.VerdictGoto, fw))
+		case ext != "":
 			add(mapServices, k, t, verdict(expr.VerdictGoto, ext))
 		}
-		if externalChain == "" {
+		switch {
+		case lb && fw != "":
+			// What the firewall chain did not let through.
+			add(mapNoEndpoints, k, t, verdict(expr.VerdictDrop, ""))
+		case externalChain == "":
 			add(mapNoEndpoints, k, t, extMiss)
 		}
 	}
