@@ -276,12 +276,15 @@ func (t *txn) elems(m sharedMap, es []elem, del bool) {
 // name) takes under 200 bytes.
 const maxElemsPerMessage = 256
 
-// addAffinity adds a session-affinity map: client address to endpoint
-// address . port, entries expiring after the timeout.
-func (t *txn) addAffinity(a affinityMap) {
-	ep := gnft.MustConcatSetType(t.f.addrType, gnft.TypeInetService)
-	t.fail(t.c.AddSet(&gnft.Set{Table: t.table, Name: a.name, IsMap: true, KeyType: t.f.addrType, DataType: ep,
-		HasTimeout: true, Timeout: a.timeout, Dynamic: true}, nil))
+// addOwn adds a service port's own set (affinity: client addresses that
+// expire after the timeout) or verdict map (round robin) and its elements.
+func (t *txn) addOwn(o ownSet) {
+	s := &gnft.Set{Table: t.table, Name: o.name, KeyType: t.f.addrType, HasTimeout: true, Timeout: o.timeout, Dynamic: true}
+	if o.timeout == 0 {
+		s = &gnft.Set{Table: t.table, Name: o.name, IsMap: true, KeyType: numgenType, DataType: gnft.TypeVerdict}
+	}
+	t.fail(t.c.AddSet(s, nil))
+	t.elems(sharedMap{name: o.name, key: []gnft.SetDatatype{numgenType}}, o.elems, false)
 }
 
 // full replaces the whole table: delete it and build it again, in one
@@ -301,8 +304,8 @@ func (t *txn) full(top topLevel, plans map[string]*servicePlan) {
 		for _, c := range p.chains {
 			t.c.AddChain(t.chain(c.name))
 		}
-		for _, a := range p.affinity {
-			t.addAffinity(a)
+		for _, o := range p.own {
+			t.addOwn(o)
 		}
 	}
 	for _, c := range top.chains {
@@ -357,16 +360,16 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 			}
 		}
 	}
-	oldAff, newAff := map[string]bool{}, map[string]affinityMap{}
+	oldOwn, newOwn := map[string]bool{}, map[string]ownSet{}
 	for k := range changed {
 		if o := old[k]; o != nil {
-			for _, a := range o.affinity {
-				oldAff[a.name] = true
+			for _, a := range o.own {
+				oldOwn[a.name] = true
 			}
 		}
 		if p := planned[k]; p != nil {
-			for _, a := range p.affinity {
-				newAff[a.name] = a
+			for _, a := range p.own {
+				newOwn[a.name] = a
 			}
 		}
 	}
@@ -375,9 +378,9 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 			t.c.AddChain(t.chain(n))
 		}
 	}
-	for _, n := range sortedKeys(newAff) {
-		if !oldAff[n] {
-			t.addAffinity(newAff[n])
+	for _, n := range sortedKeys(newOwn) {
+		if !oldOwn[n] {
+			t.addOwn(newOwn[n])
 		}
 	}
 	maps := t.f.sharedMaps()
@@ -409,15 +412,22 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 	for _, m := range maps {
 		t.elems(m, adds[m.name], false)
 	}
+	// Old chains are emptied first, then the old sets and maps (which
+	// rules of those chains used) go, then the chains (which elements of
+	// those maps jumped to).
 	for _, n := range sortedKeys(oldChains) {
 		if _, ok := newChains[n]; !ok {
 			t.c.FlushChain(t.chain(n))
-			t.c.DelChain(t.chain(n))
 		}
 	}
-	for _, n := range sortedKeys(oldAff) {
-		if _, ok := newAff[n]; !ok {
+	for _, n := range sortedKeys(oldOwn) {
+		if _, ok := newOwn[n]; !ok {
 			t.c.DelSet(&gnft.Set{Table: t.table, Name: n})
+		}
+	}
+	for _, n := range sortedKeys(oldChains) {
+		if _, ok := newChains[n]; !ok {
+			t.c.DelChain(t.chain(n))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"time"
 
 	gnft "github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -238,34 +239,40 @@ func (f *fam) dnatMap(m string, n, base uint32) rule {
 	}}
 }
 
-// regAffinityKey holds the client address for the affinity maps, clear of
-// the registers the endpoint (address . port) lands in.
-const regAffinityKey = 3
-
-// affinityHit sends a client the affinity map knows back to its endpoint,
-// refreshing its entry: "dnat to ip saddr map @aff" plus the update.
-func (f *fam) affinityHit(aff affinityMap) rule {
-	portReg := uint32(regConc0 + f.addrLen/4)
-	return rule{text: fmt.Sprintf("update @%s { %s saddr timeout %s : %s saddr map @%s } dnat to %s saddr map @%s",
-		aff.name, f.name, aff.timeout, f.name, aff.name, f.name, aff.name), exprs: []expr.Any{
-		&expr.Payload{DestRegister: regAffinityKey, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
-		&expr.Lookup{SourceRegister: regAffinityKey, DestRegister: reg1, IsDestRegSet: true, SetName: aff.name},
-		&expr.Dynset{SrcRegKey: regAffinityKey, SrcRegData: reg1, SetName: aff.name, Operation: dynsetUpdate, Timeout: aff.timeout},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: f.nfproto, RegAddrMin: reg1, RegProtoMin: portReg, Specified: true},
+// affinityCheck sends a client the affinity set remembers to the set's
+// endpoint chain: "ip saddr @aff goto chain".
+func (f *fam) affinityCheck(set, chain string) rule {
+	return rule{text: fmt.Sprintf("%s saddr @%s goto %s", f.name, set, chain), exprs: []expr.Any{
+		f.addr(true),
+		&expr.Lookup{SourceRegister: reg1, SetName: set},
+		verdict(expr.VerdictGoto, chain),
 	}}
 }
 
-// affinityDNAT is dnatMap recording the client's endpoint in the affinity
-// map.
-func (f *fam) affinityDNAT(m string, n, base uint32, aff affinityMap) rule {
-	r := f.dnatMap(m, n, base)
-	nat := r.exprs[len(r.exprs)-1]
-	r.exprs = append(r.exprs[:len(r.exprs)-1],
-		&expr.Payload{DestRegister: regAffinityKey, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
-		&expr.Dynset{SrcRegKey: regAffinityKey, SrcRegData: reg1, SetName: aff.name, Operation: dynsetUpdate, Timeout: aff.timeout},
-		nat)
-	r.text = fmt.Sprintf("update @%s { %s saddr timeout %s : <endpoint> } ", aff.name, f.name, aff.timeout) + r.text
-	return r
+// affinityUpdate adds the client to the affinity set, or refreshes its
+// timeout: "update @aff { ip saddr }".
+func (f *fam) affinityUpdate(set string, timeout time.Duration) rule {
+	return rule{text: fmt.Sprintf("update @%s { %s saddr }", set, f.name), exprs: []expr.Any{
+		f.addr(true),
+		&expr.Dynset{SrcRegKey: reg1, SetName: set, Operation: dynsetUpdate, Timeout: timeout},
+	}}
+}
+
+// dnat is "dnat to A:P".
+func (f *fam) dnat(ap netip.AddrPort) rule {
+	return rule{text: fmt.Sprintf("dnat to %s", ap), exprs: []expr.Any{
+		&expr.Immediate{Register: reg1, Data: ap.Addr().AsSlice()},
+		&expr.Immediate{Register: reg2, Data: binary.BigEndian.AppendUint16(nil, ap.Port())},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: f.nfproto, RegAddrMin: reg1, RegProtoMin: reg2, Specified: true},
+	}}
+}
+
+// numgenVmap is "numgen inc mod n vmap @m".
+func numgenVmap(m string, n uint32) rule {
+	return rule{text: fmt.Sprintf("numgen inc mod %d vmap @%s", n, m), exprs: []expr.Any{
+		&expr.Numgen{Register: reg1, Modulus: n, Type: numgenInc},
+		vmapLookup(reg1, m),
+	}}
 }
 
 // dynsetUpdate is the dynset "update" operation: add the element, or

@@ -34,10 +34,37 @@ func goldenState() *proxy.State {
 	}
 }
 
+// goldenState6 is an IPv6 service with a node port and one without
+// endpoints.
+func goldenState6() *proxy.State {
+	eps := []proxy.Endpoint{
+		{IP: netip.MustParseAddr("fd00:10:244:1::2"), Port: 8080, Ready: true, Serving: true},
+		{IP: netip.MustParseAddr("fd00:10:244:2::2"), Port: 8080, Ready: true, Serving: true},
+	}
+	return &proxy.State{
+		Family:            proxy.IPv6,
+		ClusterCIDRs:      []netip.Prefix{netip.MustParsePrefix("fd00:10:244::/48")},
+		MasqueradeAll:     true,
+		NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("2001:db8::/64")},
+		Services: []proxy.ServicePort{
+			{Name: proxy.ServicePortName{Namespace: "default", Name: "web6", Protocol: proxy.TCP}, Protocol: proxy.TCP,
+				ClusterIPs: []netip.Addr{netip.MustParseAddr("fd00:10:96::10")}, Port: 80, NodePort: 30080,
+				ClusterEndpoints: eps, ExternalEndpoints: eps},
+			{Name: proxy.ServicePortName{Namespace: "default", Name: "empty6", Protocol: proxy.SCTP}, Protocol: proxy.SCTP,
+				ClusterIPs: []netip.Addr{netip.MustParseAddr("fd00:10:96::11")}, Port: 9},
+		},
+	}
+}
+
 // TestRenderGolden checks the whole table a State renders to (run with
 // -update to rewrite testdata/ruleset.golden).
 func TestRenderGolden(t *testing.T) {
-	state := goldenState()
+	for name, state := range map[string]*proxy.State{"ruleset.golden": goldenState(), "ruleset6.golden": goldenState6()} {
+		t.Run(name, func(t *testing.T) { checkGolden(t, name, state) })
+	}
+}
+
+func checkGolden(t *testing.T, file string, state *proxy.State) {
 	g, err := newGlobals(state, Options{MasqueradeBit: DefaultMasqueradeBit})
 	if err != nil {
 		t.Fatal(err)
@@ -50,5 +77,5 @@ func TestRenderGolden(t *testing.T) {
 	for _, s := range state.Services {
 		ordered = append(ordered, plans[s.Name.Key()])
 	}
-	golden.Check(t, "ruleset.golden", []byte(renderText(g.f, g.topLevel(), ordered)))
+	golden.Check(t, file, []byte(renderText(g.f, g.topLevel(), ordered)))
 }

@@ -55,6 +55,8 @@ const (
 	prefixSVX = "svx-"
 	prefixEXT = "ext-"
 	prefixAFF = "aff-"
+	prefixAFX = "afx-"
+	prefixRR  = "rr-"
 	prefixFW  = "fw-"
 )
 
@@ -130,17 +132,17 @@ type servicePlan struct {
 	elems map[string][]elem
 	// ranges are the numgen ranges its balancing chains own, by chain.
 	ranges map[string]numRange
-	// affinity are its session-affinity maps (dynamic, with a timeout).
-	affinity []affinityMap
+	// own are its own sets and maps (session affinity).
+	own []ownSet
 }
 
-// affinityMap remembers, for one balancing chain, the endpoint each client
-// address used last. Its name has a hash of the chain's endpoints, so that
-// a change of endpoints starts it afresh rather than keep clients on an
-// endpoint that is gone.
-type affinityMap struct {
+// ownSet is a set or map of one service port: an affinity set (the
+// clients that used one endpoint, each for timeout) or a round-robin
+// verdict map.
+type ownSet struct {
 	name    string
 	timeout time.Duration
+	elems   []elem
 }
 
 // numRange is a balancing chain's numgen values: base to base+n-1.
@@ -409,10 +411,12 @@ func (g *globals) clusterMasquerade(cips []netip.Addr) []rule {
 // balance ends a chain with the round robin over eps: "dnat to numgen inc
 // mod N offset B map @endpoints", where values B+i map to endpoint i:
 // connection k (from 0) through the rule goes to endpoint k mod N. With
-// session affinity, a client seen within the timeout goes back to its
-// endpoint first (and takes no turn), and every new connection refreshes
-// the client's entry, as kube-proxy's recent match does.
+// session affinity see affinityBalance.
 func (p *servicePlan) balance(c *chainDef, g *globals, alloc *allocator, eps []netip.AddrPort, affinity time.Duration) {
+	if affinity > 0 {
+		p.affinityBalance(c, g, eps, affinity)
+		return
+	}
 	n := uint32(len(eps))
 	r := alloc.get(c.name, n)
 	p.ranges[c.name] = r
@@ -424,17 +428,34 @@ func (p *servicePlan) balance(c *chainDef, g *globals, alloc *allocator, eps []n
 		p.elems[m] = append(p.elems[m], elem{key: nativeU32(v), val: val,
 			text: fmt.Sprintf("%d : %s . %d", v, ep.Addr(), ep.Port())})
 	}
-	if affinity <= 0 {
-		c.rules = append(c.rules, g.f.dnatMap(m, n, r.base))
-		return
-	}
+	c.rules = append(c.rules, g.f.dnatMap(m, n, r.base))
+}
+
+// affinityBalance is the round robin with ClientIP session affinity, as
+// kube-proxy's: a set per endpoint remembers its clients (each for the
+// timeout since its last new connection), and a client in one goes back
+// to that endpoint without taking a turn. The names hash the chain's
+// endpoints, so that a change of endpoints starts afresh rather than keep
+// clients on an endpoint that is gone.
+func (p *servicePlan) affinityBalance(c *chainDef, g *globals, eps []netip.AddrPort, affinity time.Duration) {
 	var list strings.Builder
 	for _, ep := range eps {
 		list.WriteString(ep.String() + ",")
 	}
-	aff := affinityMap{name: name(prefixAFF, c.name+"\x00"+list.String(), strings.TrimPrefix(c.name, prefixSVC)), timeout: affinity}
-	p.affinity = append(p.affinity, aff)
-	c.rules = append(c.rules, g.f.affinityHit(aff), g.f.affinityDNAT(m, n, r.base, aff))
+	tag := c.name + "\x00" + list.String()
+	suffix := strings.TrimPrefix(c.name, prefixSVC)
+	rr := ownSet{name: name(prefixRR, tag, suffix)}
+	for i, ep := range eps {
+		set := name(prefixAFF, fmt.Sprint(tag, i), suffix)
+		chain := name(prefixAFX, fmt.Sprint(tag, i), ep.String())
+		p.own = append(p.own, ownSet{name: set, timeout: affinity})
+		p.chains = append(p.chains, chainDef{name: chain, rules: []rule{g.f.affinityUpdate(set, affinity), g.f.dnat(ep)}})
+		c.rules = append(c.rules, g.f.affinityCheck(set, chain))
+		v := verdict(expr.VerdictGoto, chain)
+		rr.elems = append(rr.elems, elem{key: nativeU32(uint32(i)), text: fmt.Sprintf("%d : %s", i, verdictText(v)), v: v})
+	}
+	p.own = append(p.own, rr)
+	c.rules = append(c.rules, numgenVmap(rr.name, uint32(len(eps))))
 }
 
 // externalChain handles traffic to the external destinations: masquerade

@@ -3,6 +3,7 @@ package nftables
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -119,7 +120,7 @@ func (f *fam) sharedMaps() []sharedMap {
 		{name: setHairpin, key: []gnft.SetDatatype{f.addrType, f.addrType}, set: true},
 	}
 	for i := range endpointShards {
-		out = append(out, sharedMap{name: fmt.Sprintf("%s-%02x", mapEndpoints, i), key: []gnft.SetDatatype{gnft.TypeInteger}, data: &ep})
+		out = append(out, sharedMap{name: fmt.Sprintf("%s-%02x", mapEndpoints, i), key: []gnft.SetDatatype{numgenType}, data: &ep})
 	}
 	return out
 }
@@ -163,6 +164,15 @@ func renderText(f *fam, top topLevel, plans []*servicePlan) string {
 	}
 	writeChains(&b, top.chains)
 	for _, p := range plans {
+		for _, o := range p.own {
+			if o.timeout > 0 {
+				fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags dynamic,timeout\n\t\ttimeout %s\n\t}\n", o.name, f.addrType.Name, o.timeout)
+				continue
+			}
+			fmt.Fprintf(&b, "\tmap %s {\n\t\ttype %s : verdict\n", o.name, numgenType.Name)
+			writeElems(&b, o.elems)
+			b.WriteString("\t}\n")
+		}
 		writeChains(&b, p.chains)
 	}
 	b.WriteString("}\n")
@@ -175,6 +185,7 @@ func writeElems(b *strings.Builder, es []elem) {
 		lines[i] = "\t\t\t" + e.text
 	}
 	sort.Strings(lines)
+	lines = slices.Compact(lines)
 	if len(lines) == 0 {
 		return
 	}
@@ -192,3 +203,7 @@ func writeChains(b *strings.Builder, chains []chainDef) {
 		b.WriteString("\t}\n")
 	}
 }
+
+// numgenType is the type of numgen values in maps: nft's "mark" (32 bits,
+// host byte order, as numgen writes them), which nft can list.
+var numgenType = gnft.TypeMark
