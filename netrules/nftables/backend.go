@@ -99,7 +99,7 @@ func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[stri
 	plans, err := b.sync(state, changed)
 	if err != nil {
 		b.plans = nil
-		b.Close()
+		b.closeConn()
 		return proxy.SyncResult{}, err
 	}
 	b.plans = plans
@@ -115,6 +115,12 @@ func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[stri
 // Close closes the backend's netlink connection; the next Sync opens
 // another. The rules stay in the kernel.
 func (b *Backend) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closeConn()
+}
+
+func (b *Backend) closeConn() {
 	if b.conn != nil {
 		_ = b.conn.CloseLasting() // nothing to do about a failed close
 		b.conn = nil

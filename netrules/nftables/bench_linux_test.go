@@ -42,6 +42,7 @@ func BenchmarkBackend(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer be.Close()
 			b.Run("cold", func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {

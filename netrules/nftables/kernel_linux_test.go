@@ -36,6 +36,7 @@ func trafficEndpoint(i int) netip.Prefix {
 type topology struct {
 	node, client *testNetns
 	eps          []proxy.Endpoint
+	epNS         []*testNetns
 	backend      *nftables.Backend
 }
 
@@ -59,6 +60,7 @@ func newTopology(t *testing.T) *topology {
 		}
 		addr := p.Addr().Next().Next()
 		serveEcho(t, ep, fmt.Sprintf("ep%d", i), addr)
+		tp.epNS = append(tp.epNS, ep)
 		tp.eps = append(tp.eps, proxy.Endpoint{IP: addr, Port: 8080, Ready: true, Serving: true})
 	}
 	// The node routes the service range out of an interface of its own (as a
@@ -90,6 +92,7 @@ func newTopology(t *testing.T) *topology {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close)
 	tp.backend = b
 	return tp
 }
@@ -154,6 +157,56 @@ func TestKernelRoundRobin(t *testing.T) {
 	got = dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 3)
 	if diff := cmp.Diff(want(3, 1, 2, 3), got); diff != "" {
 		t.Errorf("after the second full sync (-want +got):\n%s", diff)
+	}
+}
+
+// TestKernelHairpin: an endpoint reaching the service lands on itself
+// masqueraded (its own address could not answer itself un-NATed), and on
+// the others with its own address (it is inside the cluster CIDR).
+func TestKernelHairpin(t *testing.T) {
+	tp := newTopology(t)
+	if _, err := tp.backend.Sync(context.Background(), tp.state(tp.eps...), nil); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	got := dialMany(t, tp.epNS[0], netip.AddrPortFrom(trafficVIP, 80), 3)
+	self := tp.eps[0].IP.String()
+	wantGot := []string{"ep1 " + trafficEndpoint(1).Addr().Next().String(), "ep2 " + self, "ep3 " + self}
+	if diff := cmp.Diff(wantGot, got); diff != "" {
+		t.Errorf("connections from endpoint 1 (-want +got):\n%s", diff)
+	}
+}
+
+// TestKernelExternalLocal: with externalTrafficPolicy: Local the node
+// port reaches only the node's endpoints, keeping the client's address;
+// without one, it drops (no answer).
+func TestKernelExternalLocal(t *testing.T) {
+	tp := newTopology(t)
+	ctx := context.Background()
+	st := tp.state(tp.eps...)
+	st.Services[0].ExternalLocal = true
+	st.Services[0].ExternalEndpoints = tp.eps[1:2]
+	if _, err := tp.backend.Sync(ctx, st, nil); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	got := dialMany(t, tp.client, netip.AddrPortFrom(trafficNode, 30080), 3)
+	client := trafficClient.Addr().Next().Next().String()
+	if diff := cmp.Diff([]string{"ep2 " + client, "ep2 " + client, "ep2 " + client}, got); diff != "" {
+		t.Errorf("node port, Local policy (-want +got):\n%s", diff)
+	}
+	st.Services[0].ExternalEndpoints = nil
+	if _, err := tp.backend.Sync(ctx, st, map[string]bool{st.Services[0].Name.Key(): true}); err != nil {
+		t.Fatalf("partial Sync: %v", err)
+	}
+	var err error
+	tp.client.do(func() {
+		var c net.Conn
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(trafficNode, 30080).String(), 300*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+	})
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Errorf("node port without local endpoints: %v, want a timeout (dropped)", err)
 	}
 }
 
@@ -344,10 +397,12 @@ func TestKernelIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b6.Close)
 	b4, err := nftables.New(nftables.Config{Family: proxy.IPv4, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(n.ns)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b4.Close)
 	ep := func(s string) proxy.Endpoint {
 		return proxy.Endpoint{IP: netip.MustParseAddr(s), Port: 8080, Ready: true, Serving: true}
 	}
