@@ -30,7 +30,7 @@ func writeFile(t *testing.T, content string) string {
 func TestRun(t *testing.T) {
 	valid := writeFile(t, "apiVersion: berth.dev/v1alpha1\nkind: BerthConfiguration\nnodeName: worker-1\n")
 	oneProblem := writeFile(t, "apiVersion: berth.dev/v1alpha1\nkind: BerthConfiguration\nnodeName: worker-1\nkubelet:\n  rootDir: kubelet\n")
-	twoProblems := writeFile(t, "apiVersion: berth.dev/v1alpha1\nkind: Kubelet\nnodeName: worker-1\nproxy:\n  mode: nftables\n")
+	twoProblems := writeFile(t, "apiVersion: berth.dev/v1alpha1\nkind: Kubelet\nnodeName: worker-1\nproxy:\n  mode: userspace\n")
 	unknownField := writeFile(t, "apiVersion: berth.dev/v1alpha1\nkind: BerthConfiguration\nnodeName: worker-1\nproxy:\n  mdoe: ipvs\n")
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
 
@@ -101,7 +101,7 @@ func TestRun(t *testing.T) {
 			args:     []string{"run", "--config", twoProblems, "--check"},
 			wantCode: exitUsage,
 			wantStderr: "berth: invalid configuration: " + twoProblems + `: [kind: Unsupported value: "Kubelet": supported values: "BerthConfiguration", ` +
-				`proxy.mode: Unsupported value: "nftables": supported values: "iptables", "ipvs"]` + "\n",
+				`proxy.mode: Unsupported value: "userspace": supported values: "iptables", "ipvs", "nftables"]` + "\n",
 		},
 		{
 			name:       "unknown field",
@@ -281,7 +281,7 @@ func TestConfigSummary(t *testing.T) {
 		"kubelet.containerRuntimeEndpoint", "",
 		"kubelet.podNetwork", config.PodNetworkBuiltin,
 		"proxy.enabled", true,
-		"proxy.mode", config.ProxyModeIPTables,
+		"proxy.mode", config.ProxyMode(""),
 		"proxy.configFile", "",
 	}
 	if diff := cmp.Diff(want, configSummary(cfg)); diff != "" {

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
+	"runtime"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	"k8s.io/utils/clock"
 
 	"github.com/berthnode/berth/cmd/berth/config"
@@ -64,6 +69,9 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 	} else if len(changed) > 0 {
 		log.Info("Set kernel parameters", "names", changed)
 	}
+	if err := applyConntrack(log, sysctl.Proc, conntrackParams, settings.Conntrack, runtime.NumCPU()); err != nil {
+		return fmt.Errorf("service proxy: %w", err)
+	}
 	ips, err := waitNodeIPs(ctx, in.nodeIPs)
 	if err != nil {
 		return err
@@ -82,7 +90,7 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 		if _, ok := backends[f]; ok {
 			continue
 		}
-		b, err := newBackend(in.cfg.Proxy.Mode, f, settings)
+		b, err := newBackend(f, settings)
 		if err != nil {
 			return fmt.Errorf("service proxy: %w", err)
 		}
@@ -126,7 +134,7 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 	}
 	factory.Start(ctx.Done())
 	nodeFactory.Start(ctx.Done())
-	log.Info("Starting service proxy", "mode", in.cfg.Proxy.Mode, "families", opts.Families, "clusterCIDRs", opts.ClusterCIDRs,
+	log.Info("Starting service proxy", "mode", settings.Mode, "families", opts.Families, "clusterCIDRs", opts.ClusterCIDRs,
 		"healthz", settings.HealthzBindAddress, "metrics", settings.MetricsBindAddress)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return proxier.Run(gctx) })
@@ -153,26 +161,33 @@ func runProxy(ctx context.Context, in proxyInputs) error {
 	return g.Wait()
 }
 
-// newBackend returns the backend of the proxy mode for one family.
-func newBackend(mode config.ProxyMode, f proxy.Family, settings *proxyconfig.Settings) (proxy.Backend, error) {
-	switch mode {
-	case config.ProxyModeIPTables:
+// newBackend returns the backend of the settings' proxy mode for one
+// family.
+func newBackend(f proxy.Family, settings *proxyconfig.Settings) (proxy.Backend, error) {
+	switch settings.Mode {
+	case proxyconfig.ModeIPTables:
 		return iptables.New(iptables.Config{Family: f, MasqueradeBit: settings.MasqueradeBit})
-	case config.ProxyModeIPVS:
+	case proxyconfig.ModeIPVS:
 		return ipvs.New(ipvs.Config{
 			Family:        f,
 			Scheduler:     settings.IPVS.Scheduler,
 			MasqueradeBit: settings.MasqueradeBit,
 			ExcludeCIDRs:  settings.IPVS.ExcludeCIDRs,
 			StrictARP:     settings.IPVS.StrictARP,
+			Timeouts:      ipvs.Timeouts{TCP: settings.IPVS.TCPTimeout, TCPFin: settings.IPVS.TCPFinTimeout, UDP: settings.IPVS.UDPTimeout},
 		})
 	}
-	return nil, fmt.Errorf("proxy mode %q: want iptables or ipvs", mode)
+	return nil, fmt.Errorf("proxy mode %q: %w", settings.Mode, proxyconfig.ErrModeUnavailable)
 }
+
+// availableModes are the proxy modes this berth has backends for.
+var availableModes = []proxyconfig.Mode{proxyconfig.ModeIPTables, proxyconfig.ModeIPVS}
 
 // proxySettings merges berth's kube-proxy settings file (if any) over the
 // cluster's kube-system/kube-proxy ConfigMap, as kube-proxy's own defaults
-// on a kubeadm cluster.
+// on a kubeadm cluster, picks the mode (berth's proxy.mode first; see
+// proxyconfig.ChooseMode) and logs the choice, any conflict, and the
+// settings berth does not apply.
 func proxySettings(ctx context.Context, cfg *config.Config, client kubernetes.Interface) (*proxyconfig.Settings, error) {
 	log := klog.FromContext(ctx)
 	var file *proxyconfig.KubeProxyConfiguration
@@ -183,13 +198,46 @@ func proxySettings(ctx context.Context, cfg *config.Config, client kubernetes.In
 		}
 		file = f
 	}
-	var cluster *proxyconfig.KubeProxyConfiguration
+	cluster, err := clusterProxyConfig(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	in := proxyconfig.ModeInputs{Berth: proxyconfig.Mode(cfg.Proxy.Mode), Available: availableModes}
+	if file != nil {
+		in.File = proxyconfig.Mode(file.Mode)
+	}
+	if cluster != nil {
+		in.ConfigMap = proxyconfig.Mode(cluster.Mode)
+	}
+	choice, err := proxyconfig.ChooseMode(in)
+	if err != nil {
+		return nil, fmt.Errorf("kube-proxy settings: %w", err)
+	}
+	choice.Log(log)
+	merged := proxyconfig.Merge(file, cluster)
+	merged.Mode = kubeproxyv1alpha1.ProxyMode(choice.Mode)
+	proxyconfig.SetDefaults(merged)
+	settings, err := proxyconfig.Resolve(merged)
+	if err != nil {
+		return nil, fmt.Errorf("kube-proxy settings: %w", err)
+	}
+	settings.LogRefused(log)
+	return settings, nil
+}
+
+// clusterProxyConfig reads the cluster's kube-proxy ConfigMap; nil when
+// there is none, berth may not read it, or it does not decode (logged).
+func clusterProxyConfig(ctx context.Context, client kubernetes.Interface) (*proxyconfig.KubeProxyConfiguration, error) {
+	log := klog.FromContext(ctx)
 	cm, err := client.CoreV1().ConfigMaps("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
 	switch {
 	case err == nil:
-		if cluster, err = proxyconfig.FromConfigMap(cm.Data); err != nil {
+		cluster, err := proxyconfig.FromConfigMap(cm.Data)
+		if err != nil {
 			log.Error(err, "Ignoring the cluster's kube-proxy ConfigMap", "configMap", "kube-system/kube-proxy")
+			return nil, nil
 		}
+		return cluster, nil
 	case apierrors.IsNotFound(err):
 		log.V(2).Info("The cluster has no kube-proxy ConfigMap")
 	case apierrors.IsForbidden(err):
@@ -197,13 +245,45 @@ func proxySettings(ctx context.Context, cfg *config.Config, client kubernetes.In
 	default:
 		return nil, fmt.Errorf("read kube-system/kube-proxy: %w", err)
 	}
-	merged := proxyconfig.Merge(file, cluster)
-	proxyconfig.SetDefaults(merged)
-	settings, err := proxyconfig.Resolve(merged)
-	if err != nil {
-		return nil, fmt.Errorf("kube-proxy settings: %w", err)
+	return nil, nil
+}
+
+// conntrackParams is where the conntrack module's parameters are (its
+// hash size).
+const conntrackParams = sysctl.Root("/sys/module/nf_conntrack/parameters")
+
+// applyConntrack sets the conntrack kernel parameters of the settings, as
+// kube-proxy does at startup: the table's limit and hash size only upward,
+// the timeouts that are set, tcp_be_liberal when on.
+//
+// Without the nf_conntrack module (its parameters missing) nothing can be
+// set: that is logged, with the fix, and the proxy goes on (its rules load
+// the module; the settings apply at berth's next start).
+func applyConntrack(log klog.Logger, proc, params sysctl.Root, c proxyconfig.Conntrack, numCPU int) error {
+	v, err := proc.Get("net.netfilter.nf_conntrack_max")
+	if errors.Is(err, fs.ErrNotExist) {
+		log.Info("Not applying the conntrack settings: the nf_conntrack module is not loaded",
+			"hint", "load it at boot (nf_conntrack in /etc/modules-load.d/) so that berth applies them when it starts")
+		return nil
 	}
-	return settings, nil
+	curMax, _ := strconv.Atoi(v)
+	changed, err := proc.Ensure(c.Sysctls(numCPU, curMax))
+	if err != nil {
+		return fmt.Errorf("conntrack settings: %w", err)
+	}
+	if len(changed) > 0 {
+		log.Info("Set conntrack kernel parameters", "names", changed)
+	}
+	if m := c.Max(numCPU); m > 0 {
+		hs, err := params.Get("hashsize")
+		if cur, _ := strconv.Atoi(hs); err == nil && cur < m/4 {
+			if _, err := params.Ensure(map[string]string{"hashsize": strconv.Itoa(m / 4)}); err != nil {
+				return fmt.Errorf("conntrack hash size: %w", err)
+			}
+			log.Info("Set the conntrack hash size", "hashsize", m/4)
+		}
+	}
+	return nil
 }
 
 // waitNodeIPs waits until the node's addresses are known (the node

@@ -15,6 +15,7 @@ import (
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // syncedFake is a fake iptables holding the example state of both
@@ -28,7 +29,7 @@ func syncedFake(t *testing.T) *iptablestesting.Fake {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Sync(ctx, iptablestesting.ExampleState(f), nil); err != nil {
+		if _, err := b.Sync(ctx, proxytest.ExampleState(f), nil); err != nil {
 			t.Fatalf("Sync: %v", err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // saved renders state in full and returns what iptables-save prints once
@@ -39,7 +40,7 @@ func syncedFake(t *testing.T, state *proxy.State, legacy bool) *iptablestesting.
 	t.Helper()
 	f := state.Family
 	clk := testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	fake := iptablestesting.NewFake(iptablestesting.FakeConfig{Legacy: legacy, Clock: clk, LocalAddrs: []netip.Addr{iptablestesting.NodeIP(f)}})
+	fake := iptablestesting.NewFake(iptablestesting.FakeConfig{Legacy: legacy, Clock: clk, LocalAddrs: []netip.Addr{proxytest.NodeIP(f)}})
 	b, err := iptables.New(iptables.Config{Family: f, MasqueradeBit: iptables.DefaultMasqueradeBit, Exec: fake, Hooks: fake.Hooks(f), Clock: clk})
 	if err != nil {
 		t.Fatal(err)

@@ -12,9 +12,9 @@ import (
 	"github.com/berthnode/berth/netrules/explain"
 	"github.com/berthnode/berth/netrules/internal/golden"
 	"github.com/berthnode/berth/netrules/iptables"
-	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // echoState is a state with one ClusterIP service port over 3 endpoints,
@@ -24,24 +24,24 @@ func echoState() *proxy.State {
 	return &proxy.State{
 		Family: f,
 		Services: []proxy.ServicePort{{
-			Name: iptablestesting.Name("default/echo:http", proxy.TCP), Protocol: proxy.TCP,
-			ClusterIPs: []netip.Addr{iptablestesting.ServiceIP(f, 20)}, Port: 80,
+			Name: proxytest.Name("default/echo:http", proxy.TCP), Protocol: proxy.TCP,
+			ClusterIPs: []netip.Addr{proxytest.ServiceIP(f, 20)}, Port: 80,
 			ClusterEndpoints: []proxy.Endpoint{
-				iptablestesting.Endpoint(f, 1, 20, 8080), iptablestesting.Endpoint(f, 2, 20, 8080), iptablestesting.Endpoint(f, 3, 20, 8080),
+				proxytest.Endpoint(f, 1, 20, 8080), proxytest.Endpoint(f, 2, 20, 8080), proxytest.Endpoint(f, 3, 20, 8080),
 			},
 		}},
-		ClusterCIDRs: []netip.Prefix{iptablestesting.ClusterCIDR(f)},
-		NodeIPs:      []netip.Addr{iptablestesting.NodeIP(f)},
+		ClusterCIDRs: []netip.Prefix{proxytest.ClusterCIDR(f)},
+		NodeIPs:      []netip.Addr{proxytest.NodeIP(f)},
 	}
 }
 
 func TestExplainGolden(t *testing.T) {
-	v4 := iptablestesting.ExampleState(proxy.IPv4)
-	v6 := iptablestesting.ExampleState(proxy.IPv6)
-	masqAll := iptablestesting.ExampleState(proxy.IPv4)
+	v4 := proxytest.ExampleState(proxy.IPv4)
+	v6 := proxytest.ExampleState(proxy.IPv6)
+	masqAll := proxytest.ExampleState(proxy.IPv4)
 	masqAll.MasqueradeAll = true
-	masqAll.NodePortAddresses = []netip.Prefix{iptablestesting.NodeNet(proxy.IPv4)}
-	multi := iptablestesting.ExampleState(proxy.IPv4)
+	masqAll.NodePortAddresses = []netip.Prefix{proxytest.NodeNet(proxy.IPv4)}
+	multi := proxytest.ExampleState(proxy.IPv4)
 	multi.ClusterCIDRs = append(multi.ClusterCIDRs, netip.MustParsePrefix("10.128.0.0/16"))
 	for _, tc := range []struct {
 		golden  string
@@ -78,7 +78,7 @@ func TestExplainGolden(t *testing.T) {
 // service and an externalTrafficPolicy Local load balancer.
 func TestExplainModel(t *testing.T) {
 	f := proxy.IPv4
-	save := saved(t, iptablestesting.ExampleState(f))
+	save := saved(t, proxytest.ExampleState(f))
 	ep := func(addr, chain string) explain.EndpointRule {
 		return explain.EndpointRule{Addr: netip.MustParseAddrPort(addr), Chain: chain}
 	}
@@ -98,7 +98,7 @@ func TestExplainModel(t *testing.T) {
 		{"default/web", explain.PortRules{
 			Name: "default/web:http", Protocol: proxy.TCP,
 			Destinations: []explain.Destination{
-				{Kind: explain.KindClusterIP, IP: iptablestesting.ServiceIP(f, 10), Port: 80, Chain: web.Chain},
+				{Kind: explain.KindClusterIP, IP: proxytest.ServiceIP(f, 10), Port: 80, Chain: web.Chain},
 				{Kind: explain.KindNodePort, Port: 30080, Chain: "BERTH-EXT-PK5WNJDG7Q-web"},
 			},
 			Cluster:           web,
@@ -108,8 +108,8 @@ func TestExplainModel(t *testing.T) {
 		{"default/local-lb", explain.PortRules{
 			Name: "default/local-lb", Protocol: proxy.TCP,
 			Destinations: []explain.Destination{
-				{Kind: explain.KindClusterIP, IP: iptablestesting.ServiceIP(f, 13), Port: 80, Chain: localLB.Chain},
-				{Kind: explain.KindLoadBalancerIP, IP: iptablestesting.LoadBalancerIP(f, 10), Port: 80, Chain: "BERTH-FW-NZ4WKQ4KAT-local-lb",
+				{Kind: explain.KindClusterIP, IP: proxytest.ServiceIP(f, 13), Port: 80, Chain: localLB.Chain},
+				{Kind: explain.KindLoadBalancerIP, IP: proxytest.LoadBalancerIP(f, 10), Port: 80, Chain: "BERTH-FW-NZ4WKQ4KAT-local-lb",
 					Verdict: "DROP", VerdictChain: iptables.ChainFirewall},
 				{Kind: explain.KindNodePort, Port: 30082, Chain: "BERTH-EXT-NZ4WKQ4KAT-local-l"},
 			},
@@ -143,7 +143,7 @@ func TestExplainModel(t *testing.T) {
 func TestExplainKernelOutput(t *testing.T) {
 	for _, f := range []proxy.Family{proxy.IPv4, proxy.IPv6} {
 		for _, legacy := range []bool{false, true} {
-			state := iptablestesting.ExampleState(f)
+			state := proxytest.ExampleState(f)
 			fake := syncedFake(t, state, legacy)
 			fromKernel := map[xtables.Table][]byte{
 				xtables.TableNAT:    fake.Save(f, xtables.TableNAT),
@@ -168,7 +168,7 @@ func TestExplainKernelOutput(t *testing.T) {
 }
 
 func TestExplainErrors(t *testing.T) {
-	save := saved(t, iptablestesting.ExampleState(proxy.IPv4))
+	save := saved(t, proxytest.ExampleState(proxy.IPv4))
 	none := map[xtables.Table][]byte{
 		xtables.TableNAT:    []byte("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"),
 		xtables.TableFilter: []byte("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"),
@@ -209,7 +209,7 @@ func TestExplainErrors(t *testing.T) {
 // TestExplainNotes: rules berth does not write that way are reported, not
 // hidden.
 func TestExplainNotes(t *testing.T) {
-	full := saved(t, iptablestesting.ExampleState(proxy.IPv4))
+	full := saved(t, proxytest.ExampleState(proxy.IPv4))
 	nat := string(full[xtables.TableNAT])
 	for _, tc := range []struct {
 		name string
@@ -256,8 +256,8 @@ func dropLines(text, s string) string {
 
 // TestExplainAffinityTimeout reads the timeout back in whole seconds.
 func TestExplainAffinityTimeout(t *testing.T) {
-	s := iptablestesting.ExampleState(proxy.IPv4)
-	iptablestesting.Service(s, "default/sticky", proxy.TCP).AffinityTimeout = 90*time.Second + time.Millisecond
+	s := proxytest.ExampleState(proxy.IPv4)
+	proxytest.Service(s, "default/sticky", proxy.TCP).AffinityTimeout = 90*time.Second + time.Millisecond
 	e, err := explain.Explain(saved(t, s), "default/sticky")
 	if err != nil {
 		t.Fatalf("Explain: %v", err)

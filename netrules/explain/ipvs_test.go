@@ -9,11 +9,11 @@ import (
 
 	"github.com/berthnode/berth/netrules/explain"
 	"github.com/berthnode/berth/netrules/internal/golden"
-	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 func save(n *ipvstesting.Node) map[xtables.Table][]byte {
@@ -27,11 +27,11 @@ func TestExplainIPVSGolden(t *testing.T) {
 	families(t, func(t *testing.T, f proxy.Family) {
 		n := newIPVSNode(t, f)
 		b := newIPVSBackend(t, n)
-		s := ipt.ExampleState(f)
+		s := proxytest.ExampleState(f)
 		ipvstesting.SyncOK(t, b, s, nil)
 		// One draining destination, to show it.
-		web := ipt.Service(s, "default/web:http", proxy.TCP)
-		n.IPVS.SetConnections(ipvs.ServiceKey{Addr: ipt.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP},
+		web := proxytest.Service(s, "default/web:http", proxy.TCP)
+		n.IPVS.SetConnections(ipvs.ServiceKey{Addr: proxytest.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP},
 			ipvsAddrPort(web.ClusterEndpoints[2]), 4, 2)
 		web.ClusterEndpoints = web.ClusterEndpoints[:2]
 		web.ExternalEndpoints = web.ClusterEndpoints
@@ -56,7 +56,7 @@ func TestExplainIPVSErrors(t *testing.T) {
 	if _, err := explain.ExplainIPVS(n.IPVS, save(n), "default/web"); !errors.Is(err, explain.ErrNotProgrammed) {
 		t.Errorf("before any sync: err = %v, want ErrNotProgrammed", err)
 	}
-	ipvstesting.SyncOK(t, newIPVSBackend(t, n), ipt.ExampleState(proxy.IPv4), nil)
+	ipvstesting.SyncOK(t, newIPVSBackend(t, n), proxytest.ExampleState(proxy.IPv4), nil)
 	if _, err := explain.ExplainIPVS(n.IPVS, save(n), "default/nope"); !errors.Is(err, explain.ErrNotProgrammed) {
 		t.Errorf("unknown service: err = %v, want ErrNotProgrammed", err)
 	}
@@ -66,7 +66,7 @@ func TestExplainIPVSErrors(t *testing.T) {
 		}
 	}
 	// One port of a service, and a virtual service gone from the kernel.
-	if err := n.IPVS.DelService(ipvs.Service{Addr: ipt.ServiceIP(proxy.IPv4, 53), Port: 53, Protocol: proxy.UDP}); err != nil {
+	if err := n.IPVS.DelService(ipvs.Service{Addr: proxytest.ServiceIP(proxy.IPv4, 53), Port: 53, Protocol: proxy.UDP}); err != nil {
 		t.Fatal(err)
 	}
 	e, err := explain.ExplainIPVS(n.IPVS, save(n), "kube-system/kube-dns:dns")

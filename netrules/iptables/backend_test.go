@@ -13,6 +13,7 @@ import (
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // recordingExec passes commands to the fake and records them; failRestore
@@ -57,7 +58,7 @@ func TestBackendBinaries(t *testing.T) {
 	} {
 		_, ctx := ktesting.NewTestContext(t)
 		b, rec := newRecording(t, tc.family, tc.legacy)
-		if _, err := b.Sync(ctx, ipt.ExampleState(tc.family), nil); err != nil {
+		if _, err := b.Sync(ctx, proxytest.ExampleState(tc.family), nil); err != nil {
 			t.Fatalf("Sync: %v", err)
 		}
 		if got := strings.Join(rec.commands, "\n"); got != strings.Join(tc.want, "\n") {
@@ -66,8 +67,8 @@ func TestBackendBinaries(t *testing.T) {
 		// A partial sync needs no iptables-save: the backend remembers
 		// its chains. An endpoint flip touches the nat table only.
 		rec.commands = nil
-		s := ipt.ExampleState(tc.family)
-		web := ipt.Service(s, "default/web:http", proxy.TCP)
+		s := proxytest.ExampleState(tc.family)
+		web := proxytest.Service(s, "default/web:http", proxy.TCP)
 		web.ClusterEndpoints = web.ClusterEndpoints[1:]
 		if _, err := b.Sync(ctx, s, map[string]bool{web.Name.Key(): true}); err != nil {
 			t.Fatalf("Sync: %v", err)
@@ -94,7 +95,7 @@ func TestBackendBinaries(t *testing.T) {
 func TestBackendFullSyncs(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	b, rec := newRecording(t, proxy.IPv4, false)
-	s := ipt.ExampleState(proxy.IPv4)
+	s := proxytest.ExampleState(proxy.IPv4)
 	sync := func(changed map[string]bool) (proxy.SyncResult, error) { return b.Sync(ctx, s, changed) }
 	if _, err := sync(map[string]bool{}); !errors.Is(err, proxy.ErrFullSyncRequired) || len(rec.commands) != 0 {
 		t.Fatalf("partial first Sync: %v, ran %q; want proxy.ErrFullSyncRequired and nothing run", err, rec.commands)
@@ -111,7 +112,7 @@ func TestBackendFullSyncs(t *testing.T) {
 	}
 	rec.failRestore = "iptables-restore v1.8.9 (nf_tables): Bad argument\nError occurred at line: 3\n"
 	// web loses its endpoints: its cluster IP now rejects, in filter.
-	web := ipt.Service(s, "default/web:http", proxy.TCP)
+	web := proxytest.Service(s, "default/web:http", proxy.TCP)
 	web.ClusterEndpoints, web.ExternalEndpoints = nil, nil
 	_, err := sync(map[string]bool{web.Name.Key(): true})
 	var re *xtables.RestoreError
@@ -125,7 +126,7 @@ func TestBackendFullSyncs(t *testing.T) {
 	if res, err := sync(nil); err != nil || !res.Full {
 		t.Errorf("full Sync after a failure = %+v, %v; want a full sync", res, err)
 	}
-	web.ClusterEndpoints = ipt.Service(ipt.ExampleState(proxy.IPv4), "default/web:http", proxy.TCP).ClusterEndpoints
+	web.ClusterEndpoints = proxytest.Service(proxytest.ExampleState(proxy.IPv4), "default/web:http", proxy.TCP).ClusterEndpoints
 	if res, err := sync(map[string]bool{web.Name.Key(): true}); err != nil || res.Full || res.Bytes == 0 || res.Rules == 0 {
 		t.Errorf("Sync = %+v, %v; want a partial sync reporting its rules and bytes", res, err)
 	}
@@ -140,10 +141,10 @@ func TestBackendErrors(t *testing.T) {
 		t.Error("New with masquerade bit 32: no error")
 	}
 	b, _ := newRecording(t, proxy.IPv4, false)
-	if _, err := b.Sync(ctx, ipt.ExampleState(proxy.IPv6), nil); !errors.Is(err, iptables.ErrInvalidState) {
+	if _, err := b.Sync(ctx, proxytest.ExampleState(proxy.IPv6), nil); !errors.Is(err, iptables.ErrInvalidState) {
 		t.Errorf("Sync of an IPv6 state on an IPv4 backend: %v, want ErrInvalidState", err)
 	}
-	bad := ipt.ExampleState(proxy.IPv4)
+	bad := proxytest.ExampleState(proxy.IPv4)
 	bad.Services[0].Protocol = "ICMP"
 	if _, err := b.Sync(ctx, bad, nil); !errors.Is(err, iptables.ErrInvalidState) {
 		t.Errorf("Sync of a bad state: %v, want ErrInvalidState", err)
@@ -153,7 +154,7 @@ func TestBackendErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := none.Sync(ctx, ipt.ExampleState(proxy.IPv4), nil); err == nil {
+	if _, err := none.Sync(ctx, proxytest.ExampleState(proxy.IPv4), nil); err == nil {
 		t.Error("Sync without iptables: no error")
 	}
 }
@@ -199,7 +200,7 @@ func TestBackendStreamsFullSyncs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := ipt.ExampleState(proxy.IPv4)
+	s := proxytest.ExampleState(proxy.IPv4)
 	want, err := iptables.Render(s, iptables.RenderOptions{MasqueradeBit: 14}, nil, nil)
 	if err != nil {
 		t.Fatal(err)

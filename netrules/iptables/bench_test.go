@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/berthnode/berth/netrules/iptables"
-	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // benchState is n ClusterIP+NodePort services with 5 endpoints each.
@@ -29,7 +29,7 @@ func benchState(n int) *proxy.State {
 			ClusterEndpoints: eps, ExternalEndpoints: eps,
 		})
 	}
-	iptablestesting.SortServices(s.Services)
+	proxytest.SortServices(s.Services)
 	return s
 }
 

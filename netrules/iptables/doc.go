@@ -93,4 +93,8 @@
 // netrules/iptables/testing holds a fake iptables that keeps rules and
 // traces packets through them, and the contract suite the fake and the
 // kernel (as root, in a network namespace of the test's own) both pass.
+// The backend's behaviour (where packets land, masqueraded or not, dropped
+// or rejected) is proxy/proxytest's table, which the tests play through the
+// fake's tracer and through the kernel; the cases it does not pass are
+// listed, with the reason, in trace_test.go (Except).
 package iptables

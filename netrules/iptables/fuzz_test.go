@@ -17,6 +17,7 @@ import (
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // FuzzRender: no state makes Render panic or write a payload that
@@ -240,7 +241,7 @@ func fuzzState(f proxy.Family, data []byte) *proxy.State {
 		}
 		s.Services = append(s.Services, sp)
 	}
-	iptablestesting.SortServices(s.Services)
+	proxytest.SortServices(s.Services)
 	return s
 }
 

@@ -16,15 +16,16 @@ import (
 	"github.com/berthnode/berth/netrules/iptables"
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // TestKernelContract runs the contract suite against the kernel's iptables
 // (whichever backend "iptables" is), each subtest in a fresh network
 // namespace.
 func TestKernelContract(t *testing.T) {
-	requireRoot(t)
+	proxytest.RequireRoot(t)
 	iptablestesting.RunContract(t, func(t *testing.T, f proxy.Family) iptablestesting.Subject {
-		n := newTestNetns(t)
+		n := proxytest.NewNetns(t)
 		return iptablestesting.Subject{Exec: nsExec{n}, Hooks: newNSHooks(t, n, f, "")}
 	})
 }
@@ -45,29 +46,29 @@ func trafficEndpoint(i int) netip.Prefix {
 // each, in turn, masqueraded (the client is outside the cluster CIDR); the
 // node port reaches them too.
 func TestKernelTraffic(t *testing.T) {
-	requireRoot(t)
-	node, client := newTestNetns(t), newTestNetns(t)
+	proxytest.RequireRoot(t)
+	node, client := proxytest.NewNetns(t), proxytest.NewNetns(t)
 	if err := link(node, client, "cl", trafficClient()); err != nil {
 		t.Fatal(err)
 	}
-	if err := client.defaultRoute(trafficClient().Addr().Next()); err != nil {
+	if err := defaultRoute(client, trafficClient().Addr().Next()); err != nil {
 		t.Fatal(err)
 	}
 	var eps []proxy.Endpoint
 	for i := 1; i <= 3; i++ {
-		ep := newTestNetns(t)
+		ep := proxytest.NewNetns(t)
 		p := trafficEndpoint(i)
 		if err := link(node, ep, fmt.Sprintf("ep%d", i), p); err != nil {
 			t.Fatal(err)
 		}
-		if err := ep.defaultRoute(p.Addr().Next()); err != nil {
+		if err := defaultRoute(ep, p.Addr().Next()); err != nil {
 			t.Fatal(err)
 		}
 		addr := p.Addr().Next().Next()
 		serveEcho(t, ep, fmt.Sprintf("ep%d", i), addr)
 		eps = append(eps, proxy.Endpoint{IP: addr, Port: 8080, Ready: true, Serving: true})
 	}
-	if err := node.forward(); err != nil {
+	if err := node.Forward(); err != nil {
 		t.Fatalf("enabling forwarding: %v", err)
 	}
 	b, err := iptables.New(iptables.Config{
@@ -118,12 +119,12 @@ func trafficService(port string, proto proxy.Protocol, nodePort uint16, eps []pr
 
 // serveEcho answers each TCP connection and UDP datagram on addr:8080 in
 // namespace n with "name peer-address".
-func serveEcho(t *testing.T, n *testNetns, name string, addr netip.Addr) {
+func serveEcho(t *testing.T, n *proxytest.Netns, name string, addr netip.Addr) {
 	t.Helper()
 	var ln net.Listener
 	var pc net.PacketConn
 	var err error
-	n.do(func() {
+	n.Do(func() {
 		if ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 8080).String()); err == nil {
 			pc, err = net.ListenPacket("udp", netip.AddrPortFrom(addr, 8080).String())
 		}
@@ -159,7 +160,7 @@ func serveEcho(t *testing.T, n *testNetns, name string, addr netip.Addr) {
 // dialMany opens count connections (UDP: sockets, each its own flow) from
 // namespace n, one after the other, and returns the answers. Every socket
 // stays open until the end, so that no two flows share a source port.
-func dialMany(t *testing.T, n *testNetns, proto string, dst netip.AddrPort, count int) []string {
+func dialMany(t *testing.T, n *proxytest.Netns, proto string, dst netip.AddrPort, count int) []string {
 	t.Helper()
 	var got []string
 	var conns []net.Conn
@@ -171,7 +172,7 @@ func dialMany(t *testing.T, n *testNetns, proto string, dst netip.AddrPort, coun
 	for range count {
 		var c net.Conn
 		var err error
-		n.do(func() { c, err = net.DialTimeout(proto, dst.String(), 2*time.Second) })
+		n.Do(func() { c, err = net.DialTimeout(proto, dst.String(), 2*time.Second) })
 		if err != nil {
 			t.Fatalf("dialing %s %s: %v", proto, dst, err)
 		}
@@ -196,12 +197,12 @@ func dialMany(t *testing.T, n *testNetns, proto string, dst netip.AddrPort, coun
 // TestKernelContractLegacy runs the suite against iptables-legacy, which
 // the backend must detect and stick to.
 func TestKernelContractLegacy(t *testing.T) {
-	requireRoot(t)
+	proxytest.RequireRoot(t)
 	if _, err := exec.LookPath("iptables-legacy-restore"); err != nil {
 		t.Skip("skipping: iptables-legacy is not installed")
 	}
 	iptablestesting.RunContract(t, func(t *testing.T, f proxy.Family) iptablestesting.Subject {
-		n := newTestNetns(t)
+		n := proxytest.NewNetns(t)
 		h := newNSHooks(t, n, f, "-legacy")
 		return iptablestesting.Subject{Exec: legacyExec{nsExec{n}}, Hooks: h}
 	})
@@ -219,4 +220,30 @@ func (e legacyExec) Run(ctx context.Context, stdin []byte, name string, args ...
 		}
 	}
 	return e.nsExec.Run(ctx, stdin, name, args...)
+}
+
+// kernelSyncer is the backend programming a node namespace's iptables.
+type kernelSyncer struct {
+	t *testing.T
+	b *iptables.Backend
+}
+
+func (k kernelSyncer) Sync(s *proxy.State) error {
+	_, err := k.b.Sync(ktestingCtx(k.t), s, nil)
+	return err
+}
+
+// TestKernelBehaviour plays the proxy's behaviour table through the
+// kernel: real connections between namespaces, through the rules the
+// backend programs (whichever backend "iptables" is).
+func TestKernelBehaviour(t *testing.T) {
+	proxytest.RunKernel(t, func(t *testing.T, f proxy.Family, node *proxytest.Netns) proxytest.Syncer {
+		b, err := iptables.New(iptables.Config{
+			Family: f, MasqueradeBit: iptables.DefaultMasqueradeBit, Exec: nsExec{node}, Hooks: newNSHooks(t, node, f, ""),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kernelSyncer{t, b}
+	}, Except)
 }

@@ -9,8 +9,8 @@ import (
 
 	"github.com/berthnode/berth/netrules/internal/golden"
 	"github.com/berthnode/berth/netrules/iptables"
-	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 func payloadText(p iptables.Payload) []byte {
@@ -35,27 +35,27 @@ func mustRender(t *testing.T, s *proxy.State, o iptables.RenderOptions, changed 
 }
 
 func key(name string, proto proxy.Protocol) string {
-	return iptablestesting.Name(name, proto).Key()
+	return proxytest.Name(name, proto).Key()
 }
 
 func TestRenderGolden(t *testing.T) {
-	v4 := iptablestesting.ExampleState(proxy.IPv4)
+	v4 := proxytest.ExampleState(proxy.IPv4)
 	full := mustRender(t, v4, opts(), nil, nil)
 
 	// The web service loses an endpoint: a partial sync rewrites its chains
 	// only, and deletes the endpoint's.
-	partial := iptablestesting.ExampleState(proxy.IPv4)
-	web := iptablestesting.Service(partial, "default/web:http", proxy.TCP)
+	partial := proxytest.ExampleState(proxy.IPv4)
+	web := proxytest.Service(partial, "default/web:http", proxy.TCP)
 	web.ClusterEndpoints = web.ClusterEndpoints[:2]
 	web.ExternalEndpoints = web.ClusterEndpoints
 
-	removed := iptablestesting.ExampleState(proxy.IPv4)
+	removed := proxytest.ExampleState(proxy.IPv4)
 	removed.Services = slicesDelete(removed.Services, "default/lb", "default/sticky")
 
-	options := iptablestesting.ExampleState(proxy.IPv4)
+	options := proxytest.ExampleState(proxy.IPv4)
 	options.MasqueradeAll = true
-	options.NodePortAddresses = []netip.Prefix{iptablestesting.NodeNet(proxy.IPv4), netip.MustParsePrefix("127.0.0.0/8")}
-	multi := iptablestesting.ExampleState(proxy.IPv4)
+	options.NodePortAddresses = []netip.Prefix{proxytest.NodeNet(proxy.IPv4), netip.MustParsePrefix("127.0.0.0/8")}
+	multi := proxytest.ExampleState(proxy.IPv4)
 	multi.ClusterCIDRs = append(multi.ClusterCIDRs, netip.MustParsePrefix("10.128.0.0/16"), netip.MustParsePrefix("fd00::/8"))
 
 	for _, tc := range []struct {
@@ -66,7 +66,7 @@ func TestRenderGolden(t *testing.T) {
 		existing iptables.ChainSet
 	}{
 		{"full-ipv4.golden", v4, opts(), nil, nil},
-		{"full-ipv6.golden", iptablestesting.ExampleState(proxy.IPv6), opts(), nil, nil},
+		{"full-ipv6.golden", proxytest.ExampleState(proxy.IPv6), opts(), nil, nil},
 		{"partial.golden", partial, opts(), map[string]bool{key("default/web:http", proxy.TCP): true}, full.Chains},
 		{"removed.golden", removed, opts(), map[string]bool{}, full.Chains},
 		{"masquerade-all.golden", options, iptables.RenderOptions{MasqueradeBit: 0, TCPBeLiberal: true}, nil, nil},
@@ -83,7 +83,7 @@ func slicesDelete(s []proxy.ServicePort, names ...string) []proxy.ServicePort {
 	for _, sp := range s {
 		keep := true
 		for _, n := range names {
-			if iptablestesting.Name(n, sp.Protocol).Key() == sp.Name.Key() {
+			if proxytest.Name(n, sp.Protocol).Key() == sp.Name.Key() {
 				keep = false
 			}
 		}
@@ -106,13 +106,13 @@ func TestRenderInvalid(t *testing.T) {
 		{"unknown protocol", func(s *proxy.State) { s.Services[0].Protocol = "ICMP" }, opts(), iptables.ErrInvalidState},
 		{"port 0", func(s *proxy.State) { s.Services[0].Port = 0 }, opts(), iptables.ErrInvalidState},
 		{"endpoint port 0", func(s *proxy.State) {
-			iptablestesting.Service(s, "default/web:http", proxy.TCP).ClusterEndpoints[0].Port = 0
+			proxytest.Service(s, "default/web:http", proxy.TCP).ClusterEndpoints[0].Port = 0
 		}, opts(), iptables.ErrInvalidState},
 		{"same service twice", func(s *proxy.State) { s.Services = append(s.Services, s.Services[0]) }, opts(), iptables.ErrInvalidState},
 		{"masquerade bit 32", func(*proxy.State) {}, iptables.RenderOptions{MasqueradeBit: 32}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := iptablestesting.ExampleState(f)
+			s := proxytest.ExampleState(f)
 			tc.mutate(s)
 			_, err := iptables.Render(s, tc.opts, nil, nil)
 			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
@@ -125,8 +125,8 @@ func TestRenderInvalid(t *testing.T) {
 // TestRenderSkipsOtherFamilies: addresses of the other family are not
 // programmed (a dual-stack service's state holds both).
 func TestRenderSkipsOtherFamilies(t *testing.T) {
-	s := iptablestesting.ExampleState(proxy.IPv4)
-	v6 := iptablestesting.ExampleState(proxy.IPv6)
+	s := proxytest.ExampleState(proxy.IPv4)
+	v6 := proxytest.ExampleState(proxy.IPv6)
 	for i := range s.Services {
 		sp, o := &s.Services[i], &v6.Services[i]
 		sp.ClusterIPs = append(sp.ClusterIPs, o.ClusterIPs...)
@@ -135,7 +135,7 @@ func TestRenderSkipsOtherFamilies(t *testing.T) {
 		sp.ClusterEndpoints = append(sp.ClusterEndpoints, o.ClusterEndpoints...)
 	}
 	got := mustRender(t, s, opts(), nil, nil)
-	want := mustRender(t, iptablestesting.ExampleState(proxy.IPv4), opts(), nil, nil)
+	want := mustRender(t, proxytest.ExampleState(proxy.IPv4), opts(), nil, nil)
 	// Only the cluster endpoints changed (the external ones are the
 	// same list in the example): the v6 endpoints are dropped, so the
 	// rules are the same but the SVX chains, which now equal SVC.
@@ -150,7 +150,7 @@ func TestRenderSkipsOtherFamilies(t *testing.T) {
 // TestRenderCounts: the counts of a payload add up to its -A lines, and a
 // partial payload rewrites a service whose chains are missing.
 func TestRenderCounts(t *testing.T) {
-	s := iptablestesting.ExampleState(proxy.IPv4)
+	s := proxytest.ExampleState(proxy.IPv4)
 	full := mustRender(t, s, opts(), nil, nil)
 	n := full.TopRules
 	for _, c := range full.ServiceRules {

@@ -12,6 +12,7 @@ import (
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // renderWith renders with r and fails the test on an error.
@@ -47,7 +48,7 @@ func TestRendererWritesOnlyWhatChanged(t *testing.T) {
 		// even the filter table.
 		name: "endpoint flip",
 		change: func(s *proxy.State) string {
-			sp := iptablestesting.Service(s, "default/web:http", proxy.TCP)
+			sp := proxytest.Service(s, "default/web:http", proxy.TCP)
 			sp.ClusterEndpoints = sp.ClusterEndpoints[:2]
 			sp.ExternalEndpoints = sp.ClusterEndpoints
 			return web
@@ -64,7 +65,7 @@ func TestRendererWritesOnlyWhatChanged(t *testing.T) {
 		// the jump to the service's chain goes (nat).
 		name: "no endpoints left",
 		change: func(s *proxy.State) string {
-			sp := iptablestesting.Service(s, "default/web:http", proxy.TCP)
+			sp := proxytest.Service(s, "default/web:http", proxy.TCP)
 			sp.ClusterEndpoints, sp.ExternalEndpoints = nil, nil
 			return web
 		},
@@ -81,8 +82,8 @@ func TestRendererWritesOnlyWhatChanged(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := iptables.NewRenderer(opts())
-			renderWith(t, r, iptablestesting.ExampleState(proxy.IPv4), nil, nil)
-			next := iptablestesting.ExampleState(proxy.IPv4)
+			renderWith(t, r, proxytest.ExampleState(proxy.IPv4), nil, nil)
+			next := proxytest.ExampleState(proxy.IPv4)
 			changed := map[string]bool{}
 			if k := tc.change(next); k != "" {
 				changed[k] = true
@@ -104,7 +105,7 @@ func TestRendererFlipDoesNotGrowWithServices(t *testing.T) {
 	// The point of the Renderer: a flip's payload is the size of the
 	// service, whatever the number of services.
 	size := func(n int) int {
-		s := iptablestesting.ExampleState(proxy.IPv4)
+		s := proxytest.ExampleState(proxy.IPv4)
 		base := s.Services[0]
 		for i := range n {
 			sp := base
@@ -113,10 +114,10 @@ func TestRendererFlipDoesNotGrowWithServices(t *testing.T) {
 			sp.NodePort = 0
 			s.Services = append(s.Services, sp)
 		}
-		iptablestesting.SortServices(s.Services)
+		proxytest.SortServices(s.Services)
 		r := iptables.NewRenderer(opts())
 		renderWith(t, r, s, nil, nil)
-		sp := iptablestesting.Service(s, "default/web:http", proxy.TCP)
+		sp := proxytest.Service(s, "default/web:http", proxy.TCP)
 		sp.ClusterEndpoints = sp.ClusterEndpoints[:1]
 		p := renderWith(t, r, s, map[string]bool{key("default/web:http", proxy.TCP): true}, nil)
 		return p.Bytes()
@@ -128,7 +129,7 @@ func TestRendererFlipDoesNotGrowWithServices(t *testing.T) {
 
 func TestRendererInvalidateReplans(t *testing.T) {
 	r := iptables.NewRenderer(opts())
-	s := iptablestesting.ExampleState(proxy.IPv4)
+	s := proxytest.ExampleState(proxy.IPv4)
 	full := renderWith(t, r, s, nil, nil)
 	r.Invalidate()
 	// With nothing remembered, a partial render plans everything and
@@ -211,8 +212,8 @@ func applyRendered(t *testing.T, fake *iptablestesting.Fake, r *iptables.Rendere
 
 func TestRendererRefusesChangesThatMissAPort(t *testing.T) {
 	r := iptables.NewRenderer(opts())
-	renderWith(t, r, iptablestesting.ExampleState(proxy.IPv4), nil, nil)
-	s := iptablestesting.ExampleState(proxy.IPv4)
+	renderWith(t, r, proxytest.ExampleState(proxy.IPv4), nil, nil)
+	s := proxytest.ExampleState(proxy.IPv4)
 	s.Services = slicesDelete(s.Services, "default/web:http")
 	if _, err := r.Render(s, map[string]bool{}, nil); !errors.Is(err, iptables.ErrInvalidState) {
 		t.Fatalf("a removed port left out of changed: err = %v, want ErrInvalidState", err)

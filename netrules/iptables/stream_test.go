@@ -8,9 +8,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/berthnode/berth/netrules/iptables"
-	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // written returns what writing t gives, failing the test on an error or a
@@ -39,8 +39,8 @@ func TestRenderStreamedIsRender(t *testing.T) {
 		state    *proxy.State
 		existing iptables.ChainSet
 	}{
-		{name: "example", state: iptablestesting.ExampleState(proxy.IPv4)},
-		{name: "example IPv6 with stale chains", state: iptablestesting.ExampleState(proxy.IPv6), existing: stale},
+		{name: "example", state: proxytest.ExampleState(proxy.IPv4)},
+		{name: "example IPv6 with stale chains", state: proxytest.ExampleState(proxy.IPv6), existing: stale},
 		{name: "300 services", state: benchState(300), existing: stale},
 		{name: "no services", state: &proxy.State{Family: proxy.IPv4}},
 	} {
@@ -104,13 +104,13 @@ func otherEndpoint(f proxy.Family) netip.Addr {
 }
 
 func TestRenderStreamedErrors(t *testing.T) {
-	bad := iptablestesting.ExampleState(proxy.IPv4)
+	bad := proxytest.ExampleState(proxy.IPv4)
 	bad.Services[0].Protocol = "ICMP"
 	r := iptables.NewRenderer(iptables.RenderOptions{MasqueradeBit: iptables.DefaultMasqueradeBit})
 	if _, err := r.RenderStreamed(bad, nil); err == nil {
 		t.Error("RenderStreamed of a state with an unknown protocol: no error")
 	}
-	if _, err := iptables.NewRenderer(iptables.RenderOptions{MasqueradeBit: 40}).RenderStreamed(iptablestesting.ExampleState(proxy.IPv4), nil); err == nil {
+	if _, err := iptables.NewRenderer(iptables.RenderOptions{MasqueradeBit: 40}).RenderStreamed(proxytest.ExampleState(proxy.IPv4), nil); err == nil {
 		t.Error("RenderStreamed with masquerade bit 40: no error")
 	}
 }

@@ -135,6 +135,12 @@ func (b *Backend) setup(ctx context.Context) error {
 		}
 		b.cfg.Links = l
 	}
+	if b.cfg.Timeouts != (Timeouts{}) {
+		if err := b.cfg.Handle.SetTimeouts(b.cfg.Timeouts); err != nil {
+			return err
+		}
+		klog.FromContext(ctx).Info("Set the IPVS timeouts", "tcp", b.cfg.Timeouts.TCP, "tcpFin", b.cfg.Timeouts.TCPFin, "udp", b.cfg.Timeouts.UDP)
+	}
 	b.ready = true
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 func families(t *testing.T, run func(t *testing.T, f proxy.Family)) {
@@ -64,7 +65,7 @@ func table(n *ipvstesting.Node) map[string][]string {
 // want is the table a State asks for on the node.
 func want(t *testing.T, n *ipvstesting.Node, s *proxy.State, sched string) map[string][]string {
 	t.Helper()
-	vss, _, err := ipvs.Plan(s, ipvs.PlanOptions{Scheduler: sched, NodePortAddrs: []netip.Addr{ipt.NodeIP(n.Family)}})
+	vss, _, err := ipvs.Plan(s, ipvs.PlanOptions{Scheduler: sched, NodePortAddrs: []netip.Addr{proxytest.NodeIP(n.Family)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestFullSync(t *testing.T) {
 	families(t, func(t *testing.T, f proxy.Family) {
 		n := newNode(t, f)
 		b := newBackend(t, n)
-		s := ipt.ExampleState(f)
+		s := proxytest.ExampleState(f)
 		// The proxier asks a full first sync; a partial one is refused.
 		refused(t, n, b, s)
 		res := ipvstesting.SyncOK(t, b, s, nil)
@@ -124,7 +125,7 @@ func TestFullSync(t *testing.T) {
 			t.Error("first sync: Full = false")
 		}
 		check(t, n, s)
-		if diff := cmp.Diff([]netip.Addr{ipt.NodeIP(f)}, n.Links.LinkAddrs("eth0"), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		if diff := cmp.Diff([]netip.Addr{proxytest.NodeIP(f)}, n.Links.LinkAddrs("eth0"), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 			t.Errorf("eth0 changed (-want +got):\n%s", diff)
 		}
 		if !slices.Contains(n.Links.Calls(), "EnsureDummy "+ipvs.DummyInterface) {
@@ -151,7 +152,7 @@ func TestSyncIdempotent(t *testing.T) {
 	families(t, func(t *testing.T, f proxy.Family) {
 		n := newNode(t, f)
 		b := newBackend(t, n)
-		s := ipt.ExampleState(f)
+		s := proxytest.ExampleState(f)
 		ipvstesting.SyncOK(t, b, s, nil)
 		n.IPVS.ResetCalls()
 		n.Links.ResetCalls()
@@ -184,12 +185,12 @@ func TestPartialSync(t *testing.T) {
 	families(t, func(t *testing.T, f proxy.Family) {
 		n := newNode(t, f)
 		b := newBackend(t, n)
-		s := ipt.ExampleState(f)
+		s := proxytest.ExampleState(f)
 		ipvstesting.SyncOK(t, b, s, nil)
 		n.IPVS.ResetCalls()
 		n.Links.ResetCalls()
-		web := ipt.Service(s, "default/web:http", proxy.TCP)
-		web.ClusterEndpoints = append(web.ClusterEndpoints[:2:2], ipt.Endpoint(f, 3, 20, 8080))
+		web := proxytest.Service(s, "default/web:http", proxy.TCP)
+		web.ClusterEndpoints = append(web.ClusterEndpoints[:2:2], proxytest.Endpoint(f, 3, 20, 8080))
 		web.ExternalEndpoints = web.ClusterEndpoints
 		res := ipvstesting.SyncOK(t, b, s, map[string]bool{web.Name.Key(): true})
 		if res.Full {
@@ -197,8 +198,8 @@ func TestPartialSync(t *testing.T) {
 		}
 		check(t, n, s)
 		webVS := []string{
-			ipvs.ServiceKey{Addr: ipt.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP}.String(),
-			ipvs.ServiceKey{Addr: ipt.NodeIP(f), Port: 30080, Protocol: proxy.TCP}.String(),
+			ipvs.ServiceKey{Addr: proxytest.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP}.String(),
+			ipvs.ServiceKey{Addr: proxytest.NodeIP(f), Port: 30080, Protocol: proxy.TCP}.String(),
 		}
 		for _, c := range n.IPVS.Calls() {
 			if !slices.ContainsFunc(webVS, func(k string) bool { return strings.Contains(c, k) }) {
@@ -244,12 +245,12 @@ func TestPartialSync(t *testing.T) {
 func TestForeignServicesSurvive(t *testing.T) {
 	families(t, func(t *testing.T, f proxy.Family) {
 		n := newNode(t, f)
-		other := ipt.OtherNodeIP(f)
+		other := proxytest.OtherNodeIP(f)
 		foreign := []ipvs.Service{
 			// Another load balancer's service on an address of its own.
 			{Addr: other, Port: 80, Protocol: proxy.TCP, Scheduler: "wlc", Netmask: 0xffffffff},
 			// One on the node's address, outside the node-port range.
-			{Addr: ipt.NodeIP(f), Port: 8443, Protocol: proxy.TCP, Scheduler: "rr", Netmask: 0xffffffff},
+			{Addr: proxytest.NodeIP(f), Port: 8443, Protocol: proxy.TCP, Scheduler: "rr", Netmask: 0xffffffff},
 			// A firewall-mark service.
 			{FWMark: 7, Protocol: proxy.TCP, Scheduler: "rr"},
 		}
@@ -264,7 +265,7 @@ func TestForeignServicesSurvive(t *testing.T) {
 		n.Links.AddLink("eth1", false, other)
 		before := n.IPVS.Dump()
 		b := newBackend(t, n)
-		s := ipt.ExampleState(f)
+		s := proxytest.ExampleState(f)
 		ipvstesting.SyncOK(t, b, s, nil)
 		s.Services = nil
 		ipvstesting.SyncOK(t, b, s, nil)
@@ -280,7 +281,7 @@ func TestForeignServicesSurvive(t *testing.T) {
 func TestStaleServicesOfAnEarlierRunGo(t *testing.T) {
 	families(t, func(t *testing.T, f proxy.Family) {
 		n := newNode(t, f)
-		s := ipt.ExampleState(f)
+		s := proxytest.ExampleState(f)
 		ipvstesting.SyncOK(t, newBackend(t, n), s, nil)
 		// A new berth (a restart) with fewer services removes what the
 		// earlier one left: it finds it on the dummy interface's addresses
@@ -294,10 +295,10 @@ func TestStaleServicesOfAnEarlierRunGo(t *testing.T) {
 func TestFullSyncRepairs(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n)
-	s := ipt.ExampleState(proxy.IPv4)
+	s := proxytest.ExampleState(proxy.IPv4)
 	ipvstesting.SyncOK(t, b, s, nil)
-	web := ipvs.Service{Addr: ipt.ServiceIP(proxy.IPv4, 10), Port: 80, Protocol: proxy.TCP}
-	dns := ipvs.Service{Addr: ipt.ServiceIP(proxy.IPv4, 53), Port: 53, Protocol: proxy.UDP}
+	web := ipvs.Service{Addr: proxytest.ServiceIP(proxy.IPv4, 10), Port: 80, Protocol: proxy.TCP}
+	dns := ipvs.Service{Addr: proxytest.ServiceIP(proxy.IPv4, 53), Port: 53, Protocol: proxy.UDP}
 	// Someone tampers: a destination's weight, a scheduler, a deleted
 	// service, an extra destination, a removed address.
 	must := func(err error) {
@@ -306,11 +307,11 @@ func TestFullSyncRepairs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(n.IPVS.UpdateDestination(web, ipvs.Destination{Addr: ipt.PodIP(proxy.IPv4, 2, 2), Port: 8080, Weight: 7}))
+	must(n.IPVS.UpdateDestination(web, ipvs.Destination{Addr: proxytest.PodIP(proxy.IPv4, 2, 2), Port: 8080, Weight: 7}))
 	must(n.IPVS.UpdateService(ipvs.Service{Addr: web.Addr, Port: 80, Protocol: proxy.TCP, Scheduler: "lc", Netmask: 0xffffffff}))
 	must(n.IPVS.DelService(dns))
-	must(n.IPVS.NewDestination(web, ipvs.Destination{Addr: ipt.PodIP(proxy.IPv4, 9, 9), Port: 1}))
-	must(n.Links.DelAddr(ipvs.DummyInterface, ipt.ServiceIP(proxy.IPv4, 11)))
+	must(n.IPVS.NewDestination(web, ipvs.Destination{Addr: proxytest.PodIP(proxy.IPv4, 9, 9), Port: 1}))
+	must(n.Links.DelAddr(ipvs.DummyInterface, proxytest.ServiceIP(proxy.IPv4, 11)))
 	ipvstesting.SyncOK(t, b, s, nil)
 	check(t, n, s)
 }
@@ -319,11 +320,11 @@ func TestRoundRobin(t *testing.T) {
 	families(t, func(t *testing.T, f proxy.Family) {
 		n := newNode(t, f)
 		b := newBackend(t, n)
-		s := ipt.ExampleState(f)
-		web := ipt.Service(s, "default/web:http", proxy.TCP)
-		web.ClusterEndpoints = append(web.ClusterEndpoints, ipt.Endpoint(f, 2, 30, 8080), ipt.Endpoint(f, 3, 30, 8080))
+		s := proxytest.ExampleState(f)
+		web := proxytest.Service(s, "default/web:http", proxy.TCP)
+		web.ClusterEndpoints = append(web.ClusterEndpoints, proxytest.Endpoint(f, 2, 30, 8080), proxytest.Endpoint(f, 3, 30, 8080))
 		ipvstesting.SyncOK(t, b, s, nil)
-		key := ipvs.ServiceKey{Addr: ipt.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP}
+		key := ipvs.ServiceKey{Addr: proxytest.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP}
 		v, ok := n.IPVS.Service(key)
 		if !ok {
 			t.Fatal("no virtual service for web")
@@ -349,7 +350,7 @@ func TestRoundRobin(t *testing.T) {
 		const rounds = 4
 		count := map[netip.AddrPort]int{}
 		for k := range rounds * len(eps) {
-			got, ok := n.IPVS.Connect(key, ipt.ExternalIP(f, 100+k))
+			got, ok := n.IPVS.Connect(key, proxytest.ExternalIP(f, 100+k))
 			if !ok || got != dests[k%len(dests)] {
 				t.Fatalf("connection %d went to %v, want %v", k, got, dests[k%len(dests)])
 			}
@@ -366,7 +367,7 @@ func TestRoundRobin(t *testing.T) {
 func TestScheduler(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n, func(c *ipvs.Config) { c.Scheduler = "wrr" })
-	s := ipt.ExampleState(proxy.IPv4)
+	s := proxytest.ExampleState(proxy.IPv4)
 	ipvstesting.SyncOK(t, b, s, nil)
 	if diff := cmp.Diff(want(t, n, s, "wrr"), table(n)); diff != "" {
 		t.Errorf("IPVS table (-want +got):\n%s", diff)
@@ -376,7 +377,7 @@ func TestScheduler(t *testing.T) {
 func TestTamperedRulesMendedByFullSync(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n)
-	s := ipt.ExampleState(proxy.IPv4)
+	s := proxytest.ExampleState(proxy.IPv4)
 	ipvstesting.SyncOK(t, b, s, nil)
 	want := n.IPTables.Save(proxy.IPv4, xtables.TableNAT)
 	foreign := "*nat\n:FOREIGN - [0:0]\n-A FOREIGN -j RETURN\n-F " + ipvs.ChainServices +
@@ -399,7 +400,7 @@ func TestTamperedRulesMendedByFullSync(t *testing.T) {
 func TestNodeAddressChange(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n)
-	s := ipt.ExampleState(proxy.IPv4)
+	s := proxytest.ExampleState(proxy.IPv4)
 	ipvstesting.SyncOK(t, b, s, nil)
 	newIP := netip.MustParseAddr("192.168.0.77")
 	n.Links.SetAddrs("eth0", newIP)

@@ -73,6 +73,9 @@ type Config struct {
 	// (KubeProxyConfiguration ipvs.strictARP), so that the node does not
 	// answer ARP for the addresses on the dummy interface.
 	StrictARP bool
+	// Timeouts are the IPVS session timeouts set once, at the first Sync
+	// (zero ones are left as the kernel has them).
+	Timeouts Timeouts
 	// Handle programs IPVS; nil opens NewHandle on the first Sync.
 	Handle Handle
 	// Links handles the dummy interface and lists the node's addresses;

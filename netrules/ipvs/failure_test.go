@@ -8,11 +8,11 @@ import (
 
 	"k8s.io/klog/v2/ktesting"
 
-	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // refused checks that b refuses a partial sync of s with
@@ -39,12 +39,12 @@ func TestFailedCallThenFullSyncConverges(t *testing.T) {
 		t.Run(method, func(t *testing.T) {
 			n := newNode(t, proxy.IPv4)
 			b := newBackend(t, n)
-			s := ipt.ExampleState(proxy.IPv4)
+			s := proxytest.ExampleState(proxy.IPv4)
 			if method == "DelService" || method == "UpdateDestination" || method == "GetDestinations" {
 				// Changes that need these calls: a service port removed,
 				// an endpoint terminating beside ready ones (weight 0).
 				ipvstesting.SyncOK(t, b, s, nil)
-				web := ipt.Service(s, "default/web:http", proxy.TCP)
+				web := proxytest.Service(s, "default/web:http", proxy.TCP)
 				web.ClusterEndpoints[0].Ready, web.ClusterEndpoints[0].Terminating = false, true
 				web.ExternalEndpoints = web.ClusterEndpoints
 				s.Services = slices.DeleteFunc(s.Services, func(sp proxy.ServicePort) bool { return sp.Name.Name == "sctp" })
@@ -82,7 +82,7 @@ func TestRestoreErrorKeepsTheNextSyncFull(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	ex := &failingExec{Exec: n.IPTables, failOn: "-restore", stderr: "iptables-restore: line 3 failed\n"}
 	b := newBackend(t, n, func(c *ipvs.Config) { c.Exec = ex })
-	s := ipt.ExampleState(proxy.IPv4)
+	s := proxytest.ExampleState(proxy.IPv4)
 	_, ctx := ktesting.NewTestContext(t)
 	_, err := b.Sync(ctx, s, nil)
 	var re *xtables.RestoreError

@@ -9,10 +9,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/klog/v2/ktesting"
 
-	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // weights returns the weight of each destination of a virtual service; -1
@@ -41,13 +41,13 @@ func weights(t *testing.T, n *ipvstesting.Node, k ipvs.ServiceKey, dests ...neti
 func drainSetup(t *testing.T, f proxy.Family) (*ipvstesting.Node, *ipvs.Backend, *proxy.State, netip.AddrPort, []ipvs.ServiceKey) {
 	n := newNode(t, f)
 	b := newBackend(t, n)
-	s := ipt.ExampleState(f)
+	s := proxytest.ExampleState(f)
 	ipvstesting.SyncOK(t, b, s, nil)
-	web := ipt.Service(s, "default/web:http", proxy.TCP)
+	web := proxytest.Service(s, "default/web:http", proxy.TCP)
 	gone := netip.AddrPortFrom(web.ClusterEndpoints[0].IP, web.ClusterEndpoints[0].Port)
 	keys := []ipvs.ServiceKey{
-		{Addr: ipt.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP},
-		{Addr: ipt.NodeIP(f), Port: 30080, Protocol: proxy.TCP},
+		{Addr: proxytest.ServiceIP(f, 10), Port: 80, Protocol: proxy.TCP},
+		{Addr: proxytest.NodeIP(f), Port: 30080, Protocol: proxy.TCP},
 	}
 	for _, k := range keys {
 		if !n.IPVS.SetConnections(k, gone, 2, 1) {
@@ -111,8 +111,8 @@ func TestGracefulTermination(t *testing.T) {
 
 func TestDrainingDestinationComesBack(t *testing.T) {
 	n, b, s, gone, keys := drainSetup(t, proxy.IPv4)
-	web := ipt.Service(s, "default/web:http", proxy.TCP)
-	web.ClusterEndpoints = append([]proxy.Endpoint{ipt.Endpoint(proxy.IPv4, 1, 2, 8080)}, web.ClusterEndpoints...)
+	web := proxytest.Service(s, "default/web:http", proxy.TCP)
+	web.ClusterEndpoints = append([]proxy.Endpoint{proxytest.Endpoint(proxy.IPv4, 1, 2, 8080)}, web.ClusterEndpoints...)
 	web.ExternalEndpoints = web.ClusterEndpoints
 	ipvstesting.SyncOK(t, b, s, map[string]bool{web.Name.Key(): true})
 	for _, k := range keys {
@@ -129,10 +129,10 @@ func TestDrainingDestinationComesBack(t *testing.T) {
 func TestUDPDestinationsGoAtOnce(t *testing.T) {
 	n := newNode(t, proxy.IPv4)
 	b := newBackend(t, n)
-	s := ipt.ExampleState(proxy.IPv4)
+	s := proxytest.ExampleState(proxy.IPv4)
 	ipvstesting.SyncOK(t, b, s, nil)
-	dns := ipt.Service(s, "kube-system/kube-dns:dns", proxy.UDP)
-	k := ipvs.ServiceKey{Addr: ipt.ServiceIP(proxy.IPv4, 53), Port: 53, Protocol: proxy.UDP}
+	dns := proxytest.Service(s, "kube-system/kube-dns:dns", proxy.UDP)
+	k := ipvs.ServiceKey{Addr: proxytest.ServiceIP(proxy.IPv4, 53), Port: 53, Protocol: proxy.UDP}
 	gone := netip.AddrPortFrom(dns.ClusterEndpoints[0].IP, 53)
 	n.IPVS.SetConnections(k, gone, 0, 40)
 	dns.ClusterEndpoints = dns.ClusterEndpoints[1:]

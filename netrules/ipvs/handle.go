@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/berthnode/berth/proxy"
 )
@@ -125,6 +126,18 @@ type Handle interface {
 	UpdateDestination(s Service, d Destination) error
 	// DelDestination removes the destination from the service.
 	DelDestination(s Service, d Destination) error
+	// SetTimeouts sets the network namespace's IPVS session timeouts; a
+	// zero one is left as it is.
+	SetTimeouts(t Timeouts) error
+}
+
+// Timeouts are IPVS's idle timeouts of its sessions, for the whole network
+// namespace (ipvsadm --set; KubeProxyConfiguration ipvs.tcpTimeout,
+// tcpFinTimeout and udpTimeout). Zero leaves the kernel's value.
+type Timeouts struct {
+	// TCP is the timeout of established TCP sessions, TCPFin of those
+	// after a FIN, UDP of UDP sessions.
+	TCP, TCPFin, UDP time.Duration
 }
 
 // protocolNumber returns the IP protocol number of a protocol; 0 for one

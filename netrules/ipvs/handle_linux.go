@@ -156,3 +156,9 @@ func fromMobyDestination(m *mobyipvs.Destination) Destination {
 	}
 	return d
 }
+
+// SetTimeouts implements Handle.
+func (k *kernelHandle) SetTimeouts(t Timeouts) error {
+	err := k.h.SetConfig(&mobyipvs.Config{TimeoutTCP: t.TCP, TimeoutTCPFin: t.TCPFin, TimeoutUDP: t.UDP})
+	return kernelError("setting the IPVS timeouts", err)
+}

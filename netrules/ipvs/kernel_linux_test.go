@@ -2,22 +2,19 @@ package ipvs_test
 
 import (
 	"context"
-	"errors"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	goipt "github.com/coreos/go-iptables/iptables"
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
 	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // These tests run the part of IPVS mode this machine's kernel has — the
@@ -25,67 +22,25 @@ import (
 // table. This kernel has neither IPVS nor dummy interfaces: the VM test
 // (test/vm/node) runs those.
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: the kernel test needs root to create network namespaces (run as root; CI does)")
-	}
-}
-
-// netns is a network namespace of the test's own; its locked thread runs
-// what the test hands it and dies with it, so the host's namespace is
-// never touched.
-type netns struct{ calls chan func() }
-
-func newNetns(t *testing.T) *netns {
-	t.Helper()
-	n := &netns{calls: make(chan func())}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		errc <- nil
-		for f := range n.calls {
-			f()
-		}
-	}()
-	if err := <-errc; errors.Is(err, unix.EPERM) {
-		t.Skipf("skipping: cannot create a network namespace here: %v", err)
-	} else if err != nil {
-		t.Fatalf("unshare(CLONE_NEWNET): %v", err)
-	}
-	t.Cleanup(func() { close(n.calls) })
-	return n
-}
-
-func (n *netns) do(f func()) {
-	done := make(chan struct{})
-	n.calls <- func() { defer close(done); f() }
-	<-done
-}
-
-type nsExec struct{ n *netns }
+type nsExec struct{ n *proxytest.Netns }
 
 func (e nsExec) Run(ctx context.Context, stdin []byte, name string, args ...string) (out []byte, err error) {
-	e.n.do(func() { out, err = xtables.OSExec{}.Run(ctx, stdin, name, args...) })
+	e.n.Do(func() { out, err = xtables.OSExec{}.Run(ctx, stdin, name, args...) })
 	return out, err
 }
 
 type nsHooks struct {
-	n   *netns
+	n   *proxytest.Netns
 	ipt *goipt.IPTables
 }
 
 func (h nsHooks) Exists(table, chain string, rule ...string) (ok bool, err error) {
-	h.n.do(func() { ok, err = h.ipt.Exists(table, chain, rule...) })
+	h.n.Do(func() { ok, err = h.ipt.Exists(table, chain, rule...) })
 	return ok, err
 }
 
 func (h nsHooks) Insert(table, chain string, pos int, rule ...string) (err error) {
-	h.n.do(func() { err = h.ipt.Insert(table, chain, pos, rule...) })
+	h.n.Do(func() { err = h.ipt.Insert(table, chain, pos, rule...) })
 	return err
 }
 
@@ -94,9 +49,9 @@ func (h nsHooks) Insert(table, chain string, pos int, rule ...string) (err error
 // explanation reads the kernel's rules), the hooks once, and foreign rules
 // untouched.
 func TestKernelRules(t *testing.T) {
-	requireRoot(t)
+	proxytest.RequireRoot(t)
 	families(t, func(t *testing.T, f proxy.Family) {
-		ns := newNetns(t)
+		ns := proxytest.NewNetns(t)
 		ex := nsExec{ns}
 		if _, err := ex.Run(context.Background(), nil, "iptables", "--version"); err != nil {
 			t.Skipf("skipping: no iptables: %v", err)
@@ -107,7 +62,7 @@ func TestKernelRules(t *testing.T) {
 		}
 		h := nsHooks{n: ns}
 		var err error
-		ns.do(func() { h.ipt, err = goipt.New(goipt.IPFamily(proto), goipt.Timeout(5)) })
+		ns.Do(func() { h.ipt, err = goipt.New(goipt.IPFamily(proto), goipt.Timeout(5)) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +72,7 @@ func TestKernelRules(t *testing.T) {
 		}
 		n := newNode(t, f)
 		b := newBackend(t, n, func(c *ipvs.Config) { c.Exec, c.Hooks = ex, h })
-		s := ipt.ExampleState(f)
+		s := proxytest.ExampleState(f)
 		ipvstesting.SyncOK(t, b, s, nil)
 		ipvstesting.SyncOK(t, b, s, nil)
 		rules := render(t, s)

@@ -7,9 +7,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // vs is a compact virtual service for comparisons: "TCP 10.96.0.10:80 rr
@@ -39,7 +39,7 @@ func compact(vss []ipvs.VirtualServer) []vs {
 }
 
 func svcPort(name string, proto proxy.Protocol, ip string, port uint16) proxy.ServicePort {
-	return proxy.ServicePort{Name: ipt.Name(name, proto), Protocol: proto, ClusterIPs: []netip.Addr{netip.MustParseAddr(ip)}, Port: port}
+	return proxy.ServicePort{Name: proxytest.Name(name, proto), Protocol: proto, ClusterIPs: []netip.Addr{netip.MustParseAddr(ip)}, Port: port}
 }
 
 func ep(ip string, port uint16) proxy.Endpoint {
@@ -76,7 +76,7 @@ func TestPlan(t *testing.T) {
 	dup.ExternalIPs = []netip.Addr{netip.MustParseAddr("203.0.113.5")}
 
 	state := &proxy.State{Family: proxy.IPv4, Services: []proxy.ServicePort{draining, local, onlyTerm, sticky, web, dup}}
-	ipt.SortServices(state.Services)
+	proxytest.SortServices(state.Services)
 	got, notes, err := ipvs.Plan(state, ipvs.PlanOptions{Scheduler: "rr", NodePortAddrs: []netip.Addr{node}})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestPlan(t *testing.T) {
 
 func TestPlanServiceFields(t *testing.T) {
 	for _, f := range []proxy.Family{proxy.IPv4, proxy.IPv6} {
-		s := ipt.ExampleState(f)
+		s := proxytest.ExampleState(f)
 		got, _, err := ipvs.Plan(s, ipvs.PlanOptions{Scheduler: "wrr"})
 		if err != nil {
 			t.Fatal(err)
@@ -123,7 +123,7 @@ func TestPlanServiceFields(t *testing.T) {
 			if v.Service.Scheduler != "wrr" || v.Service.Netmask != wantMask {
 				t.Errorf("IPv%d %s: scheduler %q netmask %#x", f, v.Service, v.Service.Scheduler, v.Service.Netmask)
 			}
-			sticky := v.Owner == ipt.Name("default/sticky", proxy.TCP).Key()
+			sticky := v.Owner == proxytest.Name("default/sticky", proxy.TCP).Key()
 			if persistent := v.Service.Flags&ipvs.FlagPersistent != 0; persistent != sticky || sticky && v.Service.Timeout != 3*3600 {
 				t.Errorf("IPv%d %s: flags %#x timeout %d", f, v.Service, v.Service.Flags, v.Service.Timeout)
 			}

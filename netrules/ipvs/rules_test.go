@@ -15,11 +15,12 @@ import (
 	"github.com/berthnode/berth/netrules/ipvs"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 func render(t *testing.T, s *proxy.State) ipvs.Rules {
 	t.Helper()
-	r, err := ipvs.RenderRules(s, ipvs.RuleOptions{MasqueradeBit: iptables.DefaultMasqueradeBit, NodePortAddrs: []netip.Addr{ipt.NodeIP(s.Family)}})
+	r, err := ipvs.RenderRules(s, ipvs.RuleOptions{MasqueradeBit: iptables.DefaultMasqueradeBit, NodePortAddrs: []netip.Addr{proxytest.NodeIP(s.Family)}})
 	if err != nil {
 		t.Fatalf("RenderRules: %v", err)
 	}
@@ -29,7 +30,7 @@ func render(t *testing.T, s *proxy.State) ipvs.Rules {
 func TestRenderRulesGolden(t *testing.T) {
 	for _, f := range []proxy.Family{proxy.IPv4, proxy.IPv6} {
 		t.Run(fmt.Sprintf("IPv%d", f), func(t *testing.T) {
-			r := render(t, ipt.ExampleState(f))
+			r := render(t, proxytest.ExampleState(f))
 			var all bytes.Buffer
 			for _, td := range r.Tables {
 				all.Write(td.Data)

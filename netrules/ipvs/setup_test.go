@@ -8,14 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/klog/v2/ktesting"
 
-	ipt "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	ipvstesting "github.com/berthnode/berth/netrules/ipvs/testing"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // failingExec runs the fake iptables, but a binary whose name contains
@@ -54,7 +55,7 @@ func TestSysctls(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := newBackend(t, n, func(c *ipvs.Config) { c.StrictARP = tc.strictARP })
-			ipvstesting.SyncOK(t, b, ipt.ExampleState(proxy.IPv4), nil)
+			ipvstesting.SyncOK(t, b, proxytest.ExampleState(proxy.IPv4), nil)
 			for name, v := range tc.want {
 				if got := n.Sysctl(name); got != v {
 					t.Errorf("%s = %q, want %q", name, got, v)
@@ -71,7 +72,7 @@ func TestNoIPVS(t *testing.T) {
 	}
 	b := newBackend(t, n)
 	_, ctx := ktesting.NewTestContext(t)
-	_, err := b.Sync(ctx, ipt.ExampleState(proxy.IPv4), nil)
+	_, err := b.Sync(ctx, proxytest.ExampleState(proxy.IPv4), nil)
 	if !errors.Is(err, ipvs.ErrNoIPVS) || !strings.Contains(err.Error(), "modprobe ip_vs") {
 		t.Errorf("err = %v, want ErrNoIPVS saying how to load the modules", err)
 	}
@@ -108,5 +109,37 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("scheduler %s: %v", s, err)
 		}
+	}
+}
+
+// TestTimeouts: the IPVS session timeouts of the configuration are set at
+// the first sync, zero ones left as they are; without any, none is set.
+func TestTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  ipvs.Timeouts
+	}{
+		{"all three", ipvs.Timeouts{TCP: 900 * time.Second, TCPFin: 30 * time.Second, UDP: 60 * time.Second}},
+		{"tcp only", ipvs.Timeouts{TCP: 900 * time.Second}},
+		{"none", ipvs.Timeouts{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNode(t, proxy.IPv4)
+			b := newBackend(t, n, func(c *ipvs.Config) { c.Timeouts = tc.set })
+			ipvstesting.SyncOK(t, b, proxytest.ExampleState(proxy.IPv4), nil)
+			ipvstesting.SyncOK(t, b, proxytest.ExampleState(proxy.IPv4), nil)
+			if got := n.IPVS.Timeouts(); got != tc.set {
+				t.Errorf("timeouts %+v, want %+v", got, tc.set)
+			}
+			calls := 0
+			for _, c := range n.IPVS.Calls() {
+				if strings.HasPrefix(c, "SetTimeouts") {
+					calls++
+				}
+			}
+			if want := map[bool]int{true: 0, false: 1}[tc.set == ipvs.Timeouts{}]; calls != want {
+				t.Errorf("%d SetTimeouts calls over two syncs, want %d", calls, want)
+			}
+		})
 	}
 }

@@ -26,6 +26,10 @@ const (
 	// ProxyModeIPVS programs services as IPVS virtual servers with
 	// round-robin scheduling.
 	ProxyModeIPVS ProxyMode = "ipvs"
+	// ProxyModeNFTables programs services as nftables tables. Accepted,
+	// but this berth has no nftables backend yet: asking for it in this
+	// file stops the proxy with an error naming the setting.
+	ProxyModeNFTables ProxyMode = "nftables"
 )
 
 // Config is berth's configuration file, a BerthConfiguration document.
@@ -77,8 +81,12 @@ type ProxyConfig struct {
 	// kube-proxy DaemonSet, a CNI with its own service implementation)
 	// already programs services on the node.
 	Enabled bool `json:"enabled"`
-	// Mode selects how services are programmed.
-	Mode ProxyMode `json:"mode"`
+	// Mode selects how services are programmed. It wins over the mode of
+	// the KubeProxyConfiguration (ConfigFile's, then the cluster's
+	// ConfigMap's), which berth follows when Mode is empty; a conflict is
+	// logged at startup. Nothing set anywhere: iptables (docs/proxy.md,
+	// "Configuration").
+	Mode ProxyMode `json:"mode,omitempty"`
 	// ConfigFile is an optional KubeProxyConfiguration file. Fields it
 	// leaves unset take their values from the cluster's
 	// kube-system/kube-proxy ConfigMap.
@@ -91,7 +99,8 @@ const DefaultContainerRuntimeEndpoint = "unix:///run/containerd/containerd.sock"
 
 // Default returns the configuration used for every field a file leaves
 // unset: the paths kubeadm join writes, built-in pod networking and the
-// iptables proxy. NodeName stays empty; Load fills it from the hostname.
+// proxy, in the mode the KubeProxyConfiguration says (Proxy.Mode empty).
+// NodeName stays empty; Load fills it from the hostname.
 // ContainerRuntimeEndpoint stays empty: the kubelet's configuration says
 // which socket, or else its default does.
 func Default() *Config {
@@ -108,7 +117,6 @@ func Default() *Config {
 		},
 		Proxy: ProxyConfig{
 			Enabled: true,
-			Mode:    ProxyModeIPTables,
 		},
 	}
 }

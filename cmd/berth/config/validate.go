@@ -53,7 +53,9 @@ func (k *KubeletConfig) validate(fldPath *field.Path) field.ErrorList {
 // typo does not lie dormant until someone enables it.
 func (p *ProxyConfig) validate(fldPath *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	errs = append(errs, validateEnum(fldPath.Child("mode"), p.Mode, ProxyModeIPTables, ProxyModeIPVS)...)
+	if p.Mode != "" {
+		errs = append(errs, validateEnum(fldPath.Child("mode"), p.Mode, ProxyModeIPTables, ProxyModeIPVS, ProxyModeNFTables)...)
+	}
 	if p.ConfigFile != "" {
 		errs = append(errs, validateAbsPath(fldPath.Child("configFile"), p.ConfigFile)...)
 	}

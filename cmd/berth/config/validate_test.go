@@ -141,9 +141,17 @@ func TestValidate(t *testing.T) {
 			want:   field.ErrorList{field.NotSupported[string](kubelet.Child("podNetwork"), PodNetwork(""), nil)},
 		},
 		{
+			name:   "nftables proxy mode is accepted (the proxy refuses it at startup while it has no backend)",
+			modify: func(c *Config) { c.Proxy.Mode = ProxyModeNFTables },
+		},
+		{
+			name:   "iptables proxy mode",
+			modify: func(c *Config) { c.Proxy.Mode = ProxyModeIPTables },
+		},
+		{
 			name:   "unknown proxy mode",
-			modify: func(c *Config) { c.Proxy.Mode = "nftables" },
-			want:   field.ErrorList{field.NotSupported[string](proxy.Child("mode"), ProxyMode("nftables"), nil)},
+			modify: func(c *Config) { c.Proxy.Mode = "kernelspace" },
+			want:   field.ErrorList{field.NotSupported[string](proxy.Child("mode"), ProxyMode("kernelspace"), nil)},
 		},
 		{
 			name: "disabled proxy still validated",

@@ -13,6 +13,7 @@ import (
 	"github.com/berthnode/berth/netrules/iptables"
 	"github.com/berthnode/berth/netrules/xtables"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // Subject is one iptables under the contract suite: the fake, or the
@@ -200,7 +201,7 @@ func (c *contract) count(t *testing.T) int {
 
 func testFullSync(t *testing.T, c *contract) {
 	b := c.backend(t)
-	s := ExampleState(c.family)
+	s := proxytest.ExampleState(c.family)
 	// The caller (the proxier) asks a full first sync: a partial one is
 	// refused, and changes nothing.
 	c.refused(t, b, s)
@@ -219,13 +220,13 @@ func testFullSync(t *testing.T, c *contract) {
 
 func testPartialSync(t *testing.T, c *contract) {
 	b := c.backend(t)
-	s := ExampleState(c.family)
+	s := proxytest.ExampleState(c.family)
 	c.sync(t, b, s, nil)
-	web := Service(s, "default/web:http", proxy.TCP)
-	web.ClusterEndpoints = append(web.ClusterEndpoints[:1:1], Endpoint(c.family, 3, 20, 8080), Endpoint(c.family, 2, 2, 8080))
+	web := proxytest.Service(s, "default/web:http", proxy.TCP)
+	web.ClusterEndpoints = append(web.ClusterEndpoints[:1:1], proxytest.Endpoint(c.family, 3, 20, 8080), proxytest.Endpoint(c.family, 2, 2, 8080))
 	web.ExternalEndpoints = web.ClusterEndpoints
-	empty := Service(s, "default/empty", proxy.TCP)
-	empty.ClusterEndpoints = []proxy.Endpoint{Endpoint(c.family, 2, 21, 80)}
+	empty := proxytest.Service(s, "default/empty", proxy.TCP)
+	empty.ClusterEndpoints = []proxy.Endpoint{proxytest.Endpoint(c.family, 2, 21, 80)}
 	res := c.sync(t, b, s, map[string]bool{web.Name.Key(): true, empty.Name.Key(): true})
 	if res.Full {
 		t.Errorf("partial sync: Full = true, want false")
@@ -238,7 +239,7 @@ func testPartialSync(t *testing.T, c *contract) {
 
 func testRemoval(t *testing.T, c *contract) {
 	b := c.backend(t)
-	s := ExampleState(c.family)
+	s := proxytest.ExampleState(c.family)
 	c.sync(t, b, s, nil)
 	var kept []proxy.ServicePort
 	changed := map[string]bool{}
@@ -263,9 +264,9 @@ func testRemoval(t *testing.T, c *contract) {
 
 func testForeign(t *testing.T, c *contract) {
 	b := c.backend(t)
-	s := ExampleState(c.family)
+	s := proxytest.ExampleState(c.family)
 	c.sync(t, b, s, nil)
-	src := ExternalNet(c.family).String()
+	src := proxytest.ExternalNet(c.family).String()
 	foreign := "*nat\n:FOREIGN - [0:0]\n-A FOREIGN -s " + src + " -j RETURN\n" +
 		"-I PREROUTING 1 -p tcp -m tcp --dport 9999 -j FOREIGN\nCOMMIT\n" +
 		"*filter\n:FOREIGN-FILTER - [0:0]\n-A FOREIGN-FILTER -p udp -m udp --dport 9999 -j DROP\n" +
@@ -274,7 +275,7 @@ func testForeign(t *testing.T, c *contract) {
 	before := Rules(c.save(t))
 	// Someone also tampers with berth's rules: a full sync mends them.
 	c.restore(t, "*nat\n-F "+iptables.ChainServices+"\n-D PREROUTING -m comment --comment \"berth service portals\" -j BERTH-SERVICES\nCOMMIT\n")
-	web := Service(s, "default/web:http", proxy.TCP)
+	web := proxytest.Service(s, "default/web:http", proxy.TCP)
 	web.ClusterEndpoints = web.ClusterEndpoints[1:]
 	web.ExternalEndpoints = web.ClusterEndpoints
 	c.sync(t, b, s, map[string]bool{web.Name.Key(): true})
@@ -304,7 +305,7 @@ func containsRule(rules []string, r string) bool {
 
 func testRejected(t *testing.T, c *contract) {
 	b := c.backend(t)
-	s := ExampleState(c.family)
+	s := proxytest.ExampleState(c.family)
 	c.sync(t, b, s, nil)
 	// Another program jumps to the sticky service's chain: berth cannot
 	// delete that chain, so the restore removing the service fails.
@@ -320,7 +321,7 @@ func testRejected(t *testing.T, c *contract) {
 	}
 	c.restore(t, "*nat\n:FOREIGN - [0:0]\n-A FOREIGN -j "+svc+"\nCOMMIT\n")
 	before := c.save(t)
-	smaller := ExampleState(c.family)
+	smaller := proxytest.ExampleState(c.family)
 	var kept []proxy.ServicePort
 	gone := map[string]bool{}
 	for _, sp := range smaller.Services {
@@ -355,7 +356,7 @@ func testRejected(t *testing.T, c *contract) {
 }
 
 func testRestart(t *testing.T, c *contract) {
-	s := ExampleState(c.family)
+	s := proxytest.ExampleState(c.family)
 	c.sync(t, c.backend(t), s, nil)
 	// A new berth, with fewer services, finds the old chains and deletes
 	// the ones it does not need.

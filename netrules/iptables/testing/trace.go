@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // Packet is a packet to trace through the fake's rules.
@@ -183,4 +184,19 @@ func (r *parsedRule) matches(st *packetState) bool {
 		}
 	}
 	return true
+}
+
+// FirstPacket is the fake's packet for proxytest's first packet of a new
+// connection.
+func FirstPacket(p proxytest.Packet) Packet {
+	return Packet{Src: p.Src, Dst: p.Dst, Proto: p.Proto, SPort: p.SPort, DPort: p.DPort, New: true, FromLocal: p.FromLocal}
+}
+
+// verdicts are the fake's verdicts in proxytest's words.
+var verdicts = map[Verdict]proxytest.Verdict{Accept: proxytest.Accepted, Drop: proxytest.Dropped, Reject: proxytest.Rejected}
+
+// Outcome is the result in proxytest's words, the rules matched as its
+// trail; the error is Err.
+func (r Result) Outcome() (proxytest.Outcome, error) {
+	return proxytest.Outcome{Verdict: verdicts[r.Verdict], Endpoint: r.DNAT, Masquerade: r.Masquerade, Trail: r.Matched}, r.Err
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/berthnode/berth/netrules/ipvs"
 	"github.com/berthnode/berth/proxy"
@@ -24,6 +25,7 @@ type Fake struct {
 	services map[ipvs.ServiceKey]*fakeService
 	calls    []string
 	fail     map[string]error
+	timeouts ipvs.Timeouts
 }
 
 // fakeService is a virtual service, its destinations in the order they
@@ -343,3 +345,28 @@ var errInjected = errors.New("injected failure")
 
 // ErrInjected returns an error for Fail that says it was injected.
 func ErrInjected() error { return errInjected }
+
+// SetTimeouts implements ipvs.Handle: it keeps the non-zero timeouts.
+func (f *Fake) SetTimeouts(t ipvs.Timeouts) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("SetTimeouts", fmt.Sprintf("%v/%v/%v", t.TCP, t.TCPFin, t.UDP)); err != nil {
+		return err
+	}
+	for _, p := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{{&f.timeouts.TCP, t.TCP}, {&f.timeouts.TCPFin, t.TCPFin}, {&f.timeouts.UDP, t.UDP}} {
+		if p.v != 0 {
+			*p.dst = p.v
+		}
+	}
+	return nil
+}
+
+// Timeouts returns the session timeouts set (zero: the kernel's).
+func (f *Fake) Timeouts() ipvs.Timeouts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.timeouts
+}

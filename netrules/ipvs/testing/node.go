@@ -16,6 +16,7 @@ import (
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	"github.com/berthnode/berth/proxy"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
 
 // Node is a fake node for the IPVS backend: an IPVS table, interfaces, an
@@ -52,7 +53,7 @@ var procFiles = map[string]string{
 }
 
 // NewNode returns a fake node whose eth0 holds the example node address of
-// the family (iptablestesting.NodeIP), with vips also local to the
+// the family (proxytest.NodeIP), with vips also local to the
 // iptables fake (they will be on the dummy interface).
 func NewNode(t testing.TB, f proxy.Family, vips ...netip.Addr) *Node {
 	t.Helper()
@@ -66,7 +67,7 @@ func NewNode(t testing.TB, f proxy.Family, vips ...netip.Addr) *Node {
 			t.Fatal(err)
 		}
 	}
-	node := iptablestesting.NodeIP(f)
+	node := proxytest.NodeIP(f)
 	return &Node{
 		Family:   f,
 		IPVS:     NewFake(),
@@ -100,11 +101,11 @@ func (n *Node) Sysctl(name string) string {
 	return strings.TrimSpace(string(data))
 }
 
-// ExampleVIPs returns the virtual addresses of iptablestesting.ExampleState:
+// ExampleVIPs returns the virtual addresses of proxytest.ExampleState:
 // its cluster, external and load-balancer IPs.
 func ExampleVIPs(f proxy.Family) []netip.Addr {
 	var out []netip.Addr
-	for _, sp := range iptablestesting.ExampleState(f).Services {
+	for _, sp := range proxytest.ExampleState(f).Services {
 		for _, list := range [][]netip.Addr{sp.ClusterIPs, sp.ExternalIPs, sp.LoadBalancerIPs} {
 			for _, a := range list {
 				if !slices.Contains(out, a) {

@@ -8,52 +8,42 @@ import (
 	iptablestesting "github.com/berthnode/berth/netrules/iptables/testing"
 	"github.com/berthnode/berth/netrules/ipvs"
 	"github.com/berthnode/berth/netrules/xtables"
+	"github.com/berthnode/berth/proxy/proxytest"
 )
-
-// TraceResult is what happened to a traced packet.
-type TraceResult struct {
-	// Verdict is the fate of the packet: ACCEPT when it reached a real
-	// server, DROP or REJECT (by iptables, or by IPVS when no destination
-	// takes new connections).
-	Verdict iptablestesting.Verdict
-	// Real is the real server IPVS chose; zero when none.
-	Real netip.AddrPort
-	// Masquerade tells that the packet leaves with the node's address as
-	// its source (masquerade mark, or hairpin).
-	Masquerade bool
-	// Matched are the iptables rules the packet matched, in order.
-	Matched []string
-}
 
 // Trace walks a new connection's first packet through the node as the
 // kernel would: nat PREROUTING (OUTPUT for FromLocal) and filter INPUT in
 // the fake iptables, then IPVS (Connect on the fake table) when a virtual
 // service has the destination, then nat POSTROUTING's masquerade: the
-// mark set on the way in, or the hairpin rule of the real server.
-func (n *Node) Trace(pkt iptablestesting.Packet) TraceResult {
-	pkt.New = true
-	r := n.IPTables.Trace(pkt)
-	res := TraceResult{Verdict: r.Verdict, Matched: r.Matched, Masquerade: r.Masquerade}
-	if r.Verdict != iptablestesting.Accept || r.DNAT.IsValid() {
-		return res
+// mark set on the way in, or the hairpin rule of the real server. The
+// outcome's Endpoint is the real server IPVS chose; its trail, the
+// iptables rules matched and the virtual service.
+func (n *Node) Trace(p proxytest.Packet) (proxytest.Outcome, error) {
+	pkt := iptablestesting.FirstPacket(p)
+	res, err := n.IPTables.Trace(pkt).Outcome()
+	if err != nil || res.Verdict != proxytest.Accepted || res.Endpoint.IsValid() {
+		return res, err
 	}
 	key := ipvs.ServiceKey{Addr: pkt.Dst, Port: pkt.DPort, Protocol: pkt.Proto}
 	if _, ok := n.IPVS.Service(key); !ok {
-		return res
+		return res, nil
 	}
+	res.Trail = append(res.Trail, "ipvs "+key.String())
 	real, ok := n.IPVS.Connect(key, pkt.Src)
 	if !ok {
-		res.Verdict = iptablestesting.Reject
-		return res
+		// No destination takes new connections: IPVS answers with an
+		// ICMP unreachable.
+		res.Verdict = proxytest.Rejected
+		return res, nil
 	}
-	res.Real = real
-	for _, m := range r.Matched {
+	res.Endpoint = real
+	for _, m := range res.Trail {
 		if strings.HasPrefix(m, "nat "+ipvs.ChainMarkMasq+": ") && strings.Contains(m, "MARK") {
 			res.Masquerade = true
 		}
 	}
 	res.Masquerade = res.Masquerade || n.hairpin(pkt, real)
-	return res
+	return res, nil
 }
 
 // hairpin tells whether nat BERTH-IPVS-POSTROUTING masquerades pkt once
