@@ -38,7 +38,7 @@ func BenchmarkBackend(b *testing.B) {
 			ns := newTestNetns(b)
 			st := benchState(n)
 			ctx := context.Background()
-			be, err := nftables.New(nftables.Config{Family: proxy.IPv4, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(ns.ns)})
+			be, err := nftables.New(nftables.Config{Family: proxy.IPv4, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(ns.NS)})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -46,7 +46,7 @@ func newTopology(t *testing.T) *topology {
 	if err := link(tp.node, tp.client, "cl", trafficClient); err != nil {
 		t.Fatal(err)
 	}
-	if err := tp.client.defaultRoute(trafficNode); err != nil {
+	if err := defaultRoute(tp.client, trafficNode); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 3; i++ {
@@ -55,7 +55,7 @@ func newTopology(t *testing.T) *topology {
 		if err := link(tp.node, ep, fmt.Sprintf("ep%d", i), p); err != nil {
 			t.Fatal(err)
 		}
-		if err := ep.defaultRoute(p.Addr().Next()); err != nil {
+		if err := defaultRoute(ep, p.Addr().Next()); err != nil {
 			t.Fatal(err)
 		}
 		addr := p.Addr().Next().Next()
@@ -69,26 +69,26 @@ func newTopology(t *testing.T) *topology {
 	// client's link, which would answer with a redirect first and then
 	// rate-limit the reject's ICMP error.
 	// (A veth pair with both ends in the node: this kernel has no dummy.)
-	if err := tp.node.handle.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "svc0"}, PeerName: "svc1"}); err != nil {
+	if err := tp.node.Handle.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "svc0"}, PeerName: "svc1"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range []string{"svc0", "svc1"} {
-		if err := tp.node.up(l); err != nil {
+		if err := tp.node.Up(l); err != nil {
 			t.Fatal(err)
 		}
 	}
-	svc0, err := tp.node.handle.LinkByName("svc0")
+	svc0, err := tp.node.Handle.LinkByName("svc0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, svcRange, _ := net.ParseCIDR("10.96.0.0/16")
-	if err := tp.node.handle.RouteAdd(&netlink.Route{LinkIndex: svc0.Attrs().Index, Dst: svcRange}); err != nil {
+	if err := tp.node.Handle.RouteAdd(&netlink.Route{LinkIndex: svc0.Attrs().Index, Dst: svcRange}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tp.node.sysctl("net/ipv4/ip_forward", "1"); err != nil {
+	if err := sysctl(tp.node, "net/ipv4/ip_forward", "1"); err != nil {
 		t.Fatal(err)
 	}
-	b, err := nftables.New(nftables.Config{Family: proxy.IPv4, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(tp.node.ns)})
+	b, err := nftables.New(nftables.Config{Family: proxy.IPv4, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(tp.node.NS)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestKernelExternalLocal(t *testing.T) {
 		t.Fatalf("partial Sync: %v", err)
 	}
 	var err error
-	tp.client.do(func() {
+	tp.client.Do(func() {
 		var c net.Conn
 		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(trafficNode, 30080).String(), 300*time.Millisecond)
 		if err == nil {
@@ -219,7 +219,7 @@ func TestKernelNoEndpoints(t *testing.T) {
 	}
 	for _, dst := range []netip.AddrPort{netip.AddrPortFrom(trafficVIP, 80), netip.AddrPortFrom(trafficNode, 30080)} {
 		var err error
-		tp.client.do(func() {
+		tp.client.Do(func() {
 			var c net.Conn
 			c, err = net.DialTimeout("tcp", dst.String(), 2*time.Second)
 			if err == nil {
@@ -279,7 +279,7 @@ func TestKernelSourceRanges(t *testing.T) {
 		t.Fatalf("partial Sync: %v", err)
 	}
 	var err error
-	tp.client.do(func() {
+	tp.client.Do(func() {
 		var c net.Conn
 		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(lb, 80).String(), 300*time.Millisecond)
 		if err == nil {
@@ -344,7 +344,7 @@ func serveEcho(t *testing.T, n *testNetns, name string, addr netip.Addr) {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	n.do(func() { ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 8080).String()) })
+	n.Do(func() { ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 8080).String()) })
 	if err != nil {
 		t.Fatalf("listening in %s: %v", name, err)
 	}
@@ -370,7 +370,7 @@ func dialMany(t *testing.T, n *testNetns, dst netip.AddrPort, count int) []strin
 	for range count {
 		var c net.Conn
 		var err error
-		n.do(func() { c, err = net.DialTimeout("tcp", dst.String(), 2*time.Second) })
+		n.Do(func() { c, err = net.DialTimeout("tcp", dst.String(), 2*time.Second) })
 		if err != nil {
 			t.Fatalf("dialing %s: %v", dst, err)
 		}
@@ -393,12 +393,12 @@ func TestKernelIPv6(t *testing.T) {
 	requireRoot(t)
 	n := newTestNetns(t)
 	ctx := context.Background()
-	b6, err := nftables.New(nftables.Config{Family: proxy.IPv6, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(n.ns)})
+	b6, err := nftables.New(nftables.Config{Family: proxy.IPv6, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(n.NS)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b6.Close)
-	b4, err := nftables.New(nftables.Config{Family: proxy.IPv4, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(n.ns)})
+	b4, err := nftables.New(nftables.Config{Family: proxy.IPv4, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(n.NS)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,11 +429,11 @@ func TestKernelIPv6(t *testing.T) {
 	// nft itself can read everything back (it aborts on expressions it
 	// cannot print: this listing has affinity, hairpin, the endpoint maps).
 	var out []byte
-	n.do(func() { out, err = exec.Command("nft", "list", "ruleset").CombinedOutput() })
+	n.Do(func() { out, err = exec.Command("nft", "list", "ruleset").CombinedOutput() })
 	if err != nil {
 		t.Fatalf("nft list ruleset: %v: %s", err, out)
 	}
-	n.do(func() { out, err = exec.Command("nft", "list", "tables").CombinedOutput() })
+	n.Do(func() { out, err = exec.Command("nft", "list", "tables").CombinedOutput() })
 	if err != nil {
 		t.Fatalf("nft list tables: %v: %s", err, out)
 	}

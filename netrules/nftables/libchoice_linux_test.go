@@ -46,7 +46,7 @@ func BenchmarkLibraryGoogleNftables(b *testing.B) {
 func benchGnft(b *testing.B, global, named bool) {
 	requireRoot(b)
 	n := newTestNetns(b)
-	c, err := gnft.New(gnft.WithNetNSFd(int(n.ns)), gnft.AsLasting(), gnft.WithSockOptions(bigBuffers))
+	c, err := gnft.New(gnft.WithNetNSFd(int(n.NS)), gnft.AsLasting(), gnft.WithSockOptions(bigBuffers))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -69,6 +69,10 @@ const (
 	// setHairpin holds addr . addr for every endpoint address: a DNATed
 	// connection from an endpoint to itself is masqueraded.
 	setHairpin = "hairpin"
+	// setClusterIPs holds every cluster IP: a new connection to one that
+	// no service port DNATed (a port no service uses) is rejected, as
+	// kube-proxy's nftables and IPVS modes do.
+	setClusterIPs = "cluster-ips"
 )
 
 // endpointShards is the number of endpoints maps. Every rule that looks a
@@ -328,6 +332,7 @@ func (p *servicePlan) destinations(s *proxy.ServicePort, proto uint8, protoName 
 		p.elems[m] = append(p.elems[m], elem{key: k, text: t + " : " + verdictText(v), v: v})
 	}
 	for _, ip := range cips {
+		p.elems[setClusterIPs] = append(p.elems[setClusterIPs], elem{key: ip.AsSlice(), text: ip.String()})
 		k, t := destKey(ip, proto, s.Port), fmt.Sprintf("%s . %s . %d", ip, protoName, s.Port)
 		if svc != "" {
 			add(mapServices, k, t, verdict(expr.VerdictGoto, svc))

@@ -70,6 +70,10 @@ func (g *globals) topLevel() topLevel {
 		noEPs.rules = append(noEPs.rules, m.and(fibLocal(false)).and("meta l4proto . th dport vmap @"+mapNoEndpointNodePorts,
 			append(keyNodePort(), vmapLookup(regConc0, mapNoEndpointNodePorts))))
 	}
+	noEPs.rules = append(noEPs.rules, rule{
+		text: fmt.Sprintf("%s daddr @%s goto %s", f.name, setClusterIPs, chainReject),
+		exprs: []expr.Any{f.addr(false), &expr.Lookup{SourceRegister: reg1, SetName: setClusterIPs}, verdict(expr.VerdictGoto, chainReject)},
+	})
 	offCluster := chainDef{name: chainMarkOffCluster}
 	for _, c := range g.clusterCIDRs {
 		offCluster.rules = append(offCluster.rules, rule{}.and(f.matchPrefix(true, c, false)).and(jumpTo(expr.VerdictReturn, "")))
@@ -118,6 +122,7 @@ func (f *fam) sharedMaps() []sharedMap {
 		{name: mapServices, key: dest}, {name: mapNodePorts, key: np},
 		{name: mapNoEndpoints, key: dest}, {name: mapNoEndpointNodePorts, key: np},
 		{name: setHairpin, key: []gnft.SetDatatype{f.addrType, f.addrType}, set: true},
+		{name: setClusterIPs, key: []gnft.SetDatatype{f.addrType}, set: true},
 	}
 	for i := range endpointShards {
 		out = append(out, sharedMap{name: fmt.Sprintf("%s-%02x", mapEndpoints, i), key: []gnft.SetDatatype{numgenType}, data: &ep})
