@@ -26,6 +26,8 @@ type Config struct {
 	Family proxy.Family
 	// MasqueradeBit is the packet-mark bit that asks for masquerade (0-31).
 	MasqueradeBit int
+	// TCPBeLiberal: see Options.
+	TCPBeLiberal bool
 	// NetNS is a file descriptor of the network namespace to program; 0 is
 	// the process's own (tests pass their namespace's).
 	NetNS int
@@ -166,7 +168,7 @@ func plan(state *proxy.State, g *globals, keys map[string]bool, alloc *allocator
 }
 
 func (b *Backend) sync(state *proxy.State, changed map[string]bool) (map[string]*servicePlan, error) {
-	g, err := newGlobals(state, Options{MasqueradeBit: b.cfg.MasqueradeBit})
+	g, err := newGlobals(state, Options{MasqueradeBit: b.cfg.MasqueradeBit, TCPBeLiberal: b.cfg.TCPBeLiberal})
 	if err != nil {
 		return nil, err
 	}

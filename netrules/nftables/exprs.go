@@ -124,11 +124,16 @@ func (f *fam) hairpin() (string, []expr.Any) {
 }
 
 // ctNew is "ct state new".
-func ctNew() (string, []expr.Any) {
-	return "ct state new", []expr.Any{
+func ctNew() (string, []expr.Any) { return ctState("new", expr.CtStateBitNEW) }
+
+// ctInvalid is "ct state invalid".
+func ctInvalid() (string, []expr.Any) { return ctState("invalid", expr.CtStateBitINVALID) }
+
+func ctState(name string, bit uint32) (string, []expr.Any) {
+	return "ct state " + name, []expr.Any{
 		&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
-			Mask: binary.NativeEndian.AppendUint32(nil, expr.CtStateBitNEW), Xor: make([]byte, 4)},
+			Mask: binary.NativeEndian.AppendUint32(nil, bit), Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
 	}
 }

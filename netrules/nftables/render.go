@@ -93,6 +93,10 @@ func endpointsMap(key string) string {
 type Options struct {
 	// MasqueradeBit is the packet-mark bit (0-31) that asks for masquerade.
 	MasqueradeBit int
+	// TCPBeLiberal tells that the node's conntrack accepts out-of-window
+	// TCP packets (nf_conntrack_tcp_be_liberal=1); otherwise forwarded
+	// packets conntrack finds INVALID are dropped.
+	TCPBeLiberal bool
 }
 
 // elem is one element of a map or set: a verdict (v), data (val), or
@@ -167,6 +171,7 @@ type globals struct {
 	bit           uint32
 	clusterCIDRs  []netip.Prefix
 	masqueradeAll bool
+	tcpBeLiberal  bool
 	nodeIPs       []netip.Addr
 	// nodePortDsts are the prefixes node ports answer on; nil: every local
 	// address but loopback.
@@ -181,7 +186,7 @@ func newGlobals(state *proxy.State, opts Options) (*globals, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &globals{f: f, bit: uint32(1) << opts.MasqueradeBit, masqueradeAll: state.MasqueradeAll}
+	g := &globals{f: f, bit: uint32(1) << opts.MasqueradeBit, masqueradeAll: state.MasqueradeAll, tcpBeLiberal: opts.TCPBeLiberal}
 	g.nodeIPs = g.addrs(state.NodeIPs)
 	for _, p := range state.ClusterCIDRs {
 		if p.IsValid() && proxy.Of(p.Addr()) == f.family {

@@ -40,6 +40,12 @@ func (g *globals) topLevel() topLevel {
 	jump := func(c string) []rule { return []rule{rule{}.and(jumpTo(expr.VerdictJump, c))} }
 	filterPrio := gnft.ChainPriorityRef(-1)
 	newJump := []rule{rule{}.and(ctNew()).and(jumpTo(expr.VerdictJump, chainNoEndpoints))}
+	forward := newJump
+	if !g.tcpBeLiberal {
+		// Packets conntrack finds INVALID (out of the TCP window) would
+		// reach endpoints un-NATed and be answered with resets.
+		forward = append([]rule{rule{}.and(ctInvalid()).and(jumpTo(expr.VerdictDrop, ""))}, newJump...)
+	}
 	post := []rule{
 		rule{}.and(f.hairpin()).and(jumpTo(expr.VerdictJump, chainMarkMasq)),
 		rule{}.and(markUnset(g.bit)).and(jumpTo(expr.VerdictReturn, "")),
@@ -51,7 +57,7 @@ func (g *globals) topLevel() topLevel {
 		{chainNATOutput, gnft.ChainTypeNAT, gnft.ChainHookOutput, gnft.ChainPriorityNATDest, "type nat hook output priority dstnat", jump(chainServices)},
 		{chainNATPostrouting, gnft.ChainTypeNAT, gnft.ChainHookPostrouting, gnft.ChainPriorityNATSource, "type nat hook postrouting priority srcnat", post},
 		{chainFilterInput, gnft.ChainTypeFilter, gnft.ChainHookInput, filterPrio, "type filter hook input priority filter - 1", newJump},
-		{chainFilterForward, gnft.ChainTypeFilter, gnft.ChainHookForward, filterPrio, "type filter hook forward priority filter - 1", newJump},
+		{chainFilterForward, gnft.ChainTypeFilter, gnft.ChainHookForward, filterPrio, "type filter hook forward priority filter - 1", forward},
 		{chainFilterOutput, gnft.ChainTypeFilter, gnft.ChainHookOutput, filterPrio, "type filter hook output priority filter - 1", newJump},
 	}
 	services := chainDef{name: chainServices, rules: []rule{{
@@ -71,7 +77,7 @@ func (g *globals) topLevel() topLevel {
 			append(keyNodePort(), vmapLookup(regConc0, mapNoEndpointNodePorts))))
 	}
 	noEPs.rules = append(noEPs.rules, rule{
-		text: fmt.Sprintf("%s daddr @%s goto %s", f.name, setClusterIPs, chainReject),
+		text:  fmt.Sprintf("%s daddr @%s goto %s", f.name, setClusterIPs, chainReject),
 		exprs: []expr.Any{f.addr(false), &expr.Lookup{SourceRegister: reg1, SetName: setClusterIPs}, verdict(expr.VerdictGoto, chainReject)},
 	})
 	offCluster := chainDef{name: chainMarkOffCluster}
