@@ -361,7 +361,8 @@ func (t *txn) full(top topLevel, plans map[string]*servicePlan) {
 	// The elements in one message per map (shared elements, such as an
 	// endpoint address that two services use, once).
 	all := map[string][]elem{}
-	seen := map[string]elem{}
+	// seen holds the index in all of each element's first holder.
+	seen := make(map[string]int32, len(plans)*8)
 	for _, k := range sortedKeys(plans) {
 		p := plans[k]
 		for _, c := range p.chains {
@@ -370,11 +371,10 @@ func (t *txn) full(top topLevel, plans map[string]*servicePlan) {
 		for m, es := range p.elems {
 			for _, e := range es {
 				id := m + "\x00" + e.id()
-				prev, dup := seen[id]
-				if !dup {
-					seen[id] = e
+				if i, dup := seen[id]; !dup {
+					seen[id] = int32(len(all[m]))
 					all[m] = append(all[m], e)
-				} else if !prev.same(e) {
+				} else if !all[m][i].same(e) {
 					t.fail(fmt.Errorf("%w: two service ports want %s in %s", ErrInvalidState, e.text, m))
 				}
 			}
