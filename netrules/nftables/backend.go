@@ -98,7 +98,7 @@ func (b *Backend) Sync(ctx context.Context, state *proxy.State, changed map[stri
 	if changed != nil && b.plans == nil {
 		return proxy.SyncResult{}, fmt.Errorf("nftables: a partial sync without a successful one before it: %w", proxy.ErrFullSyncRequired)
 	}
-	plans, err := b.sync(state, changed)
+	plans, err := b.sync(ctx, state, changed)
 	if err != nil {
 		b.plans = nil
 		b.closeConn()
@@ -167,7 +167,7 @@ func plan(state *proxy.State, g *globals, keys map[string]bool, alloc *allocator
 	return out, nil
 }
 
-func (b *Backend) sync(state *proxy.State, changed map[string]bool) (map[string]*servicePlan, error) {
+func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[string]bool) (map[string]*servicePlan, error) {
 	g, err := newGlobals(state, Options{MasqueradeBit: b.cfg.MasqueradeBit, TCPBeLiberal: b.cfg.TCPBeLiberal})
 	if err != nil {
 		return nil, err
@@ -187,18 +187,12 @@ func (b *Backend) sync(state *proxy.State, changed map[string]bool) (map[string]
 		b.conn = c
 	}
 	c := b.conn
-	t := &txn{c: c, f: g.f, table: &gnft.Table{Family: g.f.table, Name: TableName}}
-	if changed == nil {
-		b.count(planned, nil, 1)
-		t.full(g.topLevel(), planned)
-	} else {
-		before, after := index(b.plans, changed), index(planned, changed)
-		b.count(b.plans, changed, -1)
-		b.count(planned, changed, 1)
-		t.partial(before, after, b.refs, b.plans, planned, changed)
+	t, err := b.build(c, g, planned, changed)
+	if err != nil {
+		return nil, err
 	}
-	if t.err != nil {
-		return nil, fmt.Errorf("nftables: building the transaction: %w", t.err)
+	if len(t.ops) > 0 {
+		klog.FromContext(ctx).V(4).Info("Partial nftables sync", "family", b.cfg.Family, "operations", t.ops)
 	}
 	if err := c.Flush(); err != nil {
 		return nil, fmt.Errorf("nftables: committing the %s %s table: %w", g.f.name, TableName, err)
@@ -216,6 +210,26 @@ func (b *Backend) sync(state *proxy.State, changed map[string]bool) (map[string]
 		}
 	}
 	return b.plans, nil
+}
+
+// build queues the sync's transaction on c: all of the table for a full
+// sync, what differs for the changed ports for a partial one (whose
+// operations it also records, in ops, as text).
+func (b *Backend) build(c *gnft.Conn, g *globals, planned map[string]*servicePlan, changed map[string]bool) (*txn, error) {
+	t := &txn{c: c, f: g.f, table: &gnft.Table{Family: g.f.table, Name: TableName}, record: changed != nil}
+	if changed == nil {
+		b.count(planned, nil, 1)
+		t.full(g.topLevel(), planned)
+	} else {
+		before, after := index(b.plans, changed), index(planned, changed)
+		b.count(b.plans, changed, -1)
+		b.count(planned, changed, 1)
+		t.partial(before, after, b.refs, b.plans, planned, changed)
+	}
+	if t.err != nil {
+		return nil, fmt.Errorf("nftables: building the transaction: %w", t.err)
+	}
+	return t, nil
 }
 
 // count adds d to the reference count of every shared element of the
@@ -265,6 +279,15 @@ type txn struct {
 	f     *fam
 	table *gnft.Table
 	err   error
+	// record asks for ops: the operations queued, as text.
+	record bool
+	ops    []string
+}
+
+func (t *txn) op(format string, args ...any) {
+	if t.record {
+		t.ops = append(t.ops, fmt.Sprintf(format, args...))
+	}
 }
 
 func (t *txn) chain(name string) *gnft.Chain { return &gnft.Chain{Table: t.table, Name: name} }
@@ -277,6 +300,7 @@ func (t *txn) fail(err error) {
 
 func (t *txn) addRules(chain *gnft.Chain, rules []rule) {
 	for _, r := range rules {
+		t.op("add rule %s %s", chain.Name, r.text)
 		t.c.AddRule(&gnft.Rule{Table: t.table, Chain: chain, Exprs: r.exprs})
 	}
 }
@@ -303,8 +327,10 @@ func (t *txn) elems(m sharedMap, es []elem, del bool) {
 		return
 	}
 	out := make([]gnft.SetElement, len(es))
+	verb := map[bool]string{false: "add", true: "delete"}[del]
 	for i, e := range es {
 		out[i] = gnft.SetElement{Key: padKey(e.key), Val: e.val, VerdictData: e.v}
+		t.op("%s element %s { %s }", verb, m.name, e.text)
 	}
 	s := t.set(m)
 	// A netlink attribute's length is 16 bits: a message's list of
@@ -326,6 +352,7 @@ const maxElemsPerMessage = 256
 // addOwn adds a service port's own set (affinity: client addresses that
 // expire after the timeout) or verdict map (round robin) and its elements.
 func (t *txn) addOwn(o ownSet) {
+	t.op("add set %s", o.name)
 	s := &gnft.Set{Table: t.table, Name: o.name, KeyType: t.f.addrType, HasTimeout: true, Timeout: o.timeout, Dynamic: true}
 	if o.timeout == 0 {
 		s = &gnft.Set{Table: t.table, Name: o.name, IsMap: true, KeyType: numgenType, DataType: gnft.TypeVerdict}
@@ -422,6 +449,7 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 	}
 	for _, n := range sortedKeys(newChains) {
 		if _, ok := oldChains[n]; !ok {
+			t.op("add chain %s", n)
 			t.c.AddChain(t.chain(n))
 		}
 	}
@@ -444,6 +472,10 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 				adds[m.name] = append(adds[m.name], e)
 			}
 		}
+		// In a stable order: the same change, the same transaction.
+		for _, es := range [][]elem{dels[m.name], adds[m.name]} {
+			slices.SortFunc(es, func(a, b elem) int { return strings.Compare(a.text, b.text) })
+		}
 		t.elems(m, dels[m.name], true)
 	}
 	for _, n := range sortedKeys(newChains) {
@@ -452,6 +484,7 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 			if text == c.text() {
 				continue
 			}
+			t.op("flush chain %s", n)
 			t.c.FlushChain(t.chain(n))
 		}
 		t.addRules(t.chain(n), c.rules)
@@ -464,16 +497,19 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 	// those maps jumped to).
 	for _, n := range sortedKeys(oldChains) {
 		if _, ok := newChains[n]; !ok {
+			t.op("flush chain %s", n)
 			t.c.FlushChain(t.chain(n))
 		}
 	}
 	for _, n := range sortedKeys(oldOwn) {
 		if _, ok := newOwn[n]; !ok {
+			t.op("delete set %s", n)
 			t.c.DelSet(&gnft.Set{Table: t.table, Name: n})
 		}
 	}
 	for _, n := range sortedKeys(oldChains) {
 		if _, ok := newChains[n]; !ok {
+			t.op("delete chain %s", n)
 			t.c.DelChain(t.chain(n))
 		}
 	}

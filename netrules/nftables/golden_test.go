@@ -2,6 +2,8 @@ package nftables
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,12 +11,18 @@ import (
 	"github.com/berthnode/berth/proxy"
 )
 
+// sortServices sorts the ports by key, as Compute does (State's contract).
+func sortServices(s *proxy.State) *proxy.State {
+	slices.SortFunc(s.Services, func(a, b proxy.ServicePort) int { return strings.Compare(a.Name.Key(), b.Name.Key()) })
+	return s
+}
+
 func goldenState() *proxy.State {
 	ep := func(s string, local bool) proxy.Endpoint {
 		return proxy.Endpoint{IP: netip.MustParseAddr(s), Port: 8080, Ready: true, Serving: true, Local: local}
 	}
 	eps := []proxy.Endpoint{ep("10.244.1.2", true), ep("10.244.2.2", false), ep("10.244.3.2", false)}
-	return &proxy.State{
+	return sortServices(&proxy.State{
 		Family:       proxy.IPv4,
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
 		NodeIPs:      []netip.Addr{netip.MustParseAddr("192.168.0.10")},
@@ -31,7 +39,7 @@ func goldenState() *proxy.State {
 			{Name: proxy.ServicePortName{Namespace: "default", Name: "empty", Protocol: proxy.TCP}, Protocol: proxy.TCP,
 				ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.12")}, Port: 80, NodePort: 30081},
 		},
-	}
+	})
 }
 
 // goldenState6 is an IPv6 service with a node port and one without
