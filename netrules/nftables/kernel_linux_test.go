@@ -141,7 +141,22 @@ func TestKernelRoundRobin(t *testing.T) {
 		t.Errorf("connections to the node port (-want +got):\n%s", diff)
 	}
 
+	// A partial sync that changes endpoints but not their number changes
+	// map elements only: the turn goes on. Connection 33 (from 0) takes
+	// the first place; after the reorder 34 takes the second, now
+	// endpoint 3's (a restarted turn would give endpoint 1).
+	if got := dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 1); !cmp.Equal(got, want(1, 1)) {
+		t.Errorf("connection 33: %v, want %v", got, want(1, 1))
+	}
 	key := tp.state().Services[0].Name.Key()
+	if _, err := tp.backend.Sync(ctx, tp.state(tp.eps[0], tp.eps[2], tp.eps[1]), map[string]bool{key: true}); err != nil {
+		t.Fatalf("partial Sync: %v", err)
+	}
+	got = dialMany(t, tp.client, netip.AddrPortFrom(trafficVIP, 80), 2)
+	if diff := cmp.Diff(want(2, 3, 2), got); diff != "" {
+		t.Errorf("after reordering the endpoints (-want +got):\n%s", diff)
+	}
+
 	res, err := tp.backend.Sync(ctx, tp.state(tp.eps[0], tp.eps[2]), map[string]bool{key: true})
 	if err != nil || res.Full {
 		t.Fatalf("partial Sync: %+v, %v", res, err)
