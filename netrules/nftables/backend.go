@@ -421,32 +421,7 @@ func (t *txn) full(top topLevel, plans map[string]*servicePlan) {
 // endpoints were replaced but not counted differently changes elements of
 // the endpoints map only.
 func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned map[string]*servicePlan, changed map[string]bool) {
-	oldChains, newChains := map[string]string{}, map[string]chainDef{}
-	for k := range changed {
-		if o := old[k]; o != nil {
-			for _, c := range o.chains {
-				oldChains[c.name] = c.text()
-			}
-		}
-		if p := planned[k]; p != nil {
-			for _, c := range p.chains {
-				newChains[c.name] = c
-			}
-		}
-	}
-	oldOwn, newOwn := map[string]bool{}, map[string]ownSet{}
-	for k := range changed {
-		if o := old[k]; o != nil {
-			for _, a := range o.own {
-				oldOwn[a.name] = true
-			}
-		}
-		if p := planned[k]; p != nil {
-			for _, a := range p.own {
-				newOwn[a.name] = a
-			}
-		}
-	}
+	oldChains, newChains, oldOwn, newOwn := objects(old, planned, changed)
 	for _, n := range sortedKeys(newChains) {
 		if _, ok := oldChains[n]; !ok {
 			t.op("add chain %s", n)
@@ -459,23 +434,8 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 		}
 	}
 	maps := t.f.sharedMaps()
-	var adds, dels = map[string][]elem{}, map[string][]elem{}
+	adds, dels := diffElems(maps, before, after, refs)
 	for _, m := range maps {
-		for id, e := range before[m.name] {
-			n, ok := after[m.name][id]
-			if (!ok && refs[m.name+"\x00"+id] == 0) || (ok && !n.same(e)) {
-				dels[m.name] = append(dels[m.name], e)
-			}
-		}
-		for id, e := range after[m.name] {
-			if o, ok := before[m.name][id]; !ok || !o.same(e) {
-				adds[m.name] = append(adds[m.name], e)
-			}
-		}
-		// In a stable order: the same change, the same transaction.
-		for _, es := range [][]elem{dels[m.name], adds[m.name]} {
-			slices.SortFunc(es, func(a, b elem) int { return strings.Compare(a.text, b.text) })
-		}
 		t.elems(m, dels[m.name], true)
 	}
 	for _, n := range sortedKeys(newChains) {
@@ -513,6 +473,57 @@ func (t *txn) partial(before, after elemIndex, refs map[string]int, old, planned
 			t.c.DelChain(t.chain(n))
 		}
 	}
+}
+
+// objects lists the chains (with their rules as text) and own sets of the
+// changed ports, before and after.
+func objects(old, planned map[string]*servicePlan, changed map[string]bool) (oldChains map[string]string, newChains map[string]chainDef, oldOwn map[string]bool, newOwn map[string]ownSet) {
+	oldChains, newChains = map[string]string{}, map[string]chainDef{}
+	oldOwn, newOwn = map[string]bool{}, map[string]ownSet{}
+	for k := range changed {
+		if o := old[k]; o != nil {
+			for _, c := range o.chains {
+				oldChains[c.name] = c.text()
+			}
+			for _, a := range o.own {
+				oldOwn[a.name] = true
+			}
+		}
+		if p := planned[k]; p != nil {
+			for _, c := range p.chains {
+				newChains[c.name] = c
+			}
+			for _, a := range p.own {
+				newOwn[a.name] = a
+			}
+		}
+	}
+	return oldChains, newChains, oldOwn, newOwn
+}
+
+// diffElems returns the shared-map elements to add and to delete, by map,
+// in a stable order: an element goes when the changed ports no longer have
+// it and no other port holds it (refs, already counted for after), and is
+// replaced when its value changed.
+func diffElems(maps []sharedMap, before, after elemIndex, refs map[string]int) (adds, dels map[string][]elem) {
+	adds, dels = map[string][]elem{}, map[string][]elem{}
+	for _, m := range maps {
+		for id, e := range before[m.name] {
+			n, ok := after[m.name][id]
+			if (!ok && refs[m.name+"\x00"+id] == 0) || (ok && !n.same(e)) {
+				dels[m.name] = append(dels[m.name], e)
+			}
+		}
+		for id, e := range after[m.name] {
+			if o, ok := before[m.name][id]; !ok || !o.same(e) {
+				adds[m.name] = append(adds[m.name], e)
+			}
+		}
+		for _, es := range [][]elem{dels[m.name], adds[m.name]} {
+			slices.SortFunc(es, func(a, b elem) int { return strings.Compare(a.text, b.text) })
+		}
+	}
+	return adds, dels
 }
 
 // elemIndex holds shared-map elements by map and element id.

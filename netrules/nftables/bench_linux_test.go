@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,12 @@ func BenchmarkBackend(b *testing.B) {
 				// The process's peak so far: the sizes run smallest first,
 				// so this is the largest cold sync's.
 				b.ReportMetric(peakRSSMiB(b), "peak-RSS-MiB")
+				// What stays: the backend's memory of the table (and the
+				// benchmark's States).
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-after-MiB")
 			})
 			// A flip replaces one endpoint of one service port (the
 			// median of 11, each of another port).
