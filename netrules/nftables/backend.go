@@ -197,6 +197,11 @@ func (b *Backend) sync(ctx context.Context, state *proxy.State, changed map[stri
 	if err := c.Flush(); err != nil {
 		return nil, fmt.Errorf("nftables: committing the %s %s table: %w", g.f.name, TableName, err)
 	}
+	// The kernel has the rules: what the backend keeps of them is their
+	// text, to tell whether a later sync changes them.
+	for _, p := range planned {
+		p.forgetExprs()
+	}
 	if changed == nil {
 		return planned, nil
 	}
@@ -230,6 +235,16 @@ func (b *Backend) build(c *gnft.Conn, g *globals, planned map[string]*servicePla
 		return nil, fmt.Errorf("nftables: building the transaction: %w", t.err)
 	}
 	return t, nil
+}
+
+// forgetExprs drops the expressions of the plan's rules, which a sync
+// needs only to send them.
+func (p *servicePlan) forgetExprs() {
+	for i := range p.chains {
+		for j := range p.chains[i].rules {
+			p.chains[i].rules[j].exprs = nil
+		}
+	}
 }
 
 // count adds d to the reference count of every shared element of the
