@@ -83,12 +83,10 @@ func (f *fam) matchPrefix(src bool, p netip.Prefix, neg bool) (string, []expr.An
 	if p.Bits() == p.Addr().BitLen() {
 		return f.matchAddr(src, p.Addr(), neg)
 	}
-	mask := netip.PrefixFrom(p.Addr(), p.Bits())
 	m := make([]byte, f.addrLen)
 	for i := range p.Bits() {
 		m[i/8] |= 0x80 >> (i % 8)
 	}
-	_ = mask
 	op, sym := expr.CmpOpEq, ""
 	if neg {
 		op, sym = expr.CmpOpNeq, "!= "
