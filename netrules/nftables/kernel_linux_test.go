@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/berthnode/berth/netrules/nftables"
 	"github.com/berthnode/berth/proxy"
@@ -454,5 +456,74 @@ func TestKernelIPv6(t *testing.T) {
 	}
 	if got, want := strings.Fields(string(out)), []string{"table", "ip", "berth", "table", "ip6", "berth"}; !cmp.Equal(got, want) {
 		t.Errorf("tables: %q, want %q", got, want)
+	}
+}
+
+// TestKernelRoundRobinConcurrent: 30 connections opened at once (from as
+// many goroutines, on every CPU) still land exactly 10 on each endpoint:
+// the kernel's numgen counter is one per rule, advanced atomically.
+func TestKernelRoundRobinConcurrent(t *testing.T) {
+	tp := newTopology(t)
+	if _, err := tp.backend.Sync(context.Background(), tp.state(tp.eps...), nil); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	// A socket belongs to the namespace it was created in: create them
+	// on the client's thread, connect them from anywhere.
+	const n = 30
+	fds := make([]int, n)
+	var err error
+	tp.client.Do(func() {
+		for i := range fds {
+			if fds[i], err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	answers := make(chan string, n)
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for _, fd := range fds {
+		go func() {
+			f := os.NewFile(uintptr(fd), "client")
+			defer f.Close()
+			<-start
+			sa := &unix.SockaddrInet4{Port: 80, Addr: trafficVIP.As4()}
+			if err := unix.Connect(fd, sa); err != nil {
+				errs <- fmt.Errorf("connect: %w", err)
+				return
+			}
+			c, err := net.FileConn(f)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+				errs <- err
+				return
+			}
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				errs <- err
+				return
+			}
+			answers <- strings.Fields(line)[0]
+		}()
+	}
+	close(start)
+	count := map[string]int{}
+	for range n {
+		select {
+		case a := <-answers:
+			count[a]++
+		case err := <-errs:
+			t.Fatal(err)
+		}
+	}
+	if want := map[string]int{"ep1": 10, "ep2": 10, "ep3": 10}; !cmp.Equal(count, want) {
+		t.Errorf("30 concurrent connections: %v, want %v", count, want)
 	}
 }
