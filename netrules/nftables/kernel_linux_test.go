@@ -527,3 +527,58 @@ func TestKernelRoundRobinConcurrent(t *testing.T) {
 		t.Errorf("30 concurrent connections: %v, want %v", count, want)
 	}
 }
+
+// TestKernelRoundRobinIPv6: the ip6 table balances too: 9 connections to
+// an IPv6 cluster IP with 3 endpoints land 3 on each, in turn.
+func TestKernelRoundRobinIPv6(t *testing.T) {
+	requireRoot(t)
+	node, client := newTestNetns(t), newTestNetns(t)
+	clientNet := netip.MustParsePrefix("fd00:100::/64")
+	if err := link(node, client, "cl", clientNet); err != nil {
+		t.Fatal(err)
+	}
+	if err := defaultRoute(client, clientNet.Addr().Next()); err != nil {
+		t.Fatal(err)
+	}
+	var eps []proxy.Endpoint
+	for i := 1; i <= 3; i++ {
+		ns := newTestNetns(t)
+		p := netip.MustParsePrefix(fmt.Sprintf("fd00:10:244:%d::/64", i))
+		if err := link(node, ns, fmt.Sprintf("ep%d", i), p); err != nil {
+			t.Fatal(err)
+		}
+		if err := defaultRoute(ns, p.Addr().Next()); err != nil {
+			t.Fatal(err)
+		}
+		addr := p.Addr().Next().Next()
+		serveEcho(t, ns, fmt.Sprintf("ep%d", i), addr)
+		eps = append(eps, proxy.Endpoint{IP: addr, Port: 8080, Ready: true, Serving: true})
+	}
+	if err := sysctl(node, "net/ipv6/conf/all/forwarding", "1"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := nftables.New(nftables.Config{Family: proxy.IPv6, MasqueradeBit: nftables.DefaultMasqueradeBit, NetNS: int(node.NS)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	vip := netip.MustParseAddr("fd00:10:96::100")
+	st := &proxy.State{Family: proxy.IPv6, ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("fd00:10:244::/48")},
+		Services: []proxy.ServicePort{{
+			Name:     proxy.ServicePortName{Namespace: "default", Name: "echo6", Protocol: proxy.TCP},
+			Protocol: proxy.TCP, ClusterIPs: []netip.Addr{vip}, Port: 80, ClusterEndpoints: eps,
+		}}}
+	if _, err := b.Sync(context.Background(), st, nil); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	got := dialMany(t, client, netip.AddrPortFrom(vip, 80), 9)
+	var wantGot []string
+	for k := range 9 {
+		i := k%3 + 1
+		// Masqueraded: the node's address on the endpoint's link.
+		wantGot = append(wantGot, fmt.Sprintf("ep%d %s", i, netip.MustParsePrefix(fmt.Sprintf("fd00:10:244:%d::/64", i)).Addr().Next()))
+	}
+	if diff := cmp.Diff(wantGot, got); diff != "" {
+		t.Errorf("IPv6 connections to the cluster IP (-want +got):\n%s", diff)
+	}
+}
