@@ -32,9 +32,7 @@ import (
 	"github.com/berthnode/berth/kubelet/devices"
 	"github.com/berthnode/berth/kubelet/health"
 	"github.com/berthnode/berth/kubelet/node"
-	"github.com/berthnode/berth/kubelet/plugins"
 	"github.com/berthnode/berth/kubelet/podnet"
-	"github.com/berthnode/berth/kubelet/podresources"
 	"github.com/berthnode/berth/kubelet/pods"
 	"github.com/berthnode/berth/kubelet/staticpods"
 	"github.com/berthnode/berth/kubelet/stats"
@@ -270,8 +268,9 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	events := record.NewBroadcaster()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer events.Shutdown()
-	csiNode, err := newCSI(s, client, events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: s.nodeName}), clk, func() {
-		// Set below, before the pods (whose volumes call this) start.
+	// Node status updates asked for by the plugins come only once the pod
+	// manager runs, after nodes is set.
+	nodePlugins, err := newNodePlugins(ctx, s, client, events.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: s.nodeName}), clk, func() {
 		if nodes != nil {
 			nodes.Kick()
 		}
@@ -279,19 +278,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if err != nil {
 		return err
 	}
-	devs, err := devices.New(devices.Config{
-		Dir:   filepath.Join(s.rootDir, "device-plugins"),
-		Clock: clk,
-		// A change of the device plugins' resources is posted at once.
-		// Changes come only once devs and the pod manager run, which
-		// is after nodes is set.
-		OnChange: func() { nodes.Kick() },
-	})
-	if err != nil {
-		return err
-	}
-	// The devices of pods admitted before a restart stay theirs.
-	devs.Restore(ctx)
+	csiNode, devs := nodePlugins.csi, nodePlugins.devices
 	podManager, err := newPodManager(s, podManagerInputs{client: client, runtime: runtime, informers: factory, events: events, nodeIPs: nodeIPs, devices: devs, csi: csiNode}, clk)
 	if err != nil {
 		return err
@@ -318,12 +305,6 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 	if err != nil {
 		return err
 	}
-	podResources, err := podresources.New(podresources.Config{
-		Dir: filepath.Join(s.rootDir, "pod-resources"), Pods: podManager, Devices: devs,
-	})
-	if err != nil {
-		return err
-	}
 	factory.Start(gctx.Done())
 	svc.watch(systemd.Check{Name: "node status", Healthy: nodes.Healthy}, systemd.Check{Name: "pod workers", Healthy: podManager.Healthy})
 	var proxier atomic.Pointer[proxy.Proxier]
@@ -343,9 +324,9 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return nil
 	})
 	g.Go(func() error { return nodes.Run(gctx) })
-	g.Go(func() error { return csiNode.Run(gctx) })
-	g.Go(func() error { return devs.Run(gctx) })
-	g.Go(func() error { return podResources.Run(gctx) })
+	if err := nodePlugins.run(gctx, g, podManager); err != nil {
+		return err
+	}
 	g.Go(func() error {
 		return runShutdownManager(gctx, s.kubelet, nodeShutdown{pods: podManager, nodes: nodes}, clk)
 	})
@@ -370,17 +351,6 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		releaseStartupPages(gctx, func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) }, clk)
 		return nil
 	})
-	// The handlers of registered plugins, by plugin type: CSI drivers go
-	// to the CSI node side, device plugins to the device manager.
-	pluginHandlers := map[string]plugins.Handler{
-		plugins.TypeCSI:    csiNode,
-		plugins.TypeDevice: devs.Handler(),
-	}
-	pluginWatcher, err := newPluginWatcher(s.rootDir, pluginHandlers, clk)
-	if err != nil {
-		return err
-	}
-	g.Go(func() error { return pluginWatcher.run(gctx) })
 	g.Go(func() error {
 		return runKubeletAPI(gctx, s, kubeletAPIInputs{
 			client:     client,
@@ -389,7 +359,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 			volumes:    csiNode,
 			nodeIPs:    nodes.NodeIPs,
 			healthz:    func() error { return errors.Join(nodes.Healthy(), podManager.Healthy()) },
-			collectors: append(devs.Collectors(), pluginWatcher.Collector(), stats.NewVolumeStatsCollector(csiNode)),
+			collectors: append(devs.Collectors(), nodePlugins.watcher.Collector(), stats.NewVolumeStatsCollector(csiNode)),
 		})
 	})
 	healthAddr := net.JoinHostPort(s.kubelet.HealthzBindAddress, strconv.Itoa(int(*s.kubelet.HealthzPort)))
@@ -397,7 +367,7 @@ func startKubelet(ctx context.Context, cfg *config.Config, cmdline []string) err
 		return health.Serve(gctx, healthAddr, []health.Check{
 			{Name: "node", Healthy: nodes.Healthy},
 			{Name: "pod workers", Healthy: podManager.Healthy},
-			{Name: "plugin registration", Healthy: pluginWatcher.Healthy},
+			{Name: "plugin registration", Healthy: nodePlugins.watcher.Healthy},
 		})
 	})
 	return g.Wait()
