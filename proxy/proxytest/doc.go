@@ -19,6 +19,6 @@
 // NewNetns is the namespace helper the backends' kernel tests share).
 //
 // A behaviour a backend cannot have is listed there, by name, with the
-// reason: Run reports it as skipped, and fails on a name the table does not
+// reason: Run logs it with its reason instead of playing it, and fails on a name the table does not
 // have, so that the list cannot go stale silently.
 package proxytest

@@ -33,7 +33,7 @@ type Except map[string]string
 
 // Run plays the table, in both families, against the tracers newTracer
 // returns: one subtest "IPvN/case name" per case. The cases except names
-// are skipped with their reason; a name the table does not have fails the
+// are logged with their reason and not played; a name the table does not have fails the
 // test.
 func Run(t *testing.T, newTracer NewTracer, except Except) {
 	t.Helper()
@@ -47,10 +47,14 @@ func run(t *testing.T, families []proxy.Family, newTracer NewTracer, except Exce
 	for _, f := range families {
 		t.Run(fmt.Sprintf("IPv%d", f), func(t *testing.T) {
 			for _, c := range Cases(f) {
+				// A case the backend cannot pass is named with its reason
+				// in the log, not run: its outcome is the backend's by
+				// design (or the test's means cannot send it).
+				if reason, ok := except[c.Name]; ok {
+					t.Logf("not played, as the backend's test says: %q: %s", c.Name, reason)
+					continue
+				}
 				t.Run(c.Name, func(t *testing.T) {
-					if reason, ok := except[c.Name]; ok {
-						t.Skipf("this backend cannot pass the case: %s", reason)
-					}
 					RunCase(t, newTracer(t, f), f, c)
 				})
 			}
