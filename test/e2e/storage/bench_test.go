@@ -1,15 +1,12 @@
 package storage
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/berthnode/berth/test/e2e/cluster"
@@ -61,7 +58,7 @@ func runPods(b *testing.B, client kubernetes.Interface, ns, node, prefix string,
 	failed := 0
 	for i := range b.N {
 		pod := sleeper(fmt.Sprintf("%s-%d", prefix, i), node, v1.Volume{Name: "data", VolumeSource: src})
-		took := startAndDelete(b, client, ns, pod)
+		took := cluster.StartAndDelete(b, client, ns, pod)
 		total += took
 		// A failed setup is retried after a second: it shows in the mean.
 		if msgs := events(b, client, ns, pod.Name, "FailedMount"); len(msgs) > 0 {
@@ -73,40 +70,4 @@ func runPods(b *testing.B, client kubernetes.Interface, ns, node, prefix string,
 	b.ReportMetric(perPod, "ms/pod")
 	b.ReportMetric(float64(failed)/float64(b.N), "failed-mounts/pod")
 	return perPod
-}
-
-// startAndDelete creates pod, returns the time until it is Ready as seen
-// by a watch, then deletes it and waits until it is gone (its volume torn
-// down, so that the next pod may use the claim).
-func startAndDelete(b *testing.B, client kubernetes.Interface, ns string, pod *v1.Pod) time.Duration {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(b.Context(), 2*time.Minute)
-	defer cancel()
-	w, err := client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", pod.Name).String()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Stop()
-	start := time.Now()
-	if _, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	var took time.Duration
-	for ev := range w.ResultChan() {
-		if p, ok := ev.Object.(*v1.Pod); ok && cluster.PodReady(p) {
-			took = time.Since(start)
-			break
-		}
-	}
-	if took == 0 {
-		b.Fatalf("pod %s not ready within 2 minutes", pod.Name)
-	}
-	if err := client.CoreV1().Pods(ns).Delete(b.Context(), pod.Name, metav1.DeleteOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	cluster.Poll(b, 2*time.Minute, "pod "+pod.Name+" gone", func() (bool, string) {
-		_, err := client.CoreV1().Pods(ns).Get(b.Context(), pod.Name, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), fmt.Sprint(err)
-	})
-	return took
 }
